@@ -1,0 +1,54 @@
+"""AWS and Postgres clients built from the one ``Settings`` object.
+
+Input: a ``Settings``. Output: boto3 clients pointed at the selected target (moto,
+LocalStack, or AWS) and psycopg2 connections to the ``sales`` / ``warehouse`` databases.
+
+boto3's own per-service endpoint support does what ``localstack-client`` would: the
+settings carry the base endpoint and per-service overrides, so one code path serves all
+three targets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from functools import lru_cache
+
+import boto3
+from botocore.config import Config
+
+from lifecycle.settings import Settings
+
+_RETRY = Config(retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=5, read_timeout=60)
+
+
+@lru_cache(maxsize=64)
+def _session(region: str, key_id: str | None, secret: str | None) -> boto3.session.Session:
+    return boto3.session.Session(
+        aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=region
+    )
+
+
+def aws(settings: Settings, service: str):
+    """A boto3 client for ``service`` on the selected target."""
+    session = _session(settings.region, settings.aws_access_key_id, settings.aws_secret_access_key)
+    return session.client(service, endpoint_url=settings.endpoint_for(service), config=_RETRY)
+
+
+@contextlib.contextmanager
+def pg(settings: Settings, database: str, autocommit: bool = False) -> Iterator:
+    """A psycopg2 connection that commits on success and always closes."""
+    import psycopg2
+
+    conn = psycopg2.connect(settings.pg_dsn(database), connect_timeout=10)
+    conn.autocommit = autocommit
+    try:
+        yield conn
+        if not autocommit:
+            conn.commit()
+    except BaseException:
+        if not autocommit:
+            conn.rollback()
+        raise
+    finally:
+        conn.close()

@@ -1,0 +1,204 @@
+"""Apply ``infra/`` (infrastructure as data) to the selected target, idempotently.
+
+Input: ``Settings`` and the files ``infra/resources.yaml`` + ``infra/iam/*.json``.
+Output: buckets (one per lake zone), the Kinesis stream, DynamoDB tables, the SNS alert
+topic with its SQS subscription, Glue databases, secrets and one IAM role per pipeline
+stage exist with the declared settings. Returns a summary ``{kind: [names]}``.
+
+Every step is "create if missing, then converge": running it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets as pysecrets
+import time
+from pathlib import Path
+from string import Template
+
+import yaml
+
+from lifecycle.clients import aws
+from lifecycle.settings import REPO_ROOT, Settings
+
+INFRA_DIR = REPO_ROOT / "infra"
+
+
+def _subst(text: str, settings: Settings, account: str) -> str:
+    return Template(text).safe_substitute(prefix=settings.name_prefix, region=settings.region,
+                                          account=account)
+
+
+def load_spec(settings: Settings, account: str = "123456789012") -> dict:
+    return yaml.safe_load(_subst((INFRA_DIR / "resources.yaml").read_text(), settings, account))
+
+
+def policy_document(settings: Settings, stage: str, account: str) -> dict:
+    return json.loads(_subst((INFRA_DIR / "iam" / f"{stage}.json").read_text(), settings, account))
+
+
+def account_id(settings: Settings) -> str:
+    return aws(settings, "sts").get_caller_identity()["Account"]
+
+
+def _err_code(exc: Exception) -> str:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+
+
+def apply_buckets(settings: Settings, spec: dict) -> list[str]:
+    s3 = aws(settings, "s3")
+    names = []
+    for b in spec.get("buckets", []):
+        name = settings.bucket(b["zone"])
+        try:
+            s3.head_bucket(Bucket=name)
+        except Exception:
+            kwargs = {"Bucket": name}
+            if settings.region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
+            s3.create_bucket(**kwargs)
+        s3.put_public_access_block(
+            Bucket=name,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True, "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
+            },
+        )
+        s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        if b.get("versioning"):
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        names.append(name)
+    return names
+
+
+def apply_streams(settings: Settings, spec: dict) -> list[str]:
+    kinesis = aws(settings, "kinesis")
+    names = []
+    for st in spec.get("kinesis_streams", []):
+        try:
+            kinesis.describe_stream_summary(StreamName=st["name"])
+        except kinesis.exceptions.ResourceNotFoundException:
+            kinesis.create_stream(StreamName=st["name"], ShardCount=int(st.get("shards", 1)))
+        for _ in range(100):
+            summary = kinesis.describe_stream_summary(StreamName=st["name"])["StreamDescriptionSummary"]
+            if summary["StreamStatus"] == "ACTIVE":
+                break
+            time.sleep(0.2)
+        names.append(st["name"])
+    return names
+
+
+def apply_dynamodb(settings: Settings, spec: dict) -> list[str]:
+    ddb = aws(settings, "dynamodb")
+    names = []
+    for t in spec.get("dynamodb_tables", []):
+        try:
+            ddb.describe_table(TableName=t["name"])
+        except ddb.exceptions.ResourceNotFoundException:
+            kwargs = dict(
+                TableName=t["name"],
+                KeySchema=[{"AttributeName": k["name"], "KeyType": k["role"]} for k in t["keys"]],
+                AttributeDefinitions=[{"AttributeName": k["name"], "AttributeType": k["type"]}
+                                      for k in t["keys"]],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            if t.get("stream"):
+                kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": t["stream"]}
+            ddb.create_table(**kwargs)
+            ddb.get_waiter("table_exists").wait(TableName=t["name"], WaiterConfig={"Delay": 1})
+        names.append(t["name"])
+    return names
+
+
+def apply_topics(settings: Settings, spec: dict) -> list[str]:
+    sns, sqs = aws(settings, "sns"), aws(settings, "sqs")
+    names = []
+    for t in spec.get("sns_topics", []):
+        topic_arn = sns.create_topic(Name=t["name"])["TopicArn"]  # idempotent by name
+        existing = {s["Endpoint"] for s in sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]}
+        for q in t.get("sqs_subscriptions", []):
+            url = sqs.create_queue(QueueName=q)["QueueUrl"]
+            q_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            policy = {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+                               "Action": "sqs:SendMessage", "Resource": q_arn,
+                               "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}}}],
+            }
+            sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+            if q_arn not in existing:
+                sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=q_arn)
+        names.append(t["name"])
+    return names
+
+
+def apply_glue(settings: Settings, spec: dict) -> list[str]:
+    glue = aws(settings, "glue")
+    names = []
+    for d in spec.get("glue_databases", []):
+        try:
+            glue.get_database(Name=d["name"])
+        except glue.exceptions.EntityNotFoundException:
+            glue.create_database(DatabaseInput={"Name": d["name"], "Description": d.get("description", "")})
+        names.append(d["name"])
+    return names
+
+
+def apply_secrets(settings: Settings, spec: dict) -> list[str]:
+    sm = aws(settings, "secretsmanager")
+    names = []
+    for s in spec.get("secrets", []):
+        try:
+            sm.describe_secret(SecretId=s["name"])
+        except sm.exceptions.ResourceNotFoundException:
+            sm.create_secret(Name=s["name"], SecretString=pysecrets.token_hex(int(s.get("generate_bytes", 32))))
+        names.append(s["name"])
+    return names
+
+
+def apply_iam(settings: Settings, spec: dict, account: str) -> list[str]:
+    iam = aws(settings, "iam")
+    trust = _subst((INFRA_DIR / "iam" / "trust-policy.json").read_text(), settings, account)
+    names = []
+    for stage in spec.get("iam_roles", []):
+        role = f"{settings.name_prefix}-{stage}"
+        try:
+            iam.get_role(RoleName=role)
+            iam.update_assume_role_policy(RoleName=role, PolicyDocument=trust)
+        except iam.exceptions.NoSuchEntityException:
+            iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust,
+                            Description=f"least-privilege role of the {stage} stage")
+        iam.put_role_policy(RoleName=role, PolicyName=f"{stage}-least-privilege",
+                            PolicyDocument=json.dumps(policy_document(settings, stage, account)))
+        names.append(role)
+    return names
+
+
+def apply(settings: Settings) -> dict[str, list[str]]:
+    account = account_id(settings)
+    spec = load_spec(settings, account)
+    return {
+        "buckets": apply_buckets(settings, spec),
+        "kinesis_streams": apply_streams(settings, spec),
+        "dynamodb_tables": apply_dynamodb(settings, spec),
+        "sns_topics": apply_topics(settings, spec),
+        "glue_databases": apply_glue(settings, spec),
+        "secrets": apply_secrets(settings, spec),
+        "iam_roles": apply_iam(settings, spec, account),
+    }
+
+
+def alert_topic_arn(settings: Settings) -> str:
+    return aws(settings, "sns").create_topic(Name=settings.alert_topic)["TopicArn"]
+
+
+def alert_queue_url(settings: Settings) -> str:
+    return aws(settings, "sqs").get_queue_url(QueueName=settings.alert_queue)["QueueUrl"]
+
+
+__all__ = ["apply", "load_spec", "policy_document", "alert_topic_arn", "alert_queue_url", "Path"]

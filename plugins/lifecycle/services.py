@@ -1,0 +1,320 @@
+"""Embedded services: PostgreSQL from the pgserver wheel and the moto AWS emulator.
+
+Input: ``Settings`` (target must be ``embedded``). Output: running processes whose state
+lives under ``settings.home``: ``pgdata/`` (Postgres 16 + pgvector, ``wal_level=logical``,
+listening on 127.0.0.1:``pg_port`` and a Unix socket in ``run/``), ``run/moto.pid`` and
+logs in ``run/``. ``up`` and ``down`` are idempotent.
+
+We start pgserver's bundled binaries with ``pg_ctl`` ourselves rather than through
+``pgserver.get_server``: that helper only listens on a Unix socket, and Airflow 3 rejects
+asset URIs whose host is a socket path; a TCP port also serves dbt, Metabase-style tools
+and the same DSN shape as RDS.
+
+moto keeps its state in memory. When moto is (re)started while Postgres still holds data
+from an earlier environment, the two would disagree (the lake and streams are gone, the
+source tables are not), so ``up`` then recreates the ``sales`` and ``warehouse``
+databases: the embedded environment always restarts as one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from lifecycle.settings import Settings
+
+PG_USER_OS = "pgserver"  # postgres refuses to run as root; pgserver's own convention
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+@dataclass
+class Status:
+    postgres: bool
+    moto: bool
+    pg_pid: int | None
+    moto_pid: int | None
+
+    @property
+    def all_up(self) -> bool:
+        return self.postgres and self.moto
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+def _pg_bin(name: str) -> Path:
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return POSTGRES_BIN_PATH / name
+
+
+def _as_pg_user(cmd: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", PG_USER_OS, "--", *cmd]
+    return cmd
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.3)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _port_owner(port: int) -> str:
+    try:
+        import psutil
+
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.status == "LISTEN" and conn.pid:
+                proc = psutil.Process(conn.pid)
+                return f"pid {conn.pid} ({' '.join(proc.cmdline()[:3])})"
+    except Exception:  # psutil may lack permission; the message still helps without it
+        pass
+    return "another process"
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    # a zombie still answers kill(0); treat it as gone
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+# ---- Postgres -----------------------------------------------------------------------------
+
+def _pg_pid(settings: Settings) -> int | None:
+    pidfile = settings.pg_data_dir / "postmaster.pid"
+    try:
+        pid = int(pidfile.read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def _prepare_pg_dirs(settings: Settings) -> None:
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
+
+        ensure_user_exists(PG_USER_OS)
+        import pwd
+
+        uid, gid = pwd.getpwnam(PG_USER_OS).pw_uid, pwd.getpwnam(PG_USER_OS).pw_gid
+        settings.pg_data_dir.mkdir(parents=True, exist_ok=True)
+        ensure_prefix_permissions(settings.pg_data_dir)
+        os.chown(settings.pg_data_dir, uid, gid)
+        os.chmod(settings.pg_data_dir, 0o700)
+        settings.run_dir.chmod(0o777)
+        bin_dir = _pg_bin("postgres").parent
+        ensure_prefix_permissions(bin_dir)
+    else:
+        settings.pg_data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(settings.pg_data_dir, 0o700)
+
+
+def start_postgres(settings: Settings) -> bool:
+    """Start Postgres if it is not running. Returns True if it was started now."""
+    if _pg_pid(settings):
+        return False
+    if _port_in_use(settings.pg_port):
+        raise ServiceError(
+            f"port {settings.pg_port} is in use by {_port_owner(settings.pg_port)}; "
+            f"stop it or set LIFECYCLE_PG_PORT to a free port"
+        )
+    _prepare_pg_dirs(settings)
+    if not (settings.pg_data_dir / "PG_VERSION").exists():
+        subprocess.run(
+            _as_pg_user([str(_pg_bin("initdb")), "-D", str(settings.pg_data_dir), "--auth=trust",
+                         "--encoding=utf8", "-U", settings.pg_user]),
+            check=True, capture_output=True,
+        )
+    log = settings.run_dir / "postgres.log"
+    if os.geteuid() == 0 and not log.exists():
+        log.touch()
+        os.chmod(log, 0o666)
+    opts = (
+        f"-h 127.0.0.1 -p {settings.pg_port} -k {settings.run_dir} "
+        "-c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10 "
+        "-c max_connections=200 -c shared_buffers=128MB -c fsync=on"
+    )
+    proc = subprocess.run(
+        _as_pg_user([str(_pg_bin("pg_ctl")), "-D", str(settings.pg_data_dir), "-w", "-t", "60",
+                     "-l", str(log), "-o", opts, "start"]),
+        capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        tail = log.read_text()[-2000:] if log.exists() else ""
+        raise ServiceError(f"Postgres failed to start: {proc.stderr.strip()}\n{tail}")
+    return True
+
+
+def stop_postgres(settings: Settings) -> None:
+    if not _pg_pid(settings):
+        return
+    subprocess.run(
+        _as_pg_user([str(_pg_bin("pg_ctl")), "-D", str(settings.pg_data_dir), "-w", "-t", "60",
+                     "-m", "fast", "stop"]),
+        capture_output=True, text=True,
+    )
+
+
+def ensure_databases(settings: Settings, recreate: tuple[str, ...] = ()) -> None:
+    """Create sales, warehouse and airflow databases (and pgvector) if missing."""
+    import psycopg2
+
+    conn = psycopg2.connect(settings.pg_dsn("postgres"), connect_timeout=10)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            for db in recreate:
+                cur.execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                    "WHERE database = %s AND NOT active", (db,),
+                )
+                cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            for db in (settings.sales_db, settings.warehouse_db, settings.airflow_db):
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
+                if not cur.fetchone():
+                    cur.execute(f'CREATE DATABASE "{db}"')
+    finally:
+        conn.close()
+    for db in (settings.sales_db, settings.warehouse_db):
+        conn = psycopg2.connect(settings.pg_dsn(db), connect_timeout=10)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        finally:
+            conn.close()
+
+
+# ---- moto ---------------------------------------------------------------------------------
+
+def _moto_pidfile(settings: Settings) -> Path:
+    return settings.run_dir / "moto.pid"
+
+
+def _moto_pid(settings: Settings) -> int | None:
+    try:
+        pid = int(_moto_pidfile(settings).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def moto_healthy(settings: Settings) -> bool:
+    try:
+        with urllib.request.urlopen(f"{settings.aws_endpoint}/moto-api/data.json", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def start_moto(settings: Settings) -> bool:
+    """Start the moto server in its own session. Returns True if it was started now."""
+    if _moto_pid(settings) and moto_healthy(settings):
+        return False
+    if _port_in_use(settings.moto_port):
+        raise ServiceError(
+            f"port {settings.moto_port} is in use by {_port_owner(settings.moto_port)}; "
+            f"stop it or set LIFECYCLE_MOTO_PORT to a free port"
+        )
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    log = open(settings.run_dir / "moto.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(settings.moto_port)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    _moto_pidfile(settings).write_text(str(proc.pid))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServiceError(f"moto exited at start; see {settings.run_dir / 'moto.log'}")
+        if moto_healthy(settings):
+            return True
+        time.sleep(0.2)
+    raise ServiceError("moto did not answer within 60 s")
+
+
+def stop_moto(settings: Settings) -> None:
+    pid = _moto_pid(settings)
+    if pid:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        for _ in range(50):
+            if not _pid_alive(pid):
+                break
+            time.sleep(0.1)
+        else:
+            os.killpg(pid, signal.SIGKILL)
+    _moto_pidfile(settings).unlink(missing_ok=True)
+
+
+# ---- public API ---------------------------------------------------------------------------
+
+def _require_embedded(settings: Settings) -> None:
+    if settings.target != "embedded":
+        raise ServiceError(
+            f"`lifecycle services` manages the embedded target only (LIFECYCLE_TARGET={settings.target}); "
+            "use `docker compose up` for compose, or your AWS account for aws"
+        )
+
+
+def up(settings: Settings) -> dict[str, bool]:
+    """Start Postgres and moto; create the databases. Idempotent."""
+    _require_embedded(settings)
+    had_data = (settings.pg_data_dir / "PG_VERSION").exists()
+    pg_started = start_postgres(settings)
+    moto_started = start_moto(settings)
+    # A fresh moto means a fresh AWS: reset the databases that mirror it (see module doc).
+    recreate = (settings.sales_db, settings.warehouse_db) if (moto_started and had_data) else ()
+    ensure_databases(settings, recreate=recreate)
+    return {"postgres_started": pg_started, "moto_started": moto_started,
+            "environment_reset": bool(recreate)}
+
+
+def down(settings: Settings) -> None:
+    _require_embedded(settings)
+    stop_moto(settings)
+    stop_postgres(settings)
+
+
+def status(settings: Settings) -> Status:
+    pg_pid, moto_pid = _pg_pid(settings), _moto_pid(settings)
+    return Status(
+        postgres=bool(pg_pid), moto=bool(moto_pid) and moto_healthy(settings),
+        pg_pid=pg_pid, moto_pid=moto_pid,
+    )
+
+
+def peak_rss_mb(settings: Settings) -> dict[str, float]:
+    """Current RSS of the embedded services (Postgres: all backends summed)."""
+    import psutil
+
+    out: dict[str, float] = {}
+    st = status(settings)
+    if st.pg_pid:
+        p = psutil.Process(st.pg_pid)
+        out["postgres_mb"] = sum(c.memory_info().rss for c in [p, *p.children()]) / 2**20
+    if st.moto_pid:
+        out["moto_mb"] = psutil.Process(st.moto_pid).memory_info().rss / 2**20
+    return out

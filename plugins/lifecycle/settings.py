@@ -1,0 +1,216 @@
+"""The one settings object: which target we run on, and every endpoint, bucket and host.
+
+Input: the process environment (read when ``Settings.from_env()`` is called, i.e. at task
+run time, never at DAG parse time).
+Output: a frozen ``Settings`` value that every other module takes as an argument.
+
+Targets:
+- ``embedded`` (default): pgserver Postgres on 127.0.0.1 and a moto server on loopback,
+  state under ``LIFECYCLE_HOME`` (default ``<repo>/.lifecycle``).
+- ``compose``: the docker compose stack (LocalStack + moto for Glue/Lake Formation,
+  Postgres service); endpoints come from ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>``.
+- ``aws``: real AWS; no endpoint overrides, credentials from the default boto3 chain
+  (instance role, SSO, env), Postgres host from ``LIFECYCLE_PG_HOST`` (RDS / Redshift).
+
+No module outside this one may contain an endpoint, bucket or host literal.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TARGETS = ("embedded", "compose", "aws")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Services that boto3 lets us point at an emulator one by one (AWS_ENDPOINT_URL_<SERVICE>).
+AWS_SERVICES = (
+    "s3", "kinesis", "firehose", "dynamodb", "dynamodbstreams", "sns", "sqs", "cloudwatch",
+    "logs", "glue", "lakeformation", "iam", "sts", "secretsmanager",
+)
+
+EMBEDDED_DEFAULTS = {
+    "pg_port": 55432,
+    "moto_port": 55000,
+}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message says which and what to do."""
+
+
+def _env_int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not a port number") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    target: str = "embedded"
+    home: Path = REPO_ROOT / ".lifecycle"
+    region: str = "us-east-1"
+    name_prefix: str = "lifecycle"
+    # AWS
+    aws_endpoint: str | None = None
+    service_endpoints: dict[str, str] = field(default_factory=dict)
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    # Postgres (RDS stand-in `sales`, Redshift stand-in `warehouse`, Airflow metadata `airflow`)
+    pg_host: str = "127.0.0.1"
+    pg_port: int = EMBEDDED_DEFAULTS["pg_port"]
+    pg_user: str = "postgres"
+    pg_password: str = "postgres"
+    sales_db: str = "sales"
+    warehouse_db: str = "warehouse"
+    airflow_db: str = "airflow"
+    # embedded services
+    moto_port: int = EMBEDDED_DEFAULTS["moto_port"]
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        target = env.get("LIFECYCLE_TARGET", "embedded").strip().lower() or "embedded"
+        if target not in TARGETS:
+            raise SettingsError(
+                f"LIFECYCLE_TARGET={target!r} is unknown; use one of {', '.join(TARGETS)}"
+            )
+        home = Path(env.get("LIFECYCLE_HOME") or REPO_ROOT / ".lifecycle").resolve()
+        moto_port = _env_int(env, "LIFECYCLE_MOTO_PORT", EMBEDDED_DEFAULTS["moto_port"])
+        pg_port = _env_int(
+            env, "LIFECYCLE_PG_PORT", EMBEDDED_DEFAULTS["pg_port"] if target == "embedded" else 5432
+        )
+        service_endpoints = {
+            svc: env[f"AWS_ENDPOINT_URL_{svc.upper()}"]
+            for svc in AWS_SERVICES
+            if env.get(f"AWS_ENDPOINT_URL_{svc.upper()}")
+        }
+        if target == "embedded":
+            aws_endpoint = env.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{moto_port}"
+            key_id = env.get("AWS_ACCESS_KEY_ID") or "testing"
+            secret = env.get("AWS_SECRET_ACCESS_KEY") or "testing"
+            pg_host = env.get("LIFECYCLE_PG_HOST") or "127.0.0.1"
+        elif target == "compose":
+            aws_endpoint = env.get("AWS_ENDPOINT_URL")
+            if not aws_endpoint:
+                raise SettingsError(
+                    "LIFECYCLE_TARGET=compose needs AWS_ENDPOINT_URL (LocalStack), see .env.example"
+                )
+            key_id = env.get("AWS_ACCESS_KEY_ID") or "test"
+            secret = env.get("AWS_SECRET_ACCESS_KEY") or "test"
+            pg_host = env.get("LIFECYCLE_PG_HOST") or "postgres"
+        else:  # aws: the default credential chain; no emulator
+            aws_endpoint = None
+            service_endpoints = {}
+            key_id = env.get("AWS_ACCESS_KEY_ID")
+            secret = env.get("AWS_SECRET_ACCESS_KEY")
+            pg_host = env.get("LIFECYCLE_PG_HOST") or ""
+            if not pg_host:
+                raise SettingsError("LIFECYCLE_TARGET=aws needs LIFECYCLE_PG_HOST (the RDS endpoint)")
+        return cls(
+            target=target,
+            home=home,
+            region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-east-1",
+            name_prefix=env.get("LIFECYCLE_NAME_PREFIX") or "lifecycle",
+            aws_endpoint=aws_endpoint,
+            service_endpoints=service_endpoints,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            pg_host=pg_host,
+            pg_port=pg_port,
+            pg_user=env.get("LIFECYCLE_PG_USER") or "postgres",
+            pg_password=env.get("LIFECYCLE_PG_PASSWORD") or "postgres",
+            sales_db=env.get("LIFECYCLE_SALES_DB") or "sales",
+            warehouse_db=env.get("LIFECYCLE_WAREHOUSE_DB") or "warehouse",
+            airflow_db=env.get("LIFECYCLE_AIRFLOW_DB") or "airflow",
+            moto_port=moto_port,
+        )
+
+    # ---- AWS names ----------------------------------------------------------------------
+    def bucket(self, zone: str) -> str:
+        """Bucket of a lake zone: raw, clean, quarantine, curated, serving, deploy."""
+        return f"{self.name_prefix}-{zone}"
+
+    @property
+    def stream_name(self) -> str:
+        return "user-activity"
+
+    @property
+    def reviews_table(self) -> str:
+        return "product_reviews"
+
+    @property
+    def checkpoint_table(self) -> str:
+        return f"{self.name_prefix}-kinesis-checkpoints"
+
+    @property
+    def alert_topic(self) -> str:
+        return f"{self.name_prefix}-alerts"
+
+    @property
+    def alert_queue(self) -> str:
+        return f"{self.name_prefix}-alerts-inbox"
+
+    @property
+    def metrics_namespace(self) -> str:
+        return "Lifecycle"
+
+    @property
+    def glue_database(self) -> str:
+        return "lake_clean"
+
+    @property
+    def pii_salt_secret(self) -> str:
+        return f"{self.name_prefix}/pii-salt"
+
+    def endpoint_for(self, service: str) -> str | None:
+        return self.service_endpoints.get(service) or self.aws_endpoint
+
+    def s3_host_port(self) -> tuple[str | None, bool]:
+        """(host:port, use_ssl) of the S3 endpoint for DuckDB's httpfs; (None, True) on AWS."""
+        url = self.endpoint_for("s3")
+        if not url:
+            return None, True
+        scheme, _, rest = url.partition("://")
+        return rest.rstrip("/"), scheme == "https"
+
+    # ---- Postgres -----------------------------------------------------------------------
+    def pg_dsn(self, database: str) -> str:
+        """libpq keyword DSN (works for psycopg2 and psycopg 3)."""
+        return (
+            f"host={self.pg_host} port={self.pg_port} dbname={database} "
+            f"user={self.pg_user} password={self.pg_password}"
+        )
+
+    def pg_url(self, database: str, driver: str = "postgresql") -> str:
+        return (
+            f"{driver}://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}/{database}"
+        )
+
+    @property
+    def sales_dsn(self) -> str:
+        return self.pg_dsn(self.sales_db)
+
+    @property
+    def warehouse_dsn(self) -> str:
+        return self.pg_dsn(self.warehouse_db)
+
+    # ---- embedded state -----------------------------------------------------------------
+    @property
+    def pg_data_dir(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def dashboard_path(self) -> Path:
+        return self.home / "dashboard.html"

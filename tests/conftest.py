@@ -1,0 +1,45 @@
+"""Shared fixtures: one embedded environment (pgserver + moto) for the whole test session.
+
+The session gets its own ``LIFECYCLE_HOME`` under pytest's temp dir and free ports, so a
+running ``make demo`` environment is never touched; everything is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory):
+    """Settings of a fresh embedded environment, with services up; torn down at the end."""
+    from lifecycle import infra, services
+    from lifecycle.settings import Settings
+
+    home = tmp_path_factory.mktemp("lifecycle-home")
+    env = {
+        "LIFECYCLE_TARGET": "embedded",
+        "LIFECYCLE_HOME": str(home),
+        "LIFECYCLE_PG_PORT": str(_free_port()),
+        "LIFECYCLE_MOTO_PORT": str(_free_port()),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    os.environ.update(env)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    s = Settings.from_env()
+    services.up(s)
+    infra.apply(s)
+    try:
+        yield s
+    finally:
+        services.down(s)
