@@ -43,3 +43,24 @@ def settings(tmp_path_factory):
         yield s
     finally:
         services.down(s)
+
+
+def reset_environment(settings) -> None:
+    """A fresh AWS (moto reset) and fresh `sales`/`warehouse` databases, infra re-applied."""
+    import urllib.request
+
+    from lifecycle import infra, services
+
+    req = urllib.request.Request(f"{settings.aws_endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(req, timeout=30).read()
+    services.ensure_databases(settings, recreate=(settings.sales_db, settings.warehouse_db))
+    infra.apply(settings)
+
+
+def lifecycle_env(settings) -> dict:
+    """The environment a `lifecycle` subprocess needs to act on the test environment."""
+    from lifecycle.airflow_env import airflow_env
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(airflow_env(settings))
+    return env

@@ -72,6 +72,7 @@ class Settings:
     airflow_db: str = "airflow"
     # embedded services
     moto_port: int = EMBEDDED_DEFAULTS["moto_port"]
+    airflow_port: int = 8080
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -131,6 +132,7 @@ class Settings:
             warehouse_db=env.get("LIFECYCLE_WAREHOUSE_DB") or "warehouse",
             airflow_db=env.get("LIFECYCLE_AIRFLOW_DB") or "airflow",
             moto_port=moto_port,
+            airflow_port=_env_int(env, "LIFECYCLE_AIRFLOW_PORT", 8080),
         )
 
     # ---- AWS names ----------------------------------------------------------------------
@@ -180,6 +182,10 @@ class Settings:
             return None, True
         scheme, _, rest = url.partition("://")
         return rest.rstrip("/"), scheme == "https"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://localhost:{self.airflow_port}"
 
     # ---- Postgres -----------------------------------------------------------------------
     def pg_dsn(self, database: str) -> str:

@@ -1,0 +1,42 @@
+"""DAG lake_clean: raw zone → clean zone with Glue-style jobs, registered in the Glue Catalog."""
+
+from datetime import UTC, datetime
+
+from airflow.sdk import dag, task
+
+from lifecycle.assets import CLEAN_LAKE, RAW_EVENTS, RAW_REVIEWS, RAW_SALES
+from lifecycle.dataops.callbacks import default_args
+
+DOC = """
+### Transform: raw → clean (Glue-style jobs)
+Runs the Glue-style jobs (PySpark DataFrame API, executed on DuckDB through SQLFrame
+locally, on Glue/Spark unchanged): current state of the `sales` tables from the DMS files,
+typed and deduplicated events with bad records sent to `quarantine/` with a reason,
+reviews from the newest export; PII hashed or masked. Partitioned Parquet, every table
+and partition registered in the Glue database `lake_clean`. Runs when any raw asset updates.
+"""
+
+
+@dag(
+    schedule=(RAW_SALES | RAW_EVENTS | RAW_REVIEWS),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    tags=["lifecycle", "transform", "glue"],
+    doc_md=DOC,
+)
+def lake_clean():
+    @task(outlets=[CLEAN_LAKE])
+    def run_clean_jobs(**context) -> dict:
+        from lifecycle.airflow_context import interval
+        from lifecycle.jobs.runner import run_lake_clean
+        from lifecycle.settings import Settings
+
+        start, end = interval(context)
+        return run_lake_clean(Settings.from_env(), start, end)
+
+    run_clean_jobs()
+
+
+lake_clean()

@@ -1,0 +1,48 @@
+"""DAG simulate_sales_platform: the sales platform's day, played into the sources."""
+
+from datetime import UTC, datetime
+
+from airflow.sdk import Param, dag, task
+
+from lifecycle.dataops.callbacks import default_args
+
+DOC = """
+### Simulator (optional)
+Plays one business day of the sales platform (the data interval's day) into the sources:
+orders and items in RDS `sales`, reviews in DynamoDB, user-activity events in Kinesis.
+Deterministic per (day, seed); a rerun writes nothing. `bad_rate` adds deliberately bad
+event records (malformed JSON, unknown product, negative quantity, duplicate event id).
+"""
+
+
+@dag(
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(retries=0),
+    tags=["lifecycle", "simulator"],
+    doc_md=DOC,
+    params={
+        "scale": Param(200, type="integer", minimum=1, description="orders per day"),
+        "seed": Param(42, type="integer"),
+        "bad_rate": Param(0.02, type="number", minimum=0, maximum=0.5),
+    },
+)
+def simulate_sales_platform():
+    @task
+    def simulate_day(**context) -> dict:
+        from lifecycle.airflow_context import interval
+        from lifecycle.settings import Settings
+        from lifecycle.simulator import simulate_day as play
+
+        start, _ = interval(context)
+        p = context["params"]
+        summary = play(Settings.from_env(), start.date(), seed=int(p["seed"]), scale=int(p["scale"]),
+                       bad_rate=float(p["bad_rate"]))
+        return {**summary, "rows_out": summary.get("events_sent", 0)}
+
+    simulate_day()
+
+
+simulate_sales_platform()

@@ -1,0 +1,40 @@
+"""DAG warehouse_load: clean zone → `warehouse.landing` with COPY (as Redshift COPY from S3)."""
+
+from datetime import UTC, datetime
+
+from airflow.sdk import dag, task
+
+from lifecycle.assets import CLEAN_LAKE, WAREHOUSE_LANDING
+from lifecycle.dataops.callbacks import default_args
+
+DOC = """
+### Load: clean zone → warehouse landing
+Loads every clean table into the `landing` schema of the `warehouse` database (the
+Redshift stand-in) with Postgres `COPY`, one transaction per table, and records the files
+loaded in `landing.load_manifest`. A rerun replaces, never appends.
+"""
+
+
+@dag(
+    schedule=[CLEAN_LAKE],
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    tags=["lifecycle", "warehouse", "load"],
+    doc_md=DOC,
+)
+def warehouse_load():
+    @task(outlets=[WAREHOUSE_LANDING])
+    def copy_into_landing(**context) -> dict:
+        from lifecycle.airflow_context import interval
+        from lifecycle.settings import Settings
+        from lifecycle.warehouse.load import load_landing
+
+        start, end = interval(context)
+        return load_landing(Settings.from_env(), start, end)
+
+    copy_into_landing()
+
+
+warehouse_load()

@@ -1,0 +1,42 @@
+-- One row per order line, enriched with its order.
+-- line_revenue = quantity * unit_price (the line's own price, as charged);
+-- is_counted   = the order's CURRENT status is not 'cancelled' (what daily_sales counts).
+with order_items as (
+
+    select * from {{ ref('stg_sales__order_items') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('stg_sales__orders') }}
+
+),
+
+joined as (
+
+    select
+        {{ dbt.concat([
+            dbt.safe_cast('order_items.order_id', api.Column.translate_type('string')),
+            "'-'",
+            dbt.safe_cast('order_items.line_no', api.Column.translate_type('string')),
+        ]) }} as order_line_id,
+        order_items.order_id,
+        order_items.line_no,
+        order_items.product_id,
+        orders.customer_id,
+        orders.status,
+        orders.order_ts,
+        {{ utc_date('orders.order_ts') }} as order_date,
+        order_items.quantity,
+        order_items.unit_price,
+        cast(order_items.quantity * order_items.unit_price as numeric(14, 2)) as line_revenue,
+        orders.status <> 'cancelled' as is_counted
+
+    from order_items
+    inner join orders
+        on order_items.order_id = orders.order_id
+
+)
+
+select * from joined

@@ -1,0 +1,25 @@
+-- One row per valid user-activity event. Source: landing.events.
+with source as (
+
+    select * from {{ source('landing', 'events') }}
+
+),
+
+renamed as (
+
+    select
+        event_id,
+        lower(event_type) as event_type,
+        event_ts,
+        customer_id,
+        product_id,
+        order_id,
+        page,
+        quantity,
+        event_date
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,23 @@
+-- One row per customer, PII already masked in the lake. Source: landing.customers.
+with source as (
+
+    select * from {{ source('landing', 'customers') }}
+
+),
+
+renamed as (
+
+    select
+        customer_id,
+        email_hash,
+        full_name_masked,
+        phone_masked,
+        upper(country) as country_code,
+        created_at,
+        updated_at
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,22 @@
+-- One row per order line (order_id, line_no). Source: landing.order_items.
+with source as (
+
+    select * from {{ source('landing', 'order_items') }}
+
+),
+
+renamed as (
+
+    select
+        order_id,
+        line_no,
+        product_id,
+        quantity,
+        unit_price,
+        order_date
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,22 @@
+-- One row per order (current state). Source: landing.orders.
+with source as (
+
+    select * from {{ source('landing', 'orders') }}
+
+),
+
+renamed as (
+
+    select
+        order_id,
+        customer_id,
+        lower(status) as status,
+        order_ts,
+        updated_at,
+        order_date
+
+    from source
+
+)
+
+select * from renamed

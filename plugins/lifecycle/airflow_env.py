@@ -1,0 +1,74 @@
+"""The environment Airflow runs with, derived from the one ``Settings`` object.
+
+Input: ``Settings``. Output: a dict of environment variables: ``AIRFLOW_HOME`` and
+``AIRFLOW__*`` configuration (metadata in the ``airflow`` database of the same Postgres,
+DAG and plugin folders of this repo), the connections ``aws_default``, ``sales_db`` and
+``warehouse_db`` as ``AIRFLOW_CONN_*`` (endpoint overrides for emulators in the AWS
+connection's extras), and the ``LIFECYCLE_*`` settings themselves so tasks see the same
+target. Nothing secret is written to disk: these live only in the process environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from lifecycle.settings import REPO_ROOT, Settings
+
+
+def airflow_env(settings: Settings, api_port: int | None = None) -> dict[str, str]:
+    home = settings.home / "airflow"
+    api_port = api_port or settings.airflow_port
+    aws_extra = {"region_name": settings.region}
+    if settings.aws_endpoint:
+        aws_extra["endpoint_url"] = settings.aws_endpoint
+    for svc, url in settings.service_endpoints.items():
+        aws_extra.setdefault("service_config", {})[svc] = {"endpoint_url": url}
+    aws_conn = {"conn_type": "aws", "extra": aws_extra}
+    if settings.aws_access_key_id:
+        aws_conn.update(login=settings.aws_access_key_id, password=settings.aws_secret_access_key)
+
+    def pg_conn(db: str) -> str:
+        return json.dumps({"conn_type": "postgres", "host": settings.pg_host, "port": settings.pg_port,
+                           "login": settings.pg_user, "password": settings.pg_password, "schema": db})
+
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": settings.pg_url(settings.airflow_db, "postgresql+psycopg2"),
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__BASE_URL": settings.airflow_url if api_port == settings.airflow_port
+        else settings.airflow_url.rsplit(":", 1)[0] + f":{api_port}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(settings.home / "cosmos_cache"),
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws_conn),
+        "AIRFLOW_CONN_SALES_DB": pg_conn(settings.sales_db),
+        "AIRFLOW_CONN_WAREHOUSE_DB": pg_conn(settings.warehouse_db),
+        "DBT_TARGET": os.environ.get("DBT_TARGET", "embedded" if settings.target == "embedded" else settings.target),
+        "LIFECYCLE_TARGET": settings.target,
+        "LIFECYCLE_HOME": str(settings.home),
+        "LIFECYCLE_PG_HOST": settings.pg_host,
+        "LIFECYCLE_PG_PORT": str(settings.pg_port),
+        "LIFECYCLE_PG_USER": settings.pg_user,
+        "LIFECYCLE_PG_PASSWORD": settings.pg_password,
+        "LIFECYCLE_MOTO_PORT": str(settings.moto_port),
+        "LIFECYCLE_AIRFLOW_PORT": str(api_port),
+        "LIFECYCLE_NAME_PREFIX": settings.name_prefix,
+        "AWS_DEFAULT_REGION": settings.region,
+        "NO_PROXY": "*",
+    }
+    if settings.aws_endpoint:
+        env["AWS_ENDPOINT_URL"] = settings.aws_endpoint
+    if settings.aws_access_key_id:
+        env["AWS_ACCESS_KEY_ID"] = settings.aws_access_key_id
+        env["AWS_SECRET_ACCESS_KEY"] = settings.aws_secret_access_key or ""
+    for svc, url in settings.service_endpoints.items():
+        env[f"AWS_ENDPOINT_URL_{svc.upper()}"] = url
+    return env

@@ -1,0 +1,241 @@
+"""The clean zone's table contract and its registration in the Glue Data Catalog.
+
+Input: ``Settings`` (clean bucket, Glue database ``settings.glue_database``) and the objects
+under ``s3://<clean>/<table>/`` (hive-style ``<partition>=<value>/`` prefixes).
+Output: one Glue table per clean table (Parquet SerDe, Hive column types, location
+``s3://<clean>/<table>/``, partition keys) and exactly one Glue partition per partition
+prefix that holds objects: missing ones are created, stale ones deleted. Idempotent.
+
+``CLEAN_TABLES`` is the single statement of docs/lake-layout.md's clean tables (columns,
+logical types, keys, partition column). The job runner checks every job's output against
+it, the catalog registers it and the warehouse loader derives the landing tables from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lifecycle.clients import aws
+from lifecycle.settings import Settings
+
+# logical type -> (DuckDB, Hive/Glue, Postgres)
+TYPES: dict[str, tuple[str, str, str]] = {
+    "bigint": ("BIGINT", "bigint", "bigint"),
+    "int": ("INTEGER", "int", "integer"),
+    "decimal(10,2)": ("DECIMAL(10,2)", "decimal(10,2)", "numeric(10,2)"),
+    "string": ("VARCHAR", "string", "text"),
+    "timestamptz": ("TIMESTAMP WITH TIME ZONE", "timestamp", "timestamptz"),
+    "boolean": ("BOOLEAN", "boolean", "boolean"),
+    "date": ("DATE", "date", "date"),
+}
+
+
+def duckdb_type(logical: str) -> str:
+    return TYPES[logical][0]
+
+
+def hive_type(logical: str) -> str:
+    return TYPES[logical][1]
+
+
+def postgres_type(logical: str) -> str:
+    return TYPES[logical][2]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (name, logical type), data columns in file order
+    keys: tuple[str, ...]
+    partition: tuple[str, str] | None = None  # (name, logical type), hive-style prefix
+
+    @property
+    def all_columns(self) -> tuple[tuple[str, str], ...]:
+        """Data columns, then the partition column: the table as a query engine sees it."""
+        return self.columns + ((self.partition,) if self.partition else ())
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c for c, _ in self.all_columns]
+
+
+CLEAN_TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in (
+        TableSpec(
+            "customers",
+            (("customer_id", "bigint"), ("email_hash", "string"), ("full_name_masked", "string"),
+             ("phone_masked", "string"), ("country", "string"), ("created_at", "timestamptz"),
+             ("updated_at", "timestamptz")),
+            ("customer_id",),
+        ),
+        TableSpec(
+            "products",
+            (("product_id", "bigint"), ("sku", "string"), ("name", "string"), ("category", "string"),
+             ("description", "string"), ("unit_price", "decimal(10,2)"), ("active", "boolean"),
+             ("updated_at", "timestamptz")),
+            ("product_id",),
+        ),
+        TableSpec(
+            "orders",
+            (("order_id", "bigint"), ("customer_id", "bigint"), ("status", "string"),
+             ("order_ts", "timestamptz"), ("updated_at", "timestamptz")),
+            ("order_id",),
+            ("order_date", "date"),
+        ),
+        TableSpec(
+            "order_items",
+            (("order_id", "bigint"), ("line_no", "int"), ("product_id", "bigint"), ("quantity", "int"),
+             ("unit_price", "decimal(10,2)")),
+            ("order_id", "line_no"),
+            ("order_date", "date"),
+        ),
+        TableSpec(
+            "events",
+            (("event_id", "string"), ("event_type", "string"), ("event_ts", "timestamptz"),
+             ("customer_id", "bigint"), ("product_id", "bigint"), ("order_id", "bigint"),
+             ("page", "string"), ("quantity", "int")),
+            ("event_id",),
+            ("event_date", "date"),
+        ),
+        TableSpec(
+            "reviews",
+            (("product_id", "bigint"), ("review_id", "string"), ("customer_id", "bigint"),
+             ("rating", "int"), ("title", "string"), ("body", "string"), ("created_at", "timestamptz")),
+            ("product_id", "review_id"),
+        ),
+    )
+}
+
+# quarantine/<source>/run_date=YYYY-MM-DD/data_0.parquet (not a catalog table)
+QUARANTINE = TableSpec(
+    "quarantine",
+    (("source", "string"), ("reason", "string"), ("payload", "string"), ("raw_key", "string")),
+    ("raw_key", "payload", "reason"),
+)
+
+_PARQUET = {
+    "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+    "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+    "SerdeInfo": {
+        "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+        "Parameters": {"serialization.format": "1"},
+    },
+}
+
+
+def table_location(settings: Settings, table: str) -> str:
+    return f"s3://{settings.bucket('clean')}/{table}/"
+
+
+def _table_input(settings: Settings, spec: TableSpec) -> dict:
+    return {
+        "Name": spec.name,
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE",
+                       "parquet.compression": "SNAPPY"},
+        "StorageDescriptor": {
+            "Columns": [{"Name": c, "Type": hive_type(t)} for c, t in spec.columns],
+            "Location": table_location(settings, spec.name),
+            **_PARQUET,
+        },
+        "PartitionKeys": ([{"Name": spec.partition[0], "Type": hive_type(spec.partition[1])}]
+                          if spec.partition else []),
+    }
+
+
+def _same_table(existing: dict, wanted: dict) -> bool:
+    sd, wsd = existing.get("StorageDescriptor", {}), wanted["StorageDescriptor"]
+    return (
+        [(c["Name"], c["Type"]) for c in sd.get("Columns", [])]
+        == [(c["Name"], c["Type"]) for c in wsd["Columns"]]
+        and sd.get("Location") == wsd["Location"]
+        and sd.get("SerdeInfo", {}).get("SerializationLibrary")
+        == wsd["SerdeInfo"]["SerializationLibrary"]
+        and [(k["Name"], k["Type"]) for k in existing.get("PartitionKeys", [])]
+        == [(k["Name"], k["Type"]) for k in wanted["PartitionKeys"]]
+        and existing.get("Parameters", {}) == wanted["Parameters"]
+    )
+
+
+def partition_values_in_s3(settings: Settings, spec: TableSpec) -> list[str]:
+    """Values of the hive-style partition prefixes of a table that hold at least one object."""
+    if not spec.partition:
+        return []
+    s3 = aws(settings, "s3")
+    marker = f"{spec.name}/{spec.partition[0]}="
+    values = []
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=settings.bucket("clean"), Prefix=marker, Delimiter="/"
+    ):
+        for cp in page.get("CommonPrefixes", []):
+            values.append(cp["Prefix"][len(marker):].rstrip("/"))
+    return sorted(values)
+
+
+def _glue_partitions(glue, database: str, table: str) -> set[str]:
+    values = set()
+    for page in glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table):
+        for p in page["Partitions"]:
+            values.add(p["Values"][0])
+    return values
+
+
+def register_table(settings: Settings, spec: TableSpec) -> dict:
+    """Create or converge one Glue table and its partitions. Returns what changed."""
+    glue = aws(settings, "glue")
+    db = settings.glue_database
+    wanted = _table_input(settings, spec)
+    try:
+        existing = glue.get_table(DatabaseName=db, Name=spec.name)["Table"]
+    except glue.exceptions.EntityNotFoundException:
+        glue.create_table(DatabaseName=db, TableInput=wanted)
+        action = "created"
+    else:
+        if _same_table(existing, wanted):
+            action = "unchanged"
+        else:
+            glue.update_table(DatabaseName=db, TableInput=wanted)
+            action = "updated"
+
+    added = removed = 0
+    if spec.partition:
+        in_s3 = set(partition_values_in_s3(settings, spec))
+        in_glue = _glue_partitions(glue, db, spec.name)
+        missing = sorted(in_s3 - in_glue)
+        stale = sorted(in_glue - in_s3)
+        sd = wanted["StorageDescriptor"]
+        for i in range(0, len(missing), 100):  # API limit per batch
+            inputs = [
+                {"Values": [v],
+                 "StorageDescriptor": {**sd, "Location": f"{sd['Location']}{spec.partition[0]}={v}/"}}
+                for v in missing[i:i + 100]
+            ]
+            resp = glue.batch_create_partition(DatabaseName=db, TableName=spec.name,
+                                               PartitionInputList=inputs)
+            if resp.get("Errors"):
+                raise RuntimeError(f"Glue rejected partitions of {spec.name}: {resp['Errors'][:3]}")
+        for i in range(0, len(stale), 25):  # API limit per batch
+            glue.batch_delete_partition(
+                DatabaseName=db, TableName=spec.name,
+                PartitionsToDelete=[{"Values": [v]} for v in stale[i:i + 25]],
+            )
+        added, removed = len(missing), len(stale)
+    return {"table": action, "partitions_added": added, "partitions_removed": removed}
+
+
+def register_clean_tables(settings: Settings, tables: list[str] | None = None) -> dict[str, dict]:
+    """Register every clean table (or the given ones) and sync their partitions."""
+    return {name: register_table(settings, CLEAN_TABLES[name]) for name in (tables or CLEAN_TABLES)}
+
+
+def list_tables(settings: Settings) -> dict[str, list[str]]:
+    """``{table: [partition values]}`` of the Glue database, as the catalog sees it."""
+    glue = aws(settings, "glue")
+    db = settings.glue_database
+    out: dict[str, list[str]] = {}
+    for page in glue.get_paginator("get_tables").paginate(DatabaseName=db):
+        for t in page["TableList"]:
+            out[t["Name"]] = (sorted(_glue_partitions(glue, db, t["Name"]))
+                              if t.get("PartitionKeys") else [])
+    return out

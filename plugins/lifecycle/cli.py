@@ -1,0 +1,197 @@
+"""`lifecycle`: the command line for everything outside Airflow.
+
+Input: the command line and the environment (``Settings.from_env()``).
+Output: the action's result on stdout; exit code 0 on success, 1 when a check failed,
+2 on a usage or settings error.
+
+    lifecycle services up|down|status     embedded Postgres + moto
+    lifecycle infra apply                  buckets, stream, tables, topic, Glue, IAM
+    lifecycle simulate --date 2026-11-26   one business day into the sources
+    lifecycle run                          every lifecycle DAG once, in order (dag.test)
+    lifecycle reconcile                    source vs lake vs warehouse vs serving
+    lifecycle demo                         all of the above, with a report
+    lifecycle query "select ..."           SQL on the warehouse
+    lifecycle airflow                      Airflow 3 (UI on :8080) on the embedded services
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, date, datetime, timedelta
+
+import typer
+
+from lifecycle.settings import Settings, SettingsError
+
+app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False)
+services_app = typer.Typer(help="Embedded services (pgserver Postgres + moto).", no_args_is_help=True)
+infra_app = typer.Typer(help="Infrastructure as data (infra/).", no_args_is_help=True)
+app.add_typer(services_app, name="services")
+app.add_typer(infra_app, name="infra")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        typer.secho(f"settings: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+
+
+def _default_date() -> date:
+    return (datetime.now(UTC) - timedelta(days=1)).date()
+
+
+def _echo_json(data) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@services_app.command("up")
+def services_up():
+    """Start Postgres and moto (idempotent)."""
+    from lifecycle import services
+
+    s = _settings()
+    try:
+        result = services.up(s)
+    except services.ServiceError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    st = services.status(s)
+    typer.echo(f"postgres  127.0.0.1:{s.pg_port}  pid {st.pg_pid}  (databases sales, warehouse, airflow)")
+    typer.echo(f"moto      {s.aws_endpoint}  pid {st.moto_pid}")
+    if result["environment_reset"]:
+        typer.secho("moto was restarted, so its state is new: the sales and warehouse databases were "
+                    "recreated to match.", fg=typer.colors.YELLOW)
+
+
+@services_app.command("down")
+def services_down():
+    """Stop Postgres and moto."""
+    from lifecycle import services
+
+    services.down(_settings())
+    typer.echo("stopped")
+
+
+@services_app.command("status")
+def services_status():
+    """Show whether the embedded services run; exit 1 if not."""
+    from lifecycle import services
+
+    s = _settings()
+    st = services.status(s)
+    typer.echo(f"postgres: {'up' if st.postgres else 'down'} (port {s.pg_port})")
+    typer.echo(f"moto:     {'up' if st.moto else 'down'} ({s.aws_endpoint})")
+    if st.all_up:
+        for k, v in services.peak_rss_mb(s).items():
+            typer.echo(f"{k}: {v:.0f}")
+    raise typer.Exit(0 if st.all_up else 1)
+
+
+@infra_app.command("apply")
+def infra_apply():
+    """Create or converge every resource in infra/ on the selected target."""
+    from lifecycle import infra
+
+    _echo_json(infra.apply(_settings()))
+
+
+@app.command()
+def simulate(
+    day: str = typer.Option(None, "--date", help="business date (YYYY-MM-DD); default: yesterday UTC"),
+    scale: int = typer.Option(200, help="orders per day"),
+    seed: int = typer.Option(42),
+    bad_rate: float = typer.Option(0.02, help="share of deliberately bad event records"),
+):
+    """Play one business day of the sales platform into the sources."""
+    from lifecycle.simulator import simulate_day
+
+    d = date.fromisoformat(day) if day else _default_date()
+    _echo_json(simulate_day(_settings(), d, seed=seed, scale=scale, bad_rate=bad_rate))
+
+
+@app.command()
+def run(dags: str = typer.Option(None, help="comma-separated DAG ids; default: the whole lifecycle")):
+    """Run the lifecycle's DAGs once, in order, with Airflow's dag.test()."""
+    from lifecycle import orchestrate
+
+    s = _settings()
+    orchestrate.configure_airflow(s)
+    orchestrate.migrate_metadata(s)
+    orchestrate.build_dbt_manifest()
+    ids = tuple(dags.split(",")) if dags else orchestrate.LIFECYCLE_DAGS
+    results = orchestrate.run_dags(ids)
+    _echo_json({d: r["state"] for d, r in results.items()})
+    ok = len(results) == len(ids) and all(r["state"].endswith("success") for r in results.values())
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def reconcile():
+    """Compare source, lake, warehouse and serving; exit 1 on any mismatch."""
+    from lifecycle.reconcile import print_report, reconcile as check
+
+    report = check(_settings())
+    print_report(report)
+    raise typer.Exit(0 if report["ok"] else 1)
+
+
+@app.command()
+def demo(
+    day: str = typer.Option(None, "--date", help="business date; default: yesterday UTC"),
+    scale: int = typer.Option(200, help="orders per day"),
+    bad_rate: float = typer.Option(0.02),
+):
+    """Start services, apply infra, simulate a day, run the lifecycle, reconcile, report."""
+    from lifecycle.demo import run_demo
+
+    d = date.fromisoformat(day) if day else _default_date()
+    raise typer.Exit(run_demo(_settings(), d, scale=scale, bad_rate=bad_rate))
+
+
+@app.command()
+def query(sql: str = typer.Argument(..., help="SQL to run on the warehouse database")):
+    """Run SQL on the warehouse (e.g. select * from serving.daily_sales)."""
+    from lifecycle.clients import pg
+
+    s = _settings()
+    with pg(s, s.warehouse_db) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        if cur.description is None:
+            typer.echo(cur.statusmessage)
+            return
+        cols = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+    widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    typer.echo("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for r in rows:
+        typer.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)))
+
+
+@app.command("airflow-env")
+def airflow_env_cmd():
+    """Print `export` lines of the Airflow environment (for `eval $(lifecycle airflow-env)`)."""
+    import shlex
+
+    from lifecycle.airflow_env import airflow_env
+
+    for k, v in airflow_env(_settings()).items():
+        typer.echo(f"export {k}={shlex.quote(v)}")
+
+
+@app.command()
+def airflow(port: int = typer.Option(None, help="port of the UI / API server; default LIFECYCLE_AIRFLOW_PORT or 8080")):
+    """Run Airflow 3 (scheduler, dag-processor, triggerer, api-server) until Ctrl-C."""
+    from lifecycle.airflow_runner import run_airflow
+
+    s = _settings()
+    raise typer.Exit(run_airflow(s, port or s.airflow_port))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,279 @@
+"""DMS-style replication of the `sales` database to the raw zone: full load, then CDC.
+
+Input: ``Settings`` (the ``sales`` database with ``wal_level=logical`` and the publication
+``lifecycle_cdc``; the raw bucket).
+Output: Parquet objects in the AWS DMS S3-target layout (docs/lake-layout.md):
+``sales/public/<table>/LOAD00000001.parquet`` then CDC files
+``sales/public/<table>/<commit time>-<end lsn>.parquet`` with ``Op`` I/U/D and
+``_commit_ts``. Returns counts per table and the slot's remaining lag.
+
+How it stays exactly-once: changes are read with ``pg_logical_slot_peek_binary_changes``
+(which never consumes), written to S3 under names derived from the batch's last commit,
+and only then is the slot advanced to that commit's end LSN. A crash in between re-reads
+the same whole transactions and overwrites the same objects. When the lake has no full
+load for the tables (first run, or the emulator was reset) the slot is recreated *before*
+the full load, so changes made during the load are also in the CDC stream; replaying them
+over the load converges to the same state, as a DMS full-load-plus-CDC task does.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lifecycle.clients import aws, pg
+from lifecycle.ingest.pgoutput import Begin, Change, Commit, Relation, Truncate, decode, lsn_to_str
+from lifecycle.settings import Settings
+from lifecycle.sources.sales_db import PUBLICATION, TABLES
+
+SLOT = "lifecycle_dms"
+PREFIX = "sales/public"
+LOAD_FILE = "LOAD00000001.parquet"
+MAX_CHANGES_PER_BATCH = 50_000
+
+
+# ---- types --------------------------------------------------------------------------------
+
+def arrow_type(type_oid: int, typmod: int) -> pa.DataType:
+    if type_oid == 20:
+        return pa.int64()
+    if type_oid in (21, 23):
+        return pa.int32()
+    if type_oid == 1700:
+        if typmod >= 4:
+            return pa.decimal128((typmod - 4) >> 16, (typmod - 4) & 0xFFFF)
+        return pa.decimal128(38, 9)
+    if type_oid == 1184:
+        return pa.timestamp("us", tz="UTC")
+    if type_oid == 1114:
+        return pa.timestamp("us")
+    if type_oid == 16:
+        return pa.bool_()
+    if type_oid == 1082:
+        return pa.date32()
+    if type_oid in (700, 701):
+        return pa.float64()
+    return pa.string()
+
+
+def _parser(type_oid: int):
+    if type_oid in (20, 21, 23):
+        return int
+    if type_oid == 1700:
+        return Decimal
+    if type_oid in (1184, 1114):
+        return datetime.fromisoformat
+    if type_oid == 16:
+        return lambda v: v == "t"
+    if type_oid == 1082:
+        return date.fromisoformat
+    if type_oid in (700, 701):
+        return float
+    return str
+
+
+def _schema(columns: list[tuple[str, int, int]]) -> pa.Schema:
+    return pa.schema(
+        [("Op", pa.string()), ("_commit_ts", pa.timestamp("us", tz="UTC"))]
+        + [(name, arrow_type(oid, typmod)) for name, oid, typmod in columns]
+    )
+
+
+def _put_parquet(s3, bucket: str, key: str, table: pa.Table) -> None:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="snappy")
+    s3.put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
+
+
+# ---- slot ---------------------------------------------------------------------------------
+
+def _table_columns(cur, table: str) -> list[tuple[str, int, int]]:
+    cur.execute(
+        """SELECT a.attname, a.atttypid::int, a.atttypmod FROM pg_attribute a
+           WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+           ORDER BY a.attnum""",
+        (f"public.{table}",),
+    )
+    return [(n, int(o), int(m)) for n, o, m in cur.fetchall()]
+
+
+def slot_lag(settings: Settings) -> dict:
+    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
+            "FROM pg_replication_slots WHERE slot_name = %s", (SLOT,),
+        )
+        row = cur.fetchone()
+    return {"slot": SLOT, "lag_bytes": int(row[0]) if row else None}
+
+
+def _has_full_load(s3, bucket: str) -> bool:
+    for table in TABLES:
+        resp = s3.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/{table}/{LOAD_FILE}", MaxKeys=1)
+        if not resp.get("KeyCount"):
+            return False
+    return True
+
+
+def full_load(settings: Settings) -> dict[str, int]:
+    """(Re)create the slot, then snapshot every table to its LOAD file. Returns rows per table."""
+    s3, bucket = aws(settings, "s3"), settings.bucket("raw")
+    counts: dict[str, int] = {}
+    with pg(settings, settings.sales_db, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                    "WHERE slot_name = %s", (SLOT,))
+        cur.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (SLOT,))
+    with pg(settings, settings.sales_db) as conn:
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        with conn.cursor() as cur:
+            cur.execute("SET TimeZone = 'UTC'")
+            loaded_at = datetime.now(UTC)
+            for table in TABLES:
+                cols = _table_columns(cur, table)
+                schema = _schema(cols)
+                # previous objects of this table belong to an older replication run
+                old = s3.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/{table}/").get("Contents", [])
+                if old:
+                    s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": o["Key"]} for o in old]})
+                sink = io.BytesIO()
+                writer = pq.ParquetWriter(sink, schema, compression="snappy")
+                named = conn.cursor(name=f"load_{table}")
+                named.itersize = 20_000
+                named.execute(f"SELECT {', '.join(c[0] for c in cols)} FROM public.{table} ORDER BY 1")
+                n = 0
+                while True:
+                    rows = named.fetchmany(20_000)
+                    if not rows:
+                        break
+                    data = {"Op": ["I"] * len(rows), "_commit_ts": [loaded_at] * len(rows)}
+                    for i, (name, _, _) in enumerate(cols):
+                        data[name] = [r[i] for r in rows]
+                    writer.write_table(pa.Table.from_pydict(data, schema=schema))
+                    n += len(rows)
+                named.close()
+                writer.close()
+                s3.put_object(Bucket=bucket, Key=f"{PREFIX}/{table}/{LOAD_FILE}", Body=sink.getvalue())
+                counts[table] = n
+    return counts
+
+
+# ---- CDC ----------------------------------------------------------------------------------
+
+class _Batch:
+    """Decoded changes of whole transactions, grouped per table in commit order."""
+
+    def __init__(self):
+        self.relations: dict[int, Relation] = {}
+        self.rows: dict[str, list[tuple[str, datetime, list]]] = defaultdict(list)
+        self.last_commit: Commit | None = None
+        self.truncated: set[str] = set()
+
+    def add(self, change, commit_ts: datetime | None) -> None:
+        if isinstance(change, Relation):
+            self.relations[change.oid] = change
+        elif isinstance(change, Change):
+            rel = self.relations[change.relation_oid]
+            if change.op == "I":
+                self.rows[rel.name].append(("I", commit_ts, change.new))
+            elif change.op == "U":
+                if change.old_kind == "K" and change.old is not None:
+                    # primary-key update: the old key disappears, the new row appears
+                    self.rows[rel.name].append(("D", commit_ts, change.old))
+                    self.rows[rel.name].append(("I", commit_ts, change.new))
+                else:
+                    self.rows[rel.name].append(("U", commit_ts, change.new))
+            else:
+                self.rows[rel.name].append(("D", commit_ts, change.old))
+        elif isinstance(change, Truncate):
+            self.truncated.update(self.relations[o].name for o in change.relation_oids if o in self.relations)
+
+    def tables(self) -> dict[str, pa.Table]:
+        rel_by_name = {r.name: r for r in self.relations.values()}
+        out = {}
+        for name, rows in self.rows.items():
+            rel = rel_by_name[name]
+            cols = [(c.name, c.type_oid, c.typmod) for c in rel.columns]
+            parsers = [_parser(c.type_oid) for c in rel.columns]
+            data: dict[str, list] = {"Op": [r[0] for r in rows], "_commit_ts": [r[1] for r in rows]}
+            for i, (cname, _, _) in enumerate(cols):
+                parse = parsers[i]
+                data[cname] = [None if r[2][i] is None else parse(r[2][i]) for r in rows]
+            out[name] = pa.Table.from_pydict(data, schema=_schema(cols))
+        return out
+
+
+def capture_changes(settings: Settings, max_changes: int = MAX_CHANGES_PER_BATCH) -> dict:
+    """Drain the slot batch by batch: write each batch's CDC files, then advance."""
+    s3, bucket = aws(settings, "s3"), settings.bucket("raw")
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    files: list[str] = []
+    batches = 0
+    with pg(settings, settings.sales_db, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SET TimeZone = 'UTC'")
+        # Decode up to the WAL position of "now". Other databases of the cluster (Airflow's
+        # metadata, the warehouse) write WAL too; once everything up to `upto` is decoded
+        # the slot may move there even if nothing was published, or it would pin that WAL.
+        cur.execute("SELECT pg_current_wal_lsn()::text")
+        (upto,) = cur.fetchone()
+        while True:
+            cur.execute(
+                "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, %s::pg_lsn, %s, "
+                "'proto_version', '1', 'publication_names', %s)",
+                (SLOT, upto, max_changes, PUBLICATION),
+            )
+            messages = cur.fetchall()
+            if not messages:
+                cur.execute(
+                    "SELECT pg_replication_slot_advance(%s, %s::pg_lsn) FROM pg_replication_slots "
+                    "WHERE slot_name = %s AND confirmed_flush_lsn < %s::pg_lsn",
+                    (SLOT, upto, SLOT, upto),
+                )
+                break
+            batch, commit_ts = _Batch(), None
+            for (data,) in messages:
+                msg = decode(data)
+                if isinstance(msg, Begin):
+                    commit_ts = msg.commit_ts
+                elif isinstance(msg, Commit):
+                    batch.last_commit = msg
+                elif msg is not None:
+                    batch.add(msg, commit_ts)
+            if batch.truncated:
+                raise RuntimeError(
+                    f"TRUNCATE of {sorted(batch.truncated)} in the source: reload those tables "
+                    "(lifecycle ingest reload) instead of replaying CDC over them"
+                )
+            last = batch.last_commit
+            if last is None:  # peek always returns whole transactions; guard anyway
+                break
+            name = f"{last.commit_ts:%Y%m%d-%H%M%S%f}-{last.end_lsn:016X}.parquet"
+            for table, arrow in batch.tables().items():
+                key = f"{PREFIX}/{table}/{name}"
+                _put_parquet(s3, bucket, key, arrow)
+                files.append(key)
+                for op in arrow.column("Op").to_pylist():
+                    totals[table][op] += 1
+            # only now, with the objects durably written, consume the batch
+            cur.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (SLOT, lsn_to_str(last.end_lsn)))
+            batches += 1
+    return {"batches": batches, "files": files, "changes": {t: dict(v) for t, v in totals.items()}}
+
+
+def run(settings: Settings) -> dict:
+    """One ingestion run: full load if the lake has none (or the slot is missing), then CDC."""
+    s3 = aws(settings, "s3")
+    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (SLOT,))
+        slot_exists = cur.fetchone() is not None
+    loaded: dict[str, int] = {}
+    if not slot_exists or not _has_full_load(s3, settings.bucket("raw")):
+        loaded = full_load(settings)
+    cdc = capture_changes(settings)
+    rows_out = sum(loaded.values()) + sum(sum(v.values()) for v in cdc["changes"].values())
+    return {"full_load": loaded, **cdc, **slot_lag(settings), "rows_out": rows_out,
+            "files_written": len(cdc["files"]) + len(loaded)}

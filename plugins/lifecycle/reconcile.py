@@ -1,0 +1,115 @@
+"""Reconciliation: does what came out equal what went in?
+
+Input: ``Settings`` with the lifecycle run at least once.
+Output: a report ``{"ok": bool, "checks": [{"name", "expected", "actual", "ok"}]}``:
+- orders, items and revenue of non-cancelled orders in ``sales`` = ``serving.daily_sales``;
+- every product in ``sales`` has a row in ``serving.product_performance``;
+- good events per type (the simulator's ledger) = clean zone = ``landing.events`` =
+  ``serving.funnel_daily``;
+- every record in the Kinesis stream (read with a bare ``get_records`` loop) is either a
+  clean event or a quarantined record: nothing lost, nothing doubled;
+- the Glue Catalog lists every clean table, with partitions for the partitioned ones.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from lifecycle.clients import aws, pg
+from lifecycle.settings import Settings
+
+EVENT_COLUMNS = {"page_view": "page_views", "add_to_cart": "add_to_carts", "checkout": "checkouts",
+                 "purchase": "purchases"}
+CLEAN_TABLES = ("orders", "order_items", "customers", "products", "events", "reviews")
+PARTITIONED = {"orders", "order_items", "events"}
+
+
+def _check(name: str, expected, actual) -> dict:
+    return {"name": name, "expected": expected, "actual": actual, "ok": expected == actual}
+
+
+def count_stream_records(settings: Settings) -> int:
+    """Every record in the stream, read from TRIM_HORIZON (the raw baseline, no checkpoints)."""
+    kinesis = aws(settings, "kinesis")
+    total = 0
+    for shard in kinesis.list_shards(StreamName=settings.stream_name)["Shards"]:
+        it = kinesis.get_shard_iterator(StreamName=settings.stream_name, ShardId=shard["ShardId"],
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while it:
+            resp = kinesis.get_records(ShardIterator=it, Limit=10_000)
+            total += len(resp["Records"])
+            it = resp.get("NextShardIterator")
+            if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
+                break
+    return total
+
+
+def _warehouse(settings: Settings, sql: str):
+    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def reconcile(settings: Settings) -> dict:
+    from lifecycle.lake_query import lake_counts
+    from lifecycle.simulator import ledger
+    from lifecycle.sources.sales_db import source_truth
+
+    checks: list[dict] = []
+    truth = source_truth(settings)
+    (orders, items, revenue), = _warehouse(
+        settings, "SELECT coalesce(sum(orders),0), coalesce(sum(items),0), coalesce(sum(revenue),0) "
+                  "FROM serving.daily_sales")
+    checks.append(_check("orders (not cancelled): sales = serving.daily_sales", truth["orders_not_cancelled"], int(orders)))
+    checks.append(_check("items (not cancelled): sales = serving.daily_sales", truth["items_not_cancelled"], int(items)))
+    checks.append(_check("revenue: sales = serving.daily_sales", truth["revenue_not_cancelled"],
+                         Decimal(revenue).quantize(Decimal("0.01"))))
+    (pp,), = _warehouse(settings, "SELECT count(*) FROM serving.product_performance")
+    checks.append(_check("products: sales = serving.product_performance", truth["products"], int(pp)))
+    (rev_pp,), = _warehouse(settings, "SELECT coalesce(sum(revenue),0) FROM serving.product_performance")
+    checks.append(_check("revenue: sales = Σ serving.product_performance", truth["revenue_not_cancelled"],
+                         Decimal(rev_pp).quantize(Decimal("0.01"))))
+
+    book = ledger(settings)
+    lake = lake_counts(settings)
+    landing = dict(_warehouse(settings, "SELECT event_type, count(*) FROM landing.events GROUP BY 1"))
+    funnel_row = _warehouse(settings, "SELECT " + ", ".join(f"coalesce(sum({c}),0)" for c in EVENT_COLUMNS.values())
+                            + " FROM serving.funnel_daily")[0]
+    funnel = dict(zip(EVENT_COLUMNS, (int(v) for v in funnel_row), strict=True))
+    for etype in EVENT_COLUMNS:
+        expected = int(book["events_good"].get(etype, 0))
+        checks.append(_check(f"{etype}: simulator = clean zone", expected, lake["events_by_type"].get(etype, 0)))
+        checks.append(_check(f"{etype}: simulator = landing.events", expected, int(landing.get(etype, 0))))
+        checks.append(_check(f"{etype}: simulator = serving.funnel_daily", expected, funnel[etype]))
+    in_stream = count_stream_records(settings)
+    checks.append(_check("Kinesis records = clean events + quarantined", in_stream,
+                         lake["events_total"] + lake["quarantined_events"]))
+    checks.append(_check("quarantined = bad records sent", sum(book["events_bad"].values()),
+                         lake["quarantined_events"]))
+
+    glue = aws(settings, "glue")
+    for table in CLEAN_TABLES:
+        try:
+            glue.get_table(DatabaseName=settings.glue_database, Name=table)
+            registered = True
+        except glue.exceptions.EntityNotFoundException:
+            registered = False
+        checks.append(_check(f"Glue Catalog has {settings.glue_database}.{table}", True, registered))
+        if registered and table in PARTITIONED:
+            parts = []
+            for page in glue.get_paginator("get_partitions").paginate(
+                    DatabaseName=settings.glue_database, TableName=table):
+                parts.extend(page["Partitions"])
+            checks.append(_check(f"Glue partitions of {table} = lake partitions",
+                                 lake["partitions"].get(table, 0), len(parts)))
+    return {"ok": all(c["ok"] for c in checks), "checks": checks, "source": truth, "ledger": book,
+            "lake": lake, "stream_records": in_stream}
+
+
+def print_report(report: dict, echo=print) -> None:
+    width = max(len(c["name"]) for c in report["checks"])
+    for c in report["checks"]:
+        mark = "ok  " if c["ok"] else "FAIL"
+        echo(f"  [{mark}] {c['name'].ljust(width)}  expected {c['expected']}  got {c['actual']}")
+    echo(f"  reconciliation: {'PASSED' if report['ok'] else 'FAILED'} "
+         f"({sum(c['ok'] for c in report['checks'])}/{len(report['checks'])} checks)")

@@ -1,0 +1,285 @@
+"""A deterministic sales platform: one simulated business day per call.
+
+Input: ``Settings``, a business date, a seed, a scale (orders per day) and an optional rate
+of deliberately bad event records.
+Output: rows in ``sales`` (new customers, orders and items; status changes, a price change,
+an email change, abandoned orders inserted then deleted), product reviews in DynamoDB and
+user-activity events in Kinesis, all timestamped inside that day. Returns a summary (the
+ledger the reconciliation checks against), also stored in ``sales.simulator.runs``.
+
+Idempotent per (date, seed): a second call returns the stored summary and writes nothing.
+Every order that exists at the end of the day has exactly one ``purchase`` event carrying
+its ``order_id``; an abandoned (deleted) order has none.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import uuid
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+from lifecycle.clients import aws, pg
+from lifecycle.settings import Settings
+from lifecycle.sources.sales_db import ensure_schema
+
+CATEGORIES = ("books", "electronics", "garden", "kitchen", "outdoor", "toys", "apparel", "beauty")
+COUNTRIES = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "SE", "PL", "BR", "JP", "CA")
+STATUS_NEXT = {"placed": "paid", "paid": "shipped", "shipped": "delivered"}
+BAD_KINDS = ("malformed_json", "unknown_product", "negative_quantity", "duplicate_event_id")
+UNKNOWN_PRODUCT_ID = 999_999_999
+
+
+def _copy_rows(cur, table: str, columns: list[str], rows: list[tuple]) -> None:
+    """Stream rows with COPY (several times faster than INSERTs here)."""
+    if not rows:
+        return
+    buf = io.StringIO()
+    for row in rows:
+        buf.write("\t".join("\\N" if v is None else str(v).replace("\t", " ") for v in row) + "\n")
+    buf.seek(0)
+    cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buf)
+
+
+class _Day:
+    def __init__(self, day: date, rng: random.Random):
+        self.start = datetime.combine(day, time(0), tzinfo=UTC)
+        self.rng = rng
+
+    def ts(self, lo: float = 0.0, hi: float = 1.0) -> datetime:
+        secs = self.rng.uniform(lo * 86400, hi * 86400 - 1)
+        return (self.start + timedelta(seconds=secs)).replace(microsecond=0)
+
+
+def _event(rng: random.Random, etype: str, ts: datetime, customer_id, product_id=None,
+           order_id=None, page: str | None = None, quantity: int | None = None) -> dict:
+    ev = {
+        "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "event_type": etype,
+        "event_ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "customer_id": customer_id,
+        "product_id": product_id,
+        "page": page or (f"/products/{product_id}" if product_id else "/checkout"),
+    }
+    if order_id is not None:
+        ev["order_id"] = order_id
+    if quantity is not None:
+        ev["quantity"] = quantity
+    return ev
+
+
+def put_events(settings: Settings, payloads: list[bytes], partition_keys: list[str]) -> int:
+    """One producer, batches of 500 (moto can lose records with concurrent producers)."""
+    kinesis = aws(settings, "kinesis")
+    sent = 0
+    for i in range(0, len(payloads), 500):
+        batch = [{"Data": d, "PartitionKey": k}
+                 for d, k in zip(payloads[i:i + 500], partition_keys[i:i + 500], strict=True)]
+        pending = batch
+        for _ in range(10):
+            resp = kinesis.put_records(StreamName=settings.stream_name, Records=pending)
+            if not resp.get("FailedRecordCount"):
+                break
+            pending = [r for r, res in zip(pending, resp["Records"], strict=True) if res.get("ErrorCode")]
+        else:
+            raise RuntimeError(f"Kinesis kept rejecting {len(pending)} records")
+        sent += len(batch)
+    return sent
+
+
+def simulate_day(settings: Settings, business_date: date, *, seed: int = 42, scale: int = 200,
+                 bad_rate: float = 0.0) -> dict:
+    ensure_schema(settings)
+    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT summary FROM simulator.runs WHERE business_date=%s AND seed=%s",
+                    (business_date, seed))
+        row = cur.fetchone()
+        if row:
+            return {**row[0], "already_simulated": True}
+
+    rng = random.Random(f"{seed}:{business_date.isoformat()}")
+    from faker import Faker
+
+    fake = Faker()
+    fake.seed_instance(rng.getrandbits(32))
+    day = _Day(business_date, rng)
+    summary: dict = {"business_date": business_date.isoformat(), "seed": seed, "scale": scale}
+
+    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+        cur.execute("SET TimeZone = 'UTC'")
+        # ---- catalogue: products and customers (grow a little every day) ----------------
+        cur.execute("SELECT coalesce(max(product_id), 0) FROM products")
+        (max_pid,) = cur.fetchone()
+        cur.execute("SELECT coalesce(max(customer_id), 0) FROM customers")
+        (max_cid,) = cur.fetchone()
+        cur.execute("SELECT coalesce(max(order_id), 0) FROM orders")
+        (max_oid,) = cur.fetchone()
+
+        n_new_products = max(30 - max_pid, 0) + rng.randint(0, 2)
+        products = []
+        for pid in range(max_pid + 1, max_pid + 1 + n_new_products):
+            cat = rng.choice(CATEGORIES)
+            price = Decimal(rng.randint(199, 19999)) / 100
+            products.append((pid, f"SKU-{pid:06d}", f"{fake.color_name()} {fake.word()} {cat[:-1]}".title(),
+                             cat, fake.sentence(nb_words=12), price, True, day.ts(0, 0.05)))
+        _copy_rows(cur, "products",
+                   ["product_id", "sku", "name", "category", "description", "unit_price", "active",
+                    "updated_at"], products)
+        n_new_customers = max(50 - max_cid, 0) + max(scale // 10, 1)
+        customers = []
+        for cid in range(max_cid + 1, max_cid + 1 + n_new_customers):
+            created = day.ts(0, 0.1)
+            customers.append((cid, fake.unique.email(), fake.name(), fake.msisdn()[:12],
+                              rng.choice(COUNTRIES), created, created))
+        _copy_rows(cur, "customers",
+                   ["customer_id", "email", "full_name", "phone", "country", "created_at", "updated_at"],
+                   customers)
+        cur.execute("SELECT product_id, unit_price FROM products WHERE active ORDER BY product_id")
+        catalogue = [(int(p), Decimal(u)) for p, u in cur.fetchall()]
+        cur.execute("SELECT max(customer_id) FROM customers")
+        (n_customers,) = cur.fetchone()
+
+        # ---- a price change and an email change (updates the CDC must carry) ------------
+        repriced = rng.choice(catalogue)[0]
+        cur.execute("UPDATE products SET unit_price = round(unit_price * 1.10, 2), updated_at = %s "
+                    "WHERE product_id = %s", (day.ts(0.05, 0.1), repriced))
+        cur.execute("SELECT product_id, unit_price FROM products WHERE active ORDER BY product_id")
+        catalogue = [(int(p), Decimal(u)) for p, u in cur.fetchall()]
+        moved = rng.randint(1, n_customers)
+        cur.execute("UPDATE customers SET email = %s, updated_at = %s WHERE customer_id = %s",
+                    (f"moved{moved}.{business_date:%Y%m%d}@example.org", day.ts(0.05, 0.1), moved))
+
+        # ---- orders, items and the events of each shopping session ----------------------
+        orders, items, events = [], [], []
+        abandoned: list[int] = []
+        oid = max_oid
+        for _ in range(scale):
+            oid += 1
+            cid = rng.randint(1, n_customers)
+            order_ts = day.ts(0.15, 0.9)
+            lines = rng.sample(catalogue, k=rng.randint(1, 4))
+            t = order_ts - timedelta(minutes=rng.randint(5, 25))
+            for pid, _price in lines:
+                events.append(_event(rng, "page_view", t, cid, pid))
+                t += timedelta(seconds=rng.randint(20, 120))
+                events.append(_event(rng, "add_to_cart", t, cid, pid, quantity=1))
+                t += timedelta(seconds=rng.randint(5, 60))
+            events.append(_event(rng, "checkout", t, cid))
+            orders.append((oid, cid, "placed", order_ts, order_ts))
+            for line_no, (pid, price) in enumerate(lines, start=1):
+                items.append((oid, line_no, pid, rng.randint(1, 3), price))
+            if rng.random() < 0.03:
+                abandoned.append(oid)  # inserted, then deleted before payment: no purchase event
+            else:
+                events.append(_event(rng, "purchase", order_ts, cid, None, order_id=oid, page="/thank-you"))
+        # browsing-only sessions, some anonymous
+        for _ in range(scale):
+            cid = rng.randint(1, n_customers) if rng.random() < 0.7 else None
+            t = day.ts(0.0, 0.95)
+            for _ in range(rng.randint(1, 4)):
+                pid = rng.choice(catalogue)[0]
+                events.append(_event(rng, "page_view", t, cid, pid))
+                t += timedelta(seconds=rng.randint(10, 300))
+                if rng.random() < 0.2:
+                    events.append(_event(rng, "add_to_cart", t, cid, pid, quantity=rng.randint(1, 2)))
+        _copy_rows(cur, "orders", ["order_id", "customer_id", "status", "order_ts", "updated_at"], orders)
+        _copy_rows(cur, "order_items", ["order_id", "line_no", "product_id", "quantity", "unit_price"], items)
+        conn.commit()
+
+        # ---- the day goes on: payments, shipping, cancellations, abandoned carts -------
+        if abandoned:
+            cur.execute("DELETE FROM order_items WHERE order_id = ANY(%s)", (abandoned,))
+            cur.execute("DELETE FROM orders WHERE order_id = ANY(%s)", (abandoned,))
+        cur.execute("SELECT order_id, status, order_ts FROM orders WHERE status NOT IN "
+                    "('delivered', 'cancelled') ORDER BY order_id")
+        transitions = Counter()
+        for order_id, status, order_ts in cur.fetchall():
+            roll = rng.random()
+            if roll < 0.05:
+                new = "cancelled"
+            elif roll < 0.75:
+                new = STATUS_NEXT[status]
+            else:
+                continue
+            changed_at = max(order_ts, day.start) + timedelta(minutes=rng.randint(10, 600))
+            cur.execute("UPDATE orders SET status = %s, updated_at = %s WHERE order_id = %s",
+                        (new, changed_at, order_id))
+            transitions[new] += 1
+        conn.commit()
+
+    # ---- reviews in DynamoDB ------------------------------------------------------------
+    ddb = aws(settings, "dynamodb")
+    reviews = 0
+    for _ in range(max(scale // 10, 1)):
+        pid = rng.choice(catalogue)[0]
+        rating = rng.choices([1, 2, 3, 4, 5], weights=[1, 1, 2, 4, 5])[0]
+        ddb.put_item(TableName=settings.reviews_table, Item={
+            "product_id": {"N": str(pid)},
+            "review_id": {"S": str(uuid.UUID(int=rng.getrandbits(128), version=4))},
+            "customer_id": {"N": str(rng.randint(1, n_customers))},
+            "rating": {"N": str(rating)},
+            "title": {"S": fake.sentence(nb_words=4)},
+            "body": {"S": fake.paragraph(nb_sentences=2)},
+            "created_at": {"S": day.ts(0, 1).strftime("%Y-%m-%dT%H:%M:%SZ")},
+        })
+        reviews += 1
+
+    # ---- events into Kinesis, in time order, plus the bad ones if asked ----------------
+    events.sort(key=lambda e: e["event_ts"])
+    good_by_type = Counter(e["event_type"] for e in events)
+    payloads = [json.dumps(e).encode() for e in events]
+    keys = [str(e["customer_id"] or e["event_id"]) for e in events]
+    bad = Counter()
+    n_bad = int(len(events) * bad_rate)
+    for _ in range(n_bad):
+        kind = rng.choice(BAD_KINDS)
+        base = rng.choice(events)
+        if kind == "malformed_json":
+            data = json.dumps(base).encode()[: rng.randint(5, 40)]
+        elif kind == "unknown_product":
+            data = json.dumps({**base, "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                               "event_type": "page_view", "product_id": UNKNOWN_PRODUCT_ID,
+                               "order_id": None}).encode()
+        elif kind == "negative_quantity":
+            data = json.dumps({**base, "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                               "event_type": "add_to_cart", "product_id": catalogue[0][0],
+                               "quantity": -rng.randint(1, 5)}).encode()
+        else:  # an exact redelivery of a good record
+            data = json.dumps(base).encode()
+        pos = rng.randint(0, len(payloads))
+        payloads.insert(pos, data)
+        keys.insert(pos, str(base["customer_id"] or base["event_id"]))
+        bad[kind] += 1
+    sent = put_events(settings, payloads, keys)
+
+    summary.update({
+        "new_customers": len(customers), "new_products": len(products),
+        "orders_inserted": len(orders), "orders_deleted": len(abandoned),
+        "items_inserted": len(items), "status_changes": dict(transitions),
+        "repriced_product": repriced, "email_changed_customer": moved,
+        "events_good": dict(good_by_type), "events_bad": dict(bad), "events_sent": sent,
+        "reviews_written": reviews,
+    })
+    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO simulator.runs VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    (business_date, seed, scale, json.dumps(summary)))
+    return summary
+
+
+def ledger(settings: Settings) -> dict:
+    """Sum of every simulated day: good events by type, bad records by kind, events sent."""
+    good, bad, sent = Counter(), Counter(), 0
+    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('simulator.runs')")
+        if cur.fetchone()[0] is None:
+            return {"events_good": {}, "events_bad": {}, "events_sent": 0, "days": 0}
+        cur.execute("SELECT summary FROM simulator.runs")
+        rows = [r[0] for r in cur.fetchall()]
+    for s in rows:
+        good.update(s["events_good"])
+        bad.update(s["events_bad"])
+        sent += s["events_sent"]
+    return {"events_good": dict(good), "events_bad": dict(bad), "events_sent": sent, "days": len(rows)}

@@ -1,0 +1,365 @@
+"""The dbt project on a real (embedded) Postgres, and the Cosmos DAG rendered from its manifest.
+
+Input: the session fixture ``settings`` (pgserver + moto up, ``LIFECYCLE_PG_*`` in the
+environment). This module creates its own database (``dbt_test_warehouse``, so it never
+collides with other tests' ``warehouse.landing`` tables) with a small hand-written
+``landing`` dataset, runs the venv's ``dbt`` in a subprocess with ``--target-path`` and
+``--log-path`` in a temp dir (``dbt_project/target`` is left alone), and checks:
+
+- ``dbt build`` passes (models, data tests, unit tests) and ``serving_next.daily_sales``,
+  ``product_performance`` and ``funnel_daily`` hold exactly the expected numbers, computed
+  by hand below (cancelled order excluded, UTC dates under a non-UTC session time zone,
+  30-minute sessions, anonymous sessions, zero rows for an unsold product);
+- nothing is built into ``serving`` (serve_publish owns that);
+- an order line whose order does not exist makes ``dbt build`` fail on the relationships test;
+- ``dbt parse`` writes a manifest, and ``dags/dbt_build.py`` renders from it in a real
+  ``DagBag`` (a fresh process, no metadata database, nothing mocked) with one run and one
+  test task per model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from lifecycle.settings import REPO_ROOT
+
+DBT_PROJECT = REPO_ROOT / "dbt_project"
+TEST_DB = "dbt_test_warehouse"
+
+MODELS = (
+    "stg_sales__orders", "stg_sales__order_items", "stg_sales__customers", "stg_sales__products",
+    "stg_activity__events", "stg_reviews__reviews",
+    "int_order_lines", "int_sessions",
+    "fct_orders", "fct_order_items", "dim_customers", "dim_products", "fct_events", "fct_reviews",
+    "daily_sales", "product_performance", "funnel_daily",
+)
+
+LANDING_DDL = """
+DROP SCHEMA IF EXISTS landing CASCADE;
+CREATE SCHEMA landing;
+CREATE TABLE landing.orders (
+    order_id bigint, customer_id bigint, status varchar, order_ts timestamptz,
+    updated_at timestamptz, order_date date);
+CREATE TABLE landing.order_items (
+    order_id bigint, line_no int, product_id bigint, quantity int, unit_price numeric(10,2),
+    order_date date);
+CREATE TABLE landing.customers (
+    customer_id bigint, email_hash varchar, full_name_masked varchar, phone_masked varchar,
+    country varchar, created_at timestamptz, updated_at timestamptz);
+CREATE TABLE landing.products (
+    product_id bigint, sku varchar, name varchar, category varchar, description varchar,
+    unit_price numeric(10,2), active boolean, updated_at timestamptz);
+CREATE TABLE landing.events (
+    event_id varchar, event_type varchar, event_ts timestamptz, customer_id bigint,
+    product_id bigint, order_id bigint, page varchar, quantity int, event_date date);
+CREATE TABLE landing.reviews (
+    product_id bigint, review_id varchar, customer_id bigint, rating int, title varchar,
+    body varchar, created_at timestamptz);
+"""
+
+# The dataset. Timestamps are instants (some written with a -05:00 offset on purpose).
+LANDING_ROWS = """
+INSERT INTO landing.customers VALUES
+  (1, 'h1', 'A*** B***', '+49 *** 01', 'de', '2025-12-01 08:00+00', '2025-12-01 08:00+00'),
+  (2, 'h2', 'C*** D***', '+33 *** 02', 'FR', '2025-12-02 08:00+00', '2025-12-02 08:00+00'),
+  (3, 'h3', 'E*** F***', '+1 *** 03',  'US', '2025-12-03 08:00+00', '2025-12-03 08:00+00');
+INSERT INTO landing.products VALUES
+  (1, 'SKU-1', 'Widget', 'tools', 'a widget', 10.00, true,  '2025-12-01 00:00+00'),
+  (2, 'SKU-2', 'Gadget', 'toys',  'a gadget', 25.50, true,  '2025-12-01 00:00+00'),
+  (3, 'SKU-3', 'Gizmo',  'toys',  'unsold',    5.00, false, '2025-12-01 00:00+00');
+INSERT INTO landing.orders VALUES
+  (101, 1, 'paid',      '2026-01-10 09:00+00',    '2026-01-10 09:05+00', '2026-01-10'),
+  (102, 2, 'cancelled', '2026-01-10 12:00+00',    '2026-01-10 13:00+00', '2026-01-10'),
+  (103, 1, 'delivered', '2026-01-10 23:30-05:00', '2026-01-11 06:00+00', '2026-01-11'),
+  (104, 3, 'shipped',   '2026-01-11 10:00+00',    '2026-01-11 12:00+00', '2026-01-11');
+INSERT INTO landing.order_items VALUES
+  (101, 1, 1, 2, 10.00, '2026-01-10'),
+  (101, 2, 2, 1, 25.50, '2026-01-10'),
+  (102, 1, 1, 5, 10.00, '2026-01-10'),
+  (103, 1, 2, 2, 25.00, '2026-01-11'),
+  (104, 1, 1, 1,  9.50, '2026-01-11');
+INSERT INTO landing.events VALUES
+  ('e1', 'page_view',   '2026-01-10 10:00+00', 1,    1,    NULL, '/p/1',     NULL, '2026-01-10'),
+  ('e2', 'add_to_cart', '2026-01-10 10:10+00', 1,    1,    NULL, '/p/1',     2,    '2026-01-10'),
+  ('e3', 'checkout',    '2026-01-10 10:15+00', 1,    NULL, NULL, '/checkout', NULL, '2026-01-10'),
+  ('e4', 'purchase',    '2026-01-10 10:16+00', 1,    1,    101,  '/thanks',   NULL, '2026-01-10'),
+  ('e5', 'page_view',   '2026-01-10 10:56+00', 1,    2,    NULL, '/p/2',     NULL, '2026-01-10'),
+  ('e6', 'add_to_cart', '2026-01-10 10:58+00', 1,    2,    NULL, '/p/2',     1,    '2026-01-10'),
+  ('e7', 'page_view',   '2026-01-10 11:00+00', NULL, 1,    NULL, '/p/1',     NULL, '2026-01-10'),
+  ('e8', 'page_view',   '2026-01-10 23:50+00', 2,    2,    NULL, '/p/2',     NULL, '2026-01-10'),
+  ('e9', 'page_view',   '2026-01-10 19:05-05:00', 2, 2,    NULL, '/p/2',     NULL, '2026-01-11');
+INSERT INTO landing.reviews VALUES
+  (1, 'r1', 1, 5, 'great', 'body', '2026-01-09 10:00+00'),
+  (1, 'r2', 2, 4, 'good',  'body', '2026-01-09 11:00+00'),
+  (1, 'r3', 3, 4, 'good',  'body', '2026-01-09 12:00+00'),
+  (2, 'r4', 1, 3, 'ok',    'body', '2026-01-09 13:00+00');
+"""
+
+# Hand-computed expectations.
+# daily_sales: 102 is cancelled; 103 is 2026-01-11 in UTC (23:30-05:00 = 04:30Z).
+EXPECTED_DAILY_SALES = [
+    (date(2026, 1, 10), 1, 3, Decimal("45.50"), 1),  # 101: 2*10.00 + 1*25.50
+    (date(2026, 1, 11), 2, 3, Decimal("59.50"), 2),  # 103: 2*25.00, 104: 1*9.50
+]
+# product_performance: (id, name, category, units, revenue, views, add_to_carts, purchases,
+# avg_rating, review_count)
+EXPECTED_PRODUCT_PERFORMANCE = [
+    (1, "Widget", "tools", 3, Decimal("29.50"), 2, 1, 2, Decimal("4.33"), 3),
+    (2, "Gadget", "toys", 3, Decimal("75.50"), 3, 1, 2, Decimal("3.00"), 1),
+    (3, "Gizmo", "toys", 0, Decimal("0.00"), 0, 0, 0, None, 0),
+]
+# funnel_daily: 2026-01-10 sessions: c1-1 (e1..e4), c1-2 (e5, e6: 40 min after e4),
+# a-e7 (anonymous), c2-1 (e8 at 23:50Z, continued by e9 at 00:05Z next day) = 4.
+# 2026-01-11: only e9, whose session started the day before: 0 sessions, rate null.
+EXPECTED_FUNNEL = [
+    (date(2026, 1, 10), 4, 2, 1, 1, 4, Decimal("0.2500")),
+    (date(2026, 1, 11), 1, 0, 0, 0, 0, None),
+]
+
+
+def _dbt_env(settings, tmp: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "DBT_TARGET": "embedded",
+        "LIFECYCLE_PG_HOST": settings.pg_host,
+        "LIFECYCLE_PG_PORT": str(settings.pg_port),
+        "LIFECYCLE_PG_USER": settings.pg_user,
+        "LIFECYCLE_PG_PASSWORD": settings.pg_password,
+        "LIFECYCLE_WAREHOUSE_DB": TEST_DB,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+        "DBT_LOG_PATH": str(tmp / "logs"),
+        # a non-UTC session time zone: the models must still use UTC dates
+        "PGTZ": "America/New_York",
+    })
+    return env
+
+
+def _dbt(args: list[str], env: dict[str, str], target_path: Path) -> subprocess.CompletedProcess:
+    dbt = str(Path(sys.executable).parent / "dbt")
+    cmd = [dbt, *args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
+           "--target-path", str(target_path)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _query(dsn: str, sql: str) -> list[tuple]:
+    import psycopg2
+
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def _execute(dsn: str, sql: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def warehouse(settings, tmp_path_factory):
+    """A dedicated warehouse database with the landing dataset, and the dbt env to reach it."""
+    _execute(settings.pg_dsn("postgres"), f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+    _execute(settings.pg_dsn("postgres"), f'CREATE DATABASE "{TEST_DB}"')
+    dsn = settings.pg_dsn(TEST_DB)
+    _execute(dsn, LANDING_DDL + LANDING_ROWS)
+    tmp = tmp_path_factory.mktemp("dbt")
+    try:
+        yield {"dsn": dsn, "env": _dbt_env(settings, tmp), "tmp": tmp}
+    finally:
+        _execute(settings.pg_dsn("postgres"), f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def built(warehouse):
+    """One `dbt build` of the whole project on the dataset; returns its run results."""
+    target = warehouse["tmp"] / "target-build"
+    started = time.monotonic()
+    proc = _dbt(["build"], warehouse["env"], target)
+    elapsed = time.monotonic() - started
+    print(f"dbt build: {elapsed:.1f} s wall"); print(proc.stdout)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    return {"results": results, "elapsed": elapsed, "stdout": proc.stdout}
+
+
+def test_build_runs_every_model_test_and_unit_test(built):
+    by_id = {r["unique_id"]: r["status"] for r in built["results"]}
+    for model in MODELS:
+        assert by_id.get(f"model.lifecycle.{model}") == "success", model
+    unit_tests = {uid: s for uid, s in by_id.items() if uid.startswith("unit_test.")}
+    assert {uid.rsplit(".", 1)[-1] for uid in unit_tests} == {
+        "daily_sales_excludes_cancelled_orders",
+        "int_sessions_splits_after_30_minutes_of_inactivity",
+        "funnel_daily_conversion_rate",
+    }
+    assert set(unit_tests.values()) == {"pass"}
+    data_tests = [s for uid, s in by_id.items() if uid.startswith("test.")]
+    assert len(data_tests) > 30
+    assert set(data_tests) <= {"pass", "warn"}
+
+
+def test_daily_sales(built, warehouse):
+    rows = _query(warehouse["dsn"],
+                  "SELECT order_date, orders, items, revenue, customers "
+                  "FROM serving_next.daily_sales ORDER BY order_date")
+    assert rows == EXPECTED_DAILY_SALES
+
+
+def test_product_performance(built, warehouse):
+    rows = _query(warehouse["dsn"],
+                  "SELECT product_id, name, category, units_sold, revenue, views, add_to_carts, "
+                  "purchases, avg_rating, review_count "
+                  "FROM serving_next.product_performance ORDER BY product_id")
+    assert rows == EXPECTED_PRODUCT_PERFORMANCE
+
+
+def test_funnel_daily(built, warehouse):
+    rows = _query(warehouse["dsn"],
+                  "SELECT event_date, page_views, add_to_carts, checkouts, purchases, sessions, "
+                  "conversion_rate FROM serving_next.funnel_daily ORDER BY event_date")
+    assert rows == EXPECTED_FUNNEL
+
+
+def test_serving_contract_types_and_schemas(built, warehouse):
+    """Enforced contracts: exact column types; models only in their layer's schema."""
+    cols = _query(warehouse["dsn"], """
+        SELECT table_name, column_name,
+               CASE WHEN data_type = 'numeric'
+                    THEN format('numeric(%s,%s)', numeric_precision, numeric_scale)
+                    ELSE data_type END
+        FROM information_schema.columns
+        WHERE table_schema = 'serving_next'
+        ORDER BY table_name, ordinal_position""")
+    types = {(t, c): ty for t, c, ty in cols}
+    assert types[("daily_sales", "order_date")] == "date"
+    assert types[("daily_sales", "revenue")] == "numeric(14,2)"
+    assert types[("daily_sales", "orders")] == "bigint"
+    assert types[("product_performance", "avg_rating")] == "numeric(4,2)"
+    assert types[("funnel_daily", "conversion_rate")] == "numeric(8,4)"
+    assert types[("funnel_daily", "sessions")] == "bigint"
+    tables = _query(warehouse["dsn"], """
+        SELECT table_schema, table_name FROM information_schema.tables
+        WHERE table_schema IN ('staging', 'intermediate', 'marts', 'serving_next', 'serving', 'analytics')""")
+    by_schema: dict[str, set[str]] = {}
+    for schema, name in tables:
+        by_schema.setdefault(schema, set()).add(name)
+    assert by_schema["serving_next"] == {"daily_sales", "product_performance", "funnel_daily"}
+    assert "serving" not in by_schema and "analytics" not in by_schema
+    assert by_schema["staging"] == {m for m in MODELS if m.startswith("stg_")}
+    assert by_schema["intermediate"] == {"int_order_lines", "int_sessions"}
+    assert by_schema["marts"] == {m for m in MODELS if m[:4] in ("fct_", "dim_")}
+
+
+def test_sessions_split_at_30_minutes(built, warehouse):
+    rows = _query(warehouse["dsn"],
+                  "SELECT session_id, session_date, event_count FROM intermediate.int_sessions "
+                  "ORDER BY session_id")
+    assert rows == [
+        ("a-e7", date(2026, 1, 10), 1),
+        ("c1-1", date(2026, 1, 10), 4),
+        ("c1-2", date(2026, 1, 10), 2),
+        ("c2-1", date(2026, 1, 10), 2),
+    ]
+
+
+def test_orphan_order_line_fails_the_build(built, warehouse):
+    """A line whose order does not exist: the relationships test fails, so does `dbt build`."""
+    _execute(warehouse["dsn"],
+             "INSERT INTO landing.order_items VALUES (999, 1, 1, 1, 10.00, '2026-01-10')")
+    target = warehouse["tmp"] / "target-broken"
+    try:
+        proc = _dbt(["build", "--select", "stg_sales__orders", "stg_sales__order_items",
+                     "stg_sales__products"], warehouse["env"], target)
+    finally:
+        _execute(warehouse["dsn"], "DELETE FROM landing.order_items WHERE order_id = 999")
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    failed = {r["unique_id"] for r in results if r["status"] in ("fail", "error")}
+    assert any("relationships_stg_sales__order_items_order_id" in uid for uid in failed), failed
+
+
+def test_parse_writes_manifest_and_cosmos_dag_renders(tmp_path):
+    """`dbt parse` (no database) → manifest → the Cosmos DAG in a real DagBag, in a fresh process."""
+    env = dict(os.environ)
+    env.update({"DBT_TARGET": "embedded", "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+                "DBT_LOG_PATH": str(tmp_path / "logs")})
+    target = tmp_path / "target"
+    proc = _dbt(["parse"], env, target)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    manifest = json.loads((target / "manifest.json").read_text())
+    nodes = manifest["nodes"]
+    for model in MODELS:
+        assert f"model.lifecycle.{model}" in nodes, model
+    for model in ("daily_sales", "product_performance", "funnel_daily"):
+        node = nodes[f"model.lifecycle.{model}"]
+        assert node["schema"] == "serving_next"
+        assert node["config"]["contract"]["enforced"] is True
+        assert all(c.get("data_type") for c in node["columns"].values()), model
+    assert nodes["model.lifecycle.stg_sales__orders"]["schema"] == "staging"
+    assert len(manifest["unit_tests"]) == 3
+
+    af_home = tmp_path / "airflow"
+    af_home.mkdir()
+    env.update({
+        "AIRFLOW_HOME": str(af_home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(tmp_path / "cosmos"),
+        "LIFECYCLE_DBT_MANIFEST": str(target / "manifest.json"),
+    })
+    script = f"""
+import json
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder={str(REPO_ROOT / "dags" / "dbt_build.py")!r})
+dag = bag.dags.get("dbt_build")
+print("RESULT" + json.dumps({{
+    "errors": {{k: str(v) for k, v in bag.import_errors.items()}},
+    "task_ids": sorted(dag.task_ids) if dag else [],
+    "schedule": [a.name for a in dag.schedule] if dag else [],
+    "outlets": [o.name for o in dag.get_task("models_built").outlets] if dag else [],
+    "tags": sorted(dag.tags) if dag else [],
+    "owner": dag.owner if dag else None,
+    "catchup": dag.catchup if dag else None,
+    "max_active_runs": dag.max_active_runs if dag else None,
+    "retries": dag.get_task("dbt.daily_sales.run").retries if dag else None,
+    "emit_datasets": dag.get_task("dbt.daily_sales.run").emit_datasets if dag else None,
+}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=180, cwd=REPO_ROOT)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT")), None)
+    assert line, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = json.loads(line[len("RESULT"):])
+    assert out["errors"] == {}
+    task_ids = set(out["task_ids"])
+    for model in MODELS:
+        assert f"dbt.{model}.run" in task_ids, model
+        assert f"dbt.{model}.test" in task_ids, model
+    assert any(t.startswith("dbt.relationships_stg_sales__order_items_order_id") for t in task_ids)
+    assert "models_built" in task_ids
+    assert out["schedule"] == ["warehouse_landing"]
+    assert out["outlets"] == ["warehouse_models"]
+    assert out["tags"] == ["dbt", "lifecycle", "transform"]
+    assert out["owner"] == "data-platform"
+    assert out["catchup"] is False and out["max_active_runs"] == 1
+    assert out["retries"] == 1
+    assert out["emit_datasets"] is False

@@ -1,0 +1,148 @@
+"""Ingestion against real services: CDC from Postgres logical decoding, Kinesis → raw, reviews.
+
+Uses the session's embedded environment (pgserver + moto), reset at the start of the module.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import reset_environment
+from lifecycle.clients import aws, pg
+
+
+@pytest.fixture(scope="module")
+def env(settings):
+    from lifecycle.sources.sales_db import ensure_schema
+
+    reset_environment(settings)
+    ensure_schema(settings)
+    return settings
+
+
+def _read(settings, key):
+    body = aws(settings, "s3").get_object(Bucket=settings.bucket("raw"), Key=key)["Body"].read()
+    return pq.read_table(io.BytesIO(body)).to_pylist()
+
+
+def _keys(settings, prefix):
+    resp = aws(settings, "s3").list_objects_v2(Bucket=settings.bucket("raw"), Prefix=prefix)
+    return sorted(o["Key"] for o in resp.get("Contents", []))
+
+
+def test_full_load_then_cdc_carries_inserts_updates_pk_updates_and_deletes(env, monkeypatch):
+    from lifecycle.ingest import sales_cdc
+
+    with pg(env, env.sales_db) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO customers VALUES (1,'a@x.org','Ann','+100','US',now(),now()),"
+                    "(2,'b@x.org','Bob',NULL,'DE',now(),now())")
+    first = sales_cdc.run(env)
+    assert first["full_load"] == {"customers": 2, "products": 0, "orders": 0, "order_items": 0}
+    load = _read(env, "sales/public/customers/LOAD00000001.parquet")
+    assert [(r["Op"], r["customer_id"], r["email"]) for r in load] == [("I", 1, "a@x.org"), ("I", 2, "b@x.org")]
+
+    with pg(env, env.sales_db) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO customers VALUES (3,'c@x.org','Cy','+300','FR',now(),now())")
+        cur.execute("UPDATE customers SET email='a2@x.org' WHERE customer_id=1")
+        cur.execute("UPDATE customers SET customer_id=20 WHERE customer_id=2")  # primary-key update
+        cur.execute("DELETE FROM customers WHERE customer_id=3")
+    second = sales_cdc.run(env)
+    assert second["full_load"] == {}
+    assert second["changes"] == {"customers": {"I": 2, "U": 1, "D": 2}}
+    (cdc_key,) = [k for k in _keys(env, "sales/public/customers/") if "LOAD" not in k]
+    rows = [(r["Op"], r["customer_id"], r["email"]) for r in _read(env, cdc_key)]
+    assert rows == [("I", 3, "c@x.org"), ("U", 1, "a2@x.org"), ("D", 2, None), ("I", 20, "b@x.org"),
+                    ("D", 3, None)]
+    assert second["lag_bytes"] == 0
+
+
+def test_a_crash_before_the_slot_advances_rewrites_the_same_objects(env, monkeypatch):
+    from lifecycle.ingest import sales_cdc
+
+    with pg(env, env.sales_db) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO customers VALUES (4,'d@x.org','Di','+400','ES',now(),now())")
+    before = set(_keys(env, "sales/public/customers/"))
+
+    real_put = sales_cdc._put_parquet
+
+    def put_then_crash(*args):
+        real_put(*args)
+        raise SystemExit("worker killed after the write, before the advance")
+
+    monkeypatch.setattr(sales_cdc, "_put_parquet", put_then_crash)
+    with pytest.raises(SystemExit):
+        sales_cdc.run(env)
+    after_crash = set(_keys(env, "sales/public/customers/"))
+    assert len(after_crash - before) == 1
+    monkeypatch.undo()
+
+    retry = sales_cdc.run(env)
+    assert retry["changes"] == {"customers": {"I": 1}}
+    assert set(_keys(env, "sales/public/customers/")) == after_crash  # same key, overwritten
+    assert sales_cdc.run(env)["changes"] == {}
+
+
+def test_kinesis_consumer_checkpoints_and_never_rereads(env, monkeypatch):
+    from lifecycle.ingest import user_activity
+    from lifecycle.simulator import put_events
+
+    payloads = [f'{{"event_id": "e{i}", "n": {i}}}'.encode() for i in range(120)]
+    put_events(env, payloads, [f"k{i % 7}" for i in range(120)])
+    first = user_activity.run(env, max_records=50)
+    assert first["records"] == 120
+    lines = []
+    for key in _keys(env, "events/"):
+        body = aws(env, "s3").get_object(Bucket=env.bucket("raw"), Key=key)["Body"].read()
+        lines.extend(body.decode().splitlines())
+    assert sorted(lines) == sorted(p.decode() for p in payloads)
+    assert all(k.split("/")[1:4] == datetime.now(UTC).strftime("%Y/%m/%d").split("/") for k in _keys(env, "events/"))
+    assert user_activity.run(env)["records"] == 0
+
+    # crash after the object is written but before the checkpoint: same key on retry
+    put_events(env, [b'{"event_id": "late"}'], ["k1"])
+    monkeypatch.setattr(user_activity, "_set_checkpoint",
+                        lambda *a, **k: (_ for _ in ()).throw(SystemExit("killed")))
+    keys_before = set(_keys(env, "events/"))
+    with pytest.raises(SystemExit):
+        user_activity.run(env)
+    keys_crash = set(_keys(env, "events/"))
+    monkeypatch.undo()
+    assert user_activity.run(env)["records"] == 1
+    assert set(_keys(env, "events/")) == keys_crash and len(keys_crash - keys_before) == 1
+
+
+def test_reviews_export_in_dynamodb_export_layout(env):
+    import json
+
+    from lifecycle.ingest import reviews
+
+    aws(env, "dynamodb").put_item(TableName=env.reviews_table, Item={
+        "product_id": {"N": "1"}, "review_id": {"S": "r1"}, "rating": {"N": "5"}})
+    out = reviews.run(env, datetime(2026, 5, 2, tzinfo=UTC))
+    assert out["export_id"] == "20260502T000000Z" and out["items"] == 1
+    prefix = "reviews/AWSDynamoDB/20260502T000000Z/"
+    assert _keys(env, prefix) == [prefix + "data/part-00000.json", prefix + "manifest-summary.json"]
+    body = aws(env, "s3").get_object(Bucket=env.bucket("raw"), Key=prefix + "data/part-00000.json")["Body"].read()
+    assert json.loads(body.decode().splitlines()[0])["Item"]["rating"] == {"N": "5"}
+
+
+def test_simulator_is_deterministic_consistent_and_idempotent(env):
+    from lifecycle.simulator import simulate_day
+
+    reset_environment(env)
+    s1 = simulate_day(env, date(2026, 6, 1), scale=30, bad_rate=0.1)
+    again = simulate_day(env, date(2026, 6, 1), scale=30, bad_rate=0.1)
+    assert again["already_simulated"] and again["orders_inserted"] == s1["orders_inserted"]
+    with pg(env, env.sales_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM orders")
+        (orders,) = cur.fetchone()
+        cur.execute("SELECT count(*) FROM orders WHERE order_ts::date <> '2026-06-01'")
+        assert cur.fetchone()[0] == 0
+    # every order that exists has exactly one purchase event; abandoned ones have none
+    assert s1["events_good"]["purchase"] == orders == s1["orders_inserted"] - s1["orders_deleted"]
+    assert s1["events_sent"] == sum(s1["events_good"].values()) + sum(s1["events_bad"].values())
+    assert sum(s1["events_bad"].values()) > 0
