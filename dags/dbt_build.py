@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 from airflow.sdk import dag, task
 from cosmos import DbtTaskGroup
-
 from lifecycle.assets import WAREHOUSE_LANDING, WAREHOUSE_MODELS
 from lifecycle.warehouse.dbt import SERVING_MODELS, SERVING_SCHEMA, cosmos_configs
 

@@ -3,8 +3,9 @@
 # Airflow component starts (they wait for it with condition: service_completed_successfully).
 #
 # Input: the environment set in docker-compose.yml (LIFECYCLE_TARGET=compose, endpoints, DB).
-# Output: an up-to-date Airflow metadata DB and the AWS resources of infra/ on LocalStack + moto.
-# Both steps are idempotent: `docker compose run --rm airflow-init` can be rerun at any time,
+# Output: an up-to-date Airflow metadata DB, the AWS resources of infra/ on LocalStack + moto,
+# and the source tables of database `sales`.
+# Every step is idempotent: `docker compose run --rm airflow-init` can be rerun at any time,
 # for instance after `docker compose restart localstack`, which loses LocalStack's state.
 #
 # No admin user is created: Airflow 3's SimpleAuthManager runs with
@@ -18,5 +19,15 @@ airflow db migrate
 
 echo "[airflow-init] applying infra/ to the AWS emulators (lifecycle infra apply)"
 lifecycle infra apply
+
+echo "[airflow-init] creating the source tables in database sales (if missing)"
+# The schema the sales platform owns (plugins/lifecycle/sources/sales_schema.sql), as the
+# embedded demo does; CREATE ... IF NOT EXISTS, so reruns change nothing.
+python - <<'PY'
+from lifecycle.settings import Settings
+from lifecycle.sources.sales_db import ensure_schema
+
+ensure_schema(Settings.from_env())
+PY
 
 echo "[airflow-init] done"

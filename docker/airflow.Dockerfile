@@ -30,11 +30,15 @@ RUN chmod 0755 /usr/local/bin/lifecycle-airflow-init
 USER airflow
 
 # 1. Python dependencies: exactly the set pinned in requirements.lock, the same one the
-#    embedded target and the tests use. apache-airflow is pinned as well to the base image's
-#    own version (AIRFLOW_VERSION is set by the base image), so a lock that disagrees with the
-#    image fails the build instead of silently changing Airflow.
+#    embedded target and the tests use, less pgserver: it is the embedded target's Postgres
+#    (Postgres is a service here) and has no Linux arm64 wheel, so keeping it would break the
+#    build on Apple Silicon. apache-airflow is pinned as well to the base image's own version
+#    (AIRFLOW_VERSION is set by the base image), so a lock that disagrees with the image fails
+#    the build instead of silently changing Airflow.
 COPY --chown=airflow:0 requirements.lock /opt/lifecycle/requirements.lock
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/lifecycle/requirements.lock
+RUN grep -v '^pgserver==' /opt/lifecycle/requirements.lock > /tmp/requirements-compose.txt \
+    && pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /tmp/requirements-compose.txt \
+    && rm /tmp/requirements-compose.txt
 
 # 2. dbt in its own virtualenv, run by Cosmos as a subprocess, so dbt's dependency pins can
 #    never conflict with Airflow's. Versions are constrained by the same lock
@@ -54,3 +58,12 @@ COPY --chown=airflow:0 dbt_project/ /opt/lifecycle/dbt_project/
 COPY --chown=airflow:0 dags/ /opt/lifecycle/dags/
 RUN pip install --no-cache-dir --no-deps -e /opt/lifecycle \
     && python -c "import lifecycle.settings as s; assert str(s.REPO_ROOT) == '/opt/lifecycle', s.REPO_ROOT"
+
+# 4. The dbt manifest the Cosmos DAG renders from (LoadMode.DBT_MANIFEST, default path
+#    dbt_project/target/manifest.json). `dbt parse` needs no database; it is built here
+#    because dbt_project/target is kept out of the build context (it may be stale locally).
+RUN cd /opt/lifecycle \
+    && DBT_SEND_ANONYMOUS_USAGE_STATS=false /opt/dbt-venv/bin/dbt parse \
+        --project-dir dbt_project --profiles-dir dbt_project --target compose \
+    && test -s dbt_project/target/manifest.json \
+    && rm -rf dbt_project/logs

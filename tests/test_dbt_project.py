@@ -29,7 +29,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
 from lifecycle.settings import REPO_ROOT
 
 DBT_PROJECT = REPO_ROOT / "dbt_project"
@@ -195,7 +194,7 @@ def built(warehouse):
     started = time.monotonic()
     proc = _dbt(["build"], warehouse["env"], target)
     elapsed = time.monotonic() - started
-    print(f"dbt build: {elapsed:.1f} s wall"); print(proc.stdout)
+    print(f"dbt build: {elapsed:.1f} s wall")
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     results = json.loads((target / "run_results.json").read_text())["results"]
     return {"results": results, "elapsed": elapsed, "stdout": proc.stdout}

@@ -52,6 +52,9 @@ class Status:
 # ---- helpers ------------------------------------------------------------------------------
 
 def _pg_bin(name: str) -> Path:
+    # pgserver computes a lock path from XDG_RUNTIME_DIR at import; keep it private to us
+    os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/lifecycle-xdg-{os.getuid()}")
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, exist_ok=True)
     from pgserver._commands import POSTGRES_BIN_PATH
 
     return POSTGRES_BIN_PATH / name
@@ -111,6 +114,7 @@ def _pg_pid(settings: Settings) -> int | None:
 def _prepare_pg_dirs(settings: Settings) -> None:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
+        _pg_bin("postgres")  # sets XDG_RUNTIME_DIR before pgserver is imported
         from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
 
         ensure_user_exists(PG_USER_OS)

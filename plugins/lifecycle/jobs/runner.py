@@ -185,7 +185,7 @@ def _literal_prefix(pattern: str) -> str:
 def _matches(key: str, pattern: str) -> bool:
     """Glob match where ``*`` never crosses ``/`` (as in a DuckDB/S3 glob)."""
     parts, pats = key.split("/"), pattern.split("/")
-    return len(parts) == len(pats) and all(fnmatch.fnmatchcase(p, q) for p, q in zip(parts, pats))
+    return len(parts) == len(pats) and all(fnmatch.fnmatchcase(p, q) for p, q in zip(parts, pats, strict=True))
 
 
 class JobContext:
@@ -259,34 +259,68 @@ class JobContext:
     def read_lines(self, bucket: str, pattern: str | None, name: str):
         """Newline-delimited text objects as ``raw_key, line_no, payload, json_ok``.
 
-        ``json_ok`` says whether the line is a JSON object. It is computed here because
-        SQLFrame's JSON functions map to DuckDB's, which raise on malformed input where
-        Spark's ``from_json`` returns null; jobs guard their parsing with it. Blank lines are
-        not records and are skipped.
+        ``json_ok`` says whether the line is a JSON object with unique keys. It is computed
+        here because SQLFrame's JSON functions map to DuckDB's, which raise on malformed
+        input where Spark's ``from_json`` returns null; jobs guard their parsing with it.
+        Blank lines are not records and are skipped.
         """
         keys = self.list_keys(bucket, pattern) if pattern else []
         table = self._table_name(f"raw_{name}")
         self._con.execute(f"CREATE TABLE {_ident(table)} (raw_key VARCHAR, line_no BIGINT, "
                           "payload VARCHAR, json_ok BOOLEAN)")
         if keys:
-            strip = len(f"s3://{bucket}/")
-            self._con.execute(f"""
-                INSERT INTO {_ident(table)}
-                SELECT raw_key, line_no, payload,
-                       CASE WHEN json_valid(payload) THEN json_type(payload::JSON) = 'OBJECT'
-                            ELSE false END
-                FROM (
-                    SELECT substr(filename, {strip + 1}) AS raw_key,
-                           rtrim(unnest(lines), chr(13)) AS payload,
-                           generate_subscripts(lines, 1) AS line_no
-                    FROM (SELECT filename, string_split(content, chr(10)) AS lines
-                          FROM read_text({self._file_list(bucket, keys)}))
-                )
-                WHERE trim(payload) <> ''
-            """)
+            import duckdb
+
+            try:
+                self._insert_lines(table, bucket, keys)
+            except duckdb.InvalidInputException:
+                # Some object is not valid UTF-8 (raw is kept as delivered). Load object by
+                # object; the broken ones are decoded with escapes so their lines land in
+                # quarantine instead of failing every future run.
+                for key in keys:
+                    try:
+                        self._insert_lines(table, bucket, [key])
+                    except duckdb.InvalidInputException:
+                        self._insert_lines_lossy(table, bucket, key)
         self.metrics["files_in"][name] = len(keys)
         self.metrics["rows_in"][name] = self._count(table)
         return self.spark.table(table)
+
+    # CASE branches run in order on the remaining rows only, so no JSON function sees a
+    # malformed line (they raise on one)
+    _JSON_OK = """CASE WHEN NOT json_valid(payload) THEN false
+                       WHEN json_type(payload::JSON) <> 'OBJECT' THEN false
+                       ELSE len(json_keys(payload)) = len(list_distinct(json_keys(payload))) END"""
+
+    def _insert_lines(self, table: str, bucket: str, keys: list[str]) -> None:
+        strip = len(f"s3://{bucket}/")
+        self._con.execute(f"""
+            INSERT INTO {_ident(table)}
+            SELECT raw_key, line_no, payload, {self._JSON_OK}
+            FROM (
+                SELECT substr(filename, {strip + 1}) AS raw_key,
+                       rtrim(unnest(lines), chr(13)) AS payload,
+                       generate_subscripts(lines, 1) AS line_no
+                FROM (SELECT filename, string_split(content, chr(10)) AS lines
+                      FROM read_text({self._file_list(bucket, keys)}))
+            )
+            WHERE trim(payload) <> ''
+        """)
+
+    def _insert_lines_lossy(self, table: str, bucket: str, key: str) -> None:
+        import pyarrow as pa
+
+        body = aws(self._settings, "s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        lines = body.decode("utf-8", errors="backslashreplace").split("\n")
+        rows = [(i, line.rstrip("\r")) for i, line in enumerate(lines, start=1) if line.strip(" ")]
+        batch = pa.table({"line_no": pa.array([r[0] for r in rows], pa.int64()),
+                          "payload": pa.array([r[1] for r in rows], pa.string())})
+        self._con.register("_lossy_lines", batch)
+        try:
+            self._con.execute(f"INSERT INTO {_ident(table)} SELECT {_sql_str(key)}, line_no, payload, "
+                              f"{self._JSON_OK} FROM _lossy_lines")
+        finally:
+            self._con.unregister("_lossy_lines")
 
     def latest_dynamodb_export(self, bucket: str, prefix: str) -> str | None:
         """``<prefix><exportId>/`` of the newest complete DynamoDB export (one whose

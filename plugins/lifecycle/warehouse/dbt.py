@@ -2,8 +2,9 @@
 
 Input: the environment, read when ``cosmos_configs()`` is called (DAG parse time):
 ``DBT_TARGET`` (profiles.yml target, default ``embedded``), optionally
-``LIFECYCLE_DBT_PROJECT_DIR`` (default ``<repo>/dbt_project``) and
-``LIFECYCLE_DBT_MANIFEST`` (default ``<project>/target/manifest.json``).
+``LIFECYCLE_DBT_PROJECT_DIR`` (default ``<repo>/dbt_project``),
+``LIFECYCLE_DBT_MANIFEST`` (default ``<project>/target/manifest.json``) and
+``LIFECYCLE_DBT_EXECUTION_MODE`` (``local``, the default, or ``watcher``).
 Output: path constants, the ``dbt`` executable of this Python environment, and the four
 Cosmos config objects (``ProjectConfig``, ``ProfileConfig``, ``ExecutionConfig``,
 ``RenderConfig``) that ``dags/dbt_build.py`` passes to a ``DbtTaskGroup``.
@@ -48,6 +49,19 @@ def dbt_target() -> str:
 def manifest_path() -> Path:
     """The manifest the DAG renders from: env ``LIFECYCLE_DBT_MANIFEST`` or ``MANIFEST_PATH``."""
     return Path(os.environ.get("LIFECYCLE_DBT_MANIFEST") or MANIFEST_PATH)
+
+
+def execution_mode() -> str:
+    """Cosmos execution mode: env ``LIFECYCLE_DBT_EXECUTION_MODE``, ``local`` (default) or ``watcher``.
+
+    ``local``: every model is its own ``dbt run`` / ``dbt test`` invocation (a few seconds
+    of start-up each). ``watcher``: one ``dbt build`` producer task, and per-model sensor
+    tasks that report each model's result from it (Cosmos 1.11+; needs a triggerer).
+    """
+    mode = (os.environ.get("LIFECYCLE_DBT_EXECUTION_MODE") or "local").strip().lower()
+    if mode not in ("local", "watcher"):
+        raise ValueError(f"LIFECYCLE_DBT_EXECUTION_MODE={mode!r}: use 'local' or 'watcher'")
+    return mode
 
 
 def dbt_executable() -> str:
@@ -108,7 +122,7 @@ def cosmos_configs(manifest: str | Path | None = None) -> dict[str, Any]:
             profiles_yml_filepath=PROFILES_YML,
         ),
         "execution_config": ExecutionConfig(
-            execution_mode=ExecutionMode.LOCAL,
+            execution_mode=ExecutionMode(execution_mode()),
             dbt_executable_path=executable,
         ),
         "render_config": RenderConfig(

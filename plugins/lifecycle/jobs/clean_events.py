@@ -1,0 +1,116 @@
+"""Glue job ``clean_events``: Firehose objects of ``user-activity`` → clean events + quarantine.
+
+Arguments: ``--JOB_NAME --raw_bucket --clean_bucket --quarantine_bucket --interval_start``.
+Input: ``s3://<raw>/events/YYYY/MM/DD/HH/<object>`` (newline-delimited JSON, possibly
+malformed lines) and the clean ``products`` table (written by ``clean_sales`` before).
+Output: ``s3://<clean>/events/event_date=<UTC date of event_ts>/`` with every valid event
+once, and ``s3://<quarantine>/events/run_date=<interval_start date>/data_0.parquet`` with
+every rejected record of the current raw state (``source, reason, payload, raw_key``).
+
+Each rejected record gets one reason, the first that applies, in this order:
+``malformed_json`` (not a JSON object), ``missing_field`` (event_id, event_type or event_ts
+absent, null or empty; also a field whose value does not have its contract type, e.g. an
+unparseable event_ts or a non-integer product_id), ``unknown_event_type``,
+``unknown_product`` (product_id set but not a clean product), ``negative_quantity``,
+``duplicate_event_id`` (of the otherwise valid records with one event_id the first by
+event_ts, raw key, line is kept).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import MapType, StringType
+
+from lifecycle.jobs.runner import get_resolved_options
+
+ARGUMENTS = ["JOB_NAME", "raw_bucket", "clean_bucket", "quarantine_bucket", "interval_start"]
+
+EVENT_TYPES = ["page_view", "add_to_cart", "checkout", "purchase"]
+REQUIRED = ["event_id", "event_type", "event_ts"]
+# integer fields: digits only (as JSON numbers or strings); 18 digits always fit a bigint
+INTEGER_FIELDS = {"customer_id": ("bigint", 18), "product_id": ("bigint", 18),
+                  "order_id": ("bigint", 18), "quantity": ("int", 9)}
+
+
+def parse(lines):
+    """Raw lines → one row per record with the typed fields and the raw string values."""
+    fields = F.when(F.col("json_ok"), F.from_json(F.col("payload"), MapType(StringType(), StringType())))
+    df = lines.withColumn("_m", fields)
+    for name in ["event_id", "event_type", "event_ts", "page", *INTEGER_FIELDS]:
+        df = df.withColumn(f"_s_{name}", F.col("_m").getItem(name))
+    typed = [
+        F.col("_s_event_id").alias("event_id"),
+        F.col("_s_event_type").alias("event_type"),
+        F.expr("try_cast(_s_event_ts AS TIMESTAMP)").alias("event_ts"),
+        F.col("_s_page").alias("page"),
+    ]
+    bad_type = F.lit(False)
+    for name, (spark_type, digits) in INTEGER_FIELDS.items():
+        raw = F.col(f"_s_{name}")
+        ok = raw.rlike(f"^-?[0-9]{{1,{digits}}}$")
+        typed.append(F.when(ok, raw.cast(spark_type)).alias(name))
+        bad_type = bad_type | (raw.isNotNull() & ~ok)
+    ts_bad = F.col("_s_event_ts").isNotNull() & F.expr("try_cast(_s_event_ts AS TIMESTAMP)").isNull()
+    return df.select(
+        "raw_key", "line_no", "payload", "json_ok", *typed,
+        (bad_type | ts_bad).alias("_bad_type"),
+    )
+
+
+def classify(records, products):
+    """Adds ``reason`` (null for a valid record) to the parsed records."""
+    known = products.select(F.col("product_id").alias("_known_product_id")).distinct()
+    df = records.join(known, records["product_id"] == known["_known_product_id"], "left")
+    missing = F.lit(False)
+    for name in REQUIRED:
+        missing = missing | F.col(name).isNull() | (F.trim(F.col(name).cast("string")) == "")
+    reason = (
+        F.when(~F.col("json_ok"), F.lit("malformed_json"))
+        .when(missing | F.col("_bad_type"), F.lit("missing_field"))
+        .when(~F.col("event_type").isin(*EVENT_TYPES), F.lit("unknown_event_type"))
+        .when(F.col("product_id").isNotNull() & F.col("_known_product_id").isNull(),
+              F.lit("unknown_product"))
+        .when(F.col("quantity") < 0, F.lit("negative_quantity"))
+    )
+    df = df.withColumn("_reason", reason)
+    first = Window.partitionBy("event_id", "_reason_null").orderBy("event_ts", "raw_key", "line_no")
+    return (
+        df.withColumn("_reason_null", F.col("_reason").isNull())
+        .withColumn("_rn", F.row_number().over(first))
+        .withColumn("reason", F.when(F.col("_reason").isNull() & (F.col("_rn") > 1),
+                                     F.lit("duplicate_event_id")).otherwise(F.col("_reason")))
+    )
+
+
+def valid_events(classified):
+    return classified.where(F.col("reason").isNull()).select(
+        F.col("event_id").cast("string").alias("event_id"),
+        F.col("event_type").cast("string").alias("event_type"),
+        F.col("event_ts").cast("timestamp").alias("event_ts"),
+        F.col("customer_id").cast("bigint").alias("customer_id"),
+        F.col("product_id").cast("bigint").alias("product_id"),
+        F.col("order_id").cast("bigint").alias("order_id"),
+        F.col("page").cast("string").alias("page"),
+        F.col("quantity").cast("int").alias("quantity"),
+        F.to_date(F.col("event_ts")).alias("event_date"),  # UTC: the session time zone
+    )
+
+
+def rejected_events(classified):
+    return classified.where(F.col("reason").isNotNull()).select(
+        F.lit("events").cast("string").alias("source"),
+        F.col("reason").cast("string").alias("reason"),
+        F.col("payload").cast("string").alias("payload"),
+        F.col("raw_key").cast("string").alias("raw_key"),
+    )
+
+
+def main(argv: list[str], ctx) -> None:
+    args = get_resolved_options(argv, ARGUMENTS)
+    lines = ctx.read_lines(args["raw_bucket"], "events/*/*/*/*/*", name="events")
+    products = ctx.read_clean(args["clean_bucket"], "products")
+    classified = classify(parse(lines), products)
+    ctx.write_clean(valid_events(classified), args["clean_bucket"], "events")
+    ctx.write_quarantine(rejected_events(classified), args["quarantine_bucket"], "events",
+                         run_date=args["interval_start"][:10])

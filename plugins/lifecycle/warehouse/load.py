@@ -1,0 +1,192 @@
+"""Load the lake's clean zone into the warehouse's ``landing`` schema (as Redshift COPY would).
+
+Input: ``Settings``, the data interval (recorded, not filtered on: every run loads each
+table's full current state) and the objects of ``s3://<clean>/<table>/`` described by
+``lifecycle.catalog.CLEAN_TABLES``.
+Output: ``warehouse.landing.<table>`` for every clean table (its columns plus the partition
+column, Postgres types from the contract) and ``landing.load_manifest`` with one row per
+object loaded (``table_name, s3_key, rows, interval_start, interval_end, loaded_at``).
+Returns ``{table: rows}``.
+
+Per table, one transaction: TRUNCATE, COPY of the full state, and the table's manifest rows
+replaced, so a rerun replaces and never appends, and readers see the old or the new state.
+DuckDB reads the listed objects (so data and manifest agree) and writes CSV that Postgres
+ingests with ``COPY ... FROM STDIN``. ``method="pipe"`` (default) streams through a FIFO,
+memory and disk bounded; ``method="file"`` spools to a temporary CSV file first; both
+measured in tests/test_warehouse_load.py.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+
+from lifecycle.catalog import CLEAN_TABLES, TableSpec, duckdb_type, postgres_type
+from lifecycle.clients import aws, pg
+from lifecycle.settings import Settings
+
+SCHEMA = "landing"
+MANIFEST = "load_manifest"
+METHODS = ("pipe", "file")
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _utc(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def ensure_landing(settings: Settings) -> None:
+    """Create the landing schema, its tables and the manifest if missing; add new columns."""
+    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        for spec in CLEAN_TABLES.values():
+            cols = ", ".join(f"{_q(c)} {postgres_type(t)}" for c, t in spec.all_columns)
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{_q(spec.name)} ({cols})")
+            # a column added to the contract after the table was created
+            for c, t in spec.all_columns:
+                cur.execute(f"ALTER TABLE {SCHEMA}.{_q(spec.name)} ADD COLUMN IF NOT EXISTS "
+                            f"{_q(c)} {postgres_type(t)}")
+        cur.execute(f"""
+            CREATE TABLE IF NOT EXISTS {SCHEMA}.{MANIFEST} (
+                table_name     text        NOT NULL,
+                s3_key         text        NOT NULL,
+                rows           bigint      NOT NULL,
+                interval_start timestamptz,
+                interval_end   timestamptz,
+                loaded_at      timestamptz NOT NULL,
+                PRIMARY KEY (table_name, s3_key)
+            )""")
+
+
+def clean_objects(settings: Settings, spec: TableSpec) -> list[str]:
+    """Keys of the table's data objects in the clean bucket, in the documented layout."""
+    s3 = aws(settings, "s3")
+    prefix = f"{spec.name}/"
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket("clean"),
+                                                             Prefix=prefix):
+        for o in page.get("Contents", []):
+            rest = o["Key"][len(prefix):].split("/")
+            if not rest[-1].endswith(".parquet"):
+                continue
+            if (spec.partition and len(rest) == 2 and rest[0].startswith(f"{spec.partition[0]}=")) or (
+                not spec.partition and len(rest) == 1
+            ):
+                keys.append(o["Key"])
+    return sorted(keys)
+
+
+def _export_sql(bucket: str, spec: TableSpec, keys: list[str]) -> str:
+    files = "[" + ", ".join(_sql_str(f"s3://{bucket}/{k}") for k in keys) + "]"
+    cols = ", ".join(f"CAST({_q(c)} AS {duckdb_type(t)}) AS {_q(c)}" for c, t in spec.all_columns)
+    return (f"SELECT {cols} FROM read_parquet({files}, "
+            f"hive_partitioning={'true' if spec.partition else 'false'})")
+
+
+def _copy_via_file(duck, cur, select_sql: str, copy_sql: str) -> int:
+    with tempfile.TemporaryDirectory(prefix="lifecycle-load-") as tmp:
+        path = os.path.join(tmp, "data.csv")
+        duck.execute(f"COPY ({select_sql}) TO {_sql_str(path)} (FORMAT csv, HEADER false)")
+        with open(path, "rb") as fh:
+            cur.copy_expert(copy_sql, fh, size=1 << 20)
+    return cur.rowcount
+
+
+def _copy_via_pipe(duck, cur, select_sql: str, copy_sql: str) -> int:
+    """DuckDB writes CSV into a FIFO in a thread while Postgres COPY reads the other end."""
+    with tempfile.TemporaryDirectory(prefix="lifecycle-load-") as tmp:
+        path = os.path.join(tmp, "data.csv")
+        os.mkfifo(path, 0o600)
+        # Our own write end keeps the reader from seeing EOF before DuckDB has opened the
+        # FIFO, and lets us end the stream even if DuckDB fails before opening it.
+        reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        keeper = os.open(path, os.O_WRONLY)
+        os.set_blocking(reader, True)
+        error: list[BaseException] = []
+
+        def produce() -> None:
+            try:
+                duck.execute(f"COPY ({select_sql}) TO {_sql_str(path)} (FORMAT csv, HEADER false)")
+            except BaseException as exc:  # re-raised in the caller after the stream ends
+                error.append(exc)
+            finally:
+                os.close(keeper)
+
+        thread = threading.Thread(target=produce, name="duckdb-csv-producer", daemon=True)
+        thread.start()
+        try:
+            with os.fdopen(reader, "rb", buffering=0) as fh:
+                cur.copy_expert(copy_sql, fh, size=1 << 20)
+        finally:
+            thread.join()
+        if error:
+            raise error[0]
+    return cur.rowcount
+
+
+def load_table(settings: Settings, duck, spec: TableSpec, interval_start: datetime,
+               interval_end: datetime, method: str = "pipe") -> dict:
+    """Replace ``landing.<table>`` with the table's clean objects, in one transaction."""
+    bucket = settings.bucket("clean")
+    keys = clean_objects(settings, spec)
+    per_file: dict[str, int] = {}
+    if keys:
+        files = "[" + ", ".join(_sql_str(f"s3://{bucket}/{k}") for k in keys) + "]"
+        for name, rows in duck.execute(
+            f"SELECT file_name, num_rows FROM parquet_file_metadata({files})"
+        ).fetchall():
+            per_file[name[len(f"s3://{bucket}/"):]] = int(rows)
+    expected = sum(per_file.values())
+    target = f"{SCHEMA}.{_q(spec.name)}"
+    copy_sql = (f"COPY {target} ({', '.join(_q(c) for c in spec.column_names)}) "
+                "FROM STDIN WITH (FORMAT csv)")
+    started = time.perf_counter()
+    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        cur.execute(f"TRUNCATE {target}")
+        copied = 0
+        if expected:
+            run = _copy_via_pipe if method == "pipe" else _copy_via_file
+            copied = run(duck, cur, _export_sql(bucket, spec, keys), copy_sql)
+        if copied != expected:
+            raise RuntimeError(f"landing.{spec.name}: copied {copied} rows, the files hold {expected}")
+        cur.execute(f"DELETE FROM {SCHEMA}.{MANIFEST} WHERE table_name = %s", (spec.name,))
+        if per_file:
+            from psycopg2.extras import execute_values
+
+            execute_values(
+                cur,
+                f"INSERT INTO {SCHEMA}.{MANIFEST} (table_name, s3_key, rows, interval_start, "
+                "interval_end, loaded_at) VALUES %s",
+                [(spec.name, k, n, _utc(interval_start), _utc(interval_end)) for k, n in sorted(per_file.items())],
+                template="(%s, %s, %s, %s, %s, now())",
+            )
+    return {"rows": copied, "files": len(per_file), "seconds": round(time.perf_counter() - started, 3)}
+
+
+def load_landing(settings: Settings, interval_start: datetime, interval_end: datetime,
+                 method: str = "pipe", tables: list[str] | None = None) -> dict:
+    """Load every clean table (or the given ones) into ``landing``; returns rows per table."""
+    from lifecycle.jobs.runner import connect_duckdb
+
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}; use one of {', '.join(METHODS)}")
+    ensure_landing(settings)
+    duck = connect_duckdb(settings)
+    try:
+        return {
+            name: load_table(settings, duck, CLEAN_TABLES[name], interval_start, interval_end,
+                             method)["rows"]
+            for name in (tables or CLEAN_TABLES)
+        }
+    finally:
+        duck.close()

@@ -1,0 +1,466 @@
+"""The Glue-style clean jobs on a small, hand-written raw zone in moto S3.
+
+Input: DMS Parquet (a LOAD file and CDC files with an update, deletes and a primary-key
+update written as D + I), Firehose-layout event objects with one record of every bad kind
+and duplicates, and three DynamoDB exports (the newest one incomplete).
+Asserts: the exact clean rows, the quarantine reasons, the PII masking, the Glue tables and
+partitions, byte-identical objects on a rerun, stale partitions removed, empty inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from lifecycle.clients import aws
+
+START = datetime(2026, 1, 2, tzinfo=UTC)
+END = datetime(2026, 1, 3, tzinfo=UTC)
+
+TS = pa.timestamp("us", tz="UTC")
+DEC = pa.decimal128(10, 2)
+SCHEMAS = {
+    "customers": [("customer_id", pa.int64()), ("email", pa.string()), ("full_name", pa.string()),
+                  ("phone", pa.string()), ("country", pa.string()), ("created_at", TS),
+                  ("updated_at", TS)],
+    "products": [("product_id", pa.int64()), ("sku", pa.string()), ("name", pa.string()),
+                 ("category", pa.string()), ("description", pa.string()), ("unit_price", DEC),
+                 ("active", pa.bool_()), ("updated_at", TS)],
+    "orders": [("order_id", pa.int64()), ("customer_id", pa.int64()), ("status", pa.string()),
+               ("order_ts", TS), ("updated_at", TS)],
+    "order_items": [("order_id", pa.int64()), ("line_no", pa.int32()), ("product_id", pa.int64()),
+                    ("quantity", pa.int32()), ("unit_price", DEC)],
+}
+KEYS = {"customers": ["customer_id"], "products": ["product_id"], "orders": ["order_id"],
+        "order_items": ["order_id", "line_no"]}
+
+LOAD = "LOAD00000001.parquet"
+CDC1 = "20260102-101500000000-00000000016B3A10.parquet"
+CDC2 = "20260102-183000123456-00000000016C0F28.parquet"
+CDC3 = "20260103-090000000000-00000000016D0000.parquet"
+
+
+def ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+T0, T1, T2 = ts("2026-01-01T00:00:00Z"), ts("2026-01-02T10:15:00Z"), ts("2026-01-02T18:30:00Z")
+
+# Op, _commit_ts, then the table's columns (a delete carries the key only)
+RAW_SALES = {
+    "customers": {
+        LOAD: [
+            ("I", T0, 1, "Alice@Example.com", "Alice Smith", "+1 (555) 123-4567", "US", T0, T0),
+            ("I", T0, 2, "bob@example.com", "Bob Jones", "555-0100", "GB", T0, T0),
+            ("I", T0, 3, "carol@example.com", "Carol King", None, "DE", T0, T0),
+        ],
+        CDC1: [
+            ("U", T1, 2, "bob@example.com", "Bob Jones", "+44 20 7946 0958", "GB", T0, T1),
+            ("D", T1, 3, None, None, None, None, None, None),
+        ],
+        CDC2: [("I", T2, 4, "dave@example.com", "Dave", "12", "FR", T2, T2)],
+    },
+    "products": {
+        LOAD: [
+            ("I", T0, 10, "SKU-10", "Mug", "home", "A mug", Decimal("9.99"), True, T0),
+            ("I", T0, 11, "SKU-11", "Lamp", "home", None, Decimal("19.50"), True, T0),
+            ("I", T0, 12, "SKU-12", "Pen", "office", "Blue, \"fine\"\nink", Decimal("5.00"), True, T0),
+        ],
+        CDC1: [("U", T1, 11, "SKU-11", "Lamp", "home", None, Decimal("21.00"), False, T1)],
+        CDC2: [("D", T2, 12, None, None, None, None, None, None, None)],
+    },
+    "orders": {
+        LOAD: [
+            ("I", T0, 100, 1, "placed", ts("2026-01-01T23:30:00Z"), T0),
+            ("I", T0, 101, 2, "placed", ts("2026-01-02T00:15:00Z"), T0),
+            ("I", T0, 102, 1, "placed", ts("2026-01-02T10:00:00Z"), T0),
+        ],
+        CDC1: [
+            ("U", T1, 100, 1, "paid", ts("2026-01-01T23:30:00Z"), T1),
+            # primary-key update 102 -> 103: D of the old key, I of the new row
+            ("D", T1, 102, None, None, None, None),
+            ("I", T1, 103, 1, "placed", ts("2026-01-02T10:00:00Z"), T1),
+        ],
+        CDC2: [
+            ("I", T2, 104, 4, "placed", ts("2026-01-03T05:00:00Z"), T2),
+            ("D", T2, 101, None, None, None, None),
+            ("U", T2, 100, 1, "shipped", ts("2026-01-01T23:30:00Z"), T2),
+            ("U", T2, 100, 1, "delivered", ts("2026-01-01T23:30:00Z"), T2),  # later in the file wins
+        ],
+    },
+    "order_items": {
+        LOAD: [
+            ("I", T0, 100, 1, 10, 2, Decimal("9.99")),
+            ("I", T0, 100, 2, 11, 1, Decimal("19.50")),
+            ("I", T0, 101, 1, 10, 1, Decimal("9.99")),  # its order is deleted later
+            ("I", T0, 102, 1, 12, 3, Decimal("5.00")),
+        ],
+        CDC1: [
+            ("D", T1, 102, 1, None, None, None),
+            ("I", T1, 103, 1, 12, 3, Decimal("5.00")),
+            ("U", T1, 100, 2, 11, 2, Decimal("19.50")),
+        ],
+        CDC2: [("I", T2, 104, 1, 11, 1, Decimal("21.00"))],
+    },
+}
+
+EV1 = "events/2026/01/02/10/user-activity-1-2026-01-02-10-00-00-shardId-000000000000-4960000001"
+EV2 = "events/2026/01/02/11/user-activity-1-2026-01-02-11-00-00-shardId-000000000001-4960000002"
+
+
+def ev(**fields) -> str:
+    return json.dumps(fields)
+
+
+RAW_EVENTS = {
+    EV1: [
+        ev(event_id="e1", event_type="page_view", event_ts="2026-01-02T10:00:00Z", customer_id=1,
+           product_id=10, page="/p/10"),
+        '{"event_id": "e2", "event_type": "page_view", "event_ts": ',
+        ev(event_type="page_view", event_ts="2026-01-02T10:01:00Z", customer_id=1),
+        ev(event_id="e4", event_type="refund", event_ts="2026-01-02T10:02:00Z", customer_id=1),
+        ev(event_id="e5", event_type="add_to_cart", event_ts="2026-01-02T10:03:00Z", customer_id=2,
+           product_id=999, quantity=1),
+        ev(event_id="e6", event_type="add_to_cart", event_ts="2026-01-02T10:04:00Z", customer_id=2,
+           product_id=10, quantity=-2),
+        ev(event_id="e7", event_type="add_to_cart", event_ts="2026-01-02T23:59:59.5Z", customer_id=2,
+           product_id=11, quantity=2, page="/p/11"),
+        ev(event_id="e8", event_type="page_view", event_ts="2026-01-02T10:05:00Z", customer_id=None,
+           product_id=11, page="/p/11"),
+        "",
+    ],
+    EV2: [
+        ev(event_id="e8", event_type="page_view", event_ts="2026-01-02T10:05:00Z", customer_id=None,
+           product_id=11, page="/p/11"),
+        ev(event_id="e9", event_type="checkout", event_ts="2026-01-03T00:00:01+00:00", customer_id=None,
+           product_id=None, page="/checkout"),
+        ev(event_id="e10", event_type="purchase", event_ts="2026-01-02T12:00:00Z", customer_id=1,
+           order_id=100, page="/done"),
+        ev(event_id="e11", event_type="page_view", event_ts="2026-01-02T12:01:00Z", customer_id=1,
+           product_id=12),
+        ev(event_id="e1", event_type="page_view", event_ts="2026-01-02T09:59:00Z", customer_id=1,
+           product_id=10, page="/first"),
+        ev(event_id="e9", event_type="bogus", event_ts="2026-01-02T12:02:00Z"),
+        ev(event_id="e12", event_type="page_view", event_ts="not a time"),
+        '{"event_id": "e13", "event_id": "e14", "event_type": "page_view", "event_ts": "2026-01-02T12:03:00Z"}',
+    ],
+}
+# an object that is not valid UTF-8 must not stop the job: its bad line goes to quarantine
+EV3 = "events/2026/01/02/12/user-activity-1-2026-01-02-12-00-00-shardId-000000000000-4960000003"
+EV3_BODY = (ev(event_id="e15", event_type="page_view", event_ts="2026-01-02T12:30:00Z").encode()
+            + b"\r\n\xff\xfe not text\r\n")
+
+EXPORTS = "reviews/AWSDynamoDB"
+
+
+def review_item(product_id, review_id, customer_id, rating, created_at, title=None, body=None) -> str:
+    item = {"product_id": {"N": str(product_id)}, "review_id": {"S": review_id},
+            "customer_id": {"N": str(customer_id)}, "rating": {"N": str(rating)},
+            "created_at": {"S": created_at}}
+    if title is not None:
+        item["title"] = {"S": title}
+    if body is not None:
+        item["body"] = {"S": body}
+    return json.dumps({"Item": item})
+
+
+RAW_REVIEWS = {
+    # exportId -> (lines, complete?)
+    "20260101T000000Z": ([review_item(10, "r0", 1, 1, "2026-01-01T08:00:00Z", "old", "gone")], True),
+    "20260102T000000Z": ([
+        review_item(10, "r1", 1, 5, "2026-01-01T09:00:00Z", "Great mug", "Holds coffee.\nAnd tea ☕"),
+        review_item(11, "r2", 2, 3, "2026-01-01T10:30:00.25Z"),
+    ], True),
+    "20260103T000000Z": ([review_item(12, "r3", 1, 2, "2026-01-02T00:00:00Z")], False),  # no manifest
+}
+
+PREFIXES = {"raw": ["sales/", "events/", "reviews/"],
+            "clean": ["customers/", "products/", "orders/", "order_items/", "events/", "reviews/"],
+            "quarantine": ["events/"]}
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+def reset_lake(settings) -> None:
+    """Delete everything under the prefixes the clean stage reads and writes."""
+    s3 = aws(settings, "s3")
+    for zone, prefixes in PREFIXES.items():
+        bucket = settings.bucket(zone)
+        for prefix in prefixes:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                if keys:
+                    s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+def dms_parquet(table: str, rows: list[tuple]) -> bytes:
+    schema = pa.schema([("Op", pa.string()), ("_commit_ts", TS), *SCHEMAS[table]])
+    cols = list(zip(*rows, strict=True))
+    arrays = [pa.array(list(c), type=f.type) for c, f in zip(cols, schema, strict=True)]
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), buf)
+    return buf.getvalue()
+
+
+def write_raw(settings, files: dict[str, dict[str, list[tuple]]] = RAW_SALES, events=True,
+              reviews=True) -> None:
+    s3, raw = aws(settings, "s3"), settings.bucket("raw")
+    for table, by_file in files.items():
+        for name, rows in by_file.items():
+            s3.put_object(Bucket=raw, Key=f"sales/public/{table}/{name}", Body=dms_parquet(table, rows))
+    if events:
+        for key, lines in RAW_EVENTS.items():
+            s3.put_object(Bucket=raw, Key=key, Body="\n".join(lines).encode())
+        s3.put_object(Bucket=raw, Key=EV3, Body=EV3_BODY)
+    if reviews:
+        for export_id, (lines, complete) in RAW_REVIEWS.items():
+            s3.put_object(Bucket=raw, Key=f"{EXPORTS}/{export_id}/data/part-00000.json",
+                          Body=("\n".join(lines) + "\n").encode())
+            if complete:
+                s3.put_object(Bucket=raw, Key=f"{EXPORTS}/{export_id}/manifest-summary.json",
+                              Body=json.dumps({"itemCount": len(lines)}).encode())
+
+
+def objects(settings, zone: str) -> dict[str, str]:
+    s3 = aws(settings, "s3")
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket(zone)):
+        for o in page.get("Contents", []):
+            out[o["Key"]] = o["ETag"]
+    return out
+
+
+def read(settings, sql: str) -> list[tuple]:
+    from lifecycle.jobs.runner import connect_duckdb
+
+    con = connect_duckdb(settings)
+    try:
+        return con.execute(sql.format(clean=f"s3://{settings.bucket('clean')}",
+                                      quarantine=f"s3://{settings.bucket('quarantine')}")).fetchall()
+    finally:
+        con.close()
+
+
+# ---- tests --------------------------------------------------------------------------------------
+
+def test_get_resolved_options():
+    from lifecycle.jobs.runner import JobError, get_resolved_options
+
+    argv = ["script.py", "--JOB_NAME", "j", "--raw_bucket=r", "--extra", "x", "--clean_bucket", "c"]
+    assert get_resolved_options(argv, ["JOB_NAME", "raw_bucket", "clean_bucket"]) == {
+        "JOB_NAME": "j", "raw_bucket": "r", "clean_bucket": "c"}
+    with pytest.raises(JobError, match="--interval_start"):
+        get_resolved_options(argv, ["JOB_NAME", "interval_start"])
+
+
+def test_empty_raw_zone_gives_empty_tables(settings):
+    from lifecycle import catalog
+    from lifecycle.jobs.runner import run_lake_clean
+
+    reset_lake(settings)
+    result = run_lake_clean(settings, START, END)
+    assert result["rows_out"] == {t: 0 for t in
+                                  ["customers", "products", "orders", "order_items", "events", "reviews"]}
+    assert result["rejected"] == 0
+    keys = set(objects(settings, "clean"))
+    # unpartitioned tables get an empty file with the schema; partitioned ones no objects
+    assert {"customers/data_0.parquet", "products/data_0.parquet", "reviews/data_0.parquet"} <= keys
+    assert not [k for k in keys if k.startswith(("orders/", "order_items/", "events/"))]
+    assert read(settings, "SELECT count(*) FROM '{clean}/customers/data_0.parquet'") == [(0,)]
+    tables = catalog.list_tables(settings)
+    assert {t: tables[t] for t in catalog.CLEAN_TABLES} == {t: [] for t in catalog.CLEAN_TABLES}
+
+
+@pytest.fixture(scope="module")
+def cleaned(settings):
+    from lifecycle.jobs.runner import run_lake_clean
+
+    reset_lake(settings)
+    write_raw(settings)
+    first = run_lake_clean(settings, START, END)
+    snapshot = {zone: objects(settings, zone) for zone in ("clean", "quarantine")}
+    return first, snapshot
+
+
+def test_sales_current_state(settings, cleaned):
+    result, _ = cleaned
+    sales = result["jobs"]["clean_sales"]
+    assert sales["rows_in"] == {"customers": 6, "products": 5, "orders": 10, "order_items": 8}
+    assert sales["rows_out"] == {"customers": 3, "products": 2, "orders": 3, "order_items": 4}
+
+    orders = read(settings, """SELECT order_id, customer_id, status, order_ts, order_date
+                               FROM read_parquet('{clean}/orders/*/*.parquet', hive_partitioning=true)
+                               ORDER BY order_id""")
+    assert orders == [
+        (100, 1, "delivered", ts("2026-01-01T23:30:00Z"), datetime(2026, 1, 1).date()),
+        (103, 1, "placed", ts("2026-01-02T10:00:00Z"), datetime(2026, 1, 2).date()),
+        (104, 4, "placed", ts("2026-01-03T05:00:00Z"), datetime(2026, 1, 3).date()),
+    ]
+    items = read(settings, """SELECT order_id, line_no, product_id, quantity, unit_price, order_date
+                              FROM read_parquet('{clean}/order_items/*/*.parquet', hive_partitioning=true)
+                              ORDER BY order_id, line_no""")
+    assert items == [
+        (100, 1, 10, 2, Decimal("9.99"), datetime(2026, 1, 1).date()),
+        (100, 2, 11, 2, Decimal("19.50"), datetime(2026, 1, 1).date()),
+        (103, 1, 12, 3, Decimal("5.00"), datetime(2026, 1, 2).date()),
+        (104, 1, 11, 1, Decimal("21.00"), datetime(2026, 1, 3).date()),
+    ]
+    products = read(settings, "SELECT * FROM '{clean}/products/data_0.parquet' ORDER BY product_id")
+    assert products == [
+        (10, "SKU-10", "Mug", "home", "A mug", Decimal("9.99"), True, T0),
+        (11, "SKU-11", "Lamp", "home", None, Decimal("21.00"), False, T1),
+    ]
+
+
+def test_clean_objects_and_parquet_types(settings, cleaned):
+    _, snapshot = cleaned
+    assert sorted(snapshot["clean"]) == [
+        "customers/data_0.parquet",
+        "events/event_date=2026-01-02/data_0.parquet",
+        "events/event_date=2026-01-03/data_0.parquet",
+        "order_items/order_date=2026-01-01/data_0.parquet",
+        "order_items/order_date=2026-01-02/data_0.parquet",
+        "order_items/order_date=2026-01-03/data_0.parquet",
+        "orders/order_date=2026-01-01/data_0.parquet",
+        "orders/order_date=2026-01-02/data_0.parquet",
+        "orders/order_date=2026-01-03/data_0.parquet",
+        "products/data_0.parquet",
+        "reviews/data_0.parquet",
+    ]
+    schema = read(settings, "DESCRIBE SELECT * FROM read_parquet("
+                  "'{clean}/order_items/order_date=2026-01-01/data_0.parquet', hive_partitioning=false)")
+    assert [(c, t) for c, t, *_ in schema] == [
+        ("order_id", "BIGINT"), ("line_no", "INTEGER"), ("product_id", "BIGINT"),
+        ("quantity", "INTEGER"), ("unit_price", "DECIMAL(10,2)")]
+    schema = read(settings, "DESCRIBE SELECT * FROM read_parquet("
+                  "'{clean}/orders/order_date=2026-01-01/data_0.parquet', hive_partitioning=false)")
+    assert ("order_ts", "TIMESTAMP WITH TIME ZONE") in [(c, t) for c, t, *_ in schema]
+
+
+def test_customers_pii_is_masked(settings, cleaned):
+    salt = aws(settings, "secretsmanager").get_secret_value(
+        SecretId=settings.pii_salt_secret)["SecretString"]
+    rows = read(settings, "SELECT * FROM '{clean}/customers/data_0.parquet' ORDER BY customer_id")
+
+    def h(email: str) -> str:
+        return hashlib.sha256((salt + email.lower()).encode()).hexdigest()
+
+    assert rows == [
+        (1, h("Alice@Example.com"), "A***", "*******4567", "US", T0, T0),
+        (2, h("bob@example.com"), "B***", "********0958", "GB", T0, T1),
+        (4, h("dave@example.com"), "D***", "12", "FR", T2, T2),
+    ]
+    cols = [c for c, *_ in read(settings, "DESCRIBE SELECT * FROM '{clean}/customers/data_0.parquet'")]
+    assert not {"email", "full_name", "phone"} & set(cols)
+
+
+def test_events_valid_and_quarantined(settings, cleaned):
+    result, _ = cleaned
+    events = result["jobs"]["clean_events"]
+    assert events["rows_in"] == {"events": 18, "clean.products": 2}
+    assert events["rows_out"] == {"events": 6}
+    assert events["rejected"] == 12
+
+    rows = read(settings, """SELECT event_id, event_type, event_ts, customer_id, product_id, order_id,
+                                    page, quantity, event_date
+                             FROM read_parquet('{clean}/events/*/*.parquet', hive_partitioning=true)
+                             ORDER BY event_id""")
+    d2, d3 = datetime(2026, 1, 2).date(), datetime(2026, 1, 3).date()
+    assert rows == [
+        ("e1", "page_view", ts("2026-01-02T09:59:00Z"), 1, 10, None, "/first", None, d2),
+        ("e10", "purchase", ts("2026-01-02T12:00:00Z"), 1, None, 100, "/done", None, d2),
+        ("e15", "page_view", ts("2026-01-02T12:30:00Z"), None, None, None, None, None, d2),
+        ("e7", "add_to_cart", ts("2026-01-02T23:59:59.5Z"), 2, 11, None, "/p/11", 2, d2),
+        ("e8", "page_view", ts("2026-01-02T10:05:00Z"), None, 11, None, "/p/11", None, d2),
+        ("e9", "checkout", ts("2026-01-03T00:00:01Z"), None, None, None, "/checkout", None, d3),
+    ]
+    rejected = read(settings, """SELECT source, reason, raw_key, payload
+                                 FROM '{quarantine}/events/run_date=2026-01-02/data_0.parquet'""")
+    got = sorted((r[1], r[2], r[3]) for r in rejected)
+    l1, l2 = RAW_EVENTS[EV1], RAW_EVENTS[EV2]
+    assert {r[0] for r in rejected} == {"events"}
+    assert got == sorted([
+        ("malformed_json", EV1, l1[1]),
+        ("malformed_json", EV2, l2[7]),  # duplicate keys
+        ("malformed_json", EV3, "\\xff\\xfe not text"),  # not UTF-8: kept with escapes
+        ("missing_field", EV1, l1[2]),
+        ("missing_field", EV2, l2[6]),
+        ("unknown_event_type", EV1, l1[3]),
+        ("unknown_event_type", EV2, l2[5]),
+        ("unknown_product", EV1, l1[4]),
+        ("unknown_product", EV2, l2[3]),  # product 12 was deleted at the source
+        ("negative_quantity", EV1, l1[5]),
+        ("duplicate_event_id", EV1, l1[0]),  # e1 of EV2 has the earlier event_ts
+        ("duplicate_event_id", EV2, l2[0]),
+    ])
+
+
+def test_reviews_from_newest_complete_export(settings, cleaned):
+    result, _ = cleaned
+    assert result["jobs"]["clean_reviews"]["rows_in"] == {"reviews": 2}
+    rows = read(settings, "SELECT * FROM '{clean}/reviews/data_0.parquet' ORDER BY review_id")
+    assert rows == [
+        (10, "r1", 1, 5, "Great mug", "Holds coffee.\nAnd tea ☕", ts("2026-01-01T09:00:00Z")),
+        (11, "r2", 2, 3, None, None, ts("2026-01-01T10:30:00.25Z")),
+    ]
+
+
+def test_glue_catalog(settings, cleaned):
+    from lifecycle import catalog
+
+    tables = catalog.list_tables(settings)
+    assert {t: tables[t] for t in catalog.CLEAN_TABLES} == {
+        "customers": [], "products": [], "reviews": [],
+        "orders": ["2026-01-01", "2026-01-02", "2026-01-03"],
+        "order_items": ["2026-01-01", "2026-01-02", "2026-01-03"],
+        "events": ["2026-01-02", "2026-01-03"],
+    }
+    glue = aws(settings, "glue")
+    t = glue.get_table(DatabaseName=settings.glue_database, Name="order_items")["Table"]
+    sd = t["StorageDescriptor"]
+    assert sd["Location"] == f"s3://{settings.bucket('clean')}/order_items/"
+    assert sd["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
+    assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == [
+        ("order_id", "bigint"), ("line_no", "int"), ("product_id", "bigint"), ("quantity", "int"),
+        ("unit_price", "decimal(10,2)")]
+    assert [(k["Name"], k["Type"]) for k in t["PartitionKeys"]] == [("order_date", "date")]
+    p = glue.get_partition(DatabaseName=settings.glue_database, TableName="order_items",
+                           PartitionValues=["2026-01-02"])["Partition"]
+    assert p["StorageDescriptor"]["Location"] == (
+        f"s3://{settings.bucket('clean')}/order_items/order_date=2026-01-02/")
+
+
+def test_rerun_gives_identical_objects(settings, cleaned):
+    from lifecycle.jobs.runner import run_lake_clean
+
+    first, snapshot = cleaned
+    second = run_lake_clean(settings, START, END)
+    assert {zone: objects(settings, zone) for zone in ("clean", "quarantine")} == snapshot
+    assert second["rows_out"] == first["rows_out"] and second["rejected"] == first["rejected"]
+    assert all(c == {"table": "unchanged", "partitions_added": 0, "partitions_removed": 0}
+               for c in second["catalog"].values())
+
+
+def test_stale_partitions_disappear(settings, cleaned):
+    """Deleting the only order of a day removes that partition from S3 and the catalog."""
+    from lifecycle import catalog
+    from lifecycle.jobs.runner import run_lake_clean
+
+    s3 = aws(settings, "s3")
+    s3.put_object(Bucket=settings.bucket("raw"), Key=f"sales/public/orders/{CDC3}",
+                  Body=dms_parquet("orders", [("D", ts("2026-01-03T09:00:00Z"), 104, None, None, None, None)]))
+    try:
+        result = run_lake_clean(settings, START, END)
+        assert result["rows_out"]["orders"] == 2 and result["rows_out"]["order_items"] == 3
+        assert result["catalog"]["orders"]["partitions_removed"] == 1
+        assert not [k for k in objects(settings, "clean") if "order_date=2026-01-03" in k]
+        tables = catalog.list_tables(settings)
+        assert tables["orders"] == tables["order_items"] == ["2026-01-01", "2026-01-02"]
+    finally:
+        s3.delete_object(Bucket=settings.bucket("raw"), Key=f"sales/public/orders/{CDC3}")

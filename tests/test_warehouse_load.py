@@ -1,0 +1,259 @@
+"""Clean zone → ``warehouse.landing`` with COPY: counts and checksums reconcile, reruns replace.
+
+Input: a generated raw zone (DMS LOAD + one CDC file per sales table, Firehose event objects,
+a DynamoDB export) turned into the clean zone by the real jobs.
+Asserts: per landing table the row count and a checksum over every column equal the same
+over the clean Parquet (read by DuckDB); ``load_manifest`` lists every object with its rows;
+a rerun (with either transfer method) leaves the same rows, not twice as many.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import pytest
+from lifecycle.clients import aws, pg
+
+START = datetime(2026, 1, 5, tzinfo=UTC)
+END = datetime(2026, 1, 6, tzinfo=UTC)
+
+SCALE = {"customers": 2_000, "products": 500, "orders": 20_000, "events": 60_000, "reviews": 2_000}
+
+PREFIXES = {"raw": ["sales/", "events/", "reviews/"],
+            "clean": ["customers/", "products/", "orders/", "order_items/", "events/", "reviews/"],
+            "quarantine": ["events/"]}
+
+
+def reset_lake(settings) -> None:
+    s3 = aws(settings, "s3")
+    for zone, prefixes in PREFIXES.items():
+        bucket = settings.bucket(zone)
+        for prefix in prefixes:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                if keys:
+                    s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+# DuckDB SELECTs that produce DMS rows: Op, _commit_ts, then the source columns
+_T0 = "TIMESTAMPTZ '2026-01-01 00:00:00+00'"
+SALES_LOAD = {
+    "customers": f"""SELECT 'I' AS Op, {_T0} AS _commit_ts, i::BIGINT AS customer_id,
+        'User' || i || '@Example.com' AS email, 'Name ' || i AS full_name,
+        CASE WHEN i % 7 = 0 THEN NULL ELSE '+1 555 ' || lpad((i * 37 % 10000000)::VARCHAR, 7, '0') END AS phone,
+        ['US', 'GB', 'DE', 'FR'][i % 4 + 1] AS country,
+        {_T0} - to_days(i % 300) AS created_at, {_T0} AS updated_at
+        FROM range(1, {{customers}} + 1) t(i)""",
+    "products": f"""SELECT 'I' AS Op, {_T0} AS _commit_ts, i::BIGINT AS product_id, 'SKU-' || i AS sku,
+        'Product ' || i AS name, ['home', 'office', 'garden'][i % 3 + 1] AS category,
+        CASE WHEN i % 5 = 0 THEN NULL ELSE 'Desc, "quoted"' || chr(10) || 'line ' || i END AS description,
+        ((i * 137 % 10000) / 100.0 + 1)::DECIMAL(10,2) AS unit_price, i % 11 <> 0 AS active,
+        {_T0} AS updated_at
+        FROM range(1, {{products}} + 1) t(i)""",
+    "orders": f"""SELECT 'I' AS Op, {_T0} AS _commit_ts, i::BIGINT AS order_id,
+        (i % {{customers}} + 1)::BIGINT AS customer_id,
+        ['placed', 'paid', 'shipped', 'delivered', 'cancelled'][i % 5 + 1] AS status,
+        TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_seconds(i * 97 % (5 * 86400)) AS order_ts,
+        {_T0} AS updated_at
+        FROM range(1, {{orders}} + 1) t(i)""",
+    "order_items": f"""SELECT 'I' AS Op, {_T0} AS _commit_ts, o::BIGINT AS order_id, l::INTEGER AS line_no,
+        ((o * 31 + l) % {{products}} + 1)::BIGINT AS product_id, (1 + (o + l) % 4)::INTEGER AS quantity,
+        ((((o * 31 + l) % {{products}} + 1) * 137 % 10000) / 100.0 + 1)::DECIMAL(10,2) AS unit_price
+        FROM range(1, {{orders}} + 1) a(o), range(1, 4) b(l) WHERE l <= 1 + o % 3""",
+}
+# one CDC file: updates of some rows, deletes of others
+SALES_CDC = {
+    "orders": f"""SELECT CASE WHEN order_id % 50 = 0 THEN 'D' ELSE 'U' END AS Op, {_T0} + INTERVAL 1 DAY AS _commit_ts,
+        order_id, customer_id, 'shipped' AS status, order_ts, {_T0} + INTERVAL 1 DAY AS updated_at
+        FROM ({SALES_LOAD['orders']}) WHERE order_id % 10 = 0""",
+    "products": f"""SELECT 'U' AS Op, {_T0} + INTERVAL 1 DAY AS _commit_ts, product_id, sku, name, category,
+        description, unit_price + 1 AS unit_price, active, {_T0} + INTERVAL 1 DAY AS updated_at
+        FROM ({SALES_LOAD['products']}) WHERE product_id % 10 = 0""",
+}
+CDC_NAME = "20260102-000000000000-0000000000ABCDEF.parquet"
+
+
+def write_raw(settings, scale: dict[str, int]) -> None:
+    """A generated raw zone in the documented layouts (DuckDB writes it straight to S3)."""
+    from lifecycle.jobs.runner import connect_duckdb
+
+    raw = f"s3://{settings.bucket('raw')}"
+    con = connect_duckdb(settings)
+    try:
+        for table, sql in SALES_LOAD.items():
+            con.execute(f"COPY ({sql.format(**scale)}) TO '{raw}/sales/public/{table}/LOAD00000001.parquet' "
+                        "(FORMAT parquet)")
+        for table, sql in SALES_CDC.items():
+            con.execute(f"COPY ({sql.format(**scale)}) TO '{raw}/sales/public/{table}/{CDC_NAME}' "
+                        "(FORMAT parquet)")
+        # four Firehose objects, one per hour; every 500th record is bad in some way
+        per = scale["events"] // 4
+        for h in range(4):
+            events = f"""
+                SELECT CASE WHEN i % 500 = 1 THEN '{{"event_id": "broken' ELSE json_object(
+                    'event_id', 'ev-' || CASE WHEN i % 500 = 2 THEN i - 1 ELSE i END,
+                    'event_type', ['page_view', 'page_view', 'add_to_cart', 'checkout', 'purchase'][i % 5 + 1],
+                    'event_ts', strftime(TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_seconds(i * 7 % (5 * 86400)),
+                                         '%Y-%m-%dT%H:%M:%S.%fZ'),
+                    'customer_id', CASE WHEN i % 3 = 0 THEN NULL ELSE i % {scale['customers']} + 1 END,
+                    'product_id', CASE WHEN i % 5 = 3 THEN NULL ELSE i % {scale['products']} + 1 END,
+                    'order_id', CASE WHEN i % 5 = 4 THEN i % {scale['orders']} + 1 END,
+                    'page', '/p/' || i % 100,
+                    'quantity', CASE WHEN i % 5 = 2 THEN 1 + i % 3 END)::VARCHAR END AS line
+                FROM range({h * per}, {(h + 1) * per}) t(i)"""
+            key = f"events/2026/01/05/{h:02d}/user-activity-1-2026-01-05-{h:02d}-00-00-shardId-000000000000-{h}"
+            body = "\n".join(r[0] for r in con.execute(events).fetchall()) + "\n"
+            aws(settings, "s3").put_object(Bucket=settings.bucket("raw"), Key=key, Body=body.encode())
+    finally:
+        con.close()
+    lines = [json.dumps({"Item": {
+        "product_id": {"N": str(i % scale["products"] + 1)}, "review_id": {"S": f"rev-{i}"},
+        "customer_id": {"N": str(i % scale["customers"] + 1)}, "rating": {"N": str(1 + i % 5)},
+        "title": {"S": f"Title {i}"}, "body": {"S": f"Body, \"{i}\"\nsecond line"},
+        "created_at": {"S": f"2026-01-0{1 + i % 4}T0{i % 10}:00:00Z"}}}) for i in range(scale["reviews"])]
+    s3 = aws(settings, "s3")
+    prefix = "reviews/AWSDynamoDB/20260105T000000Z"
+    s3.put_object(Bucket=settings.bucket("raw"), Key=f"{prefix}/data/part-00000.json",
+                  Body=("\n".join(lines) + "\n").encode())
+    s3.put_object(Bucket=settings.bucket("raw"), Key=f"{prefix}/manifest-summary.json",
+                  Body=json.dumps({"itemCount": len(lines)}).encode())
+
+
+def checksum_sql(spec, source: str) -> str:
+    """One row: count and a sum per column (lengths for text, seconds and micros for times);
+    the same SQL runs on DuckDB and Postgres."""
+    parts = ["count(*)"]
+    for c, t in spec.all_columns:
+        q = f'"{c}"'
+        if t in ("bigint", "int", "decimal(10,2)"):
+            parts.append(f"sum({q})")
+        elif t == "string":
+            parts.append(f"sum(length({q}))")
+        elif t == "timestamptz":
+            parts.append(f"sum(floor(extract(epoch from {q}))::bigint)")
+            parts.append(f"sum(extract(microseconds from {q}))")
+        elif t == "boolean":
+            parts.append(f"sum(CASE WHEN {q} THEN 1 ELSE 0 END)")
+        elif t == "date":
+            parts.append(f"sum({q} - DATE '1970-01-01')")
+        parts.append(f"count({q})")
+    return f"SELECT {', '.join(parts)} FROM {source}"
+
+
+def clean_checksums(settings) -> dict[str, tuple]:
+    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.warehouse.load import clean_objects
+
+    con = connect_duckdb(settings)
+    try:
+        out = {}
+        for name, spec in CLEAN_TABLES.items():
+            files = [f"'s3://{settings.bucket('clean')}/{k}'" for k in clean_objects(settings, spec)]
+            src = (f"read_parquet([{', '.join(files)}], hive_partitioning={str(bool(spec.partition)).lower()})")
+            out[name] = tuple(_norm(v) for v in con.execute(checksum_sql(spec, src)).fetchone())
+        return out
+    finally:
+        con.close()
+
+
+def landing_checksums(settings) -> dict[str, tuple]:
+    from lifecycle.catalog import CLEAN_TABLES
+
+    out = {}
+    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        for name, spec in CLEAN_TABLES.items():
+            cur.execute(checksum_sql(spec, f"landing.{name}"))
+            out[name] = tuple(_norm(v) for v in cur.fetchone())
+    return out
+
+
+def _norm(v):
+    return None if v is None else round(float(v), 3)
+
+
+def manifest(settings) -> list[tuple]:
+    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT table_name, s3_key, rows, interval_start, interval_end "
+                    "FROM landing.load_manifest ORDER BY 1, 2")
+        return cur.fetchall()
+
+
+@pytest.fixture(scope="module")
+def lake(settings):
+    from lifecycle.jobs.runner import run_lake_clean
+
+    reset_lake(settings)
+    write_raw(settings, SCALE)
+    started = time.perf_counter()
+    result = run_lake_clean(settings, START, END)
+    print(f"\nclean jobs: {time.perf_counter() - started:.2f} s, rows out {result['rows_out']}, "
+          f"rejected {result['rejected']}, per job "
+          f"{ {j: m['duration_s'] for j, m in result['jobs'].items()} }")
+    return result
+
+
+def test_landing_reconciles_with_clean_zone(settings, lake):
+    from lifecycle.warehouse.load import load_landing
+
+    started = time.perf_counter()
+    rows = load_landing(settings, START, END)
+    seconds = time.perf_counter() - started
+    total = sum(rows.values())
+    print(f"\nload (pipe): {total} rows in {seconds:.2f} s = {total / seconds:,.0f} rows/s")
+    assert rows == lake["rows_out"]
+    assert rows["order_items"] > rows["orders"] > 0 and rows["events"] > 0 and rows["reviews"] > 0
+    assert landing_checksums(settings) == clean_checksums(settings)
+
+
+def test_manifest_lists_every_object(settings, lake):
+    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.warehouse.load import clean_objects, load_landing
+
+    rows = load_landing(settings, START, END)
+    m = manifest(settings)
+    expected_keys = sorted((n, k) for n, spec in CLEAN_TABLES.items() for k in clean_objects(settings, spec))
+    assert [(t, k) for t, k, *_ in m] == expected_keys
+    for name, n in rows.items():
+        assert sum(r for t, _, r, *_ in m if t == name) == n
+    assert {(s, e) for *_, s, e in m} == {(START, END)}
+
+
+@pytest.mark.parametrize("method", ["file", "pipe"])
+def test_rerun_replaces_not_appends(settings, lake, method):
+    from lifecycle.warehouse.load import load_landing
+
+    load_landing(settings, START, END)
+    before, manifest_before = landing_checksums(settings), manifest(settings)
+    started = time.perf_counter()
+    rows = load_landing(settings, START, END, method=method)
+    seconds = time.perf_counter() - started
+    print(f"\nload ({method}): {sum(rows.values())} rows in {seconds:.2f} s = "
+          f"{sum(rows.values()) / seconds:,.0f} rows/s")
+    assert landing_checksums(settings) == before
+    assert manifest(settings) == manifest_before
+
+
+def test_empty_table_loads_as_empty(settings, lake):
+    """A clean table without objects (no partitions yet) truncates its landing table."""
+    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.warehouse.load import clean_objects, load_landing
+
+    s3 = aws(settings, "s3")
+    keys = clean_objects(settings, CLEAN_TABLES["events"])
+    saved = {k: s3.get_object(Bucket=settings.bucket("clean"), Key=k)["Body"].read() for k in keys}
+    s3.delete_objects(Bucket=settings.bucket("clean"),
+                      Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
+    try:
+        assert load_landing(settings, START, END, tables=["events"]) == {"events": 0}
+        with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM landing.events")
+            assert cur.fetchone() == (0,)
+            cur.execute("SELECT count(*) FROM landing.load_manifest WHERE table_name = 'events'")
+            assert cur.fetchone() == (0,)
+    finally:
+        for k, body in saved.items():
+            s3.put_object(Bucket=settings.bucket("clean"), Key=k, Body=body)
+        load_landing(settings, START, END, tables=["events"])
