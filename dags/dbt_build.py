@@ -12,15 +12,10 @@ from datetime import UTC, datetime
 
 from airflow.sdk import dag, task
 from cosmos import DbtTaskGroup
-from lifecycle.assets import WAREHOUSE_LANDING, WAREHOUSE_MODELS
-from lifecycle.warehouse.dbt import SERVING_MODELS, SERVING_SCHEMA, cosmos_configs
 
-# ---- default_args -------------------------------------------------------------------------
-# Placeholder until the shared DataOps callbacks are wired in; then replace this dict with
-#   from lifecycle.dataops.callbacks import default_args
-# and pass `default_args=default_args()` below.
-default_args = {"owner": "data-platform", "retries": 1}
-# -------------------------------------------------------------------------------------------
+from lifecycle.assets import WAREHOUSE_LANDING, WAREHOUSE_MODELS
+from lifecycle.dataops.callbacks import default_args
+from lifecycle.warehouse.dbt import SERVING_MODELS, SERVING_SCHEMA, cosmos_configs
 
 DOC = """
 ### Transform: dbt models on the warehouse (Cosmos)
@@ -30,8 +25,8 @@ dimensions) and the serving tables `daily_sales`, `product_performance`, `funnel
 with enforced contracts, built into **`serving_next`** only; `serve_publish` swaps them into
 `serving` atomically, so readers never see a half-built schema.
 
-One task group per model: `<model>.run` then `<model>.test` (its data tests and unit
-tests). Relationship tests run as their own tasks after both of their models. A failing
+One task per model, `<model>_model_build`: `dbt build` of the model with its data tests
+and unit tests. Relationship tests run as their own tasks after both of their models. A failing
 test fails its task and stops everything downstream of it; `serving` keeps the last good
 version. The dbt target comes from `DBT_TARGET` (`embedded`, `compose`, `redshift`) and the
 credentials from the environment (see `dbt_project/profiles.yml`). The DAG is rendered from
@@ -44,7 +39,7 @@ the manifest: rebuild it with `dbt parse` after changing the dbt project.
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    default_args=default_args,
+    default_args=default_args(),
     tags=["lifecycle", "transform", "dbt"],
     doc_md=DOC,
 )

@@ -7,7 +7,9 @@ running ``make demo`` environment is never touched; everything is stopped at the
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 
 import pytest
 
@@ -19,12 +21,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory):
+def settings():
     """Settings of a fresh embedded environment, with services up; torn down at the end."""
     from lifecycle import infra, services
     from lifecycle.settings import Settings
 
-    home = tmp_path_factory.mktemp("lifecycle-home")
+    # not under pytest's basetemp: that folder is re-permissioned to 0700 by every new pytest
+    # session, and the `pgserver` OS user that runs Postgres must be able to traverse it
+    home = tempfile.mkdtemp(prefix="lifecycle-test-")
+    os.chmod(home, 0o755)
     env = {
         "LIFECYCLE_TARGET": "embedded",
         "LIFECYCLE_HOME": str(home),
@@ -37,12 +42,13 @@ def settings(tmp_path_factory):
     os.environ.update(env)
     os.environ.pop("AWS_ENDPOINT_URL", None)
     s = Settings.from_env()
-    services.up(s)
-    infra.apply(s)
     try:
+        services.up(s)
+        infra.apply(s)
         yield s
     finally:
         services.down(s)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def reset_environment(settings) -> None:

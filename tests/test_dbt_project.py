@@ -3,14 +3,15 @@
 Input: the session fixture ``settings`` (pgserver + moto up, ``LIFECYCLE_PG_*`` in the
 environment). This module creates its own database (``dbt_test_warehouse``, so it never
 collides with other tests' ``warehouse.landing`` tables) with a small hand-written
-``landing`` dataset, runs the venv's ``dbt`` in a subprocess with ``--target-path`` and
-``--log-path`` in a temp dir (``dbt_project/target`` is left alone), and checks:
+``landing`` dataset, runs the venv's ``dbt`` in a subprocess with its target path and
+log path in a temp dir (``dbt_project/target`` is left alone), and checks:
 
 - ``dbt build`` passes (models, data tests, unit tests) and ``serving_next.daily_sales``,
   ``product_performance`` and ``funnel_daily`` hold exactly the expected numbers, computed
   by hand below (cancelled order excluded, UTC dates under a non-UTC session time zone,
   30-minute sessions, anonymous sessions, zero rows for an unsold product);
 - nothing is built into ``serving`` (serve_publish owns that);
+- source freshness (orders, events) runs and only ever warns;
 - an order line whose order does not exist makes ``dbt build`` fail on the relationships test;
 - ``dbt parse`` writes a manifest, and ``dags/dbt_build.py`` renders from it in a real
   ``DagBag`` (a fresh process, no metadata database, nothing mocked) with one run and one
@@ -29,9 +30,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 from lifecycle.settings import REPO_ROOT
 
-DBT_PROJECT = REPO_ROOT / "dbt_project"
 TEST_DB = "dbt_test_warehouse"
 
 MODELS = (
@@ -143,10 +144,11 @@ def _dbt_env(settings, tmp: Path) -> dict[str, str]:
 
 
 def _dbt(args: list[str], env: dict[str, str], target_path: Path) -> subprocess.CompletedProcess:
-    dbt = str(Path(sys.executable).parent / "dbt")
-    cmd = [dbt, *args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
-           "--target-path", str(target_path)]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    from lifecycle.warehouse.dbt import dbt_command
+
+    cmd = dbt_command(*args, target=env["DBT_TARGET"], target_path=target_path)
+    assert cmd[0] == str(Path(sys.executable).parent / "dbt")  # the venv's dbt
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
 
 
 def _query(dsn: str, sql: str) -> list[tuple]:
@@ -196,6 +198,7 @@ def built(warehouse):
     elapsed = time.monotonic() - started
     print(f"dbt build: {elapsed:.1f} s wall")
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert "deprecat" not in proc.stdout.lower(), proc.stdout[-6000:]
     results = json.loads((target / "run_results.json").read_text())["results"]
     return {"results": results, "elapsed": elapsed, "stdout": proc.stdout}
 
@@ -280,6 +283,17 @@ def test_sessions_split_at_30_minutes(built, warehouse):
     ]
 
 
+def test_source_freshness_only_warns(built, warehouse):
+    """orders.updated_at and events.event_ts have freshness checks that warn, never error."""
+    target = warehouse["tmp"] / "target-freshness"
+    proc = _dbt(["source", "freshness"], warehouse["env"], target)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    results = json.loads((target / "sources.json").read_text())["results"]
+    statuses = {r["unique_id"]: r["status"] for r in results}
+    assert set(statuses) == {"source.lifecycle.landing.orders", "source.lifecycle.landing.events"}
+    assert set(statuses.values()) <= {"pass", "warn"}
+
+
 def test_orphan_order_line_fails_the_build(built, warehouse):
     """A line whose order does not exist: the relationships test fails, so does `dbt build`."""
     _execute(warehouse["dsn"],
@@ -339,8 +353,9 @@ print("RESULT" + json.dumps({{
     "owner": dag.owner if dag else None,
     "catchup": dag.catchup if dag else None,
     "max_active_runs": dag.max_active_runs if dag else None,
-    "retries": dag.get_task("dbt.daily_sales.run").retries if dag else None,
-    "emit_datasets": dag.get_task("dbt.daily_sales.run").emit_datasets if dag else None,
+    "retries": dag.get_task("dbt.daily_sales_model_build").retries if dag else None,
+    "emit_datasets": dag.get_task("dbt.daily_sales_model_build").emit_datasets if dag else None,
+    "alerts": all(t.on_failure_callback for t in dag.tasks) if dag else None,
 }}))
 """
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
@@ -351,8 +366,7 @@ print("RESULT" + json.dumps({{
     assert out["errors"] == {}
     task_ids = set(out["task_ids"])
     for model in MODELS:
-        assert f"dbt.{model}.run" in task_ids, model
-        assert f"dbt.{model}.test" in task_ids, model
+        assert f"dbt.{model}_model_build" in task_ids, model  # model + its tests, one task
     assert any(t.startswith("dbt.relationships_stg_sales__order_items_order_id") for t in task_ids)
     assert "models_built" in task_ids
     assert out["schedule"] == ["warehouse_landing"]
@@ -360,5 +374,6 @@ print("RESULT" + json.dumps({{
     assert out["tags"] == ["dbt", "lifecycle", "transform"]
     assert out["owner"] == "data-platform"
     assert out["catchup"] is False and out["max_active_runs"] == 1
-    assert out["retries"] == 1
+    assert out["retries"] >= 1
+    assert out["alerts"] is True
     assert out["emit_datasets"] is False

@@ -19,8 +19,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
 from conftest import lifecycle_env, reset_environment
+
 from lifecycle.clients import pg
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime
 
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import reset_environment
+
 from lifecycle.clients import aws, pg
 
 

@@ -18,6 +18,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from lifecycle.clients import aws
 
 START = datetime(2026, 1, 2, tzinfo=UTC)
@@ -381,7 +382,7 @@ def test_events_valid_and_quarantined(settings, cleaned):
         ("e9", "checkout", ts("2026-01-03T00:00:01Z"), None, None, None, "/checkout", None, d3),
     ]
     rejected = read(settings, """SELECT source, reason, raw_key, payload
-                                 FROM '{quarantine}/events/run_date=2026-01-02/data_0.parquet'""")
+                                 FROM '{quarantine}/events/data_0.parquet'""")
     got = sorted((r[1], r[2], r[3]) for r in rejected)
     l1, l2 = RAW_EVENTS[EV1], RAW_EVENTS[EV2]
     assert {r[0] for r in rejected} == {"events"}
@@ -464,3 +465,13 @@ def test_stale_partitions_disappear(settings, cleaned):
         assert tables["orders"] == tables["order_items"] == ["2026-01-01", "2026-01-02"]
     finally:
         s3.delete_object(Bucket=settings.bucket("raw"), Key=f"sales/public/orders/{CDC3}")
+
+
+def test_runner_command_line(settings, cleaned, capsys):
+    """``python -m lifecycle.jobs.runner --JOB_NAME <job> ...`` runs one job from the environment."""
+    from lifecycle.jobs.runner import main
+
+    result = main(["runner", "--JOB_NAME", "clean_reviews", "--interval_start", START.isoformat(),
+                   "--interval_end", END.isoformat()])
+    assert result["rows_out"] == {"reviews": 2}
+    assert json.loads(capsys.readouterr().out)["job"] == "clean_reviews"

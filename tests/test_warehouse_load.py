@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+
 from lifecycle.clients import aws, pg
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -257,3 +258,26 @@ def test_empty_table_loads_as_empty(settings, lake):
         for k, body in saved.items():
             s3.put_object(Bucket=settings.bucket("clean"), Key=k, Body=body)
         load_landing(settings, START, END, tables=["events"])
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("when", ["at_once", "mid_stream"])
+def test_pipe_failure_in_postgres_does_not_hang(settings, when):
+    """If Postgres rejects the COPY, the DuckDB producer is stopped and the error surfaces."""
+    import psycopg2
+
+    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.warehouse.load import _copy_via_pipe
+
+    duck = connect_duckdb(settings)
+    try:
+        with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE pipe_check (i bigint CHECK (i < 500000))")
+            target = "no_such_table" if when == "at_once" else "pipe_check"
+            with pytest.raises(psycopg2.Error):
+                _copy_via_pipe(duck, cur, "SELECT i FROM range(2000000) t(i)",
+                               f"COPY {target} (i) FROM STDIN WITH (FORMAT csv)")
+            conn.rollback()
+        assert duck.execute("SELECT 42").fetchone() == (42,)  # the connection is usable again
+    finally:
+        duck.close()

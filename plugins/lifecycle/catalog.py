@@ -107,7 +107,7 @@ CLEAN_TABLES: dict[str, TableSpec] = {
     )
 }
 
-# quarantine/<source>/run_date=YYYY-MM-DD/data_0.parquet (not a catalog table)
+# quarantine/<source>/data_0.parquet (not a catalog table)
 QUARANTINE = TableSpec(
     "quarantine",
     (("source", "string"), ("reason", "string"), ("payload", "string"), ("raw_key", "string")),

@@ -131,7 +131,8 @@ def run(dags: str = typer.Option(None, help="comma-separated DAG ids; default: t
 @app.command()
 def reconcile():
     """Compare source, lake, warehouse and serving; exit 1 on any mismatch."""
-    from lifecycle.reconcile import print_report, reconcile as check
+    from lifecycle.reconcile import print_report
+    from lifecycle.reconcile import reconcile as check
 
     report = check(_settings())
     print_report(report)

@@ -4,7 +4,7 @@ Arguments: ``--JOB_NAME --raw_bucket --clean_bucket --quarantine_bucket --interv
 Input: ``s3://<raw>/events/YYYY/MM/DD/HH/<object>`` (newline-delimited JSON, possibly
 malformed lines) and the clean ``products`` table (written by ``clean_sales`` before).
 Output: ``s3://<clean>/events/event_date=<UTC date of event_ts>/`` with every valid event
-once, and ``s3://<quarantine>/events/run_date=<interval_start date>/data_0.parquet`` with
+once, and ``s3://<quarantine>/events/data_0.parquet`` with
 every rejected record of the current raw state (``source, reason, payload, raw_key``).
 
 Each rejected record gets one reason, the first that applies, in this order:
@@ -110,7 +110,6 @@ def main(argv: list[str], ctx) -> None:
     args = get_resolved_options(argv, ARGUMENTS)
     lines = ctx.read_lines(args["raw_bucket"], "events/*/*/*/*/*", name="events")
     products = ctx.read_clean(args["clean_bucket"], "products")
-    classified = classify(parse(lines), products)
+    classified = ctx.persist(classify(parse(lines), products), "classified")
     ctx.write_clean(valid_events(classified), args["clean_bucket"], "events")
-    ctx.write_quarantine(rejected_events(classified), args["quarantine_bucket"], "events",
-                         run_date=args["interval_start"][:10])
+    ctx.write_quarantine(rejected_events(classified), args["quarantine_bucket"], "events")

@@ -49,7 +49,8 @@ def current_state(changes, keys: tuple[str, ...], columns: list[str]):
     return (
         changes.withColumn("_phase", phase)
         .withColumn("_rn", F.row_number().over(newest_first))
-        .where((F.col("_rn") == 1) & (F.col("Op") != "D"))
+        # a LOAD file written without IncludeOpForFullLoad has no Op: those rows are inserts
+        .where((F.col("_rn") == 1) & (F.coalesce(F.col("Op"), F.lit("I")) != "D"))
         .select(*columns)
     )
 

@@ -294,10 +294,12 @@ class JobContext:
 
     def _insert_lines(self, table: str, bucket: str, keys: list[str]) -> None:
         strip = len(f"s3://{bucket}/")
+        # split first, then check the JSON on the materialized lines: the unnest runs one
+        # thread per object, the second pass runs on all threads
+        split = f"{table}_split"
         self._con.execute(f"""
-            INSERT INTO {_ident(table)}
-            SELECT raw_key, line_no, payload, {self._JSON_OK}
-            FROM (
+            CREATE OR REPLACE TABLE {_ident(split)} AS
+            SELECT raw_key, line_no, payload FROM (
                 SELECT substr(filename, {strip + 1}) AS raw_key,
                        rtrim(unnest(lines), chr(13)) AS payload,
                        generate_subscripts(lines, 1) AS line_no
@@ -306,6 +308,11 @@ class JobContext:
             )
             WHERE trim(payload) <> ''
         """)
+        try:
+            self._con.execute(f"INSERT INTO {_ident(table)} SELECT raw_key, line_no, payload, "
+                              f"{self._JSON_OK} FROM {_ident(split)}")
+        finally:
+            self._con.execute(f"DROP TABLE IF EXISTS {_ident(split)}")
 
     def _insert_lines_lossy(self, table: str, bucket: str, key: str) -> None:
         import pyarrow as pa
@@ -344,6 +351,12 @@ class JobContext:
                 f"{self._file_list(bucket, keys)}, hive_partitioning={str(bool(spec.partition)).lower()})"
             )
         self.metrics["rows_in"][f"clean.{table}"] = self._count(name)
+        return self.spark.table(name)
+
+    def persist(self, df, label: str):
+        """Materialize ``df`` once for several consumers (on Spark: ``df.persist()``)."""
+        name = self._table_name(f"persist_{label}")
+        self._con.execute(f"CREATE TABLE {_ident(name)} AS {df.sql(dialect='duckdb', optimize=False)}")
         return self.spark.table(name)
 
     # -- writes
@@ -386,11 +399,15 @@ class JobContext:
         self.metrics["rows_out"][table] = rows
         return rows
 
-    def write_quarantine(self, df, bucket: str, source: str, run_date: str) -> int:
-        """Write the rejected records of this run to ``<source>/run_date=<run_date>/``."""
+    def write_quarantine(self, df, bucket: str, source: str) -> int:
+        """Replace ``<source>/data_0.parquet``: every record of the raw zone rejected, with why.
+
+        Jobs rebuild their outputs from the whole raw zone, so the quarantine is a table of
+        current state like the clean tables: clean + quarantine = every raw record, once.
+        """
         name = self._materialize(df, QUARANTINE, f"quarantine_{source}")
-        self._copy(f"SELECT * FROM {_ident(name)}",
-                   f"s3://{bucket}/{source}/run_date={run_date}/data_0.parquet", "FORMAT parquet")
+        self._copy(f"SELECT * FROM {_ident(name)}", f"s3://{bucket}/{source}/data_0.parquet",
+                   "FORMAT parquet")
         rows = self._count(name)
         self.metrics["rejected"] += rows
         return rows
@@ -439,3 +456,26 @@ def run_lake_clean(settings: Settings, interval_start: datetime, interval_end: d
         "catalog": catalog,
         "duration_s": round(time.perf_counter() - started, 3),
     }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """``python -m lifecycle.jobs.runner --JOB_NAME clean_sales|all --interval_start <iso>
+    --interval_end <iso>``: run a job (or every clean job) against ``Settings.from_env()``."""
+    import json
+    import sys
+
+    args = get_resolved_options(sys.argv if argv is None else argv,
+                                ["JOB_NAME", "interval_start", "interval_end"])
+    settings = Settings.from_env()
+    start, end = (datetime.fromisoformat(args[k]) for k in ("interval_start", "interval_end"))
+    result = (run_lake_clean(settings, start, end) if args["JOB_NAME"] == "all"
+              else run_job(settings, args["JOB_NAME"], start, end))
+    print(json.dumps(result, indent=2, default=str))
+    return result
+
+
+if __name__ == "__main__":
+    # through the package module, so the jobs share this process's one engine
+    from lifecycle.jobs.runner import main as _main
+
+    _main()

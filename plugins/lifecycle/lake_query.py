@@ -1,0 +1,40 @@
+"""Read-side SQL over the lake (what Athena does on AWS), on DuckDB.
+
+Input: ``Settings``. Output: ``lake_counts`` — the figures the reconciliation compares:
+clean events per type and in total, quarantined event records, and the hive partitions
+each partitioned clean table has in S3.
+"""
+
+from __future__ import annotations
+
+from lifecycle.catalog import CLEAN_TABLES, partition_values_in_s3
+from lifecycle.clients import aws
+from lifecycle.settings import Settings
+
+
+def _has_objects(settings: Settings, bucket: str, prefix: str) -> bool:
+    return bool(aws(settings, "s3").list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount"))
+
+
+def lake_counts(settings: Settings) -> dict:
+    from lifecycle.jobs.runner import connect_duckdb
+
+    clean, quarantine = settings.bucket("clean"), settings.bucket("quarantine")
+    con = connect_duckdb(settings)
+    try:
+        by_type: dict[str, int] = {}
+        if _has_objects(settings, clean, "events/"):
+            by_type = dict(con.execute(
+                f"SELECT event_type, count(*) FROM read_parquet('s3://{clean}/events/*/*.parquet', "
+                "hive_partitioning=true) GROUP BY 1").fetchall())
+        quarantined = 0
+        if _has_objects(settings, quarantine, "events/data_0.parquet"):
+            (quarantined,) = con.execute(
+                f"SELECT count(*) FROM read_parquet('s3://{quarantine}/events/data_0.parquet')").fetchone()
+    finally:
+        con.close()
+    partitions = {name: len(partition_values_in_s3(settings, spec))
+                  for name, spec in CLEAN_TABLES.items() if spec.partition}
+    return {"events_by_type": {k: int(v) for k, v in by_type.items()},
+            "events_total": int(sum(by_type.values())), "quarantined_events": int(quarantined),
+            "partitions": partitions}
