@@ -102,7 +102,8 @@ def test_a_failed_task_sends_one_actionable_alert(settings, first_run):
         "assert not bag.import_errors, bag.import_errors; "
         "dr = bag.dags['forced_failure'].test(); print('STATE', dr.state)"
     )
-    proc = subprocess.run([sys.executable, "-c", code], env=lifecycle_env(settings), capture_output=True,
+    env = {**lifecycle_env(settings), "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "tests" / "dags")}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=300, cwd=REPO)
     assert "STATE failed" in proc.stdout, proc.stderr[-3000:]
     alerts = read_alerts(settings)
