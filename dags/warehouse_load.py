@@ -29,10 +29,10 @@ def warehouse_load():
     def copy_into_landing(**context) -> dict:
         from lifecycle.airflow_context import interval
         from lifecycle.settings import Settings
-        from lifecycle.warehouse.load import load_landing
+        from lifecycle.warehouse.load import run
 
         start, end = interval(context)
-        return load_landing(Settings.from_env(), start, end)
+        return run(Settings.from_env(), start, end)
 
     copy_into_landing()
 

@@ -47,6 +47,7 @@ def airflow_env(settings: Settings, api_port: int | None = None) -> dict[str, st
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__COSMOS__CACHE_DIR": str(settings.home / "cosmos_cache"),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "lifecycle",
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws_conn),
         "AIRFLOW_CONN_SALES_DB": pg_conn(settings.sales_db),

@@ -144,12 +144,13 @@ def demo(
     day: str = typer.Option(None, "--date", help="business date; default: yesterday UTC"),
     scale: int = typer.Option(200, help="orders per day"),
     bad_rate: float = typer.Option(0.02),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="show Airflow's task logs"),
 ):
     """Start services, apply infra, simulate a day, run the lifecycle, reconcile, report."""
     from lifecycle.demo import run_demo
 
     d = date.fromisoformat(day) if day else _default_date()
-    raise typer.Exit(run_demo(_settings(), d, scale=scale, bad_rate=bad_rate))
+    raise typer.Exit(run_demo(_settings(), d, scale=scale, bad_rate=bad_rate, verbose=verbose))
 
 
 @app.command()

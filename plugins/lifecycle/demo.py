@@ -21,6 +21,12 @@ def _line(stage: str, text: str) -> None:
     print(f"  {stage:<12} {text}")
 
 
+def _total(value) -> int:
+    if isinstance(value, dict):
+        return sum(_total(v) for v in value.values())
+    return int(value or 0)
+
+
 def _result(results: dict, dag_id: str) -> dict:
     tasks = results.get(dag_id, {}).get("tasks", {})
     for t in tasks.values():
@@ -29,7 +35,21 @@ def _result(results: dict, dag_id: str) -> dict:
     return {}
 
 
-def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate: float = 0.02) -> int:
+def _progress():
+    started = [time.monotonic()]
+
+    def done(dag_id: str, result: dict) -> None:
+        now = time.monotonic()
+        ok = sum(1 for t in result["tasks"].values() if t["state"].endswith("success"))
+        print(f"  {dag_id:<22} {result['state'].split('.')[-1]:<8} {ok}/{len(result['tasks'])} tasks  "
+              f"{now - started[0]:5.1f} s", flush=True)
+        started[0] = now
+
+    return done
+
+
+def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate: float = 0.02,
+             verbose: bool = False) -> int:
     from lifecycle import infra, orchestrate, services
     from lifecycle.reconcile import print_report, reconcile
     from lifecycle.simulator import simulate_day
@@ -43,12 +63,13 @@ def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate
               + ("  (environment reset: moto was restarted)" if up["environment_reset"] else ""))
     infra.apply(settings)
     ensure_schema(settings)
-    orchestrate.configure_airflow(settings)
+    orchestrate.configure_airflow(settings, quiet=not verbose)
     orchestrate.migrate_metadata(settings)
     orchestrate.build_dbt_manifest()
     sim = simulate_day(settings, business_date, scale=scale, bad_rate=bad_rate)
 
-    results = orchestrate.run_dags()
+    print("running the lifecycle's DAGs with Airflow (dag.test), in asset order:")
+    results = orchestrate.run_dags(on_done=_progress())
     failed = [d for d, r in results.items() if not r["state"].endswith("success")]
     not_run = [d for d in orchestrate.LIFECYCLE_DAGS if d not in results]
 
@@ -65,10 +86,11 @@ def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate
                       f"events: {_result(results, 'ingest_user_activity').get('records', 0)} records; "
                       f"reviews: {_result(results, 'ingest_reviews').get('items', 0)} items")
     clean = _result(results, "lake_clean")
-    _line("cleaned", f"{clean.get('rows_out', 0)} rows in the clean zone; "
+    _line("cleaned", f"{_total(clean.get('rows_out'))} rows in the clean zone; "
                      f"{clean.get('rejected', 0)} records quarantined with a reason")
     load = _result(results, "warehouse_load")
-    _line("loaded", f"{load.get('rows_out', load.get('rows', 0))} rows into warehouse.landing")
+    _line("loaded", f"{_total(load.get('rows_out'))} rows into warehouse.landing "
+                    f"({load.get('tables', 0)} tables, COPY)")
     dbt_tasks = results.get("dbt_build", {}).get("tasks", {})
     _line("modelled", f"{sum(1 for t in dbt_tasks.values() if t['state'].endswith('success'))}"
                       f"/{len(dbt_tasks)} dbt tasks (models + tests) succeeded")

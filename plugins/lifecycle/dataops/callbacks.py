@@ -50,7 +50,10 @@ def on_task_success(context) -> None:
         from lifecycle.settings import Settings
 
         ti = context["ti"]
-        result = ti.xcom_pull(task_ids=ti.task_id, map_indexes=getattr(ti, "map_index", None))
+        result = None
+        # only our @task functions return a result dict; pulling a missing XCom logs an error
+        if hasattr(ti.task, "python_callable"):
+            result = ti.xcom_pull(task_ids=ti.task_id, map_indexes=getattr(ti, "map_index", None))
         started = getattr(ti, "start_date", None)
         duration = (datetime.now(UTC) - started).total_seconds() if started else None
         metrics.publish_task_metrics(Settings.from_env(), ti.dag_id, ti.task_id,

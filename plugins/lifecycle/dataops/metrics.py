@@ -1,7 +1,8 @@
 """CloudWatch metrics of the pipeline, in one namespace.
 
 Input: ``Settings``, the DAG/task names and a result dict (``rows_in``, ``rows_out``,
-``rejected``, ``files_written``) plus the duration.
+``rejected``, ``files_written``: counts, or per-table dicts of counts, which are summed)
+plus the duration.
 Output: ``PutMetricData`` into namespace ``settings.metrics_namespace`` with dimensions
 DAG, Task and Target; ``latest(...)`` reads a metric back (for tests and the CLI).
 """
@@ -21,6 +22,18 @@ RESULT_METRICS = {
 }
 
 
+def _total(value) -> float | None:
+    """A count, or the sum of a per-table (possibly nested) dict of counts."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, dict):
+        parts = [_total(v) for v in value.values()]
+        return sum(p for p in parts if p is not None)
+    return None
+
+
 def dimensions(settings: Settings, dag_id: str, task_id: str) -> list[dict]:
     return [{"Name": "DAG", "Value": dag_id}, {"Name": "Task", "Value": task_id},
             {"Name": "Target", "Value": settings.target}]
@@ -36,9 +49,10 @@ def publish_task_metrics(settings: Settings, dag_id: str, task_id: str, result: 
         data.append({"MetricName": "DurationSeconds", "Dimensions": dims, "Timestamp": now,
                      "Value": float(duration_s), "Unit": "Seconds"})
     for key, (name, unit) in RESULT_METRICS.items():
-        if isinstance(result, dict) and isinstance(result.get(key), int | float):
+        value = _total(result.get(key)) if isinstance(result, dict) else None
+        if value is not None:
             data.append({"MetricName": name, "Dimensions": dims, "Timestamp": now,
-                         "Value": float(result[key]), "Unit": unit})
+                         "Value": value, "Unit": unit})
     aws(settings, "cloudwatch").put_metric_data(Namespace=settings.metrics_namespace, MetricData=data)
     return [d["MetricName"] for d in data]
 
