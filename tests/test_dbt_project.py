@@ -37,9 +37,10 @@ TEST_DB = "dbt_test_warehouse"
 
 MODELS = (
     "stg_sales__orders", "stg_sales__order_items", "stg_sales__customers", "stg_sales__products",
-    "stg_activity__events", "stg_reviews__reviews",
+    "stg_activity__events", "stg_reviews__reviews", "stg_sales__order_status_history",
     "int_order_lines", "int_sessions",
     "fct_orders", "fct_order_items", "dim_customers", "dim_products", "fct_events", "fct_reviews",
+    "fct_order_status_changes",
     "daily_sales", "product_performance", "funnel_daily",
 )
 
@@ -52,6 +53,9 @@ CREATE TABLE landing.orders (
 CREATE TABLE landing.order_items (
     order_id bigint, line_no int, product_id bigint, quantity int, unit_price numeric(10,2),
     order_date date);
+CREATE TABLE landing.order_status_history (
+    order_id bigint, status varchar, valid_from timestamptz, valid_to timestamptz,
+    is_current boolean, change_op varchar);
 CREATE TABLE landing.customers (
     customer_id bigint, email_hash varchar, full_name_masked varchar, phone_masked varchar,
     country varchar, created_at timestamptz, updated_at timestamptz);
@@ -81,6 +85,11 @@ INSERT INTO landing.orders VALUES
   (102, 2, 'cancelled', '2026-01-10 12:00+00',    '2026-01-10 13:00+00', '2026-01-10'),
   (103, 1, 'delivered', '2026-01-10 23:30-05:00', '2026-01-11 06:00+00', '2026-01-11'),
   (104, 3, 'shipped',   '2026-01-11 10:00+00',    '2026-01-11 12:00+00', '2026-01-11');
+INSERT INTO landing.order_status_history VALUES
+  (101, 'placed', '2026-01-10 09:00+00', '2026-01-10 09:05+00', false, 'I'),
+  (101, 'paid',   '2026-01-10 09:05+00', NULL,                  true,  'U'),
+  (102, 'placed', '2026-01-10 12:00+00', '2026-01-10 13:00+00', false, 'I'),
+  (102, 'cancelled', '2026-01-10 13:00+00', NULL,               true,  'U');
 INSERT INTO landing.order_items VALUES
   (101, 1, 1, 2, 10.00, '2026-01-10'),
   (101, 2, 2, 1, 25.50, '2026-01-10'),
@@ -281,6 +290,13 @@ def test_sessions_split_at_30_minutes(built, warehouse):
         ("c1-2", date(2026, 1, 10), 2),
         ("c2-1", date(2026, 1, 10), 2),
     ]
+
+
+def test_order_status_durations(built, warehouse):
+    rows = _query(warehouse["dsn"], "SELECT order_id, status, seconds_in_status, is_current "
+                  "FROM marts.fct_order_status_changes ORDER BY order_id, valid_from")
+    assert rows == [(101, "placed", 300, False), (101, "paid", None, True),
+                    (102, "placed", 3600, False), (102, "cancelled", None, True)]
 
 
 def test_source_freshness_only_warns(built, warehouse):

@@ -86,10 +86,11 @@ def test_task_metrics_are_in_cloudwatch(settings, first_run):
     from lifecycle.dataops.metrics import latest, list_published
 
     published = list_published(settings)
-    dags = {m["DAG"] for m in published}
+    dags = {m.get("DAG") for m in published}
     assert {"ingest_sales", "ingest_user_activity", "lake_clean", "warehouse_load", "serve_publish"} <= dags
     assert latest(settings, "RowsOut", "ingest_user_activity", "consume_stream") == first_run["events_sent"]
     assert latest(settings, "DurationSeconds", "ingest_sales", "replicate_sales") > 0
+    assert {"CdcLagBytes", "CdcLagSeconds"} <= {m["metric"] for m in published}
 
 
 def test_a_failed_task_sends_one_actionable_alert(settings, first_run):
@@ -136,6 +137,10 @@ def test_next_day_and_foreign_writes_flow_through(settings, first_run):
         cur.execute("INSERT INTO order_items VALUES (900000, 1, 5000, 4, 12.50)")
         cur.execute("UPDATE order_items SET quantity = quantity + 1 WHERE order_id = "
                     "(SELECT min(order_id) FROM orders WHERE status <> 'cancelled')")
+        # a primary-key update (DMS writes it as a delete of the old key and an insert)
+        cur.execute("UPDATE order_items SET line_no = 99 WHERE (order_id, line_no) = "
+                    "(SELECT order_id, min(line_no) FROM order_items WHERE order_id < 900000 "
+                    "GROUP BY order_id ORDER BY order_id LIMIT 1)")
         cur.execute("DELETE FROM order_items WHERE (order_id, line_no) = "
                     "(SELECT order_id, max(line_no) FROM order_items GROUP BY order_id HAVING max(line_no) > 1 "
                     "ORDER BY order_id DESC LIMIT 1)")
@@ -147,3 +152,10 @@ def test_next_day_and_foreign_writes_flow_through(settings, first_run):
         assert cur.fetchone() == (4, 50)
         cur.execute("SELECT count(*) FROM serving.daily_sales")
         assert cur.fetchone()[0] == 2
+        cur.execute("SELECT count(*) FROM landing.order_items WHERE line_no = 99")
+        assert cur.fetchone()[0] == 1
+        # the day's status transitions are in the history
+        cur.execute("SELECT count(*) FROM marts.fct_order_status_changes WHERE NOT is_current")
+        assert cur.fetchone()[0] > 0
+    names = {c["name"] for c in report["checks"]}
+    assert "order_items: sales = landing, row for row" in names

@@ -182,7 +182,8 @@ RAW_REVIEWS = {
 }
 
 PREFIXES = {"raw": ["sales/", "events/", "reviews/"],
-            "clean": ["customers/", "products/", "orders/", "order_items/", "events/", "reviews/"],
+            "clean": ["customers/", "products/", "orders/", "order_items/", "order_status_history/",
+                      "events/", "reviews/"],
             "quarantine": ["events/"]}
 
 
@@ -267,7 +268,8 @@ def test_empty_raw_zone_gives_empty_tables(settings):
     reset_lake(settings)
     result = run_lake_clean(settings, START, END)
     assert result["rows_out"] == {t: 0 for t in
-                                  ["customers", "products", "orders", "order_items", "events", "reviews"]}
+                                  ["customers", "products", "orders", "order_items", "order_status_history",
+                                   "events", "reviews"]}
     assert result["rejected"] == 0
     keys = set(objects(settings, "clean"))
     # unpartitioned tables get an empty file with the schema; partitioned ones no objects
@@ -289,11 +291,28 @@ def cleaned(settings):
     return first, snapshot
 
 
+def test_order_status_history_is_scd2_replayed_from_cdc(settings, cleaned):
+    rows = read(settings, """SELECT order_id, status, valid_from, valid_to, is_current, change_op
+                             FROM '{clean}/order_status_history/data_0.parquet'
+                             ORDER BY order_id, valid_from, status""")
+    assert [(r[0], r[1], r[2], r[3], r[4]) for r in rows] == [
+        (100, "placed", T0, T1, False),
+        (100, "paid", T1, T2, False),
+        (100, "delivered", T2, None, True),
+        (100, "shipped", T2, T2, False),
+        (101, "placed", T0, T2, False),   # deleted at T2: its last version is closed
+        (102, "placed", T0, T1, False),   # the old key of a primary-key update
+        (103, "placed", T1, None, True),
+        (104, "placed", T2, None, True),
+    ]
+
+
 def test_sales_current_state(settings, cleaned):
     result, _ = cleaned
     sales = result["jobs"]["clean_sales"]
     assert sales["rows_in"] == {"customers": 6, "products": 5, "orders": 10, "order_items": 8}
-    assert sales["rows_out"] == {"customers": 3, "products": 2, "orders": 3, "order_items": 4}
+    assert sales["rows_out"] == {"customers": 3, "products": 2, "orders": 3, "order_items": 4,
+                                 "order_status_history": 8}
 
     orders = read(settings, """SELECT order_id, customer_id, status, order_ts, order_date
                                FROM read_parquet('{clean}/orders/*/*.parquet', hive_partitioning=true)
@@ -328,6 +347,7 @@ def test_clean_objects_and_parquet_types(settings, cleaned):
         "order_items/order_date=2026-01-01/data_0.parquet",
         "order_items/order_date=2026-01-02/data_0.parquet",
         "order_items/order_date=2026-01-03/data_0.parquet",
+        "order_status_history/data_0.parquet",
         "orders/order_date=2026-01-01/data_0.parquet",
         "orders/order_date=2026-01-02/data_0.parquet",
         "orders/order_date=2026-01-03/data_0.parquet",
@@ -417,7 +437,7 @@ def test_glue_catalog(settings, cleaned):
 
     tables = catalog.list_tables(settings)
     assert {t: tables[t] for t in catalog.CLEAN_TABLES} == {
-        "customers": [], "products": [], "reviews": [],
+        "customers": [], "products": [], "reviews": [], "order_status_history": [],
         "orders": ["2026-01-01", "2026-01-02", "2026-01-03"],
         "order_items": ["2026-01-01", "2026-01-02", "2026-01-03"],
         "events": ["2026-01-02", "2026-01-03"],
@@ -475,3 +495,48 @@ def test_runner_command_line(settings, cleaned, capsys):
                    "--interval_end", END.isoformat()])
     assert result["rows_out"] == {"reviews": 2}
     assert json.loads(capsys.readouterr().out)["job"] == "clean_reviews"
+
+
+def test_a_new_source_column_flows_to_clean_catalog_and_landing(settings, cleaned):
+    """Additive schema change: a nullable column added in the source reaches the clean table,
+    the Glue Catalog and the warehouse; a new column of the PII table is held back."""
+    from lifecycle.clients import pg
+    from lifecycle.jobs.runner import run_lake_clean
+    from lifecycle.warehouse.load import load_landing
+
+    s3, raw = aws(settings, "s3"), settings.bucket("raw")
+    schema = pa.schema([("Op", pa.string()), ("_commit_ts", TS), *SCHEMAS["orders"], ("gift_wrap", pa.bool_())])
+    row = [("I",), (T2,), (105,), (4,), ("placed",), (ts("2026-01-03T06:00:00Z"),), (T2,), (True,)]
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_arrays([pa.array(list(c), type=f.type) for c, f in zip(row, schema, strict=True)],
+                                        schema=schema), buf)
+    cust_schema = pa.schema([("Op", pa.string()), ("_commit_ts", TS), *SCHEMAS["customers"],
+                             ("date_of_birth", pa.string())])
+    cust = [("I",), (T2,), (5,), ("eve@example.com",), ("Eve",), (None,), ("US",), (T2,), (T2,), ("1990-01-01",)]
+    cbuf = io.BytesIO()
+    pq.write_table(pa.Table.from_arrays([pa.array(list(c), type=f.type) for c, f in zip(cust, cust_schema, strict=True)],
+                                        schema=cust_schema), cbuf)
+    name = "20260103-070000000000-00000000000000FF.parquet"
+    s3.put_object(Bucket=raw, Key=f"sales/public/orders/{name}", Body=buf.getvalue())
+    s3.put_object(Bucket=raw, Key=f"sales/public/customers/{name}", Body=cbuf.getvalue())
+    try:
+        result = run_lake_clean(settings, START, END)
+        sales = result["jobs"]["clean_sales"]
+        assert sales["columns_added"] == {"orders": ["gift_wrap"]}
+        assert sales["columns_held_back"] == {"customers": ["date_of_birth"]}
+        rows = read(settings, """SELECT order_id, gift_wrap FROM read_parquet('{clean}/orders/*/*.parquet',
+                                 hive_partitioning=true) ORDER BY order_id""")
+        assert rows == [(100, None), (103, None), (104, None), (105, True)]
+        glue = aws(settings, "glue").get_table(DatabaseName=settings.glue_database, Name="orders")["Table"]
+        assert [c["Name"] for c in glue["StorageDescriptor"]["Columns"]][-1] == "gift_wrap"
+        cust_cols = [c["Name"] for c in aws(settings, "glue").get_table(
+            DatabaseName=settings.glue_database, Name="customers")["Table"]["StorageDescriptor"]["Columns"]]
+        assert "date_of_birth" not in cust_cols
+        load_landing(settings, START, END, tables=["orders"])
+        with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+            cur.execute("SELECT order_id, gift_wrap FROM landing.orders ORDER BY order_id")
+            assert cur.fetchall() == [(100, None), (103, None), (104, None), (105, True)]
+    finally:
+        s3.delete_object(Bucket=raw, Key=f"sales/public/orders/{name}")
+        s3.delete_object(Bucket=raw, Key=f"sales/public/customers/{name}")
+        run_lake_clean(settings, START, END)

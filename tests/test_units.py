@@ -44,7 +44,7 @@ def test_aws_target_has_no_emulator_endpoints():
     ({"LIFECYCLE_TARGET": "azure"}, "unknown"),
     ({"LIFECYCLE_TARGET": "compose"}, "AWS_ENDPOINT_URL"),
     ({"LIFECYCLE_TARGET": "aws"}, "LIFECYCLE_PG_HOST"),
-    ({"LIFECYCLE_PG_PORT": "fivefourthreetwo"}, "port"),
+    ({"LIFECYCLE_PG_PORT": "fivefourthreetwo"}, "LIFECYCLE_PG_PORT.*whole number"),
 ])
 def test_bad_settings_say_what_to_do(env, message):
     with pytest.raises(SettingsError, match=message):

@@ -13,33 +13,67 @@ it, the catalog registers it and the warehouse loader derives the landing tables
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 from lifecycle.clients import aws
 from lifecycle.settings import Settings
 
-# logical type -> (DuckDB, Hive/Glue, Postgres)
+# logical type -> (DuckDB, Hive/Glue, Postgres); decimal(p,s) of any precision is derived
 TYPES: dict[str, tuple[str, str, str]] = {
     "bigint": ("BIGINT", "bigint", "bigint"),
     "int": ("INTEGER", "int", "integer"),
-    "decimal(10,2)": ("DECIMAL(10,2)", "decimal(10,2)", "numeric(10,2)"),
+    "double": ("DOUBLE", "double", "double precision"),
     "string": ("VARCHAR", "string", "text"),
     "timestamptz": ("TIMESTAMP WITH TIME ZONE", "timestamp", "timestamptz"),
+    "timestamp": ("TIMESTAMP", "timestamp", "timestamp"),
     "boolean": ("BOOLEAN", "boolean", "boolean"),
     "date": ("DATE", "date", "date"),
 }
+_DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$", re.IGNORECASE)
+
+
+def _types(logical: str) -> tuple[str, str, str]:
+    m = _DECIMAL.match(logical)
+    if m:
+        p, s = m.groups()
+        return f"DECIMAL({p},{s})", f"decimal({p},{s})", f"numeric({p},{s})"
+    return TYPES[logical]
 
 
 def duckdb_type(logical: str) -> str:
-    return TYPES[logical][0]
+    return _types(logical)[0]
 
 
 def hive_type(logical: str) -> str:
-    return TYPES[logical][1]
+    return _types(logical)[1]
 
 
 def postgres_type(logical: str) -> str:
-    return TYPES[logical][2]
+    return _types(logical)[2]
+
+
+_FROM_DUCKDB = {"BIGINT": "bigint", "INTEGER": "int", "SMALLINT": "int", "TINYINT": "int",
+                "DOUBLE": "double", "FLOAT": "double", "REAL": "double", "VARCHAR": "string",
+                "TIMESTAMP WITH TIME ZONE": "timestamptz", "TIMESTAMP": "timestamp",
+                "BOOLEAN": "boolean", "DATE": "date"}
+_FROM_HIVE = {"bigint": "bigint", "int": "int", "smallint": "int", "double": "double", "float": "double",
+              "string": "string", "timestamp": "timestamptz", "boolean": "boolean", "date": "date"}
+
+
+def logical_from_duckdb(duck_type: str) -> str:
+    """The logical type of a DuckDB column type (new source columns are typed this way)."""
+    t = duck_type.upper()
+    m = re.match(r"^DECIMAL\((\d+),\s*(\d+)\)$", t)
+    if m:
+        return f"decimal({m.group(1)},{m.group(2)})"
+    if t not in _FROM_DUCKDB:
+        raise ValueError(f"no lake type for DuckDB type {duck_type}")
+    return _FROM_DUCKDB[t]
+
+
+def logical_from_hive(hive: str) -> str:
+    return hive.lower() if _DECIMAL.match(hive) else _FROM_HIVE[hive.lower()]
 
 
 @dataclass(frozen=True)
@@ -89,6 +123,13 @@ CLEAN_TABLES: dict[str, TableSpec] = {
              ("unit_price", "decimal(10,2)")),
             ("order_id", "line_no"),
             ("order_date", "date"),
+        ),
+        TableSpec(
+            # SCD type 2 of each order's status, replayed from the CDC stream
+            "order_status_history",
+            (("order_id", "bigint"), ("status", "string"), ("valid_from", "timestamptz"),
+             ("valid_to", "timestamptz"), ("is_current", "boolean"), ("change_op", "string")),
+            ("order_id", "valid_from"),
         ),
         TableSpec(
             "events",
@@ -224,9 +265,36 @@ def register_table(settings: Settings, spec: TableSpec) -> dict:
     return {"table": action, "partitions_added": added, "partitions_removed": removed}
 
 
-def register_clean_tables(settings: Settings, tables: list[str] | None = None) -> dict[str, dict]:
-    """Register every clean table (or the given ones) and sync their partitions."""
-    return {name: register_table(settings, CLEAN_TABLES[name]) for name in (tables or CLEAN_TABLES)}
+def register_clean_tables(settings: Settings, tables: list[str] | None = None,
+                          specs: dict[str, TableSpec] | None = None) -> dict[str, dict]:
+    """Register every clean table (or the given ones) and sync their partitions. ``specs``
+    overrides the contract of a table as written (the contract plus new source columns)."""
+    specs = specs or {}
+    return {name: register_table(settings, specs.get(name, CLEAN_TABLES[name]))
+            for name in (tables or CLEAN_TABLES)}
+
+
+def with_extra_columns(spec: TableSpec, extras: list[tuple[str, str]]) -> TableSpec:
+    """The contract of ``spec`` plus columns that appeared in the source (additive change)."""
+    known = {c for c, _ in spec.all_columns}
+    return replace(spec, columns=spec.columns + tuple(e for e in extras if e[0] not in known))
+
+
+def effective_spec(settings: Settings, name: str) -> TableSpec:
+    """A clean table as the Glue Catalog has it: the contract plus any added columns.
+
+    The catalog is the source of truth downstream (as it is for Athena or Redshift
+    Spectrum): a new nullable source column registered there reaches the warehouse too.
+    """
+    spec = CLEAN_TABLES[name]
+    glue = aws(settings, "glue")
+    try:
+        table = glue.get_table(DatabaseName=settings.glue_database, Name=name)["Table"]
+    except glue.exceptions.EntityNotFoundException:
+        return spec
+    registered = [(c["Name"], logical_from_hive(c["Type"]))
+                  for c in table.get("StorageDescriptor", {}).get("Columns", [])]
+    return with_extra_columns(spec, registered[len(spec.columns):])
 
 
 def list_tables(settings: Settings) -> dict[str, list[str]]:

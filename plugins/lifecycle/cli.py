@@ -27,8 +27,10 @@ from lifecycle.settings import Settings, SettingsError
 app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False)
 services_app = typer.Typer(help="Embedded services (pgserver Postgres + moto).", no_args_is_help=True)
 infra_app = typer.Typer(help="Infrastructure as data (infra/).", no_args_is_help=True)
+cdc_app = typer.Typer(help="Change data capture from the sales database (DMS-style).", no_args_is_help=True)
 app.add_typer(services_app, name="services")
 app.add_typer(infra_app, name="infra")
+app.add_typer(cdc_app, name="cdc")
 
 
 def _settings() -> Settings:
@@ -96,6 +98,47 @@ def infra_apply():
     from lifecycle import infra
 
     _echo_json(infra.apply(_settings()))
+
+
+@cdc_app.command("status")
+def cdc_status():
+    """The replication slot, its lag (bytes, seconds) and the raw files per table."""
+    from lifecycle.clients import aws, pg
+    from lifecycle.ingest import sales_cdc
+
+    s = _settings()
+    lag = sales_cdc.slot_lag(s)
+    if not lag["exists"]:
+        typer.echo(f"slot {sales_cdc.SLOT}: missing (the next ingest_sales run re-snapshots)")
+        raise typer.Exit(1)
+    with pg(s, s.sales_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT active, restart_lsn::text, confirmed_flush_lsn::text FROM pg_replication_slots "
+                    "WHERE slot_name = %s", (sales_cdc.SLOT,))
+        active, restart, flushed = cur.fetchone()
+    typer.echo(f"slot {sales_cdc.SLOT}: {'active' if active else 'idle'}, restart_lsn {restart}, "
+               f"confirmed_flush_lsn {flushed}")
+    typer.echo(f"lag: {lag['lag_bytes']} bytes of WAL, {lag['lag_seconds']:.1f} s behind the oldest "
+               f"unconsumed commit (alert above {s.cdc_lag_alert_seconds} s)")
+    s3 = aws(s, "s3")
+    from lifecycle.sources.sales_db import TABLES
+
+    for table in TABLES:
+        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=s.bucket("raw"), Prefix=f"{sales_cdc.PREFIX}/{table}/") for o in page.get("Contents", [])]
+        cdc = [k for k in keys if "LOAD" not in k]
+        typer.echo(f"  {table:<12} full load: {'yes' if len(keys) > len(cdc) else 'no'}, CDC files: {len(cdc)}"
+                   + (f", newest {cdc[-1].rsplit('/', 1)[-1]}" if cdc else ""))
+
+
+@cdc_app.command("resnapshot")
+def cdc_resnapshot(yes: bool = typer.Option(False, "--yes", help="do not ask")):
+    """Recreate the slot and take a new full load (after a breaking schema change)."""
+    from lifecycle.ingest import sales_cdc
+
+    if not yes:
+        typer.confirm("This replaces the raw sales files with a new full load (CDC history is dropped). Go on?",
+                      abort=True)
+    _echo_json(sales_cdc.full_load(_settings()))
 
 
 @app.command()

@@ -8,7 +8,10 @@ Output: a report ``{"ok": bool, "checks": [{"name", "expected", "actual", "ok"}]
   ``serving.funnel_daily``;
 - every record in the Kinesis stream (read with a bare ``get_records`` loop) is either a
   clean event or a quarantined record: nothing lost, nothing doubled;
-- the Glue Catalog lists every clean table, with partitions for the partitioned ones.
+- the Glue Catalog lists every clean table, with partitions for the partitioned ones;
+- row for row: orders, order items, products and the non-personal columns of customers in
+  ``warehouse.landing`` equal ``sales`` (an order-independent fingerprint of every row, so
+  inserts, updates, deletes and primary-key updates must all have arrived).
 """
 
 from __future__ import annotations
@@ -22,6 +25,25 @@ EVENT_COLUMNS = {"page_view": "page_views", "add_to_cart": "add_to_carts", "chec
                  "purchase": "purchases"}
 CLEAN_TABLES = ("orders", "order_items", "customers", "products", "events", "reviews")
 PARTITIONED = {"orders", "order_items", "events"}
+
+
+# columns compared row for row between the source and landing (PII is hashed in between)
+ROW_FOR_ROW = {
+    "orders": "order_id, customer_id, status, order_ts, updated_at",
+    "order_items": "order_id, line_no, product_id, quantity, unit_price",
+    "products": "product_id, sku, name, category, description, unit_price, active, updated_at",
+    "customers": "customer_id, country, created_at, updated_at",
+}
+
+
+def fingerprint(settings: Settings, database: str, schema: str, table: str, columns: str) -> tuple[int, int]:
+    """(rows, order-independent hash of every row's text) of a table, in a UTC session."""
+    with pg(settings, database) as conn, conn.cursor() as cur:
+        cur.execute("SET TimeZone = 'UTC'")
+        cur.execute(f"SELECT count(*), coalesce(sum(hashtextextended(row({columns})::text, 0)), 0) "
+                    f"FROM {schema}.{table}")
+        rows, digest = cur.fetchone()
+    return int(rows), int(digest)
 
 
 def _check(name: str, expected, actual) -> dict:
@@ -69,6 +91,11 @@ def reconcile(settings: Settings) -> dict:
     (rev_pp,), = _warehouse(settings, "SELECT coalesce(sum(revenue),0) FROM serving.product_performance")
     checks.append(_check("revenue: sales = Σ serving.product_performance", truth["revenue_not_cancelled"],
                          Decimal(rev_pp).quantize(Decimal("0.01"))))
+
+    for table, columns in ROW_FOR_ROW.items():
+        checks.append(_check(f"{table}: sales = landing, row for row",
+                             fingerprint(settings, settings.sales_db, "public", table, columns),
+                             fingerprint(settings, settings.warehouse_db, "landing", table, columns)))
 
     book = ledger(settings)
     lake = lake_counts(settings)

@@ -48,7 +48,7 @@ def _env_int(env: dict[str, str], name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not a port number") from exc
+        raise SettingsError(f"{name}={raw!r} is not a whole number (a port or a number of seconds)") from exc
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,8 @@ class Settings:
     # embedded services
     moto_port: int = EMBEDDED_DEFAULTS["moto_port"]
     airflow_port: int = 8080
+    # operations thresholds
+    cdc_lag_alert_seconds: int = 7200
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -133,6 +135,7 @@ class Settings:
             airflow_db=env.get("LIFECYCLE_AIRFLOW_DB") or "airflow",
             moto_port=moto_port,
             airflow_port=_env_int(env, "LIFECYCLE_AIRFLOW_PORT", 8080),
+            cdc_lag_alert_seconds=_env_int(env, "LIFECYCLE_CDC_LAG_ALERT_SECONDS", 7200),
         )
 
     # ---- AWS names ----------------------------------------------------------------------

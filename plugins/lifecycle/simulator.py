@@ -193,10 +193,10 @@ def simulate_day(settings: Settings, business_date: date, *, seed: int = 42, sca
         if abandoned:
             cur.execute("DELETE FROM order_items WHERE order_id = ANY(%s)", (abandoned,))
             cur.execute("DELETE FROM orders WHERE order_id = ANY(%s)", (abandoned,))
-        cur.execute("SELECT order_id, status, order_ts FROM orders WHERE status NOT IN "
+        cur.execute("SELECT order_id, status, updated_at FROM orders WHERE status NOT IN "
                     "('delivered', 'cancelled') ORDER BY order_id")
         transitions = Counter()
-        for order_id, status, order_ts in cur.fetchall():
+        for order_id, status, last_change in cur.fetchall():
             roll = rng.random()
             if roll < 0.05:
                 new = "cancelled"
@@ -204,7 +204,8 @@ def simulate_day(settings: Settings, business_date: date, *, seed: int = 42, sca
                 new = STATUS_NEXT[status]
             else:
                 continue
-            changed_at = max(order_ts, day.start) + timedelta(minutes=rng.randint(10, 600))
+            # after the order's previous change (and not before this day starts)
+            changed_at = max(last_change, day.start) + timedelta(minutes=rng.randint(10, 600))
             cur.execute("UPDATE orders SET status = %s, updated_at = %s WHERE order_id = %s",
                         (new, changed_at, order_id))
             transitions[new] += 1

@@ -33,11 +33,21 @@ def build_alert(*, dag_id: str, task_id: str, run_id: str, try_number: int | Non
     }
 
 
+def build_notice(*, kind: str, source: str, message: str, runbook: str, target: str) -> dict:
+    """An alert that is not a task failure (lag above threshold, a re-snapshot, ...)."""
+    return {"kind": kind, "source": source, "error": message[:2000], "target": target,
+            "runbook": runbook}
+
+
 def publish(settings: Settings, alert: dict) -> str:
-    subject = f"[lifecycle] {alert['dag_id']}.{alert['task_id']} failed"[:100]
+    if alert.get("kind") == "task_failed":
+        subject = f"[lifecycle] {alert['dag_id']}.{alert['task_id']} failed"
+    else:
+        subject = f"[lifecycle] {alert['kind']}: {alert.get('source', '')}"
+    subject = subject[:100]
     resp = aws(settings, "sns").publish(
         TopicArn=alert_topic_arn(settings), Subject=subject, Message=json.dumps(alert, default=str),
-        MessageAttributes={"dag_id": {"DataType": "String", "StringValue": alert["dag_id"]}},
+        MessageAttributes={"kind": {"DataType": "String", "StringValue": alert["kind"]}},
     )
     return resp["MessageId"]
 

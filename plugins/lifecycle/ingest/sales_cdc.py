@@ -14,11 +14,22 @@ the same whole transactions and overwrites the same objects. When the lake has n
 load for the tables (first run, or the emulator was reset) the slot is recreated *before*
 the full load, so changes made during the load are also in the CDC stream; replaying them
 over the load converges to the same state, as a DMS full-load-plus-CDC task does.
+
+Schema changes: the columns of every table as last delivered are kept in the raw bucket
+(``_lifecycle/cdc-schemas/``). A column added in the source flows through (the next CDC
+file carries it). A dropped or retyped column stops the run with ``SchemaChangeError``
+before anything of that batch is written, so nothing corrupt reaches the lake and the slot
+keeps the changes; the task fails and its alert says what changed and what to do.
+
+Operations: the slot's lag (bytes of WAL and seconds since the oldest unconsumed commit) is
+published to CloudWatch on every run and alerts above ``LIFECYCLE_CDC_LAG_ALERT_SECONDS``;
+a slot that disappeared while the lake has a full load triggers a re-snapshot and an alert.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from collections import defaultdict
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -33,11 +44,28 @@ from lifecycle.sources.sales_db import PUBLICATION, TABLES
 
 SLOT = "lifecycle_dms"
 PREFIX = "sales/public"
+SCHEMA_STATE = "_lifecycle/cdc-schemas"
 LOAD_FILE = "LOAD00000001.parquet"
 MAX_CHANGES_PER_BATCH = 50_000
 
 
 # ---- types --------------------------------------------------------------------------------
+
+TYPE_NAMES = {16: "boolean", 20: "bigint", 21: "smallint", 23: "integer", 25: "text", 700: "real",
+              701: "double precision", 1042: "char", 1043: "varchar", 1082: "date", 1114: "timestamp",
+              1184: "timestamptz", 1700: "numeric"}
+
+
+def type_name(type_oid: int, typmod: int) -> str:
+    name = TYPE_NAMES.get(type_oid, f"type oid {type_oid}")
+    if type_oid == 1700 and typmod >= 4:
+        return f"numeric({(typmod - 4) >> 16},{(typmod - 4) & 0xFFFF})"
+    return name
+
+
+class SchemaChangeError(RuntimeError):
+    """A breaking change in a source table (a column dropped or retyped)."""
+
 
 def arrow_type(type_oid: int, typmod: int) -> pa.DataType:
     if type_oid == 20:
@@ -103,13 +131,51 @@ def _table_columns(cur, table: str) -> list[tuple[str, int, int]]:
 
 
 def slot_lag(settings: Settings) -> dict:
-    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+    """How far the slot is behind: WAL bytes, and seconds since the oldest unconsumed commit."""
+    with pg(settings, settings.sales_db, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, active "
             "FROM pg_replication_slots WHERE slot_name = %s", (SLOT,),
         )
         row = cur.fetchone()
-    return {"slot": SLOT, "lag_bytes": int(row[0]) if row else None}
+        if row is None:
+            return {"slot": SLOT, "exists": False, "lag_bytes": None, "lag_seconds": None}
+        lag_bytes, active = int(row[0] or 0), bool(row[1])
+        lag_seconds = 0.0
+        if lag_bytes > 0 and not active:
+            # the first pending transaction's commit time (peek consumes nothing)
+            cur.execute(
+                "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, NULL, 1, "
+                "'proto_version', '1', 'publication_names', %s) LIMIT 1", (SLOT, PUBLICATION),
+            )
+            first = cur.fetchone()
+            if first is not None:
+                msg = decode(first[0])
+                if isinstance(msg, Begin):
+                    lag_seconds = max((datetime.now(UTC) - msg.commit_ts).total_seconds(), 0.0)
+    return {"slot": SLOT, "exists": True, "lag_bytes": lag_bytes, "lag_seconds": round(lag_seconds, 3)}
+
+
+def publish_lag(settings: Settings, lag: dict, phase: str) -> None:
+    """CloudWatch metrics of the slot's lag; an alert when it is above the threshold."""
+    from lifecycle.dataops import alerts
+
+    if not lag.get("exists"):
+        return
+    dims = [{"Name": "Slot", "Value": SLOT}, {"Name": "Phase", "Value": phase},
+            {"Name": "Target", "Value": settings.target}]
+    aws(settings, "cloudwatch").put_metric_data(Namespace=settings.metrics_namespace, MetricData=[
+        {"MetricName": "CdcLagBytes", "Dimensions": dims, "Value": float(lag["lag_bytes"]), "Unit": "Bytes"},
+        {"MetricName": "CdcLagSeconds", "Dimensions": dims, "Value": float(lag["lag_seconds"]),
+         "Unit": "Seconds"},
+    ])
+    if phase == "before" and lag["lag_seconds"] > settings.cdc_lag_alert_seconds:
+        alerts.publish(settings, alerts.build_notice(
+            kind="cdc_lag", source=f"replication slot {SLOT}",
+            message=(f"CDC is {lag['lag_seconds']:.0f} s ({lag['lag_bytes']} bytes of WAL) behind the source, "
+                     f"above the {settings.cdc_lag_alert_seconds} s threshold"),
+            runbook="Check that ingest_sales runs (paused? failing?); `lifecycle cdc status` shows the slot.",
+            target=settings.target))
 
 
 def _has_full_load(s3, bucket: str) -> bool:
@@ -118,6 +184,46 @@ def _has_full_load(s3, bucket: str) -> bool:
         if not resp.get("KeyCount"):
             return False
     return True
+
+
+def _schema_key(table: str) -> str:
+    return f"{SCHEMA_STATE}/public.{table}.json"
+
+
+def known_columns(s3, bucket: str, table: str) -> list[tuple[str, int, int]] | None:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=_schema_key(table))["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+    return [tuple(c) for c in json.loads(body)["columns"]]
+
+
+def _save_columns(s3, bucket: str, table: str, columns: list[tuple[str, int, int]]) -> None:
+    s3.put_object(Bucket=bucket, Key=_schema_key(table),
+                  Body=json.dumps({"table": f"public.{table}", "columns": [list(c) for c in columns]}).encode())
+
+
+def check_schema(table: str, known: list[tuple[str, int, int]] | None,
+                 now: list[tuple[str, int, int]]) -> list[str]:
+    """New column names (an additive change); raises ``SchemaChangeError`` on a breaking one."""
+    if known is None:
+        return []
+    current = {name: (oid, mod) for name, oid, mod in now}
+    problems = []
+    for name, oid, mod in known:
+        if name not in current:
+            problems.append(f"column {name!r} was dropped")
+        elif current[name] != (oid, mod):
+            problems.append(f"column {name!r} changed type {type_name(oid, mod)} → {type_name(*current[name])}")
+    if problems:
+        raise SchemaChangeError(
+            f"breaking schema change in sales.public.{table}: {'; '.join(problems)}. CDC stopped before "
+            "writing this batch (the slot keeps the changes, nothing corrupt reached the lake). To go on: "
+            "update the table's contract in lifecycle/jobs/clean_sales.py and lifecycle/catalog.py, then "
+            "run `lifecycle cdc resnapshot` (a new full load in the new shape)."
+        )
+    known_names = {c[0] for c in known}
+    return [name for name, _, _ in now if name not in known_names]
 
 
 def full_load(settings: Settings) -> dict[str, int]:
@@ -158,6 +264,7 @@ def full_load(settings: Settings) -> dict[str, int]:
                 named.close()
                 writer.close()
                 s3.put_object(Bucket=bucket, Key=f"{PREFIX}/{table}/{LOAD_FILE}", Body=sink.getvalue())
+                _save_columns(s3, bucket, table, cols)
                 counts[table] = n
     return counts
 
@@ -212,6 +319,7 @@ def capture_changes(settings: Settings, max_changes: int = MAX_CHANGES_PER_BATCH
     s3, bucket = aws(settings, "s3"), settings.bucket("raw")
     totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     files: list[str] = []
+    columns_added: dict[str, list[str]] = {}
     batches = 0
     with pg(settings, settings.sales_db, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute("SET TimeZone = 'UTC'")
@@ -251,6 +359,15 @@ def capture_changes(settings: Settings, max_changes: int = MAX_CHANGES_PER_BATCH
             last = batch.last_commit
             if last is None:  # peek always returns whole transactions; guard anyway
                 break
+            evolved: dict[str, list[tuple[str, int, int]]] = {}
+            for rel in batch.relations.values():
+                cols = [(c.name, c.type_oid, c.typmod) for c in rel.columns]
+                known = known_columns(s3, bucket, rel.name)
+                added = check_schema(rel.name, known, cols)  # raises before anything is written
+                if added or known is None:
+                    evolved[rel.name] = cols
+                    if added:
+                        columns_added[rel.name] = added
             name = f"{last.commit_ts:%Y%m%d-%H%M%S%f}-{last.end_lsn:016X}.parquet"
             for table, arrow in batch.tables().items():
                 key = f"{PREFIX}/{table}/{name}"
@@ -258,22 +375,40 @@ def capture_changes(settings: Settings, max_changes: int = MAX_CHANGES_PER_BATCH
                 files.append(key)
                 for op in arrow.column("Op").to_pylist():
                     totals[table][op] += 1
+            for table, cols in evolved.items():
+                _save_columns(s3, bucket, table, cols)
             # only now, with the objects durably written, consume the batch
             cur.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (SLOT, lsn_to_str(last.end_lsn)))
             batches += 1
-    return {"batches": batches, "files": files, "changes": {t: dict(v) for t, v in totals.items()}}
+    return {"batches": batches, "files": files, "changes": {t: dict(v) for t, v in totals.items()},
+            "columns_added": columns_added}
 
 
 def run(settings: Settings) -> dict:
     """One ingestion run: full load if the lake has none (or the slot is missing), then CDC."""
+    from lifecycle.dataops import alerts
+
     s3 = aws(settings, "s3")
     with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (SLOT,))
         slot_exists = cur.fetchone() is not None
+    has_load = _has_full_load(s3, settings.bucket("raw"))
     loaded: dict[str, int] = {}
-    if not slot_exists or not _has_full_load(s3, settings.bucket("raw")):
+    if not slot_exists or not has_load:
+        if has_load:  # the slot vanished (dropped, failover): changes may be gone, so reload
+            alerts.publish(settings, alerts.build_notice(
+                kind="cdc_resnapshot", source=f"replication slot {SLOT}",
+                message="the replication slot was missing; the tables are being re-snapshotted "
+                        "(a new full load replaces their raw files, so no change is silently lost)",
+                runbook="Find out why the slot was dropped (manual drop, failover, max_slot_wal_keep_size).",
+                target=settings.target))
         loaded = full_load(settings)
+    before = slot_lag(settings)
+    publish_lag(settings, before, "before")
     cdc = capture_changes(settings)
+    after = slot_lag(settings)
+    publish_lag(settings, after, "after")
     rows_out = sum(loaded.values()) + sum(sum(v.values()) for v in cdc["changes"].values())
-    return {"full_load": loaded, **cdc, **slot_lag(settings), "rows_out": rows_out,
-            "files_written": len(cdc["files"]) + len(loaded)}
+    return {"full_load": loaded, "resnapshot": bool(loaded) and has_load, **cdc,
+            "lag_before": before, "lag_after": after, "lag_bytes": after["lag_bytes"],
+            "rows_out": rows_out, "files_written": len(cdc["files"]) + len(loaded)}

@@ -9,8 +9,16 @@ salted SHA-256 of the lower-cased email, first letter of the name, last 4 phone 
 ``products/``, ``orders/order_date=<UTC date of order_ts>/``, ``order_items/order_date=<the
 order's date>/`` (items of orders that no longer exist are dropped).
 
+``order_status_history/``: SCD type 2 of each order's status (valid_from/valid_to/is_current),
+replayed from the same change rows; history starts at the full load.
+
 Current state of a table: LOAD rows, then CDC files in name order, rows in file order; the
 last row per key wins; a key whose last row is a ``D`` is gone.
+
+Schema evolution: a column that appears in the source (a new nullable column) flows
+through to the clean table after the contract's columns, and from there to the Glue
+Catalog and the warehouse. On ``customers`` new columns are held back (reported, not
+written): a new customer column may be personal data and needs a masking decision first.
 """
 
 from __future__ import annotations
@@ -38,6 +46,57 @@ SOURCES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
         "order_id": "bigint", "line_no": "int", "product_id": "bigint", "quantity": "int",
         "unit_price": "decimal(10,2)"}),
 }
+
+
+def _replay_order(keys: tuple[str, ...]):
+    return (F.when(F.col("_file").startswith("LOAD"), F.lit(0)).otherwise(F.lit(1)),
+            Window.partitionBy(*keys).orderBy(F.col("_phase"), F.col("_file"), F.col("_row")))
+
+
+def new_columns(changes, declared: dict[str, str]) -> list[str]:
+    """Source columns that are not in the contract (additive schema change)."""
+    known = {c.lower() for c in declared} | {"op"}
+    return [c for c in changes.columns if c.lower() not in known and not c.startswith("_")]
+
+
+def order_status_history(changes):
+    """SCD type 2 of order status: one row per status an order had, with its validity.
+
+    A version starts at the row's ``updated_at`` (the source's business time) and ends where
+    the next version starts; a delete closes the last version at its commit time. Rows that
+    repeat the previous status (other columns changed) are not new versions.
+    """
+    phase, ordered = _replay_order(("order_id",))
+    steps = (
+        changes.withColumn("_phase", phase)
+        .withColumn("_op", F.coalesce(F.col("Op"), F.lit("I")))
+        .withColumn("_prev_status", F.lag("status").over(ordered))
+        .withColumn("_prev_op", F.lag("_op").over(ordered))
+    )
+    versions = steps.where(
+        (F.col("_op") == "D")
+        | F.col("_prev_status").isNull()
+        | (F.col("_prev_op") == "D")
+        | (F.col("status") != F.col("_prev_status"))
+    )
+    ordered_v = Window.partitionBy("order_id").orderBy(F.col("_phase"), F.col("_file"), F.col("_row"))
+    with_next = (
+        versions.withColumn("_next_op", F.lead("_op").over(ordered_v))
+        .withColumn("_next_from", F.lead(F.coalesce(F.col("updated_at"), F.col("_commit_ts"))).over(ordered_v))
+        .withColumn("_next_commit", F.lead("_commit_ts").over(ordered_v))
+    )
+    return (
+        with_next.where(F.col("_op") != "D")
+        .select(
+            F.col("order_id").cast("bigint").alias("order_id"),
+            F.col("status").cast("string").alias("status"),
+            F.col("updated_at").cast("timestamp").alias("valid_from"),
+            F.when(F.col("_next_op") == "D", F.col("_next_commit"))
+            .otherwise(F.col("_next_from")).cast("timestamp").alias("valid_to"),
+            F.col("_next_op").isNull().alias("is_current"),
+            F.col("_op").cast("string").alias("change_op"),
+        )
+    )
 
 
 def current_state(changes, keys: tuple[str, ...], columns: list[str]):
@@ -69,7 +128,7 @@ def mask_customers(customers, salt: str):
     )
 
 
-def clean_products(products):
+def clean_products(products, extras=()):
     return products.select(
         F.col("product_id").cast("bigint").alias("product_id"),
         F.col("sku").cast("string").alias("sku"),
@@ -79,21 +138,23 @@ def clean_products(products):
         F.col("unit_price").cast("decimal(10,2)").alias("unit_price"),
         F.col("active").cast("boolean").alias("active"),
         F.col("updated_at").cast("timestamp").alias("updated_at"),
+        *[F.col(c) for c in extras],
     )
 
 
-def clean_orders(orders):
+def clean_orders(orders, extras=()):
     return orders.select(
         F.col("order_id").cast("bigint").alias("order_id"),
         F.col("customer_id").cast("bigint").alias("customer_id"),
         F.col("status").cast("string").alias("status"),
         F.col("order_ts").cast("timestamp").alias("order_ts"),
         F.col("updated_at").cast("timestamp").alias("updated_at"),
+        *[F.col(c) for c in extras],
         F.to_date(F.col("order_ts")).alias("order_date"),  # UTC: the session time zone
     )
 
 
-def clean_order_items(items, orders):
+def clean_order_items(items, orders, extras=()):
     order_dates = orders.select(F.col("order_id").alias("o_order_id"), F.col("order_date"))
     return items.join(order_dates, items["order_id"] == order_dates["o_order_id"], "inner").select(
         F.col("order_id").cast("bigint").alias("order_id"),
@@ -101,6 +162,7 @@ def clean_order_items(items, orders):
         F.col("product_id").cast("bigint").alias("product_id"),
         F.col("quantity").cast("int").alias("quantity"),
         F.col("unit_price").cast("decimal(10,2)").alias("unit_price"),
+        *[items[c] for c in extras],
         F.col("order_date"),
     )
 
@@ -108,14 +170,17 @@ def clean_order_items(items, orders):
 def main(argv: list[str], ctx) -> None:
     args = get_resolved_options(argv, ARGUMENTS)
     raw, clean = args["raw_bucket"], args["clean_bucket"]
-    state = {}
+    state, extras, changes = {}, {}, {}
     for table, (keys, columns) in SOURCES.items():
-        changes = ctx.read_dms(raw, f"sales/public/{table}", columns, name=table)
-        state[table] = current_state(changes, keys, list(columns))
+        changes[table] = ctx.read_dms(raw, f"sales/public/{table}", columns, name=table)
+        extras[table] = new_columns(changes[table], columns)
+        state[table] = current_state(changes[table], keys, list(columns) + extras[table])
 
+    ctx.hold_back_columns("customers", extras["customers"])
     ctx.write_clean(mask_customers(state["customers"], ctx.get_secret(args["pii_salt_secret"])),
                     clean, "customers")
-    ctx.write_clean(clean_products(state["products"]), clean, "products")
-    orders = clean_orders(state["orders"])
+    ctx.write_clean(clean_products(state["products"], extras["products"]), clean, "products")
+    orders = clean_orders(state["orders"], extras["orders"])
     ctx.write_clean(orders, clean, "orders")
-    ctx.write_clean(clean_order_items(state["order_items"], orders), clean, "order_items")
+    ctx.write_clean(clean_order_items(state["order_items"], orders, extras["order_items"]), clean, "order_items")
+    ctx.write_clean(order_status_history(changes["orders"]), clean, "order_status_history")

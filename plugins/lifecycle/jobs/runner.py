@@ -31,7 +31,15 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from lifecycle.catalog import CLEAN_TABLES, QUARANTINE, TableSpec, duckdb_type, register_clean_tables
+from lifecycle.catalog import (
+    CLEAN_TABLES,
+    QUARANTINE,
+    TableSpec,
+    duckdb_type,
+    logical_from_duckdb,
+    register_clean_tables,
+    with_extra_columns,
+)
 from lifecycle.clients import aws
 from lifecycle.settings import Settings
 
@@ -202,7 +210,10 @@ class JobContext:
         self._settings = settings
         self.job_name = job_name
         self._tables: list[str] = []
-        self.metrics: dict[str, Any] = {"rows_in": {}, "rows_out": {}, "rejected": 0, "files_in": {}}
+        self.metrics: dict[str, Any] = {"rows_in": {}, "rows_out": {}, "rejected": 0, "files_in": {},
+                                        "columns_added": {}, "columns_held_back": {}}
+        # the contract of each table as written: CLEAN_TABLES plus columns new in the source
+        self.specs: dict[str, TableSpec] = {}
 
     # -- helpers
     def _table_name(self, label: str) -> str:
@@ -245,8 +256,15 @@ class JobContext:
             # cannot expose (on Spark: _metadata.file_name / _metadata.row_index)
             src = (f"read_parquet({self._file_list(bucket, keys)}, filename=true, "
                    f"file_row_number=true, union_by_name=true)")
-            present = {r[0] for r in self._con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
-            cols = [c for c in decl if c in present]
+            described = self._con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()
+            present = {r[0] for r in described}
+            # columns the source gained after the contract was written (an additive schema
+            # change) come along with their own types; the job decides what to do with them
+            extras = [(r[0], r[1]) for r in described
+                      if r[0] not in decl and r[0] not in ("filename", "file_row_number")]
+            for col, duck_type in extras:
+                self._con.execute(f"ALTER TABLE {_ident(table)} ADD COLUMN {_ident(col)} {duck_type}")
+            cols = [c for c in decl if c in present] + [c for c, _ in extras]
             select = ", ".join(_ident(c) for c in cols)
             self._con.execute(
                 f"INSERT INTO {_ident(table)} BY NAME SELECT {select}, "
@@ -364,10 +382,18 @@ class JobContext:
         """Check ``df`` against the contract and materialize it in write order."""
         sql = df.sql(dialect="duckdb", optimize=False)
         got = [(r[0], r[1]) for r in self._con.execute(f"DESCRIBE SELECT * FROM ({sql})").fetchall()]
-        want = [(c, duckdb_type(t)) for c, t in spec.all_columns]
-        if got != want:
+        want = [(c, duckdb_type(t)) for c, t in spec.columns]
+        part = [(spec.partition[0], duckdb_type(spec.partition[1]))] if spec.partition else []
+        data = got[:len(got) - len(part)] if part else got
+        # the contract's columns, in order, then optionally new columns, then the partition
+        if data[:len(want)] != want or got[len(data):] != part:
             raise JobError(f"{self.job_name}: output {label} does not match its contract\n"
-                           f"  got:  {got}\n  want: {want}")
+                           f"  got:  {got}\n  want: {want + part} (+ new columns before the partition)")
+        extras = [(c, logical_from_duckdb(t)) for c, t in data[len(want):]]
+        if extras and spec.name in CLEAN_TABLES:
+            spec = with_extra_columns(spec, extras)
+            self.specs[spec.name] = spec
+            self.metrics["columns_added"][spec.name] = [c for c, _ in extras]
         order = ([spec.partition[0]] if spec.partition else []) + list(spec.keys)
         name = self._table_name(f"out_{label}")
         self._con.execute(f"CREATE TABLE {_ident(name)} AS SELECT * FROM ({sql}) "
@@ -412,6 +438,12 @@ class JobContext:
         self.metrics["rejected"] += rows
         return rows
 
+    def hold_back_columns(self, table: str, columns: list[str]) -> None:
+        """Record source columns a job deliberately kept out of the clean zone (e.g. possible
+        PII on a PII table: a person must decide how to mask it before it flows)."""
+        if columns:
+            self.metrics["columns_held_back"][table] = list(columns)
+
     def add_rejected(self, rows: int) -> None:
         """Count records a job dropped without a quarantine row (e.g. unusable export lines)."""
         self.metrics["rejected"] += rows
@@ -438,7 +470,7 @@ def run_job(settings: Settings, job_name: str, interval_start: datetime,
             module.main(job_arguments(settings, job_name, interval_start, interval_end), ctx)
         finally:
             ctx.close()
-        return {"job": job_name, **ctx.metrics,
+        return {"job": job_name, **ctx.metrics, "specs": ctx.specs,
                 "duration_s": round(time.perf_counter() - started, 3)}
 
 
@@ -446,7 +478,8 @@ def run_lake_clean(settings: Settings, interval_start: datetime, interval_end: d
     """Run every clean job (sales first), then register the clean tables in the Glue Catalog."""
     started = time.perf_counter()
     jobs = {name: run_job(settings, name, interval_start, interval_end) for name in CLEAN_JOBS}
-    catalog = register_clean_tables(settings)
+    specs = {t: spec for j in jobs.values() for t, spec in j.pop("specs").items()}
+    catalog = register_clean_tables(settings, specs=specs)
     return {
         "interval_start": _utc(interval_start).isoformat(),
         "interval_end": _utc(interval_end).isoformat(),

@@ -1,8 +1,9 @@
 """Load the lake's clean zone into the warehouse's ``landing`` schema (as Redshift COPY would).
 
 Input: ``Settings``, the data interval (recorded, not filtered on: every run loads each
-table's full current state) and the objects of ``s3://<clean>/<table>/`` described by
-``lifecycle.catalog.CLEAN_TABLES``.
+table's full current state) and the objects of ``s3://<clean>/<table>/`` as the Glue Catalog
+describes them (``lifecycle.catalog.effective_spec``: the contract of ``CLEAN_TABLES`` plus
+any column the source gained since, which is added to the landing table).
 Output: ``warehouse.landing.<table>`` for every clean table (its columns plus the partition
 column, Postgres types from the contract) and ``landing.load_manifest`` with one row per
 object loaded (``table_name, s3_key, rows, interval_start, interval_end, loaded_at``).
@@ -25,7 +26,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from lifecycle.catalog import CLEAN_TABLES, TableSpec, duckdb_type, postgres_type
+from lifecycle.catalog import CLEAN_TABLES, TableSpec, duckdb_type, effective_spec, postgres_type
 from lifecycle.clients import aws, pg
 from lifecycle.settings import Settings
 
@@ -53,7 +54,7 @@ def ensure_landing(settings: Settings) -> None:
         cur.execute("SELECT table_name, column_name FROM information_schema.columns "
                     "WHERE table_schema = %s", (SCHEMA,))
         existing = set(cur.fetchall())
-        for spec in CLEAN_TABLES.values():
+        for spec in (effective_spec(settings, name) for name in CLEAN_TABLES):
             cols = ", ".join(f"{_q(c)} {postgres_type(t)}" for c, t in spec.all_columns)
             cur.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{_q(spec.name)} ({cols})")
             # a column added to the contract after the table was created (ALTER only then:
@@ -203,8 +204,8 @@ def load_landing(settings: Settings, interval_start: datetime, interval_end: dat
     duck = connect_duckdb(settings)
     try:
         return {
-            name: load_table(settings, duck, CLEAN_TABLES[name], interval_start, interval_end,
-                             method)["rows"]
+            name: load_table(settings, duck, effective_spec(settings, name), interval_start,
+                             interval_end, method)["rows"]
             for name in (tables or CLEAN_TABLES)
         }
     finally:

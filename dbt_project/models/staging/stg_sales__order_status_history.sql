@@ -1,0 +1,22 @@
+-- One row per status version of an order (SCD type 2). Source: landing.order_status_history.
+with source as (
+
+    select * from {{ source('landing', 'order_status_history') }}
+
+),
+
+renamed as (
+
+    select
+        order_id,
+        lower(status) as status,
+        valid_from,
+        valid_to,
+        is_current,
+        change_op
+
+    from source
+
+)
+
+select * from renamed

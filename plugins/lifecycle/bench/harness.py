@@ -1,0 +1,246 @@
+"""``lifecycle.bench.main``: build the workload, run the selected stages, write the reports.
+
+Input: argv (see ``parser()``): ``--scale`` orders (default 1,000,000), ``--events``
+(default 200,000), ``--stages`` (comma list of full_load, cdc, cdc_lag, kinesis, clean,
+load, dbt; default all; ``cdc`` also measures ``full_load``), ``--out`` (default
+``<repo>/bench/results``), ``--keep`` (leave the benchmark environment running), and knobs
+for the shard count, the CDC transaction size and the lag test.
+Output: ``<out>/<UTC timestamp>.json`` and ``.md`` (see ``lifecycle.bench.report``), the
+table printed; exit code 0 when every selected stage ran, 1 when one failed (a stage below
+its target is reported, not an error).
+
+Everything runs in a private embedded environment (``lifecycle.bench.environment``) on
+data generated for the run (``lifecycle.bench.workload``). A stage that is not selected but
+whose output a selected stage needs still runs, untimed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from lifecycle.bench import workload
+from lifecycle.bench.measure import StageResult, timed
+from lifecycle.settings import REPO_ROOT
+
+STAGES = ("full_load", "cdc", "cdc_lag", "kinesis", "clean", "load", "dbt")
+# cdc_lag runs for a fixed time against an offered load: not a throughput, not in `whole`
+WHOLE = ("full_load", "cdc", "kinesis", "clean", "load", "dbt")
+DEFAULT_OUT = REPO_ROOT / "bench" / "results"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lifecycle bench", description=(
+        "Benchmark every lifecycle stage against a raw baseline on the same data, in a private "
+        "embedded environment. Reports ratios (stage rows/s ÷ baseline rows/s)."))
+    p.add_argument("--scale", type=int, default=1_000_000, help="orders to generate (default 1,000,000)")
+    p.add_argument("--events", type=int, default=200_000, help="Kinesis events (default 200,000)")
+    p.add_argument("--stages", default="all", help=f"comma list of {', '.join(STAGES)} or 'all'")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the JSON and Markdown results")
+    p.add_argument("--keep", action="store_true", help="leave the benchmark environment running")
+    p.add_argument("--shards", type=int, default=None,
+                   help="Kinesis shards (default events/2000 within 16..128: moto slows as a shard fills)")
+    p.add_argument("--changes", type=int, default=None, help="orders changed for the cdc stage (default: scale)")
+    p.add_argument("--txn-rows", type=int, default=10_000, help="rows per transaction of the CDC changes")
+    p.add_argument("--lag-seconds", type=float, default=None,
+                   help="duration of the cdc_lag write load (default 20; 5 below 100,000 orders)")
+    p.add_argument("--lag-rate", type=float, default=500.0, help="rows/s of the cdc_lag write load")
+    return p
+
+
+def _selected(text: str) -> list[str]:
+    if text.strip().lower() in ("", "all"):
+        return list(STAGES)
+    wanted = {s.strip().lower() for s in text.split(",") if s.strip()}
+    unknown = wanted - set(STAGES) - {"whole"}
+    if unknown:
+        raise SystemExit(f"unknown stage(s): {', '.join(sorted(unknown))}; use {', '.join(STAGES)}")
+    if "cdc" in wanted:
+        wanted.add("full_load")
+    return [s for s in STAGES if s in wanted]
+
+
+def _log(msg: str) -> None:
+    print(f"[bench {datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
+
+
+def _whole(results: list[StageResult]) -> StageResult | None:
+    parts = [r for r in results if r.stage in WHOLE and not r.error]
+    if len(parts) < 2:
+        return None
+    peak: dict[str, float] = {}
+    for r in parts:
+        for k, v in r.peak_rss_mb.items():
+            peak[k] = max(peak.get(k, 0.0), v)
+    return StageResult(
+        stage="whole", rows=sum(r.rows for r in parts), seconds=sum(r.seconds for r in parts),
+        baseline_rows=sum(r.baseline_rows for r in parts),
+        baseline_seconds=sum(r.baseline_seconds for r in parts), target=0.5,
+        what="sum of the stages " + ", ".join(r.stage for r in parts),
+        baseline="sum of their baselines", peak_rss_mb=peak,
+        details={"stages": [r.stage for r in parts]},
+    )
+
+
+WARM_MODULES = ("pandas", "pyarrow.parquet", "duckdb", "sqlglot", "sqlframe", "sqlframe.duckdb",
+                "lifecycle.ingest.sales_cdc", "lifecycle.ingest.user_activity", "lifecycle.jobs.runner",
+                "lifecycle.warehouse.load", "psutil")
+
+
+def warm_up() -> float:
+    """Import the heavy modules before any timing; returns the seconds it took.
+
+    Stages are timed in a warm process: a first ``pq.write_table`` imports pandas, the first
+    job imports SQLFrame and sqlglot (1–2 s together), a one-off cost per process that
+    would otherwise land on whichever stage runs first. It is reported as ``import_seconds``.
+    """
+    import importlib
+
+    started = time.perf_counter()
+    for name in WARM_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    return time.perf_counter() - started
+
+
+def _postgres_version(settings) -> str | None:
+    from lifecycle.clients import pg
+
+    try:
+        with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+            cur.execute("SELECT current_setting('server_version')")
+            return cur.fetchone()[0]
+    except Exception:
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from lifecycle.bench import dbt_bench, report, stages
+    from lifecycle.bench.environment import bench_environment
+
+    selected = _selected(args.stages)
+    scale, n_events = args.scale, args.events
+    shards = args.shards or min(max(n_events // 2000, 16), 128)
+    changes = min(args.changes or scale, scale)
+    lag_seconds = args.lag_seconds if args.lag_seconds is not None else (20.0 if scale >= 100_000 else 5.0)
+    day = workload.DEFAULT_DAY
+    start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    end = start + timedelta(days=1)
+    need = set(selected)
+    downstream = need & {"clean", "load", "dbt"}
+    timestamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    meta: dict = {"timestamp": timestamp, "load_average_start": None,
+                  "params": {"scale": scale, "events": n_events, "shards": shards, "stages": selected,
+                             "cdc_changes": changes, "cdc_txn_rows": args.txn_rows,
+                             "lag_seconds": lag_seconds, "lag_rate": args.lag_rate, "day": day.isoformat()}}
+    meta["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
+    results: list[StageResult] = []
+
+    def measure(name: str, fn, *fargs) -> StageResult | None:
+        _log(f"stage {name} ...")
+        try:
+            r = fn(*fargs)
+        except Exception as exc:
+            traceback.print_exc()
+            r = StageResult(stage=name, rows=0, seconds=0.0, baseline_rows=0, baseline_seconds=0.0,
+                            target=stages.TARGET, error=f"{type(exc).__name__}: {exc}")
+        results.append(r)
+        _log(f"stage {name}: {r.rows:,} rows in {r.seconds:.2f} s, baseline {r.baseline_rows:,} rows in "
+             f"{r.baseline_seconds:.2f} s, ratio {r.ratio if r.ratio is None else round(r.ratio, 3)}"
+             + (f" ERROR {r.error}" if r.error else ""))
+        return r
+
+    meta["import_seconds"] = round(warm_up(), 2)
+    with bench_environment(keep=args.keep) as env:
+        s = env.settings
+        _log(f"environment at {env.home} (postgres :{s.pg_port}, moto :{s.moto_port})")
+        meta["versions"] = report.versions(_postgres_version(s))
+        wl: dict = {}
+        meta["workload"] = wl
+
+        if need & {"full_load", "cdc", "cdc_lag"} or downstream:
+            rows, secs = timed(workload.generate_sales, s, scale, day)
+            wl["sales"] = {"rows": rows, "seconds": round(secs, 2)}
+            _log(f"sales generated: {rows} in {secs:.1f} s")
+        if need & {"kinesis"} or downstream:
+            (payloads, keys), secs = timed(workload.make_events, scale, n_events, day)
+            workload.recreate_stream(s, shards)
+            put = workload.put_events(s, payloads, keys)
+            del payloads, keys
+            wl["events"] = {"generated_seconds": round(secs, 2), "put": put, "shards": shards}
+            _log(f"events put: {put}")
+
+        # ---- sales: full load, CDC, lag
+        if "full_load" in need:
+            measure("full_load", stages.stage_full_load, env)
+        elif need & {"cdc_lag"} or downstream:
+            from lifecycle.ingest import sales_cdc
+
+            sales_cdc.full_load(s)
+        if "cdc" in need or downstream:
+            n, secs = timed(workload.change_orders, s, 1, changes, args.txn_rows)
+            wl["cdc_changes"] = {"rows": n, "txn_rows": args.txn_rows, "seconds": round(secs, 2)}
+            _log(f"{n} orders changed in {secs:.1f} s")
+            if "cdc" in need:
+                measure("cdc", stages.stage_cdc, env, 1, changes)
+            else:
+                from lifecycle.ingest import sales_cdc
+
+                sales_cdc.capture_changes(s)
+        if "cdc_lag" in need:
+            measure("cdc_lag", stages.stage_cdc_lag, env, args.lag_rate, lag_seconds, scale)
+
+        # ---- events
+        if "kinesis" in need:
+            measure("kinesis", stages.stage_kinesis, env, wl["events"]["put"])
+        elif downstream:
+            from lifecycle.ingest import user_activity
+
+            user_activity.run(s)
+
+        # ---- lake, warehouse, dbt
+        if "clean" in need:
+            measure("clean", stages.stage_clean, env, start, end)
+        elif need & {"load", "dbt"}:
+            from lifecycle.jobs.runner import run_lake_clean
+
+            run_lake_clean(s, start, end)
+        if "load" in need:
+            measure("load", stages.stage_load, env, start, end)
+        elif "dbt" in need:
+            from lifecycle.warehouse.load import load_landing
+
+            load_landing(s, start, end)
+        if "dbt" in need:
+            measure("dbt", dbt_bench.stage_dbt, env, env.home / "dbt")
+
+        whole = _whole(results)
+        if whole:
+            results.append(whole)
+        meta["machine"] = report.machine()
+        if args.keep:
+            _log(f"environment kept: LIFECYCLE_HOME={env.home} LIFECYCLE_PG_PORT={s.pg_port} "
+                 f"LIFECYCLE_MOTO_PORT={s.moto_port}")
+
+    json_path, md_path = report.write(Path(args.out), meta, results)
+    print()
+    print(report.render_table(results))
+    lag = report.lag_summary(results)
+    if lag:
+        print(lag)
+    below = report.below_target(results)
+    print(f"below target: {', '.join(below) if below else 'none'}")
+    print(f"results: {json_path} and {md_path}")
+    return 1 if any(r.error for r in results) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    return run(args)
