@@ -11,7 +11,9 @@ DOC = """
 Plays one business day of the sales platform (the data interval's day) into the sources:
 orders and items in RDS `sales`, reviews in DynamoDB, user-activity events in Kinesis.
 Deterministic per (day, seed); a rerun writes nothing. `bad_rate` adds deliberately bad
-event records (malformed JSON, unknown product, negative quantity, duplicate event id).
+event records (malformed JSON, missing fields, unknown event type, far-future timestamp,
+oversized record, unknown product, negative quantity, duplicate event id); `late_rate`
+adds yesterday's events that only arrive today.
 """
 
 
@@ -27,6 +29,7 @@ event records (malformed JSON, unknown product, negative quantity, duplicate eve
         "scale": Param(200, type="integer", minimum=1, description="orders per day"),
         "seed": Param(42, type="integer"),
         "bad_rate": Param(0.02, type="number", minimum=0, maximum=0.5),
+        "late_rate": Param(0.01, type="number", minimum=0, maximum=0.5),
     },
 )
 def simulate_sales_platform():
@@ -39,7 +42,7 @@ def simulate_sales_platform():
         start, _ = interval(context)
         p = context["params"]
         summary = play(Settings.from_env(), start.date(), seed=int(p["seed"]), scale=int(p["scale"]),
-                       bad_rate=float(p["bad_rate"]))
+                       bad_rate=float(p["bad_rate"]), late_rate=float(p["late_rate"]))
         return {**summary, "rows_out": summary.get("events_sent", 0)}
 
     simulate_day()

@@ -129,7 +129,14 @@ def test_next_day_and_foreign_writes_flow_through(settings, first_run):
     from lifecycle.reconcile import reconcile
     from lifecycle.simulator import simulate_day
 
-    simulate_day(settings, date(2026, 11, 21), scale=40, bad_rate=0.05)
+    def page_views_of(day):
+        with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+            cur.execute("SELECT page_views FROM serving.funnel_daily WHERE event_date = %s", (day,))
+            return cur.fetchone()[0]
+
+    views_day1 = page_views_of(date(2026, 11, 20))
+    day2 = simulate_day(settings, date(2026, 11, 21), scale=40, bad_rate=0.05, late_rate=0.05)
+    assert day2["events_late"] > 0
     with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO products VALUES (5000, 'SKU-X', 'Hand-made mug', 'kitchen', 'by someone else', "
                     "12.50, true, '2026-11-21 10:00+00')")
@@ -147,6 +154,8 @@ def test_next_day_and_foreign_writes_flow_through(settings, first_run):
     _run_or_fail(settings, "run")
     report = reconcile(settings)
     assert [c for c in report["checks"] if not c["ok"]] == []
+    # late events of the 20th, arriving with the 21st, land in the 20th's partition and funnel
+    assert page_views_of(date(2026, 11, 20)) == views_day1 + day2["events_late"]
     with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT units_sold, revenue FROM serving.product_performance WHERE product_id = 5000")
         assert cur.fetchone() == (4, 50)

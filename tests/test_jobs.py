@@ -150,6 +150,11 @@ RAW_EVENTS = {
         ev(event_id="e9", event_type="bogus", event_ts="2026-01-02T12:02:00Z"),
         ev(event_id="e12", event_type="page_view", event_ts="not a time"),
         '{"event_id": "e13", "event_id": "e14", "event_type": "page_view", "event_ts": "2026-01-02T12:03:00Z"}',
+        # arrived in hour 2026-01-02T11 but claims to be from 10 days later: a clock bug
+        ev(event_id="e16", event_type="page_view", event_ts="2026-01-12T11:00:00Z", customer_id=1),
+        # 2026-01-03T11:30 is within a day of arrival (a batch can hold backlog): still valid
+        ev(event_id="e17", event_type="page_view", event_ts="2026-01-03T11:30:00Z", customer_id=1),
+        ev(event_id="e18", event_type="page_view", event_ts="2026-01-02T11:00:00Z", page="x" * 70_000),
     ],
 }
 # an object that is not valid UTF-8 must not stop the job: its bad line goes to quarantine
@@ -384,9 +389,9 @@ def test_customers_pii_is_masked(settings, cleaned):
 def test_events_valid_and_quarantined(settings, cleaned):
     result, _ = cleaned
     events = result["jobs"]["clean_events"]
-    assert events["rows_in"] == {"events": 18, "clean.products": 2}
-    assert events["rows_out"] == {"events": 6}
-    assert events["rejected"] == 12
+    assert events["rows_in"] == {"events": 21, "clean.products": 2}
+    assert events["rows_out"] == {"events": 7}
+    assert events["rejected"] == 14
 
     rows = read(settings, """SELECT event_id, event_type, event_ts, customer_id, product_id, order_id,
                                     page, quantity, event_date
@@ -397,6 +402,7 @@ def test_events_valid_and_quarantined(settings, cleaned):
         ("e1", "page_view", ts("2026-01-02T09:59:00Z"), 1, 10, None, "/first", None, d2),
         ("e10", "purchase", ts("2026-01-02T12:00:00Z"), 1, None, 100, "/done", None, d2),
         ("e15", "page_view", ts("2026-01-02T12:30:00Z"), None, None, None, None, None, d2),
+        ("e17", "page_view", ts("2026-01-03T11:30:00Z"), 1, None, None, None, None, d3),
         ("e7", "add_to_cart", ts("2026-01-02T23:59:59.5Z"), 2, 11, None, "/p/11", 2, d2),
         ("e8", "page_view", ts("2026-01-02T10:05:00Z"), None, 11, None, "/p/11", None, d2),
         ("e9", "checkout", ts("2026-01-03T00:00:01Z"), None, None, None, "/checkout", None, d3),
@@ -417,6 +423,8 @@ def test_events_valid_and_quarantined(settings, cleaned):
         ("unknown_product", EV1, l1[4]),
         ("unknown_product", EV2, l2[3]),  # product 12 was deleted at the source
         ("negative_quantity", EV1, l1[5]),
+        ("future_timestamp", EV2, l2[8]),
+        ("oversized_record", EV2, l2[10]),
         ("duplicate_event_id", EV1, l1[0]),  # e1 of EV2 has the earlier event_ts
         ("duplicate_event_id", EV2, l2[0]),
     ])

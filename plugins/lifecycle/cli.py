@@ -147,12 +147,13 @@ def simulate(
     scale: int = typer.Option(200, help="orders per day"),
     seed: int = typer.Option(42),
     bad_rate: float = typer.Option(0.02, help="share of deliberately bad event records"),
+    late_rate: float = typer.Option(0.01, help="share of late events (yesterday's, arriving today)"),
 ):
     """Play one business day of the sales platform into the sources."""
     from lifecycle.simulator import simulate_day
 
     d = date.fromisoformat(day) if day else _default_date()
-    _echo_json(simulate_day(_settings(), d, seed=seed, scale=scale, bad_rate=bad_rate))
+    _echo_json(simulate_day(_settings(), d, seed=seed, scale=scale, bad_rate=bad_rate, late_rate=late_rate))
 
 
 @app.command()
@@ -186,14 +187,16 @@ def reconcile():
 def demo(
     day: str = typer.Option(None, "--date", help="business date; default: yesterday UTC"),
     scale: int = typer.Option(200, help="orders per day"),
-    bad_rate: float = typer.Option(0.02),
+    bad_rate: float = typer.Option(0.02, help="share of deliberately bad event records"),
+    late_rate: float = typer.Option(0.01, help="share of late events"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show Airflow's task logs"),
 ):
     """Start services, apply infra, simulate a day, run the lifecycle, reconcile, report."""
     from lifecycle.demo import run_demo
 
     d = date.fromisoformat(day) if day else _default_date()
-    raise typer.Exit(run_demo(_settings(), d, scale=scale, bad_rate=bad_rate, verbose=verbose))
+    raise typer.Exit(run_demo(_settings(), d, scale=scale, bad_rate=bad_rate, late_rate=late_rate,
+                                verbose=verbose))
 
 
 @app.command()

@@ -49,7 +49,7 @@ def _progress():
 
 
 def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate: float = 0.02,
-             verbose: bool = False) -> int:
+             late_rate: float = 0.01, verbose: bool = False) -> int:
     from lifecycle import infra, orchestrate, services
     from lifecycle.reconcile import print_report, reconcile
     from lifecycle.simulator import simulate_day
@@ -66,7 +66,7 @@ def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate
     orchestrate.configure_airflow(settings, quiet=not verbose)
     orchestrate.migrate_metadata(settings)
     orchestrate.build_dbt_manifest()
-    sim = simulate_day(settings, business_date, scale=scale, bad_rate=bad_rate)
+    sim = simulate_day(settings, business_date, scale=scale, bad_rate=bad_rate, late_rate=late_rate)
 
     print("running the lifecycle's DAGs with Airflow (dag.test), in asset order:")
     results = orchestrate.run_dags(on_done=_progress())
@@ -79,7 +79,8 @@ def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate
     else:
         _line("produced", f"{sim['orders_inserted']} orders ({sim['orders_deleted']} abandoned and deleted), "
                           f"{sim['items_inserted']} items, {sim['events_sent']} events "
-                          f"({sum(sim['events_bad'].values())} deliberately bad), {sim['reviews_written']} reviews")
+                          f"({sum(sim['events_bad'].values())} deliberately bad, {sim.get('events_late', 0)} late), "
+                          f"{sim['reviews_written']} reviews")
     sales = _result(results, "ingest_sales")
     _line("ingested", f"sales: full load {sum(sales.get('full_load', {}).values())} rows, "
                       f"CDC {sum(sum(v.values()) for v in sales.get('changes', {}).values())} changes; "

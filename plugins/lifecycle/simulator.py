@@ -1,7 +1,8 @@
 """A deterministic sales platform: one simulated business day per call.
 
-Input: ``Settings``, a business date, a seed, a scale (orders per day) and an optional rate
-of deliberately bad event records.
+Input: ``Settings``, a business date, a seed, a scale (orders per day), an optional rate
+of deliberately bad event records (every kind the pipeline must quarantine) and an optional
+rate of late events (page views of the previous day that only arrive now).
 Output: rows in ``sales`` (new customers, orders and items; status changes, a price change,
 an email change, abandoned orders inserted then deleted), product reviews in DynamoDB and
 user-activity events in Kinesis, all timestamped inside that day. Returns a summary (the
@@ -29,7 +30,8 @@ from lifecycle.sources.sales_db import ensure_schema
 CATEGORIES = ("books", "electronics", "garden", "kitchen", "outdoor", "toys", "apparel", "beauty")
 COUNTRIES = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "SE", "PL", "BR", "JP", "CA")
 STATUS_NEXT = {"placed": "paid", "paid": "shipped", "shipped": "delivered"}
-BAD_KINDS = ("malformed_json", "unknown_product", "negative_quantity", "duplicate_event_id")
+BAD_KINDS = ("malformed_json", "missing_field", "unknown_event_type", "future_timestamp",
+             "oversized_record", "unknown_product", "negative_quantity", "duplicate_event_id")
 UNKNOWN_PRODUCT_ID = 999_999_999
 
 
@@ -91,7 +93,7 @@ def put_events(settings: Settings, payloads: list[bytes], partition_keys: list[s
 
 
 def simulate_day(settings: Settings, business_date: date, *, seed: int = 42, scale: int = 200,
-                 bad_rate: float = 0.0) -> dict:
+                 bad_rate: float = 0.0, late_rate: float = 0.0) -> dict:
     ensure_schema(settings)
     with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT summary FROM simulator.runs WHERE business_date=%s AND seed=%s",
@@ -228,6 +230,12 @@ def simulate_day(settings: Settings, business_date: date, *, seed: int = 42, sca
         })
         reviews += 1
 
+    # ---- late arrivals: yesterday's browsing that reaches the stream only today ---------
+    n_late = int(len(events) * late_rate)
+    for _ in range(n_late):
+        t = day.start - timedelta(seconds=rng.randint(60, 6 * 3600))
+        events.append(_event(rng, "page_view", t, rng.randint(1, n_customers), rng.choice(catalogue)[0]))
+
     # ---- events into Kinesis, in time order, plus the bad ones if asked ----------------
     events.sort(key=lambda e: e["event_ts"])
     good_by_type = Counter(e["event_type"] for e in events)
@@ -238,8 +246,18 @@ def simulate_day(settings: Settings, business_date: date, *, seed: int = 42, sca
     for _ in range(n_bad):
         kind = rng.choice(BAD_KINDS)
         base = rng.choice(events)
+        fresh_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         if kind == "malformed_json":
             data = json.dumps(base).encode()[: rng.randint(5, 40)]
+        elif kind == "missing_field":
+            data = json.dumps({k: v for k, v in base.items() if k != "event_type"} | {"event_id": fresh_id}).encode()
+        elif kind == "unknown_event_type":
+            data = json.dumps({**base, "event_id": fresh_id, "event_type": "refund"}).encode()
+        elif kind == "future_timestamp":
+            data = json.dumps({**base, "event_id": fresh_id, "event_type": "page_view", "order_id": None,
+                               "event_ts": f"2099-{rng.randint(1, 12):02d}-01T00:00:00Z"}).encode()
+        elif kind == "oversized_record":
+            data = json.dumps({**base, "event_id": fresh_id, "page": "/" + "x" * 80_000}).encode()
         elif kind == "unknown_product":
             data = json.dumps({**base, "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                                "event_type": "page_view", "product_id": UNKNOWN_PRODUCT_ID,
@@ -262,6 +280,7 @@ def simulate_day(settings: Settings, business_date: date, *, seed: int = 42, sca
         "items_inserted": len(items), "status_changes": dict(transitions),
         "repriced_product": repriced, "email_changed_customer": moved,
         "events_good": dict(good_by_type), "events_bad": dict(bad), "events_sent": sent,
+        "events_late": n_late,
         "reviews_written": reviews,
     })
     with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:

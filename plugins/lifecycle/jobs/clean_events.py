@@ -8,9 +8,12 @@ once, and ``s3://<quarantine>/events/data_0.parquet`` with
 every rejected record of the current raw state (``source, reason, payload, raw_key``).
 
 Each rejected record gets one reason, the first that applies, in this order:
-``malformed_json`` (not a JSON object), ``missing_field`` (event_id, event_type or event_ts
+``oversized_record`` (longer than ``MAX_RECORD_BYTES``), ``malformed_json`` (not a JSON
+object), ``missing_field`` (event_id, event_type or event_ts
 absent, null or empty; also a field whose value does not have its contract type, e.g. an
 unparseable event_ts or a non-integer product_id), ``unknown_event_type``,
+``future_timestamp`` (event_ts more than ``FUTURE_TOLERANCE_HOURS`` after the hour its batch
+arrived in, from the Firehose prefix: a clock or producer bug, not a real event),
 ``unknown_product`` (product_id set but not a clean product), ``negative_quantity``,
 ``duplicate_event_id`` (of the otherwise valid records with one event_id the first by
 event_ts, raw key, line is kept).
@@ -27,6 +30,10 @@ from lifecycle.jobs.runner import get_resolved_options
 ARGUMENTS = ["JOB_NAME", "raw_bucket", "clean_bucket", "quarantine_bucket", "interval_start"]
 
 EVENT_TYPES = ["page_view", "add_to_cart", "checkout", "purchase"]
+# a user-activity event is a few hundred bytes; anything this large is a producer bug
+MAX_RECORD_BYTES = 64 * 1024
+# records arrive after they happen; a batch can hold a day of backlog, so be generous
+FUTURE_TOLERANCE_HOURS = 24
 REQUIRED = ["event_id", "event_type", "event_ts"]
 # integer fields: digits only (as JSON numbers or strings); 18 digits always fit a bigint
 INTEGER_FIELDS = {"customer_id": ("bigint", 18), "product_id": ("bigint", 18),
@@ -65,10 +72,16 @@ def classify(records, products):
     missing = F.lit(False)
     for name in REQUIRED:
         missing = missing | F.col(name).isNull() | (F.trim(F.col(name).cast("string")) == "")
+    # the Firehose prefix events/YYYY/MM/DD/HH/ is the arrival hour of the batch
+    arrived = F.to_timestamp(
+        F.regexp_extract(F.col("raw_key"), r"^events/(\d{4}/\d{2}/\d{2}/\d{2})/", 1), "yyyy/MM/dd/HH")
+    too_late_for_now = F.col("event_ts") > arrived + F.expr(f"INTERVAL {FUTURE_TOLERANCE_HOURS + 1} HOURS")
     reason = (
-        F.when(~F.col("json_ok"), F.lit("malformed_json"))
+        F.when(F.length(F.col("payload")) > MAX_RECORD_BYTES, F.lit("oversized_record"))
+        .when(~F.col("json_ok"), F.lit("malformed_json"))
         .when(missing | F.col("_bad_type"), F.lit("missing_field"))
         .when(~F.col("event_type").isin(*EVENT_TYPES), F.lit("unknown_event_type"))
+        .when(arrived.isNotNull() & too_late_for_now, F.lit("future_timestamp"))
         .when(F.col("product_id").isNotNull() & F.col("_known_product_id").isNull(),
               F.lit("unknown_product"))
         .when(F.col("quantity") < 0, F.lit("negative_quantity"))
