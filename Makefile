@@ -8,7 +8,10 @@ export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 
-.PHONY: help install demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset
+SCALE ?= 1000000
+EVENTS ?= 200000
+
+.PHONY: help install demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset bench
 
 help:
 	@echo "make demo      install, start the embedded services, run the whole lifecycle once, report"
@@ -16,6 +19,7 @@ help:
 	@echo "make airflow   Airflow 3 on the embedded services, UI on http://localhost:8080"
 	@echo "make up|down|status   the embedded services (Postgres + moto)"
 	@echo "make lint      ruff (with Airflow's AIR rules)"
+	@echo "make bench     stage throughput vs raw baselines (SCALE=1000000 EVENTS=200000); results in bench/results/"
 	@echo "make dbt-docs  generate dbt docs into dbt_project/target"
 	@echo "make reset     stop services and delete .lifecycle/ (all local state)"
 
@@ -38,6 +42,9 @@ demo: install dbt-manifest
 
 test: install dbt-manifest
 	$(BIN)/python -m pytest
+
+bench: install dbt-manifest
+	$(BIN)/python -m lifecycle.bench --scale $(SCALE) --events $(EVENTS)
 
 lint: install
 	$(BIN)/ruff check dags plugins tests

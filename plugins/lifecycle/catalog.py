@@ -145,6 +145,17 @@ CLEAN_TABLES: dict[str, TableSpec] = {
              ("rating", "int"), ("title", "string"), ("body", "string"), ("created_at", "timestamptz")),
             ("product_id", "review_id"),
         ),
+        TableSpec(
+            # one row per session (30-minute inactivity rule), curated from the clean events
+            # by the curate_sessions job; the warehouse reads sessions from here
+            "sessions",
+            (("session_id", "string"), ("customer_id", "bigint"), ("session_start", "timestamptz"),
+             ("session_end", "timestamptz"), ("event_count", "bigint"), ("page_views", "bigint"),
+             ("add_to_carts", "bigint"), ("checkouts", "bigint"), ("purchases", "bigint"),
+             ("converted", "boolean")),
+            ("session_id",),
+            ("session_date", "date"),
+        ),
     )
 }
 

@@ -218,6 +218,18 @@ def query(sql: str = typer.Argument(..., help="SQL to run on the warehouse datab
         typer.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)))
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context):
+    """Benchmark every stage against a raw baseline on the same data; options pass through
+    (`python -m lifecycle.bench --help` lists them).
+
+    Example: lifecycle bench --scale 200000 --events 50000
+    """
+    from lifecycle.bench import main as bench_main
+
+    raise typer.Exit(bench_main(list(ctx.args)))
+
+
 @app.command("airflow-env")
 def airflow_env_cmd():
     """Print `export` lines of the Airflow environment (for `eval $(lifecycle airflow-env)`)."""

@@ -118,6 +118,7 @@ class _Writer(threading.Thread):
         self.started = self.finished = 0.0
         self.error: BaseException | None = None
         self.lock = threading.Lock()
+        self.stop = threading.Event()
 
     def run(self) -> None:
         s = self.env.settings
@@ -127,7 +128,7 @@ class _Writer(threading.Thread):
                 k, next_id = 0, 1
                 while True:
                     due = self.started + k * self.txn_rows / self.rate
-                    if due - self.started >= self.seconds:
+                    if due - self.started >= self.seconds or self.stop.is_set():
                         break
                     delay = due - time.perf_counter()
                     if delay > 0:
@@ -197,17 +198,20 @@ def stage_cdc_lag(env: BenchEnvironment, rate: float, seconds: float, n_orders: 
         started = time.perf_counter()
         writer.start()
         sampler.start()
-        while writer.is_alive():
-            result, secs = timed(sales_cdc.capture_changes, s)
-            captured += _changes_count(result)[0]
-            captures += 1
-            capture_s += secs
-            between.append(sales_cdc.slot_lag(s))
-            if not result.get("batches"):
-                time.sleep(0.05)
-        writer.join()
-        stop.set()
-        sampler.join()
+        try:
+            while writer.is_alive():
+                result, secs = timed(sales_cdc.capture_changes, s)
+                captured += _changes_count(result)[0]
+                captures += 1
+                capture_s += secs
+                between.append(sales_cdc.slot_lag(s))
+                if not result.get("batches"):
+                    time.sleep(0.05)
+        finally:
+            writer.stop.set()
+            writer.join()
+            stop.set()
+            sampler.join()
         # drain what the writer committed last
         for _ in range(20):
             if captured >= writer.rows:
@@ -350,6 +354,10 @@ def stage_clean(env: BenchEnvironment, start: datetime, end: datetime) -> StageR
 
 # ---- warehouse load -----------------------------------------------------------------------
 
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _landing_columns(settings, table: str) -> list[str]:
     with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'landing' "
@@ -378,7 +386,7 @@ def stage_load(env: BenchEnvironment, start: datetime, end: datetime) -> StageRe
                     continue
                 path = os.path.join(tmp, f"{name}.csv")
                 src = "[" + ", ".join(f"'s3://{bucket}/{k}'" for k in keys) + "]"
-                select = ", ".join(f'"{c}"' for c in cols)
+                select = ", ".join(_q(c) for c in cols)
                 duck.execute(f"COPY (SELECT {select} FROM read_parquet({src}, "
                              f"hive_partitioning={'true' if spec.partition else 'false'})) "
                              f"TO '{path}' (FORMAT csv, HEADER false)")
@@ -389,14 +397,15 @@ def stage_load(env: BenchEnvironment, start: datetime, end: datetime) -> StageRe
         with pg(s, s.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
             cur.execute("CREATE SCHEMA IF NOT EXISTS bench_baseline")
             for name in files:
-                cur.execute(f'DROP TABLE IF EXISTS bench_baseline."{name}"')
-                cur.execute(f'CREATE TABLE bench_baseline."{name}" (LIKE landing."{name}")')
+                cur.execute(f"DROP TABLE IF EXISTS bench_baseline.{_q(name)}")
+                cur.execute(f"CREATE TABLE bench_baseline.{_q(name)} (LIKE landing.{_q(name)})")
         for name, (path, cols) in files.items():
             started = time.perf_counter()
             with pg(s, s.warehouse_db) as conn, conn.cursor() as cur, open(path, "rb") as fh:
-                cur.execute(f'TRUNCATE bench_baseline."{name}"')
-                cur.copy_expert(f'COPY bench_baseline."{name}" ({", ".join(chr(34) + c + chr(34) for c in cols)}) '
-                                "FROM STDIN WITH (FORMAT csv)", fh, size=1 << 20)
+                cur.execute(f"TRUNCATE bench_baseline.{_q(name)}")
+                collist = ", ".join(_q(c) for c in cols)
+                cur.copy_expert(f"COPY bench_baseline.{_q(name)} ({collist}) FROM STDIN WITH (FORMAT csv)",
+                                fh, size=1 << 20)
                 per_table[name] = cur.rowcount
             base_s += time.perf_counter() - started
             base_rows += per_table[name]

@@ -43,8 +43,9 @@ from lifecycle.catalog import (
 from lifecycle.clients import aws
 from lifecycle.settings import Settings
 
-# sales first: clean_events checks product ids against the clean products it writes
-CLEAN_JOBS = ("clean_sales", "clean_events", "clean_reviews")
+# sales first: clean_events checks product ids against the clean products it writes;
+# curate_sessions after clean_events: it rebuilds the sessions from the clean events
+CLEAN_JOBS = ("clean_sales", "clean_events", "curate_sessions", "clean_reviews")
 
 
 class JobError(RuntimeError):
