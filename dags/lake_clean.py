@@ -14,6 +14,8 @@ locally, on Glue/Spark unchanged): current state of the `sales` tables from the 
 typed and deduplicated events with bad records sent to `quarantine/` with a reason,
 reviews from the newest export; PII hashed or masked. Partitioned Parquet, every table
 and partition registered in the Glue database `lake_clean`. Runs when any raw asset updates.
+`check_quarantine` then publishes quarantined records by reason to CloudWatch and alerts
+when a new batch has more than `LIFECYCLE_QUARANTINE_ALERT_RATE` of its records rejected.
 """
 
 
@@ -36,7 +38,14 @@ def lake_clean():
         start, end = interval(context)
         return run_lake_clean(Settings.from_env(), start, end)
 
-    run_clean_jobs()
+    @task
+    def check_quarantine() -> dict:
+        from lifecycle.dataops.quarantine import check
+        from lifecycle.settings import Settings
+
+        return check(Settings.from_env())
+
+    run_clean_jobs() >> check_quarantine()
 
 
 lake_clean()

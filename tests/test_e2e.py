@@ -66,7 +66,7 @@ def test_serving_reconciles_with_the_sources(settings, first_run):
     assert failed == []
     names = {c["name"] for c in report["checks"]}
     assert "revenue: sales = serving.daily_sales" in names
-    assert "Kinesis records = clean events + quarantined" in names
+    assert "Kinesis records = clean events + quarantined + error prefix" in names
     assert report["stream_records"] == first_run["events_sent"]
     assert report["lake"]["quarantined_events"] == sum(first_run["events_bad"].values()) > 0
 

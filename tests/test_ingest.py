@@ -215,3 +215,75 @@ def test_exactly_once_across_a_split_and_a_crash_between_shards(env, monkeypatch
     assert user_activity.run(env)["records"] == 0
     lines = _lake_lines(env)
     assert sorted(lines) == sorted(p.decode() for p in payloads)  # each exactly once
+
+
+def test_gzip_delivery_and_the_error_prefix_for_unframeable_records(env):
+    import base64
+    import gzip
+    import json
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from lifecycle.ingest import user_activity
+    from lifecycle.jobs.runner import run_job
+    from lifecycle.simulator import put_events
+
+    reset_environment(env)
+    gz = replace(env, firehose_compression="gzip")
+    now = datetime.now(UTC)
+    good = [json.dumps({"event_id": f"g{i}", "event_type": "page_view",
+                        "event_ts": (now - timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ")}).encode()
+            for i in range(3)]
+    broken = [b'{"event_id": "n1",\n "event_type": "page_view"}', b"\xff\xfe not text"]
+    put_events(gz, good + broken, ["k"] * 5)
+    out = user_activity.run(gz)
+    assert out["records"] == 5 and out["processing_failed"] == 2 and out["rows_out"] == 3
+    (data_key,) = _keys(gz, "events/")
+    assert data_key.endswith(".gz")
+    body = aws(gz, "s3").get_object(Bucket=gz.bucket("raw"), Key=data_key)["Body"].read()
+    assert gzip.decompress(body).decode().splitlines() == [g.decode() for g in good]
+    (err_key,) = _keys(gz, "events-errors/processing-failed/")
+    errors = [json.loads(x) for x in gzip.decompress(aws(gz, "s3").get_object(
+        Bucket=gz.bucket("raw"), Key=err_key)["Body"].read()).splitlines()]
+    assert sorted(e["errorCode"] for e in errors) == ["Record.NotSingleLine", "Record.NotUtf8"]
+    assert sorted(base64.b64decode(e["rawData"]) for e in errors) == sorted(broken)
+    # the clean job reads the GZIP objects like plain ones
+    run_job(gz, "clean_sales", now - timedelta(days=1), now)
+    result = run_job(gz, "clean_events", now - timedelta(days=1), now)
+    assert result["rows_out"] == {"events": 3} and result["rejected"] == 0
+
+
+def test_quarantine_counts_and_a_bad_batch_alerts_once(env):
+    import json
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from lifecycle.dataops.alerts import read_alerts
+    from lifecycle.dataops.quarantine import check
+    from lifecycle.ingest import user_activity
+    from lifecycle.jobs.runner import run_lake_clean
+    from lifecycle.simulator import put_events
+
+    reset_environment(env)
+    now = datetime.now(UTC)
+    ts = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    good = [json.dumps({"event_id": f"q{i}", "event_type": "page_view", "event_ts": ts}).encode() for i in range(6)]
+    bad = [b'{"event_id": "x1", "event_type": "refund", "event_ts": "' + ts.encode() + b'"}', b"{not json"]
+    put_events(env, good + bad, ["k"] * 8)  # one shard batch: 2 of 8 rejected = 25 %
+    user_activity.run(env)
+    run_lake_clean(env, now - timedelta(days=1), now)
+    read_alerts(env)
+    out = check(env)
+    assert out["batches_checked"] == 1 and out["worst_rate"] == 0.25
+    assert out["quarantined_by_reason"] == {"unknown_event_type": 1, "malformed_json": 1}
+    alerts = [a for a in read_alerts(env) if a["kind"] == "quarantine_rate"]
+    assert len(alerts) == 1 and "2/8" in alerts[0]["error"]
+    # judged once: the next check (same batch, rebuilt quarantine) neither counts nor alerts again
+    assert check(env)["batches_checked"] == 0 and read_alerts(env) == []
+    # under the threshold: no alert
+    more = [json.dumps({"event_id": f"r{i}", "event_type": "page_view", "event_ts": ts}).encode() for i in range(5)]
+    put_events(env, more + [b"{not json either"], ["k"] * 6)  # 1 of 6 rejected
+    user_activity.run(env)
+    run_lake_clean(env, now - timedelta(days=1), now)
+    assert check(replace(env, quarantine_alert_rate=0.5))["alerted_batches"] == 0
+    assert [a for a in read_alerts(env) if a["kind"] == "quarantine_rate"] == []

@@ -27,8 +27,10 @@ def _total(value) -> int:
     return int(value or 0)
 
 
-def _result(results: dict, dag_id: str) -> dict:
+def _result(results: dict, dag_id: str, task_id: str | None = None) -> dict:
     tasks = results.get(dag_id, {}).get("tasks", {})
+    if task_id:
+        return tasks.get(task_id, {}).get("result") or {}
     for t in tasks.values():
         if isinstance(t.get("result"), dict):
             return t["result"]
@@ -86,9 +88,12 @@ def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate
                       f"CDC {sum(sum(v.values()) for v in sales.get('changes', {}).values())} changes; "
                       f"events: {_result(results, 'ingest_user_activity').get('records', 0)} records; "
                       f"reviews: {_result(results, 'ingest_reviews').get('items', 0)} items")
-    clean = _result(results, "lake_clean")
+    clean = _result(results, "lake_clean", "run_clean_jobs")
+    quarantine = _result(results, "lake_clean", "check_quarantine")
     _line("cleaned", f"{_total(clean.get('rows_out'))} rows in the clean zone; "
-                     f"{clean.get('rejected', 0)} records quarantined with a reason")
+                     f"{clean.get('rejected', 0)} records quarantined with a reason "
+                     f"({quarantine.get('batches_checked', 0)} new batches checked, "
+                     f"{quarantine.get('alerted_batches', 0)} above the alert rate)")
     load = _result(results, "warehouse_load")
     _line("loaded", f"{_total(load.get('rows_out'))} rows into warehouse.landing "
                     f"({load.get('tables', 0)} tables, COPY)")

@@ -1,8 +1,8 @@
 """Read-side SQL over the lake (what Athena does on AWS), on DuckDB.
 
 Input: ``Settings``. Output: ``lake_counts`` — the figures the reconciliation compares:
-clean events per type and in total, quarantined event records, and the hive partitions
-each partitioned clean table has in S3.
+clean events per type and in total, quarantined event records, records in the Firehose
+error prefix, and the hive partitions each partitioned clean table has in S3.
 """
 
 from __future__ import annotations
@@ -14,6 +14,18 @@ from lifecycle.settings import Settings
 
 def _has_objects(settings: Settings, bucket: str, prefix: str) -> bool:
     return bool(aws(settings, "s3").list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount"))
+
+
+def processing_failed_records(settings: Settings) -> int:
+    """Records the stream consumer sent to Firehose's error prefix (not framable as a line)."""
+    import gzip
+
+    s3, raw, total = aws(settings, "s3"), settings.bucket("raw"), 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=raw, Prefix="events-errors/"):
+        for obj in page.get("Contents", []):
+            body = s3.get_object(Bucket=raw, Key=obj["Key"])["Body"].read()
+            total += len((gzip.decompress(body) if obj["Key"].endswith(".gz") else body).splitlines())
+    return total
 
 
 def lake_counts(settings: Settings) -> dict:
@@ -37,4 +49,5 @@ def lake_counts(settings: Settings) -> dict:
                   for name, spec in CLEAN_TABLES.items() if spec.partition}
     return {"events_by_type": {k: int(v) for k, v in by_type.items()},
             "events_total": int(sum(by_type.values())), "quarantined_events": int(quarantined),
+            "processing_failed_events": processing_failed_records(settings),
             "partitions": partitions}

@@ -6,8 +6,9 @@ Output: a report ``{"ok": bool, "checks": [{"name", "expected", "actual", "ok"}]
 - every product in ``sales`` has a row in ``serving.product_performance``;
 - good events per type (the simulator's ledger) = clean zone = ``landing.events`` =
   ``serving.funnel_daily``;
-- every record in the Kinesis stream (read with a bare ``get_records`` loop) is either a
-  clean event or a quarantined record: nothing lost, nothing doubled;
+- every record in the Kinesis stream (read with a bare ``get_records`` loop) is a clean
+  event, a quarantined record or a record in the Firehose error prefix: nothing lost,
+  nothing doubled;
 - the Glue Catalog lists every clean table, with partitions for the partitioned ones;
 - row for row: orders, order items, products and the non-personal columns of customers in
   ``warehouse.landing`` equal ``sales`` (an order-independent fingerprint of every row, so
@@ -109,10 +110,10 @@ def reconcile(settings: Settings) -> dict:
         checks.append(_check(f"{etype}: simulator = landing.events", expected, int(landing.get(etype, 0))))
         checks.append(_check(f"{etype}: simulator = serving.funnel_daily", expected, funnel[etype]))
     in_stream = count_stream_records(settings)
-    checks.append(_check("Kinesis records = clean events + quarantined", in_stream,
-                         lake["events_total"] + lake["quarantined_events"]))
-    checks.append(_check("quarantined = bad records sent", sum(book["events_bad"].values()),
-                         lake["quarantined_events"]))
+    checks.append(_check("Kinesis records = clean events + quarantined + error prefix", in_stream,
+                         lake["events_total"] + lake["quarantined_events"] + lake["processing_failed_events"]))
+    checks.append(_check("quarantined + error prefix = bad records sent", sum(book["events_bad"].values()),
+                         lake["quarantined_events"] + lake["processing_failed_events"]))
 
     glue = aws(settings, "glue")
     for table in CLEAN_TABLES:

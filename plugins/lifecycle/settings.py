@@ -51,6 +51,26 @@ def _env_int(env: dict[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r} is not a whole number (a port or a number of seconds)") from exc
 
 
+def _env_rate(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not a number between 0 and 1") from exc
+    if not 0 <= value <= 1:
+        raise SettingsError(f"{name}={raw!r} is not a number between 0 and 1")
+    return value
+
+
+def _env_choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or choices[0]).strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r}: use one of {', '.join(choices)}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     target: str = "embedded"
@@ -75,6 +95,8 @@ class Settings:
     airflow_port: int = 8080
     # operations thresholds
     cdc_lag_alert_seconds: int = 7200
+    quarantine_alert_rate: float = 0.2
+    firehose_compression: str = "none"
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -136,6 +158,8 @@ class Settings:
             moto_port=moto_port,
             airflow_port=_env_int(env, "LIFECYCLE_AIRFLOW_PORT", 8080),
             cdc_lag_alert_seconds=_env_int(env, "LIFECYCLE_CDC_LAG_ALERT_SECONDS", 7200),
+            quarantine_alert_rate=_env_rate(env, "LIFECYCLE_QUARANTINE_ALERT_RATE", 0.2),
+            firehose_compression=_env_choice(env, "LIFECYCLE_FIREHOSE_COMPRESSION", ("none", "gzip")),
         )
 
     # ---- AWS names ----------------------------------------------------------------------

@@ -11,10 +11,19 @@ sequence number after the checkpoint, the object is written first, and the check
 moved after (a conditional write, so two concurrent consumers cannot both move it). A crash
 in between rereads the same records from the same checkpoint and overwrites the same key.
 Parent shards (after a split or merge) are drained before their children.
+
+Firehose options: ``LIFECYCLE_FIREHOSE_COMPRESSION=gzip`` writes ``<key>.gz`` (GZIP, as
+Firehose's ``CompressionFormat=GZIP``). A record that cannot be framed as one line of text
+(not UTF-8, or with a line break inside) would corrupt the newline-delimited object, so it
+goes to the error prefix ``events-errors/processing-failed/YYYY/MM/DD/HH/`` in Firehose's
+error-record format (``errorCode``, ``errorMessage``, base64 ``rawData``), never dropped.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
+import json
 import time
 
 from lifecycle.clients import aws
@@ -106,12 +115,46 @@ def object_key(stream: str, shard_id: str, first: dict) -> str:
             f"{shard_id}-{first['SequenceNumber']}")
 
 
+def error_key(key: str) -> str:
+    return "events-errors/processing-failed/" + key.split("/", 1)[1]
+
+
+def _encode(body: bytes, settings: Settings) -> bytes:
+    # mtime=0: the same records give the same bytes, so a rerun rewrites an identical object
+    return gzip.compress(body, mtime=0) if settings.firehose_compression == "gzip" else body
+
+
+def frame_records(records: list[dict]) -> tuple[list[bytes], list[bytes]]:
+    """Records as lines of the delivery object, and error records for those that cannot be."""
+    lines, errors = [], []
+    for r in records:
+        data = r["Data"].rstrip(b"\r\n")  # a trailing line break is framing, not content
+        problem = None
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            problem = ("Record.NotUtf8", "the record is not UTF-8 text")
+        if problem is None and (b"\n" in data or b"\r" in data):
+            problem = ("Record.NotSingleLine", "the record contains a line break")
+        if problem:
+            ts = int(r["ApproximateArrivalTimestamp"].timestamp() * 1000)
+            errors.append(json.dumps({
+                "attemptsMade": 1, "arrivalTimestamp": ts, "attemptEndingTimestamp": ts,
+                "errorCode": problem[0], "errorMessage": problem[1],
+                "sequenceNumber": r["SequenceNumber"], "rawData": base64.b64encode(r["Data"]).decode(),
+            }).encode() + b"\n")
+        else:
+            lines.append(data + b"\n")
+    return lines, errors
+
+
 def run(settings: Settings, max_records: int = MAX_RECORDS_PER_SHARD_BATCH) -> dict:
     kinesis, s3 = aws(settings, "kinesis"), aws(settings, "s3")
     stream, bucket = settings.stream_name, settings.bucket("raw")
     shards = kinesis.list_shards(StreamName=stream)["Shards"]
     per_shard: dict[str, int] = {}
     keys: list[str] = []
+    error_count = 0
     for shard in _ordered_shards(shards):
         sid = shard["ShardId"]
         total = 0
@@ -120,9 +163,14 @@ def run(settings: Settings, max_records: int = MAX_RECORDS_PER_SHARD_BATCH) -> d
             records, closed = _read_shard(kinesis, stream, sid, checkpoint, max_records)
             if not records:
                 break
-            body = b"".join(r["Data"] if r["Data"].endswith(b"\n") else r["Data"] + b"\n" for r in records)
+            lines, errors = frame_records(records)
             key = object_key(stream, sid, records[0])
-            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+            if errors:
+                s3.put_object(Bucket=bucket, Key=error_key(key), Body=_encode(b"".join(errors), settings))
+                error_count += len(errors)
+            if lines:
+                s3.put_object(Bucket=bucket, Key=key + (".gz" if settings.firehose_compression == "gzip" else ""),
+                              Body=_encode(b"".join(lines), settings), ContentType="application/x-ndjson")
             _set_checkpoint(settings, sid, checkpoint, records[-1]["SequenceNumber"], closed)
             keys.append(key)
             total += len(records)
@@ -130,4 +178,5 @@ def run(settings: Settings, max_records: int = MAX_RECORDS_PER_SHARD_BATCH) -> d
                 break
         per_shard[sid] = total
     return {"records": sum(per_shard.values()), "per_shard": per_shard, "objects": keys,
-            "rows_out": sum(per_shard.values()), "files_written": len(keys)}
+            "processing_failed": error_count, "rows_out": sum(per_shard.values()) - error_count,
+            "rejected": error_count, "files_written": len(keys)}
