@@ -37,7 +37,8 @@ TEST_DB = "dbt_test_warehouse"
 
 MODELS = (
     "stg_sales__orders", "stg_sales__order_items", "stg_sales__customers", "stg_sales__products",
-    "stg_activity__events", "stg_reviews__reviews", "stg_sales__order_status_history",
+    "stg_activity__events", "stg_activity__sessions", "stg_reviews__reviews",
+    "stg_sales__order_status_history",
     "int_order_lines", "int_sessions",
     "fct_orders", "fct_order_items", "dim_customers", "dim_products", "fct_events", "fct_reviews",
     "fct_order_status_changes",
@@ -68,6 +69,10 @@ CREATE TABLE landing.events (
 CREATE TABLE landing.reviews (
     product_id bigint, review_id varchar, customer_id bigint, rating int, title varchar,
     body varchar, created_at timestamptz);
+CREATE TABLE landing.sessions (
+    session_id varchar, customer_id bigint, session_start timestamptz, session_end timestamptz,
+    event_count bigint, page_views bigint, add_to_carts bigint, checkouts bigint,
+    purchases bigint, converted boolean, session_date date);
 """
 
 # The dataset. Timestamps are instants (some written with a -05:00 offset on purpose).
@@ -111,6 +116,12 @@ INSERT INTO landing.reviews VALUES
   (1, 'r2', 2, 4, 'good',  'body', '2026-01-09 11:00+00'),
   (1, 'r3', 3, 4, 'good',  'body', '2026-01-09 12:00+00'),
   (2, 'r4', 1, 3, 'ok',    'body', '2026-01-09 13:00+00');
+-- the sessions curate_sessions builds from the events above (30-minute rule, in the lake)
+INSERT INTO landing.sessions VALUES
+  ('c1-1', 1,    '2026-01-10 10:00+00', '2026-01-10 10:16+00', 4, 1, 1, 1, 1, true,  '2026-01-10'),
+  ('c1-2', 1,    '2026-01-10 10:56+00', '2026-01-10 10:58+00', 2, 1, 1, 0, 0, false, '2026-01-10'),
+  ('a-e7', NULL, '2026-01-10 11:00+00', '2026-01-10 11:00+00', 1, 1, 0, 0, 0, false, '2026-01-10'),
+  ('c2-1', 2,    '2026-01-10 23:50+00', '2026-01-11 00:05+00', 2, 2, 0, 0, 0, false, '2026-01-10');
 """
 
 # Hand-computed expectations.

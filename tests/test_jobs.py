@@ -188,7 +188,7 @@ RAW_REVIEWS = {
 
 PREFIXES = {"raw": ["sales/", "events/", "reviews/"],
             "clean": ["customers/", "products/", "orders/", "order_items/", "order_status_history/",
-                      "events/", "reviews/"],
+                      "events/", "reviews/", "sessions/"],
             "quarantine": ["events/"]}
 
 
@@ -274,12 +274,12 @@ def test_empty_raw_zone_gives_empty_tables(settings):
     result = run_lake_clean(settings, START, END)
     assert result["rows_out"] == {t: 0 for t in
                                   ["customers", "products", "orders", "order_items", "order_status_history",
-                                   "events", "reviews"]}
+                                   "events", "reviews", "sessions"]}
     assert result["rejected"] == 0
     keys = set(objects(settings, "clean"))
     # unpartitioned tables get an empty file with the schema; partitioned ones no objects
     assert {"customers/data_0.parquet", "products/data_0.parquet", "reviews/data_0.parquet"} <= keys
-    assert not [k for k in keys if k.startswith(("orders/", "order_items/", "events/"))]
+    assert not [k for k in keys if k.startswith(("orders/", "order_items/", "events/", "sessions/"))]
     assert read(settings, "SELECT count(*) FROM '{clean}/customers/data_0.parquet'") == [(0,)]
     tables = catalog.list_tables(settings)
     assert {t: tables[t] for t in catalog.CLEAN_TABLES} == {t: [] for t in catalog.CLEAN_TABLES}
@@ -358,6 +358,8 @@ def test_clean_objects_and_parquet_types(settings, cleaned):
         "orders/order_date=2026-01-03/data_0.parquet",
         "products/data_0.parquet",
         "reviews/data_0.parquet",
+        "sessions/session_date=2026-01-02/data_0.parquet",
+        "sessions/session_date=2026-01-03/data_0.parquet",
     ]
     schema = read(settings, "DESCRIBE SELECT * FROM read_parquet("
                   "'{clean}/order_items/order_date=2026-01-01/data_0.parquet', hive_partitioning=false)")
@@ -449,6 +451,7 @@ def test_glue_catalog(settings, cleaned):
         "orders": ["2026-01-01", "2026-01-02", "2026-01-03"],
         "order_items": ["2026-01-01", "2026-01-02", "2026-01-03"],
         "events": ["2026-01-02", "2026-01-03"],
+        "sessions": ["2026-01-02", "2026-01-03"],
     }
     glue = aws(settings, "glue")
     t = glue.get_table(DatabaseName=settings.glue_database, Name="order_items")["Table"]

@@ -1,6 +1,9 @@
 -- One row per valid user-activity event, with its UTC date and session.
--- The session is found by time range in int_sessions (a customer's sessions never overlap);
--- an anonymous event is its own session 'a-<event_id>' (see int_sessions).
+-- Sessions come from the lake (int_sessions over landing.sessions, built by curate_sessions);
+-- an event's session is found by time range: a customer's sessions never overlap, so
+-- (customer_id, session_start_ts <= event_ts <= session_end_ts) matches exactly one.
+-- An anonymous event is its own session 'a-<event_id>'. No fallback: an event the lake's
+-- sessions do not cover gets a null session_id and fails the not_null/relationships tests.
 with events as (
 
     select * from {{ ref('stg_activity__events') }}
@@ -26,7 +29,10 @@ joined as (
         events.order_id,
         events.page,
         events.quantity,
-        coalesce(sessions.session_id, {{ dbt.concat(["'a-'", 'events.event_id']) }}) as session_id,
+        case
+            when events.customer_id is null then {{ dbt.concat(["'a-'", 'events.event_id']) }}
+            else sessions.session_id
+        end as session_id,
         case
             when events.customer_id is null then true
             else events.event_ts = sessions.session_start_ts

@@ -1,7 +1,9 @@
 -- Serving: one row per event_date (UTC date of event_ts) with distinct valid events by type,
--- the sessions STARTING that date (30-minute inactivity rule; each anonymous event is its
--- own session, see int_sessions) and conversion_rate = purchases / sessions (null when no
--- session starts that date), rounded to 4 decimals.
+-- the sessions STARTING that date (the lake's sessions: 30-minute inactivity rule, each
+-- anonymous event its own session, see int_sessions; fct_events marks the event(s) that
+-- open each session, so a session is counted on the UTC date of its session_start_ts) and
+-- conversion_rate = purchases / sessions (null when no session starts that date), rounded
+-- to 4 decimals. Reads marts only (serving's layer rule).
 with events as (
 
     select * from {{ ref('fct_events') }}

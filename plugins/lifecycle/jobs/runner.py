@@ -287,16 +287,20 @@ class JobContext:
         table = self._table_name(f"raw_{name}")
         self._con.execute(f"CREATE TABLE {_ident(table)} (raw_key VARCHAR, line_no BIGINT, "
                           "payload VARCHAR, json_ok BOOLEAN)")
-        if keys:
+        # GZIP objects (Firehose CompressionFormat=GZIP) are decompressed here, in Python
+        for key in [k for k in keys if k.endswith(".gz")]:
+            self._insert_lines_lossy(table, bucket, key)
+        plain = [k for k in keys if not k.endswith(".gz")]
+        if plain:
             import duckdb
 
             try:
-                self._insert_lines(table, bucket, keys)
+                self._insert_lines(table, bucket, plain)
             except duckdb.InvalidInputException:
                 # Some object is not valid UTF-8 (raw is kept as delivered). Load object by
                 # object; the broken ones are decoded with escapes so their lines land in
                 # quarantine instead of failing every future run.
-                for key in keys:
+                for key in plain:
                     try:
                         self._insert_lines(table, bucket, [key])
                     except duckdb.InvalidInputException:
@@ -337,6 +341,10 @@ class JobContext:
         import pyarrow as pa
 
         body = aws(self._settings, "s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        if key.endswith(".gz"):
+            import gzip
+
+            body = gzip.decompress(body)
         lines = body.decode("utf-8", errors="backslashreplace").split("\n")
         rows = [(i, line.rstrip("\r")) for i, line in enumerate(lines, start=1) if line.strip(" ")]
         batch = pa.table({"line_no": pa.array([r[0] for r in rows], pa.int64()),
