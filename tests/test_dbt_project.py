@@ -230,7 +230,7 @@ def test_build_runs_every_model_test_and_unit_test(built):
     unit_tests = {uid: s for uid, s in by_id.items() if uid.startswith("unit_test.")}
     assert {uid.rsplit(".", 1)[-1] for uid in unit_tests} == {
         "daily_sales_excludes_cancelled_orders",
-        "int_sessions_splits_after_30_minutes_of_inactivity",
+        "int_sessions_keeps_the_lake_sessions",
         "funnel_daily_conversion_rate",
     }
     assert set(unit_tests.values()) == {"pass"}

@@ -24,8 +24,6 @@ from lifecycle.settings import Settings
 
 EVENT_COLUMNS = {"page_view": "page_views", "add_to_cart": "add_to_carts", "checkout": "checkouts",
                  "purchase": "purchases"}
-CLEAN_TABLES = ("orders", "order_items", "customers", "products", "events", "reviews")
-PARTITIONED = {"orders", "order_items", "events"}
 
 
 # columns compared row for row between the source and landing (PII is hashed in between)
@@ -115,15 +113,17 @@ def reconcile(settings: Settings) -> dict:
     checks.append(_check("quarantined + error prefix = bad records sent", sum(book["events_bad"].values()),
                          lake["quarantined_events"] + lake["processing_failed_events"]))
 
+    from lifecycle.catalog import CLEAN_TABLES
+
     glue = aws(settings, "glue")
-    for table in CLEAN_TABLES:
+    for table, spec in CLEAN_TABLES.items():
         try:
             glue.get_table(DatabaseName=settings.glue_database, Name=table)
             registered = True
         except glue.exceptions.EntityNotFoundException:
             registered = False
         checks.append(_check(f"Glue Catalog has {settings.glue_database}.{table}", True, registered))
-        if registered and table in PARTITIONED:
+        if registered and spec.partition:
             parts = []
             for page in glue.get_paginator("get_partitions").paginate(
                     DatabaseName=settings.glue_database, TableName=table):
