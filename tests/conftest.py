@@ -70,3 +70,21 @@ def lifecycle_env(settings) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(airflow_env(settings))
     return env
+
+
+def reset_lake(settings) -> None:
+    """Empty what the clean stage reads and writes: raw sources, every clean table, quarantine."""
+    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.clients import aws
+
+    prefixes = {"raw": ["sales/", "events/", "events-errors/", "reviews/"],
+                "clean": [f"{name}/" for name in CLEAN_TABLES],
+                "quarantine": ["events/", "_lifecycle/"]}
+    s3 = aws(settings, "s3")
+    for zone, zone_prefixes in prefixes.items():
+        bucket = settings.bucket(zone)
+        for prefix in zone_prefixes:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                if keys:
+                    s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})

@@ -18,6 +18,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import reset_lake
 
 from lifecycle.clients import aws
 
@@ -186,24 +187,10 @@ RAW_REVIEWS = {
     "20260103T000000Z": ([review_item(12, "r3", 1, 2, "2026-01-02T00:00:00Z")], False),  # no manifest
 }
 
-PREFIXES = {"raw": ["sales/", "events/", "reviews/"],
-            "clean": ["customers/", "products/", "orders/", "order_items/", "order_status_history/",
-                      "events/", "reviews/", "sessions/"],
-            "quarantine": ["events/"]}
 
 
 # ---- helpers ----------------------------------------------------------------------------------
 
-def reset_lake(settings) -> None:
-    """Delete everything under the prefixes the clean stage reads and writes."""
-    s3 = aws(settings, "s3")
-    for zone, prefixes in PREFIXES.items():
-        bucket = settings.bucket(zone)
-        for prefix in prefixes:
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-                if keys:
-                    s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
 
 
 def dms_parquet(table: str, rows: list[tuple]) -> bytes:

@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from conftest import reset_lake
 
 from lifecycle.clients import aws, pg
 
@@ -22,20 +23,8 @@ END = datetime(2026, 1, 6, tzinfo=UTC)
 
 SCALE = {"customers": 2_000, "products": 500, "orders": 20_000, "events": 60_000, "reviews": 2_000}
 
-PREFIXES = {"raw": ["sales/", "events/", "reviews/"],
-            "clean": ["customers/", "products/", "orders/", "order_items/", "events/", "reviews/"],
-            "quarantine": ["events/"]}
 
 
-def reset_lake(settings) -> None:
-    s3 = aws(settings, "s3")
-    for zone, prefixes in PREFIXES.items():
-        bucket = settings.bucket(zone)
-        for prefix in prefixes:
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-                if keys:
-                    s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
 
 
 # DuckDB SELECTs that produce DMS rows: Op, _commit_ts, then the source columns
