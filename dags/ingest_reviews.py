@@ -1,4 +1,4 @@
-"""DAG ingest_reviews: DynamoDB `product_reviews` → raw zone, as a DynamoDB export."""
+"""DAG ingest_reviews: DynamoDB `product_reviews` → raw zone (first-load export, then its stream)."""
 
 from datetime import UTC, datetime
 
@@ -8,15 +8,19 @@ from lifecycle.assets import RAW_REVIEWS
 from lifecycle.dataops.callbacks import default_args
 
 DOC = """
-### Ingest: DynamoDB → S3 raw (export layout)
-Exports the `product_reviews` table as of the end of the data interval to
-`reviews/AWSDynamoDB/<exportId>/` (DynamoDB JSON lines + `manifest-summary.json`), the
-layout of DynamoDB's export to S3. Emits the `raw_product_reviews` asset.
+### Ingest: DynamoDB → S3 raw (export once, then DynamoDB Streams)
+First run: exports `product_reviews` to `reviews/AWSDynamoDB/<exportId>/` (DynamoDB JSON
+lines + `manifest-summary.json`), the layout of DynamoDB's export to S3. Every run: reads
+the table's DynamoDB stream from its checkpoints (lease table, as the Kinesis consumer) and
+writes one newline-delimited JSON object of stream records per shard batch under
+`reviews/stream/YYYY/MM/DD/HH/`, then moves the checkpoint. Hourly, well inside the
+stream's 24-hour retention; a stream that was trimmed or replaced gets a fresh export.
+Emits the `raw_product_reviews` asset. See docs/reviews.md.
 """
 
 
 @dag(
-    schedule="@daily",
+    schedule="@hourly",
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
@@ -26,7 +30,7 @@ layout of DynamoDB's export to S3. Emits the `raw_product_reviews` asset.
 )
 def ingest_reviews():
     @task(outlets=[RAW_REVIEWS])
-    def export_reviews(**context) -> dict:
+    def capture_reviews(**context) -> dict:
         from lifecycle.airflow_context import interval
         from lifecycle.ingest import reviews
         from lifecycle.settings import Settings
@@ -34,7 +38,7 @@ def ingest_reviews():
         _, end = interval(context)
         return reviews.run(Settings.from_env(), point_in_time=end)
 
-    export_reviews()
+    capture_reviews()
 
 
 ingest_reviews()

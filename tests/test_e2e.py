@@ -135,6 +135,9 @@ def test_next_day_and_foreign_writes_flow_through(settings, first_run):
             return cur.fetchone()[0]
 
     views_day1 = page_views_of(date(2026, 11, 20))
+    from lifecycle.simulator import change_reviews
+
+    changed = change_reviews(settings, date(2026, 11, 21), 42, n_updates=3, n_deletes=2)
     day2 = simulate_day(settings, date(2026, 11, 21), scale=40, bad_rate=0.05, late_rate=0.05)
     assert day2["events_late"] > 0
     with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
@@ -154,6 +157,24 @@ def test_next_day_and_foreign_writes_flow_through(settings, first_run):
     _run_or_fail(settings, "run")
     report = reconcile(settings)
     assert [c for c in report["checks"] if not c["ok"]] == []
+    # reviews edited and deleted in DynamoDB (through its stream) are what serving shows
+    assert changed
+    from collections import defaultdict
+    from decimal import ROUND_HALF_UP, Decimal
+
+    from lifecycle.clients import aws
+
+    ratings = defaultdict(list)
+    for page in aws(settings, "dynamodb").get_paginator("scan").paginate(TableName=settings.reviews_table):
+        for item in page["Items"]:
+            ratings[int(item["product_id"]["N"])].append(int(item["rating"]["N"]))
+    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT product_id, review_count, avg_rating FROM serving.product_performance "
+                    "WHERE review_count > 0")
+        served = {pid: (n, avg) for pid, n, avg in cur.fetchall()}
+    expected = {pid: (len(r), (Decimal(sum(r)) / len(r)).quantize(Decimal("0.01"), ROUND_HALF_UP))
+                for pid, r in ratings.items()}
+    assert served == expected
     # late events of the 20th, arriving with the 21st, land in the 20th's partition and funnel
     assert page_views_of(date(2026, 11, 20)) == views_day1 + day2["events_late"]
     with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:

@@ -10,6 +10,7 @@ Output: a report ``{"ok": bool, "checks": [{"name", "expected", "actual", "ok"}]
   event, a quarantined record or a record in the Firehose error prefix: nothing lost,
   nothing doubled;
 - the Glue Catalog lists every clean table, with partitions for the partitioned ones;
+- reviews currently in DynamoDB = the reviews counted in ``serving.product_performance``;
 - row for row: orders, order items, products and the non-personal columns of customers in
   ``warehouse.landing`` equal ``sales`` (an order-independent fingerprint of every row, so
   inserts, updates, deletes and primary-key updates must all have arrived).
@@ -95,6 +96,14 @@ def reconcile(settings: Settings) -> dict:
         checks.append(_check(f"{table}: sales = landing, row for row",
                              fingerprint(settings, settings.sales_db, "public", table, columns),
                              fingerprint(settings, settings.warehouse_db, "landing", table, columns)))
+
+    ddb_reviews = 0
+    for page in aws(settings, "dynamodb").get_paginator("scan").paginate(
+            TableName=settings.reviews_table, Select="COUNT", ConsistentRead=True):
+        ddb_reviews += page["Count"]
+    (served_reviews,), = _warehouse(settings, "SELECT coalesce(sum(review_count), 0) FROM serving.product_performance")
+    checks.append(_check("reviews: DynamoDB = Σ serving.product_performance.review_count", ddb_reviews,
+                         int(served_reviews)))
 
     book = ledger(settings)
     lake = lake_counts(settings)

@@ -303,3 +303,43 @@ def ledger(settings: Settings) -> dict:
         bad.update(s["events_bad"])
         sent += s["events_sent"]
     return {"events_good": dict(good), "events_bad": dict(bad), "events_sent": sent, "days": len(rows)}
+
+
+def change_reviews(settings: Settings, business_date: date, seed: int, n_updates: int,
+                   n_deletes: int) -> dict:
+    """Edit and delete existing product reviews in DynamoDB (changes the review stream carries).
+
+    Deterministic for a given table state: the reviews are taken in key order and chosen with
+    a generator seeded by (seed, business_date); ``n_updates`` of them get another rating and
+    an edited body (UpdateItem, only if the review still exists), ``n_deletes`` others are
+    deleted (DeleteItem). Returns the counts and the keys touched.
+    """
+    ddb = aws(settings, "dynamodb")
+    items: list[dict] = []
+    for page in ddb.get_paginator("scan").paginate(
+            TableName=settings.reviews_table, ConsistentRead=True,
+            ProjectionExpression="product_id, review_id, #r, #b",
+            ExpressionAttributeNames={"#r": "rating", "#b": "body"}):
+        items.extend(page["Items"])
+    items.sort(key=lambda i: (int(i["product_id"]["N"]), i["review_id"]["S"]))
+    rng = random.Random(f"{seed}:{business_date.isoformat()}:review-changes")
+    chosen = rng.sample(items, k=min(n_updates + n_deletes, len(items)))
+    updated, deleted = [], []
+    for item in chosen[:n_updates]:
+        key = {"product_id": item["product_id"], "review_id": item["review_id"]}
+        old = int(item["rating"]["N"]) if "rating" in item else None
+        rating = rng.choice([r for r in range(1, 6) if r != old])
+        body = (item.get("body", {}).get("S", "") + f" [edited {business_date.isoformat()}]").strip()
+        ddb.update_item(
+            TableName=settings.reviews_table, Key=key,
+            UpdateExpression="SET #r = :r, #b = :b", ConditionExpression="attribute_exists(review_id)",
+            ExpressionAttributeNames={"#r": "rating", "#b": "body"},
+            ExpressionAttributeValues={":r": {"N": str(rating)}, ":b": {"S": body}})
+        updated.append([int(item["product_id"]["N"]), item["review_id"]["S"], rating])
+    for item in chosen[n_updates:]:
+        ddb.delete_item(TableName=settings.reviews_table,
+                        Key={"product_id": item["product_id"], "review_id": item["review_id"]})
+        deleted.append([int(item["product_id"]["N"]), item["review_id"]["S"]])
+    return {"business_date": business_date.isoformat(), "seed": seed,
+            "reviews_updated": len(updated), "reviews_deleted": len(deleted),
+            "updated": updated, "deleted": deleted}
