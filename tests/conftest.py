@@ -7,48 +7,20 @@ running ``make demo`` environment is never touched; everything is stopped at the
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import tempfile
 
 import pytest
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def settings():
-    """Settings of a fresh embedded environment, with services up; torn down at the end."""
-    from lifecycle import infra, services
-    from lifecycle.settings import Settings
+    """Settings of a fresh embedded environment, with services up; torn down at the end.
+    Its variables are put in ``os.environ`` so subprocesses (dbt, Airflow) use it too."""
+    from lifecycle.services import isolated_environment
 
-    # not under pytest's basetemp: that folder is re-permissioned to 0700 by every new pytest
-    # session, and the `pgserver` OS user that runs Postgres must be able to traverse it
-    home = tempfile.mkdtemp(prefix="lifecycle-test-")
-    os.chmod(home, 0o755)
-    env = {
-        "LIFECYCLE_TARGET": "embedded",
-        "LIFECYCLE_HOME": str(home),
-        "LIFECYCLE_PG_PORT": str(_free_port()),
-        "LIFECYCLE_MOTO_PORT": str(_free_port()),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    os.environ.update(env)
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    s = Settings.from_env()
-    try:
-        services.up(s)
-        infra.apply(s)
+    with isolated_environment(prefix="lifecycle-test-") as (s, env):
+        os.environ.update(env)
+        os.environ.pop("AWS_ENDPOINT_URL", None)
         yield s
-    finally:
-        services.down(s)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def reset_environment(settings) -> None:

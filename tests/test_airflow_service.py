@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 import urllib.request
 
 import psutil
 
 from lifecycle.airflow_runner import start_components, stop_components, wait_healthy
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from lifecycle.services import free_port
 
 
 def _get(url: str, token: str | None = None):
@@ -39,7 +33,7 @@ def test_airflow_serves_the_ui_and_schedules_every_dag(settings):
     # the other tests use (the DAGs are still unpaused and their schedules visible)
     settings = replace(settings, airflow_db="airflow_service_test")
     ensure_databases(settings)
-    port = _free_port()
+    port = free_port()
     saved = dict(os.environ)
     os.environ["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
     procs = start_components(settings, port)

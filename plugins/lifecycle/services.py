@@ -18,13 +18,17 @@ databases: the embedded environment always restarts as one.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -322,3 +326,42 @@ def peak_rss_mb(settings: Settings) -> dict[str, float]:
     if st.moto_pid:
         out["moto_mb"] = psutil.Process(st.moto_pid).memory_info().rss / 2**20
     return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def isolated_environment(prefix: str = "lifecycle-env-", keep: bool = False) -> Iterator[tuple[Settings, dict]]:
+    """A private embedded environment (own state folder, free ports), services up and infra
+    applied; yields its ``Settings`` and the environment variables that select it. Stopped and
+    deleted at the end unless ``keep``. Used by the test suite and the benchmark, so neither
+    ever touches a running ``make demo``.
+    """
+    from lifecycle import infra
+
+    # not under a 0700 folder (pytest's basetemp is): the `pgserver` OS user must traverse it
+    home = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(home, 0o755)
+    env = {
+        "LIFECYCLE_TARGET": "embedded",
+        "LIFECYCLE_HOME": home,
+        "LIFECYCLE_PG_PORT": str(free_port()),
+        "LIFECYCLE_MOTO_PORT": str(free_port()),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    settings = Settings.from_env(env)
+    try:
+        up(settings)
+        infra.apply(settings)
+        yield settings, env
+    finally:
+        if not keep:
+            with contextlib.suppress(Exception):
+                down(settings)
+            shutil.rmtree(home, ignore_errors=True)

@@ -2,7 +2,7 @@
 
 Input: nothing but the machine (free loopback ports, ``/tmp``), and ``keep`` (leave the
 services running at the end, for a look around).
-Output: a context manager yielding a ``BenchEnvironment``: the ``Settings`` of a fresh
+Output: a context manager yielding a ``BenchEnvironment`` (on ``services.isolated_environment``, the same one the test suite uses): the ``Settings`` of a fresh
 embedded target (``LIFECYCLE_HOME`` under ``/tmp/lifecycle-bench-*``), its environment
 variables (for subprocesses such as dbt) and a bucket for baseline outputs
 (``settings.bucket("bench")``). Services are started with ``services.up``, the
@@ -17,20 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import socket
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lifecycle.services import free_port  # noqa: F401  (re-exported for the harness)
 from lifecycle.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -66,36 +58,15 @@ class BenchEnvironment:
 @contextlib.contextmanager
 def bench_environment(keep: bool = False) -> Iterator[BenchEnvironment]:
     """Start a private embedded environment; stop and delete it at the end unless ``keep``."""
-    from lifecycle import infra, services
     from lifecycle.clients import aws
+    from lifecycle.services import isolated_environment
     from lifecycle.sources.sales_db import ensure_schema
 
-    # not under a 0700 folder: the `pgserver` OS user that runs Postgres must traverse it
-    home = Path(tempfile.mkdtemp(prefix="lifecycle-bench-"))
-    os.chmod(home, 0o755)
-    env = {
-        "LIFECYCLE_TARGET": "embedded",
-        "LIFECYCLE_HOME": str(home),
-        "LIFECYCLE_PG_PORT": str(free_port()),
-        "LIFECYCLE_MOTO_PORT": str(free_port()),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    settings = Settings.from_env(env)
-    bench = BenchEnvironment(settings=settings, env=env, home=home, kept=keep)
-    try:
-        services.up(settings)
-        infra.apply(settings)
+    with isolated_environment(prefix="lifecycle-bench-", keep=keep) as (settings, env):
+        bench = BenchEnvironment(settings=settings, env=env, home=settings.home, kept=keep)
         ensure_schema(settings)
-        s3 = aws(settings, "s3")
         kwargs = {"Bucket": bench.baseline_bucket}
         if settings.region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
-        s3.create_bucket(**kwargs)
+        aws(settings, "s3").create_bucket(**kwargs)
         yield bench
-    finally:
-        if not keep:
-            with contextlib.suppress(Exception):
-                services.down(settings)
-            shutil.rmtree(home, ignore_errors=True)
