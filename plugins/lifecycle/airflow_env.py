@@ -63,6 +63,7 @@ def airflow_env(settings: Settings, api_port: int | None = None) -> dict[str, st
         "LIFECYCLE_AIRFLOW_PORT": str(api_port),
         "LIFECYCLE_NAME_PREFIX": settings.name_prefix,
         "AWS_DEFAULT_REGION": settings.region,
+        # local endpoints only: never route the emulator or the execution API through a proxy
         "NO_PROXY": "*",
     }
     if settings.aws_endpoint:
