@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 from lifecycle.settings import REPO_ROOT, Settings
 
@@ -42,8 +43,7 @@ def airflow_env(settings: Settings, api_port: int | None = None) -> dict[str, st
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": settings.pg_url(settings.airflow_db, "postgresql+psycopg2"),
         "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__API__BASE_URL": settings.airflow_url if api_port == settings.airflow_port
-        else settings.airflow_url.rsplit(":", 1)[0] + f":{api_port}",
+        "AIRFLOW__API__BASE_URL": replace(settings, airflow_port=api_port).airflow_url,
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__COSMOS__CACHE_DIR": str(settings.home / "cosmos_cache"),

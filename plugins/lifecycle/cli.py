@@ -87,7 +87,7 @@ def services_status():
     typer.echo(f"postgres: {'up' if st.postgres else 'down'} (port {s.pg_port})")
     typer.echo(f"moto:     {'up' if st.moto else 'down'} ({s.aws_endpoint})")
     if st.all_up:
-        for k, v in services.peak_rss_mb(s).items():
+        for k, v in services.rss_mb(s).items():
             typer.echo(f"{k}: {v:.0f}")
     raise typer.Exit(0 if st.all_up else 1)
 

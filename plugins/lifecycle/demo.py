@@ -14,17 +14,16 @@ from __future__ import annotations
 import time
 from datetime import date
 
+from lifecycle.dataops.metrics import total_count
 from lifecycle.settings import Settings
+
+
+def _total(value) -> int:
+    return int(total_count(value) or 0)
 
 
 def _line(stage: str, text: str) -> None:
     print(f"  {stage:<12} {text}")
-
-
-def _total(value) -> int:
-    if isinstance(value, dict):
-        return sum(_total(v) for v in value.values())
-    return int(value or 0)
 
 
 def _result(results: dict, dag_id: str, task_id: str | None = None) -> dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import secrets as pysecrets
 import time
-from pathlib import Path
 from string import Template
 
 import yaml
@@ -200,5 +199,3 @@ def alert_topic_arn(settings: Settings) -> str:
 def alert_queue_url(settings: Settings) -> str:
     return aws(settings, "sqs").get_queue_url(QueueName=settings.alert_queue)["QueueUrl"]
 
-
-__all__ = ["apply", "load_spec", "policy_document", "alert_topic_arn", "alert_queue_url", "Path"]

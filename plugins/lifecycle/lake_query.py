@@ -16,15 +16,22 @@ def _has_objects(settings: Settings, bucket: str, prefix: str) -> bool:
     return bool(aws(settings, "s3").list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount"))
 
 
-def processing_failed_records(settings: Settings) -> int:
-    """Records the stream consumer sent to Firehose's error prefix (not framable as a line)."""
+def raw_records(settings: Settings, key: str) -> list[bytes]:
+    """The non-blank lines of a raw newline-delimited object (GZIP or not)."""
     import gzip
 
-    s3, raw, total = aws(settings, "s3"), settings.bucket("raw"), 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=raw, Prefix="events-errors/"):
+    body = aws(settings, "s3").get_object(Bucket=settings.bucket("raw"), Key=key)["Body"].read()
+    if key.endswith(".gz"):
+        body = gzip.decompress(body)
+    return [line for line in body.split(b"\n") if line.strip()]
+
+
+def processing_failed_records(settings: Settings) -> int:
+    """Records the stream consumer sent to Firehose's error prefix (not framable as a line)."""
+    s3, total = aws(settings, "s3"), 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket("raw"), Prefix="events-errors/"):
         for obj in page.get("Contents", []):
-            body = s3.get_object(Bucket=raw, Key=obj["Key"])["Body"].read()
-            total += len((gzip.decompress(body) if obj["Key"].endswith(".gz") else body).splitlines())
+            total += len(raw_records(settings, obj["Key"]))
     return total
 
 

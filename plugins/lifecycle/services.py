@@ -314,7 +314,7 @@ def status(settings: Settings) -> Status:
     )
 
 
-def peak_rss_mb(settings: Settings) -> dict[str, float]:
+def rss_mb(settings: Settings) -> dict[str, float]:
     """Current RSS of the embedded services (Postgres: all backends summed)."""
     import psutil
 

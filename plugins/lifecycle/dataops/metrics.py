@@ -22,14 +22,14 @@ RESULT_METRICS = {
 }
 
 
-def _total(value) -> float | None:
+def total_count(value) -> float | None:
     """A count, or the sum of a per-table (possibly nested) dict of counts."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, dict):
-        parts = [_total(v) for v in value.values()]
+        parts = [total_count(v) for v in value.values()]
         return sum(p for p in parts if p is not None)
     return None
 
@@ -49,7 +49,7 @@ def publish_task_metrics(settings: Settings, dag_id: str, task_id: str, result: 
         data.append({"MetricName": "DurationSeconds", "Dimensions": dims, "Timestamp": now,
                      "Value": float(duration_s), "Unit": "Seconds"})
     for key, (name, unit) in RESULT_METRICS.items():
-        value = _total(result.get(key)) if isinstance(result, dict) else None
+        value = total_count(result.get(key)) if isinstance(result, dict) else None
         if value is not None:
             data.append({"MetricName": name, "Dimensions": dims, "Timestamp": now,
                          "Value": value, "Unit": unit})

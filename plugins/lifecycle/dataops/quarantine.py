@@ -12,11 +12,11 @@ judged (and alerts) once, however often the clean job rebuilds.
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections import Counter
 
 from lifecycle.clients import aws
+from lifecycle.lake_query import raw_records
 from lifecycle.settings import Settings
 
 STATE_KEY = "_lifecycle/quarantine-checked.json"
@@ -27,13 +27,6 @@ def _raw_keys(settings: Settings) -> list[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket("raw"), Prefix="events/"):
         keys.extend(o["Key"] for o in page.get("Contents", []))
     return keys
-
-
-def _records_in(settings: Settings, key: str) -> int:
-    body = aws(settings, "s3").get_object(Bucket=settings.bucket("raw"), Key=key)["Body"].read()
-    if key.endswith(".gz"):
-        body = gzip.decompress(body)
-    return sum(1 for line in body.split(b"\n") if line.strip())
 
 
 def _quarantined(settings: Settings) -> list[tuple[str, str, int]]:
@@ -69,7 +62,7 @@ def check(settings: Settings) -> dict:
     reasons: Counter = Counter()
     batches = []
     for key in new_keys:
-        total = _records_in(settings, key)
+        total = len(raw_records(settings, key))
         bad = by_key.get(key, Counter())
         reasons.update(bad)
         rate = sum(bad.values()) / total if total else 0.0
