@@ -45,12 +45,15 @@ def lifecycle_env(settings) -> dict:
 
 
 def reset_lake(settings) -> None:
-    """Empty what the clean stage reads and writes: raw sources, every clean table, quarantine."""
-    from lifecycle.catalog import CLEAN_TABLES
+    """Empty what the lake jobs read and write: raw sources, clean and curated tables, job
+    bookmarks, quarantine."""
+    from lifecycle.catalog import CLEAN_TABLES, CURATED_TABLES
     from lifecycle.clients import aws
 
     prefixes = {"raw": ["sales/", "events/", "events-errors/", "reviews/"],
-                "clean": [f"{name}/" for name in CLEAN_TABLES],
+                # _lifecycle/: the job bookmarks go with the tables they describe
+                "clean": [f"{name}/" for name in CLEAN_TABLES] + ["_lifecycle/job-bookmarks/"],
+                "curated": [f"{name}/" for name in CURATED_TABLES],
                 "quarantine": ["events/", "_lifecycle/"]}
     s3 = aws(settings, "s3")
     for zone, zone_prefixes in prefixes.items():

@@ -222,11 +222,13 @@ def write_raw(settings, files: dict[str, dict[str, list[tuple]]] = RAW_SALES, ev
 
 
 def objects(settings, zone: str) -> dict[str, str]:
+    """``{key: ETag}`` of a zone's data objects (not the pipeline's ``_lifecycle/`` state)."""
     s3 = aws(settings, "s3")
     out = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket(zone)):
         for o in page.get("Contents", []):
-            out[o["Key"]] = o["ETag"]
+            if not o["Key"].startswith("_lifecycle/"):
+                out[o["Key"]] = o["ETag"]
     return out
 
 
@@ -261,7 +263,8 @@ def test_empty_raw_zone_gives_empty_tables(settings):
     result = run_lake_clean(settings, START, END)
     assert result["rows_out"] == {t: 0 for t in
                                   ["customers", "products", "orders", "order_items", "order_status_history",
-                                   "events", "reviews", "sessions"]}
+                                   "events", "reviews", "sessions", "product_features",
+                                   "customer_features", "training_repeat_purchase"]}
     assert result["rejected"] == 0
     keys = set(objects(settings, "clean"))
     # unpartitioned tables get an empty file with the schema; partitioned ones no objects
@@ -388,7 +391,7 @@ def test_events_valid_and_quarantined(settings, cleaned):
                              ORDER BY event_id""")
     d2, d3 = datetime(2026, 1, 2).date(), datetime(2026, 1, 3).date()
     assert rows == [
-        ("e1", "page_view", ts("2026-01-02T09:59:00Z"), 1, 10, None, "/first", None, d2),
+        ("e1", "page_view", ts("2026-01-02T10:00:00Z"), 1, 10, None, "/p/10", None, d2),
         ("e10", "purchase", ts("2026-01-02T12:00:00Z"), 1, None, 100, "/done", None, d2),
         ("e15", "page_view", ts("2026-01-02T12:30:00Z"), None, None, None, None, None, d2),
         ("e17", "page_view", ts("2026-01-03T11:30:00Z"), 1, None, None, None, None, d3),
@@ -414,7 +417,7 @@ def test_events_valid_and_quarantined(settings, cleaned):
         ("negative_quantity", EV1, l1[5]),
         ("future_timestamp", EV2, l2[8]),
         ("oversized_record", EV2, l2[10]),
-        ("duplicate_event_id", EV1, l1[0]),  # e1 of EV2 has the earlier event_ts
+        ("duplicate_event_id", EV2, l2[4]),  # e1 arrived first in EV1: the first delivery wins
         ("duplicate_event_id", EV2, l2[0]),
     ])
 
@@ -459,11 +462,21 @@ def test_rerun_gives_identical_objects(settings, cleaned):
     from lifecycle.jobs.runner import run_lake_clean
 
     first, snapshot = cleaned
+    # with job bookmarks (the default) a rerun finds nothing new: no row processed
     second = run_lake_clean(settings, START, END)
     assert {zone: objects(settings, zone) for zone in ("clean", "quarantine")} == snapshot
-    assert second["rows_out"] == first["rows_out"] and second["rejected"] == first["rejected"]
+    assert {j["mode"] for j in second["jobs"].values()} == {"incremental"}
+    assert set(second["rows_out"].values()) <= {0} and second["rejected"] == 0
     assert all(c == {"table": "unchanged", "partitions_added": 0, "partitions_removed": 0}
                for c in second["catalog"].values())
+    # without them everything is reprocessed, into the same bytes
+    from lifecycle.jobs.runner import run_job
+
+    third = {job: run_job(settings, job, START, END, bookmark_option="job-bookmark-disable")
+             for job in first["jobs"]}
+    assert {zone: objects(settings, zone) for zone in ("clean", "quarantine")} == snapshot
+    assert {t: n for j in third.values() for t, n in j["rows_out"].items()} == first["rows_out"]
+    assert sum(j["rejected"] for j in third.values()) == first["rejected"]
 
 
 def test_stale_partitions_disappear(settings, cleaned):
@@ -490,7 +503,7 @@ def test_runner_command_line(settings, cleaned, capsys):
     from lifecycle.jobs.runner import main
 
     result = main(["runner", "--JOB_NAME", "clean_reviews", "--interval_start", START.isoformat(),
-                   "--interval_end", END.isoformat()])
+                   "--interval_end", END.isoformat(), "--job-bookmark-option", "job-bookmark-disable"])
     assert result["rows_out"] == {"reviews": 2}
     assert json.loads(capsys.readouterr().out)["job"] == "clean_reviews"
 

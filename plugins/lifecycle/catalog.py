@@ -82,6 +82,7 @@ class TableSpec:
     columns: tuple[tuple[str, str], ...]  # (name, logical type), data columns in file order
     keys: tuple[str, ...]
     partition: tuple[str, str] | None = None  # (name, logical type), hive-style prefix
+    zone: str = "clean"  # the lake zone (bucket) and so the Glue database
 
     @property
     def all_columns(self) -> tuple[tuple[str, str], ...]:
@@ -159,6 +160,53 @@ CLEAN_TABLES: dict[str, TableSpec] = {
     )
 }
 
+# the curated zone (s3://<curated>/<table>/, Glue database lake_curated): ML features and a
+# training set, rebuilt by the curate_features job from the clean tables
+CURATED_TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in (
+        TableSpec(
+            "product_features",
+            (("product_id", "bigint"), ("category", "string"), ("unit_price", "decimal(10,2)"),
+             ("orders", "bigint"), ("units_sold", "bigint"), ("revenue", "decimal(18,2)"),
+             ("buyers", "bigint"), ("views", "bigint"), ("add_to_carts", "bigint"),
+             ("view_to_cart_rate", "double"), ("reviews", "bigint"), ("avg_rating", "double"),
+             ("first_sold_date", "date"), ("last_sold_date", "date"), ("as_of_date", "date")),
+            ("product_id",), zone="curated",
+        ),
+        TableSpec(
+            "customer_features",
+            (("customer_id", "bigint"), ("country", "string"), ("orders", "bigint"),
+             ("items", "bigint"), ("revenue", "decimal(18,2)"), ("avg_order_value", "double"),
+             ("first_order_ts", "timestamptz"), ("last_order_ts", "timestamptz"),
+             ("days_since_last_order", "int"), ("sessions", "bigint"), ("converted_sessions", "bigint"),
+             ("reviews", "bigint"), ("avg_rating", "double"), ("as_of_date", "date")),
+            ("customer_id",), zone="curated",
+        ),
+        TableSpec(
+            # features before a cutoff date + the label after it: "does this customer buy again
+            # within LABEL_DAYS of the cutoff" (a repeat-purchase model's training set)
+            "training_repeat_purchase",
+            (("customer_id", "bigint"), ("cutoff_date", "date"), ("orders_before", "bigint"),
+             ("revenue_before", "decimal(18,2)"), ("distinct_products_before", "bigint"),
+             ("days_since_last_order", "int"), ("sessions_before", "bigint"),
+             ("label_repurchase", "boolean")),
+            ("customer_id",), zone="curated",
+        ),
+    )
+}
+
+
+def lake_table(name: str) -> TableSpec:
+    """The contract of a clean or curated table."""
+    if name in CLEAN_TABLES:
+        return CLEAN_TABLES[name]
+    if name in CURATED_TABLES:
+        return CURATED_TABLES[name]
+    raise KeyError(f"no lake table {name!r}; clean: {', '.join(CLEAN_TABLES)}; "
+                   f"curated: {', '.join(CURATED_TABLES)}")
+
+
 # quarantine/<source>/data_0.parquet (not a catalog table)
 QUARANTINE = TableSpec(
     "quarantine",
@@ -176,8 +224,13 @@ _PARQUET = {
 }
 
 
-def table_location(settings: Settings, table: str) -> str:
-    return f"s3://{settings.bucket('clean')}/{table}/"
+def table_location(settings: Settings, table: str, zone: str = "clean") -> str:
+    return f"s3://{settings.bucket(zone)}/{table}/"
+
+
+def database_of(settings: Settings, spec: TableSpec) -> str:
+    """The Glue database of a table's zone."""
+    return settings.glue_database if spec.zone == "clean" else settings.curated_glue_database
 
 
 def _table_input(settings: Settings, spec: TableSpec) -> dict:
@@ -188,7 +241,7 @@ def _table_input(settings: Settings, spec: TableSpec) -> dict:
                        "parquet.compression": "SNAPPY"},
         "StorageDescriptor": {
             "Columns": [{"Name": c, "Type": hive_type(t)} for c, t in spec.columns],
-            "Location": table_location(settings, spec.name),
+            "Location": table_location(settings, spec.name, spec.zone),
             **_PARQUET,
         },
         "PartitionKeys": ([{"Name": spec.partition[0], "Type": hive_type(spec.partition[1])}]
@@ -218,7 +271,7 @@ def partition_values_in_s3(settings: Settings, spec: TableSpec) -> list[str]:
     marker = f"{spec.name}/{spec.partition[0]}="
     values = []
     for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=settings.bucket("clean"), Prefix=marker, Delimiter="/"
+        Bucket=settings.bucket(spec.zone), Prefix=marker, Delimiter="/"
     ):
         for cp in page.get("CommonPrefixes", []):
             values.append(cp["Prefix"][len(marker):].rstrip("/"))
@@ -236,7 +289,7 @@ def _glue_partitions(glue, database: str, table: str) -> set[str]:
 def register_table(settings: Settings, spec: TableSpec) -> dict:
     """Create or converge one Glue table and its partitions. Returns what changed."""
     glue = aws(settings, "glue")
-    db = settings.glue_database
+    db = database_of(settings, spec)
     wanted = _table_input(settings, spec)
     try:
         existing = glue.get_table(DatabaseName=db, Name=spec.name)["Table"]
@@ -281,8 +334,14 @@ def register_clean_tables(settings: Settings, tables: list[str] | None = None,
     """Register every clean table (or the given ones) and sync their partitions. ``specs``
     overrides the contract of a table as written (the contract plus new source columns)."""
     specs = specs or {}
-    return {name: register_table(settings, specs.get(name, CLEAN_TABLES[name]))
+    # a table this run did not write keeps the columns the catalog has (added ones included)
+    return {name: register_table(settings, specs.get(name) or effective_spec(settings, name))
             for name in (tables or CLEAN_TABLES)}
+
+
+def register_curated_tables(settings: Settings) -> dict[str, dict]:
+    """Register every curated table (database ``settings.curated_glue_database``)."""
+    return {name: register_table(settings, spec) for name, spec in CURATED_TABLES.items()}
 
 
 def with_extra_columns(spec: TableSpec, extras: list[tuple[str, str]]) -> TableSpec:

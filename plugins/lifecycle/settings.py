@@ -97,6 +97,8 @@ class Settings:
     cdc_lag_alert_seconds: int = 7200
     quarantine_alert_rate: float = 0.2
     firehose_compression: str = "none"
+    # Glue's --job-bookmark-option for the lake jobs (lifecycle.jobs.bookmarks)
+    job_bookmark_option: str = "job-bookmark-enable"
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -160,6 +162,8 @@ class Settings:
             cdc_lag_alert_seconds=_env_int(env, "LIFECYCLE_CDC_LAG_ALERT_SECONDS", 7200),
             quarantine_alert_rate=_env_rate(env, "LIFECYCLE_QUARANTINE_ALERT_RATE", 0.2),
             firehose_compression=_env_choice(env, "LIFECYCLE_FIREHOSE_COMPRESSION", ("none", "gzip")),
+            job_bookmark_option=_env_choice(env, "LIFECYCLE_JOB_BOOKMARK_OPTION", (
+                "job-bookmark-enable", "job-bookmark-disable", "job-bookmark-pause")),
         )
 
     # ---- AWS names ----------------------------------------------------------------------
@@ -194,6 +198,11 @@ class Settings:
     @property
     def glue_database(self) -> str:
         return "lake_clean"
+
+    @property
+    def curated_glue_database(self) -> str:
+        """Glue database of the curated zone (ML features, training data)."""
+        return "lake_curated"
 
     @property
     def pii_salt_secret(self) -> str:

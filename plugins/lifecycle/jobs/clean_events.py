@@ -15,8 +15,14 @@ unparseable event_ts or a non-integer product_id), ``unknown_event_type``,
 ``future_timestamp`` (event_ts more than ``FUTURE_TOLERANCE_HOURS`` after the hour its batch
 arrived in, from the Firehose prefix: a clock or producer bug, not a real event),
 ``unknown_product`` (product_id set but not a clean product), ``negative_quantity``,
-``duplicate_event_id`` (of the otherwise valid records with one event_id the first by
-event_ts, raw key, line is kept).
+``duplicate_event_id`` (of the otherwise valid records with one event_id the first
+delivered is kept: the first by raw key — Firehose names objects by arrival time — then line;
+a record whose event_id is already in the clean table is a duplicate of it).
+
+Incremental runs (job bookmark): only the raw objects not processed before are read; their
+valid events are merged into the partitions of their dates and their rejected records added
+to the quarantine table. The first-delivered rule makes this give the same tables as a full
+run over the same objects.
 """
 
 from __future__ import annotations
@@ -65,10 +71,16 @@ def parse(lines):
     )
 
 
-def classify(records, products):
-    """Adds ``reason`` (null for a valid record) to the parsed records."""
+def classify(records, products, existing_ids=None):
+    """Adds ``reason`` (null for a valid record) to the parsed records. ``existing_ids``: the
+    event ids already in the clean table (an incremental run), duplicates of the new ones."""
     known = products.select(F.col("product_id").alias("_known_product_id")).distinct()
     df = records.join(known, records["product_id"] == known["_known_product_id"], "left")
+    if existing_ids is not None:
+        seen = existing_ids.select(F.col("event_id").alias("_seen_event_id")).distinct()
+        df = df.join(seen, df["event_id"] == seen["_seen_event_id"], "left")
+    else:
+        df = df.withColumn("_seen_event_id", F.lit(None).cast("string"))
     missing = F.lit(False)
     for name in REQUIRED:
         missing = missing | F.col(name).isNull() | (F.trim(F.col(name).cast("string")) == "")
@@ -87,12 +99,12 @@ def classify(records, products):
         .when(F.col("quantity") < 0, F.lit("negative_quantity"))
     )
     df = df.withColumn("_reason", reason)
-    first = Window.partitionBy("event_id", "_reason_null").orderBy("event_ts", "raw_key", "line_no")
+    first = Window.partitionBy("event_id", "_reason_null").orderBy("raw_key", "line_no")
+    duplicate = F.col("_reason").isNull() & ((F.col("_rn") > 1) | F.col("_seen_event_id").isNotNull())
     return (
         df.withColumn("_reason_null", F.col("_reason").isNull())
         .withColumn("_rn", F.row_number().over(first))
-        .withColumn("reason", F.when(F.col("_reason").isNull() & (F.col("_rn") > 1),
-                                     F.lit("duplicate_event_id")).otherwise(F.col("_reason")))
+        .withColumn("reason", F.when(duplicate, F.lit("duplicate_event_id")).otherwise(F.col("_reason")))
     )
 
 
@@ -123,6 +135,8 @@ def main(argv: list[str], ctx) -> None:
     args = get_resolved_options(argv, ARGUMENTS)
     lines = ctx.read_lines(args["raw_bucket"], "events/*/*/*/*/*", name="events")
     products = ctx.read_clean(args["clean_bucket"], "products")
-    classified = ctx.persist(classify(parse(lines), products), "classified")
-    ctx.write_clean(valid_events(classified), args["clean_bucket"], "events")
-    ctx.write_quarantine(rejected_events(classified), args["quarantine_bucket"], "events")
+    existing = ctx.read_clean(args["clean_bucket"], "events") if ctx.incremental else None
+    classified = ctx.persist(classify(parse(lines), products, existing), "classified")
+    valid = valid_events(classified)
+    ctx.upsert_clean(valid, valid.select("event_id"), args["clean_bucket"], "events")
+    ctx.merge_quarantine(rejected_events(classified), args["quarantine_bucket"], "events")

@@ -173,9 +173,21 @@ def export_time(ctx, bucket: str, export: str | None) -> datetime | None:
 
 
 def main(argv: list[str], ctx) -> None:
+    """A full run replays the stream on the newest export; an incremental run (job bookmark,
+    same export) applies the stream objects that are new since on the clean table."""
     args = get_resolved_options(argv, ARGUMENTS)
     raw = args["raw_bucket"]
-    export = ctx.latest_dynamodb_export(raw, EXPORTS)
+    export = ctx.latest_dynamodb_export(raw, EXPORTS)  # a newer export: a full run
+    if ctx.incremental:
+        stream_lines = ctx.read_lines(raw, STREAM_PATTERN, name="review_stream")
+        if not ctx.metrics["files_in"]["review_stream"]:
+            return  # nothing new: the clean table is current
+        state = ctx.read_clean(args["clean_bucket"], "reviews").select(
+            F.lit("").alias("raw_key"), F.lit(0).cast("bigint").alias("line_no"), *CONTRACT)
+        changes = ctx.persist(parse_stream(stream_lines), "review_stream")
+        ctx.add_rejected(changes.where(~F.col("_usable")).count())
+        ctx.write_clean(replay(state, changes, None), args["clean_bucket"], "reviews")
+        return
     lines = ctx.read_lines(raw, f"{export}data/*.json" if export else None, name="reviews")
     state = ctx.persist(export_state(parse_items(lines)), "review_export")
     stream_lines = ctx.read_lines(raw, STREAM_PATTERN, name="review_stream")

@@ -36,20 +36,33 @@ from lifecycle.catalog import (
     QUARANTINE,
     TableSpec,
     duckdb_type,
+    effective_spec,
+    lake_table,
     logical_from_duckdb,
     register_clean_tables,
+    register_curated_tables,
     with_extra_columns,
 )
 from lifecycle.clients import aws
+from lifecycle.jobs import bookmarks
+from lifecycle.jobs.bookmarks import Bookmark
 from lifecycle.settings import Settings
 
 # sales first: clean_events checks product ids against the clean products it writes;
 # curate_sessions after clean_events: it rebuilds the sessions from the clean events
 CLEAN_JOBS = ("clean_sales", "clean_events", "curate_sessions", "clean_reviews")
+# then the curated zone, from the clean tables
+CURATED_JOBS = ("curate_features",)
+JOBS = CLEAN_JOBS + CURATED_JOBS
 
 
 class JobError(RuntimeError):
     """A job broke its contract (arguments, output schema); the message says how."""
+
+
+class FullRebuild(Exception):  # noqa: N818 - a signal, not an error
+    """An incremental run found an input it cannot apply on top of the current outputs (a new
+    full load, a new export): the runner reruns the job in full."""
 
 
 # ---- Glue-style arguments -------------------------------------------------------------------
@@ -87,10 +100,12 @@ def job_arguments(settings: Settings, job_name: str, interval_start: datetime,
         "--JOB_NAME", job_name,
         "--raw_bucket", settings.bucket("raw"),
         "--clean_bucket", settings.bucket("clean"),
+        "--curated_bucket", settings.bucket("curated"),
         "--quarantine_bucket", settings.bucket("quarantine"),
         "--pii_salt_secret", settings.pii_salt_secret,
         "--interval_start", _utc(interval_start).isoformat(),
         "--interval_end", _utc(interval_end).isoformat(),
+        "--job-bookmark-option", settings.job_bookmark_option,
     ]
 
 
@@ -204,14 +219,21 @@ class JobContext:
     when there are no objects yet (then the table is empty with the declared columns).
     """
 
-    def __init__(self, engine: _Engine, settings: Settings, job_name: str):
+    def __init__(self, engine: _Engine, settings: Settings, job_name: str,
+                 bookmark: Bookmark | None = None):
         self.spark = engine.spark
         self._engine = engine
         self._con = engine.con
         self._settings = settings
         self.job_name = job_name
         self._tables: list[str] = []
-        self.metrics: dict[str, Any] = {"rows_in": {}, "rows_out": {}, "rejected": 0, "files_in": {},
+        # incremental: the outputs hold the state after the bookmarked inputs; reads return
+        # only what is new and writes merge into the outputs (upsert_clean, merge_quarantine)
+        self.bookmark = bookmark
+        self.incremental = bool(bookmark and bookmark.exists and not bookmark.in_flight)
+        self.inputs: dict[str, dict[str, str]] = {}  # what this run saw, for the next bookmark
+        self.metrics: dict[str, Any] = {"mode": "incremental" if self.incremental else "full",
+                                        "rows_in": {}, "rows_out": {}, "rejected": 0, "files_in": {},
                                         "columns_added": {}, "columns_held_back": {}}
         # the contract of each table as written: CLEAN_TABLES plus columns new in the source
         self.specs: dict[str, TableSpec] = {}
@@ -226,14 +248,42 @@ class JobContext:
     def _count(self, table: str) -> int:
         return self._con.execute(f"SELECT count(*) FROM {_ident(table)}").fetchone()[0]
 
-    def list_keys(self, bucket: str, pattern: str) -> list[str]:
-        """Keys of ``bucket`` matching ``pattern`` (``*`` within one path segment), sorted."""
+    def list_objects(self, bucket: str, pattern: str) -> dict[str, str]:
+        """``{key: ETag}`` of the objects of ``bucket`` matching ``pattern`` (``*`` within one
+        path segment), in key order."""
         s3 = aws(self._settings, "s3")
-        keys = []
+        found = {}
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket,
                                                                  Prefix=_literal_prefix(pattern)):
-            keys.extend(o["Key"] for o in page.get("Contents", []) if _matches(o["Key"], pattern))
-        return sorted(keys)
+            found.update({o["Key"]: o["ETag"].strip('"') for o in page.get("Contents", [])
+                          if _matches(o["Key"], pattern)})
+        return dict(sorted(found.items()))
+
+    def list_keys(self, bucket: str, pattern: str) -> list[str]:
+        """Keys of ``bucket`` matching ``pattern``, sorted."""
+        return list(self.list_objects(bucket, pattern))
+
+    def _new_keys(self, name: str, objects: dict[str, str]) -> list[str]:
+        """Remember ``objects`` as input ``name`` of this run; the keys to process: all of
+        them in a full run, those not in the bookmark (or changed since) in an incremental one."""
+        self.inputs[name] = objects
+        if not self.incremental:
+            return list(objects)
+        seen = self.bookmark.seen(name)
+        gone = [k for k in seen if k not in objects]
+        if gone:
+            # inputs are append-only; a processed object that disappeared (a replay, a
+            # clean-up by hand) means the outputs no longer follow from them: rebuild
+            raise FullRebuild(f"{self.job_name}: {len(gone)} processed object(s) of {name} are gone, "
+                              f"e.g. {gone[0]}")
+        return [k for k, etag in objects.items() if seen.get(k) != etag]
+
+    def require_unchanged(self, name: str, objects: dict[str, str], why: str) -> None:
+        """In an incremental run, ``objects`` must be what the bookmark saw (e.g. the full-load
+        files of a DMS table, the chosen DynamoDB export); otherwise rebuild in full."""
+        self.inputs[name] = objects
+        if self.incremental and self.bookmark.seen(name) != objects:
+            raise FullRebuild(f"{self.job_name}: {why}")
 
     @staticmethod
     def _file_list(bucket: str, keys: list[str]) -> str:
@@ -247,7 +297,13 @@ class JobContext:
         """A DMS table folder (LOAD + CDC Parquet) with ``Op``, ``_commit_ts``, the declared
         source columns (logical types of lifecycle.catalog), ``_file`` (object name) and
         ``_row`` (row number within the object)."""
-        keys = self.list_keys(bucket, f"{prefix.rstrip('/')}/*.parquet")
+        objects = self.list_objects(bucket, f"{prefix.rstrip('/')}/*.parquet")
+        load = {k: e for k, e in objects.items() if k.rsplit("/", 1)[-1].startswith("LOAD")}
+        # a new full load (a re-snapshot) replaces the table's history: rebuild from it
+        self.require_unchanged(f"{name}.load", load, f"the full load of {name} changed")
+        keys = self._new_keys(name, {k: e for k, e in objects.items() if k not in load})
+        if not self.incremental:
+            keys = list(load) + keys
         table = self._table_name(f"raw_{name}")
         decl = {"Op": "string", "_commit_ts": "timestamptz", **columns}
         ddl = ", ".join(f"{_ident(c)} {duckdb_type(t)}" for c, t in decl.items())
@@ -283,7 +339,7 @@ class JobContext:
         input where Spark's ``from_json`` returns null; jobs guard their parsing with it.
         Blank lines are not records and are skipped.
         """
-        keys = self.list_keys(bucket, pattern) if pattern else []
+        keys = self._new_keys(name, self.list_objects(bucket, pattern) if pattern else {})
         table = self._table_name(f"raw_{name}")
         self._con.execute(f"CREATE TABLE {_ident(table)} (raw_key VARCHAR, line_no BIGINT, "
                           "payload VARCHAR, json_ok BOOLEAN)")
@@ -360,15 +416,30 @@ class JobContext:
         """``<prefix><exportId>/`` of the newest complete DynamoDB export (one whose
         ``manifest-summary.json`` exists; exportIds sort by time), or None."""
         prefix = prefix.rstrip("/") + "/"
-        done = self.list_keys(bucket, f"{prefix}*/manifest-summary.json")
-        return f"{prefix}{done[-1][len(prefix):].split('/')[0]}/" if done else None
+        done = self.list_objects(bucket, f"{prefix}*/manifest-summary.json")
+        newest = list(done)[-1:] if done else []
+        # an incremental run applies stream records on top of the export it started from
+        self.require_unchanged(f"export:{prefix}", {k: done[k] for k in newest}, "a newer export arrived")
+        return f"{prefix}{newest[0][len(prefix):].split('/')[0]}/" if newest else None
 
-    def read_clean(self, bucket: str, table: str):
-        """A clean table as it is in the lake now (empty with its columns if not written)."""
-        spec = CLEAN_TABLES[table]
-        pattern = f"{table}/{spec.partition[0]}=*/*.parquet" if spec.partition else f"{table}/*.parquet"
-        keys = self.list_keys(bucket, pattern)
-        name = self._table_name(f"clean_{table}")
+    @staticmethod
+    def _table_pattern(spec: TableSpec) -> str:
+        return (f"{spec.name}/{spec.partition[0]}=*/*.parquet" if spec.partition
+                else f"{spec.name}/*.parquet")
+
+    def read_clean(self, bucket: str, table: str, changed_only: bool = False):
+        """A clean table as it is in the lake now (empty with its columns if not written).
+
+        ``changed_only``: only the objects (partitions) new or rewritten since this job's
+        bookmark (all of them in a full run); the job's input ``clean.<table>`` either way.
+        """
+        spec = lake_table(table)
+        objects = self.list_objects(bucket, self._table_pattern(spec))
+        if changed_only:
+            keys = self._new_keys(f"clean.{table}", objects)
+        else:
+            keys = list(objects)
+        name = self._table_name(f"clean_{table}" + ("_changed" if changed_only else ""))
         ddl = ", ".join(f"{_ident(c)} {duckdb_type(t)}" for c, t in spec.all_columns)
         self._con.execute(f"CREATE TABLE {_ident(name)} ({ddl})")
         if keys:
@@ -377,8 +448,19 @@ class JobContext:
                 f"INSERT INTO {_ident(name)} BY NAME SELECT {cols} FROM read_parquet("
                 f"{self._file_list(bucket, keys)}, hive_partitioning={str(bool(spec.partition)).lower()})"
             )
-        self.metrics["rows_in"][f"clean.{table}"] = self._count(name)
+        self.metrics["rows_in"][f"clean.{table}" + (".changed" if changed_only else "")] = self._count(name)
         return self.spark.table(name)
+
+    def clean_inputs_unchanged(self, bucket: str, tables: list[str]) -> bool:
+        """True in an incremental run when no object of these clean tables was added, changed
+        or removed since the bookmark: a job derived from them only has nothing to do."""
+        changed = not self.incremental
+        for table in tables:
+            objects = self.list_objects(bucket, self._table_pattern(lake_table(table)))
+            new = self._new_keys(f"clean.{table}", objects)
+            if self.incremental:
+                changed |= bool(new) or set(self.bookmark.seen(f"clean.{table}")) != set(objects)
+        return not changed
 
     def persist(self, df, label: str):
         """Materialize ``df`` once for several consumers (on Spark: ``df.persist()``)."""
@@ -421,8 +503,8 @@ class JobContext:
             self._con.execute(f"SET threads = {int(threads)}")
 
     def write_clean(self, df, bucket: str, table: str) -> int:
-        """Replace clean ``table`` with ``df`` (all partitions: stale ones disappear)."""
-        spec = CLEAN_TABLES[table]
+        """Replace lake ``table`` with ``df`` (all partitions: stale ones disappear)."""
+        spec = lake_table(table)
         name = self._materialize(df, spec, table)
         if spec.partition:
             self._copy(f"SELECT * FROM {_ident(name)}", f"s3://{bucket}/{table}",
@@ -432,6 +514,109 @@ class JobContext:
                        "FORMAT parquet")
         rows = self._count(name)
         self.metrics["rows_out"][table] = rows
+        return rows
+
+    def upsert_clean(self, df, changed_keys, bucket: str, table: str) -> int:
+        """Merge ``df`` into clean ``table`` by key: rows whose key is in ``changed_keys`` (a
+        DataFrame of the key columns: updated, inserted and deleted keys) are replaced by
+        the rows of ``df`` (none for a deleted key). Only the partitions that hold a changed
+        key, before or after, are rewritten; a partition left empty is deleted.
+
+        In a full run (or before the table exists) this is ``write_clean(df)``: ``df`` is the
+        whole table. Like a MERGE on an Iceberg/Hudi table, done with plain Parquet here.
+        """
+        spec = lake_table(table)
+        objects = self.list_objects(bucket, self._table_pattern(spec))
+        if not self.incremental or not objects:
+            return self.write_clean(df, bucket, table)
+        new = self._materialize(df, spec, table)
+        spec = self.specs.get(table, spec)
+        keys = self._table_name(f"keys_{table}")
+        key_cols = ", ".join(_ident(k) for k in spec.keys)
+        self._con.execute(f"CREATE TABLE {_ident(keys)} AS SELECT DISTINCT {key_cols} FROM "
+                          f"({changed_keys.sql(dialect='duckdb', optimize=False)})")
+        source = (f"read_parquet({self._file_list(bucket, list(objects))}, union_by_name=true, "
+                  f"hive_partitioning={str(bool(spec.partition)).lower()})")
+        # columns added to the table by earlier runs that this batch's rows do not carry
+        known = {c for c, _ in spec.all_columns}
+        earlier = [(r[0], logical_from_duckdb(r[1]))
+                   for r in self._con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall() if r[0] not in known]
+        if earlier:
+            spec = with_extra_columns(spec, earlier)
+            self.specs[table] = spec
+            for col, logical in earlier:
+                self._con.execute(f"ALTER TABLE {_ident(new)} ADD COLUMN {_ident(col)} {duckdb_type(logical)}")
+        existing = self._table_name(f"existing_{table}")
+        cols = [c for c, _ in spec.all_columns]
+        ddl = ", ".join(f"{_ident(c)} {duckdb_type(t)}" for c, t in spec.all_columns)
+        self._con.execute(f"CREATE TABLE {_ident(existing)} ({ddl})")
+        # union_by_name: partitions written before a column was added do not have it (null)
+        self._con.execute(f"INSERT INTO {_ident(existing)} BY NAME SELECT * FROM {source}")
+        on = " AND ".join(f"e.{_ident(k)} IS NOT DISTINCT FROM k.{_ident(k)}" for k in spec.keys)
+        kept = f"SELECT e.* FROM {_ident(existing)} e WHERE NOT EXISTS (SELECT 1 FROM {_ident(keys)} k WHERE {on})"
+        select = ", ".join(_ident(c) for c in cols)
+        merged = self._table_name(f"merged_{table}")
+        if spec.partition:
+            part = _ident(spec.partition[0])
+            affected = self._table_name(f"affected_{table}")
+            # a column added since the last write: rewrite every partition so that every
+            # object of the table has the catalog's schema (readers that do not union by
+            # name see one schema)
+            registered = [c for c, _ in effective_spec(self._settings, table).columns] \
+                if table in CLEAN_TABLES else [c for c, _ in spec.columns]
+            every = registered != [c for c, _ in spec.columns]
+            touched = "" if every else f"WHERE EXISTS (SELECT 1 FROM {_ident(keys)} k WHERE {on})"
+            self._con.execute(f"""CREATE TABLE {_ident(affected)} AS
+                SELECT DISTINCT {part} FROM {_ident(new)}
+                UNION SELECT DISTINCT e.{part} FROM {_ident(existing)} e {touched}""")
+            order = ", ".join(_ident(c) for c in [spec.partition[0], *spec.keys])
+            self._con.execute(f"""CREATE TABLE {_ident(merged)} AS SELECT {select} FROM (
+                SELECT {select} FROM ({kept}) WHERE {part} IN (SELECT {part} FROM {_ident(affected)})
+                UNION ALL SELECT {select} FROM {_ident(new)}) ORDER BY {order}""")
+            values = [r[0] for r in self._con.execute(f"SELECT {part} FROM {_ident(affected)}").fetchall()]
+            written = {r[0] for r in self._con.execute(f"SELECT DISTINCT {part} FROM {_ident(merged)}").fetchall()}
+            if written:
+                # same object names as a full write (data_0.parquet per partition): replaced
+                self._copy(f"SELECT * FROM {_ident(merged)}", f"s3://{bucket}/{table}",
+                           f"FORMAT parquet, PARTITION_BY ({part}), OVERWRITE_OR_IGNORE")
+            emptied = [f"{table}/{spec.partition[0]}={v}/" for v in values if v not in written]
+            self._delete_prefixes(bucket, emptied, objects)
+        else:
+            order = ", ".join(_ident(k) for k in spec.keys)
+            self._con.execute(f"""CREATE TABLE {_ident(merged)} AS SELECT {select} FROM (
+                SELECT {select} FROM ({kept}) UNION ALL SELECT {select} FROM {_ident(new)}) ORDER BY {order}""")
+            self._copy(f"SELECT * FROM {_ident(merged)}", f"s3://{bucket}/{table}/data_0.parquet",
+                       "FORMAT parquet")
+        rows = self._count(new)
+        self.metrics["rows_out"][table] = rows
+        self.metrics.setdefault("partitions_rewritten", {})[table] = (
+            len(values) if spec.partition else 1)
+        return rows
+
+    def _delete_prefixes(self, bucket: str, prefixes: list[str], objects: dict[str, str]) -> None:
+        doomed = [k for k in objects if any(k.startswith(p) for p in prefixes)]
+        s3 = aws(self._settings, "s3")
+        for i in range(0, len(doomed), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in doomed[i:i + 1000]]})
+
+    def merge_quarantine(self, df, bucket: str, source: str) -> int:
+        """Add this run's rejected records to ``<source>/data_0.parquet`` (an incremental run),
+        or replace it (a full run): either way it holds every rejected raw record once."""
+        key = f"{source}/data_0.parquet"
+        if not self.incremental or not self.list_keys(bucket, key):
+            return self.write_quarantine(df, bucket, source)
+        new = self._materialize(df, QUARANTINE, f"quarantine_{source}")
+        rows = self._count(new)
+        if rows:
+            cols = ", ".join(_ident(c) for c in QUARANTINE.column_names)
+            order = ", ".join(_ident(c) for c in QUARANTINE.keys)
+            merged = self._table_name(f"merged_quarantine_{source}")
+            self._con.execute(
+                f"CREATE TABLE {_ident(merged)} AS SELECT {cols} FROM ("
+                f"SELECT {cols} FROM read_parquet({_sql_str(f's3://{bucket}/{key}')}) "
+                f"UNION ALL SELECT {cols} FROM {_ident(new)}) ORDER BY {order}")
+            self._copy(f"SELECT * FROM {_ident(merged)}", f"s3://{bucket}/{key}", "FORMAT parquet")
+        self.metrics["rejected"] += rows
         return rows
 
     def write_quarantine(self, df, bucket: str, source: str) -> int:
@@ -466,29 +651,76 @@ class JobContext:
 # ---- public entry points --------------------------------------------------------------------
 
 def run_job(settings: Settings, job_name: str, interval_start: datetime,
-            interval_end: datetime) -> dict:
-    """Run one Glue-style job of ``lifecycle.jobs``; returns its run metadata."""
-    if job_name not in CLEAN_JOBS:
-        raise JobError(f"unknown job {job_name!r}; jobs: {', '.join(CLEAN_JOBS)}")
+            interval_end: datetime, bookmark_option: str | None = None) -> dict:
+    """Run one Glue-style job of ``lifecycle.jobs``; returns its run metadata.
+
+    ``bookmark_option`` (default ``settings.job_bookmark_option``): Glue's
+    ``--job-bookmark-option``. Enabled, a job with a bookmark runs incrementally and the
+    bookmark advances only after its last write (see ``lifecycle.jobs.bookmarks``).
+    """
+    if job_name not in JOBS:
+        raise JobError(f"unknown job {job_name!r}; jobs: {', '.join(JOBS)}")
+    option = bookmark_option or settings.job_bookmark_option
+    if option not in bookmarks.OPTIONS:
+        raise JobError(f"--job-bookmark-option {option!r}: use one of {', '.join(bookmarks.OPTIONS)}")
+    argv = job_arguments(settings, job_name, interval_start, interval_end)
+    argv[argv.index("--job-bookmark-option") + 1] = option
     with _ENGINE_LOCK:
         engine = _engine(settings)
         module = importlib.import_module(f"lifecycle.jobs.{job_name}")
-        ctx = JobContext(engine, settings, job_name)
         started = time.perf_counter()
-        try:
-            module.main(job_arguments(settings, job_name, interval_start, interval_end), ctx)
-        finally:
-            ctx.close()
-        return {"job": job_name, **ctx.metrics, "specs": ctx.specs,
-                "duration_s": round(time.perf_counter() - started, 3)}
+        mark = bookmarks.load(settings, job_name) if option != "job-bookmark-disable" else None
+        if mark and mark.exists and option == "job-bookmark-enable":
+            # set before the first write: a run that dies half-way makes the next one full
+            bookmarks.save(settings, Bookmark(job_name, inputs=mark.inputs, in_flight=True))
+        ctx = _run_module(module, argv, engine, settings, job_name, mark)
+        if option == "job-bookmark-enable":
+            bookmarks.save(settings, bookmarks.Bookmark(job_name, inputs=ctx.inputs))
+        elif option == "job-bookmark-disable":
+            # the outputs were rebuilt from everything: an older bookmark no longer matches
+            bookmarks.reset(settings, [job_name])
+        result = {"job": job_name, **ctx.metrics, "specs": ctx.specs,
+                  "duration_s": round(time.perf_counter() - started, 3)}
+        publish_job_run(settings, result)
+        return result
+
+
+def _run_module(module, argv, engine, settings, job_name, mark):
+    ctx = JobContext(engine, settings, job_name, mark)
+    try:
+        module.main(argv, ctx)
+    except FullRebuild as why:
+        ctx.close()
+        ctx = JobContext(engine, settings, job_name, None)
+        ctx.metrics["full_rebuild_reason"] = str(why)
+        module.main(argv, ctx)
+    finally:
+        ctx.close()
+    return ctx
+
+
+def publish_job_run(settings: Settings, result: dict) -> None:
+    """Run metadata of a job as CloudWatch metrics (dimensions Job, Mode, Target), as Glue
+    publishes its job metrics: rows in/out/rejected, input files, duration."""
+    from lifecycle.dataops.metrics import total_count
+
+    dims = [{"Name": "Job", "Value": result["job"]}, {"Name": "Target", "Value": settings.target}]
+    now = datetime.now(UTC)
+    values = {"JobRowsIn": total_count(result["rows_in"]), "JobRowsOut": total_count(result["rows_out"]),
+              "JobRowsRejected": float(result["rejected"]), "JobFilesIn": total_count(result["files_in"]),
+              "JobDurationSeconds": float(result["duration_s"])}
+    aws(settings, "cloudwatch").put_metric_data(Namespace=settings.metrics_namespace, MetricData=[
+        {"MetricName": name, "Dimensions": dims, "Timestamp": now, "Value": value or 0.0,
+         "Unit": "Seconds" if name.endswith("Seconds") else "Count"}
+        for name, value in values.items()])
 
 
 def run_lake_clean(settings: Settings, interval_start: datetime, interval_end: datetime) -> dict:
     """Run every clean job (sales first), then register the clean tables in the Glue Catalog."""
     started = time.perf_counter()
-    jobs = {name: run_job(settings, name, interval_start, interval_end) for name in CLEAN_JOBS}
+    jobs = {name: run_job(settings, name, interval_start, interval_end) for name in JOBS}
     specs = {t: spec for j in jobs.values() for t, spec in j.pop("specs").items()}
-    catalog = register_clean_tables(settings, specs=specs)
+    catalog = {**register_clean_tables(settings, specs=specs), **register_curated_tables(settings)}
     return {
         "interval_start": _utc(interval_start).isoformat(),
         "interval_end": _utc(interval_end).isoformat(),
@@ -502,13 +734,20 @@ def run_lake_clean(settings: Settings, interval_start: datetime, interval_end: d
 
 def main(argv: list[str] | None = None) -> dict:
     """``python -m lifecycle.jobs.runner --JOB_NAME clean_sales|all --interval_start <iso>
-    --interval_end <iso>``: run a job (or every clean job) against ``Settings.from_env()``."""
+    --interval_end <iso> [--job-bookmark-option job-bookmark-disable]``: run a job (or every
+    lake job) against ``Settings.from_env()``."""
     import json
     import sys
 
-    args = get_resolved_options(sys.argv if argv is None else argv,
-                                ["JOB_NAME", "interval_start", "interval_end"])
+    argv = sys.argv if argv is None else argv
+    args = get_resolved_options(argv, ["JOB_NAME", "interval_start", "interval_end"])
+    option = (get_resolved_options(argv, ["job-bookmark-option"])["job-bookmark-option"]
+              if "--job-bookmark-option" in argv else None)
     settings = Settings.from_env()
+    if option:
+        from dataclasses import replace
+
+        settings = replace(settings, job_bookmark_option=option)
     start, end = (datetime.fromisoformat(args[k]) for k in ("interval_start", "interval_end"))
     result = (run_lake_clean(settings, start, end) if args["JOB_NAME"] == "all"
               else run_job(settings, args["JOB_NAME"], start, end))
