@@ -189,3 +189,53 @@ def test_next_day_and_foreign_writes_flow_through(settings, first_run):
         assert cur.fetchone()[0] > 0
     names = {c["name"] for c in report["checks"]}
     assert "order_items: sales = landing, row for row" in names
+
+
+def test_no_raw_pii_in_the_lake_the_warehouse_or_serving(settings, first_run):
+    """Every customer email and phone of the source: absent from every object of clean/ and
+    curated/ and every text column of the warehouse; the email hash is salted (an unsalted
+    SHA-256 of an email, which anyone can compute, appears nowhere either)."""
+    import hashlib
+
+    from lifecycle.clients import aws
+    from lifecycle.jobs.runner import connect_duckdb
+
+    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT email, phone FROM customers")
+        rows = cur.fetchall()
+    secrets = {v for r in rows for v in r if v}
+    secrets |= {e.lower() for e, _ in rows if e}
+    secrets |= {hashlib.sha256(e.lower().encode()).hexdigest() for e, _ in rows if e}
+    assert len(secrets) > 100
+
+    con = connect_duckdb(settings)
+    con.execute("CREATE TABLE pii (v VARCHAR)")
+    con.executemany("INSERT INTO pii VALUES (?)", [(v,) for v in secrets])
+    s3, scanned = aws(settings, "s3"), 0
+    try:
+        for zone in ("clean", "curated"):
+            bucket = settings.bucket(zone)
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                for obj in page.get("Contents", []):
+                    if not obj["Key"].endswith(".parquet"):
+                        continue
+                    url = f"s3://{bucket}/{obj['Key']}"
+                    cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{url}')").fetchall()]
+                    values = " UNION ALL ".join(f'SELECT CAST("{c}" AS VARCHAR) AS v FROM read_parquet(\'{url}\')'
+                                                for c in cols)
+                    hits = con.execute(f"SELECT count(*) FROM ({values}) x JOIN pii USING (v)").fetchone()[0]
+                    assert hits == 0, f"raw PII in {url}"
+                    scanned += 1
+    finally:
+        con.close()
+    assert scanned > 10
+
+    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        cur.execute("""SELECT table_schema, table_name, column_name FROM information_schema.columns
+                       WHERE data_type IN ('text', 'character varying')
+                         AND table_schema NOT IN ('pg_catalog', 'information_schema')""")
+        columns = cur.fetchall()
+        assert any(s == "serving" for s, _, _ in columns) and any(s == "landing" for s, _, _ in columns)
+        for schema, table, column in columns:
+            cur.execute(f'SELECT count(*) FROM "{schema}"."{table}" WHERE "{column}" = ANY(%s)', (list(secrets),))
+            assert cur.fetchone()[0] == 0, f"raw PII in {schema}.{table}.{column}"

@@ -24,7 +24,8 @@ START = datetime(2026, 3, 1, tzinfo=UTC)
 END = datetime(2026, 3, 2, tzinfo=UTC)
 D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
 
-PREFIXES = {"raw": ["events/"], "clean": ["events/", "sessions/"], "quarantine": ["events/"]}
+PREFIXES = {"raw": ["events/"], "clean": ["events/", "sessions/", "_lifecycle/job-bookmarks/"],
+            "quarantine": ["events/"]}
 
 OBJ1 = "events/2026/03/02/23/user-activity-1-2026-03-02-23-00-00-shardId-000000000000-4970000001"
 # arrives later with two late events (from days before its arrival hour)
@@ -190,8 +191,13 @@ def test_rerun_gives_identical_objects(settings, first):
 
     _, objects = first
     again = run_job(settings, "curate_sessions", START, END)
-    assert again["rows_out"] == {"sessions": 10}
+    assert again["mode"] == "incremental" and again["rows_out"] == {"sessions": 0}  # nothing new
     assert session_objects(settings) == objects
+    full = run_job(settings, "curate_sessions", START, END, bookmark_option="job-bookmark-disable")
+    assert full["rows_out"] == {"sessions": 10}
+    assert session_objects(settings) == objects
+    # disabling dropped the bookmark; the next enabled run is full and bookmarks again
+    assert run_job(settings, "curate_sessions", START, END)["mode"] == "full"
     assert read_sessions(settings) == EXPECTED
 
 
@@ -213,8 +219,10 @@ def test_late_events_merge_and_move_sessions(settings, first):
     put(settings, LATE, LATE_EVENTS)
     try:
         result = run(settings)
-        assert result["rows_in"] == {"clean.events": 15}
-        assert result["rows_out"] == {"sessions": 9}
+        # incremental: only the customers with events in the rewritten partitions (c4, c5)
+        assert result["mode"] == "incremental"
+        assert result["rows_in"]["clean.events"] == 15
+        assert 0 < result["rows_out"]["sessions"] <= 9
         assert read_sessions(settings) == EXPECTED_AFTER_LATE
         assert sorted(session_objects(settings)) == [
             f"sessions/session_date={d}/data_0.parquet" for d in (D1, D2)]

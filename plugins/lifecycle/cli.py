@@ -10,6 +10,7 @@ Output: the action's result on stdout; exit code 0 on success, 1 when a check fa
     lifecycle run                          every lifecycle DAG once, in order (dag.test)
     lifecycle reconcile                    source vs lake vs warehouse vs serving
     lifecycle demo                         all of the above, with a report
+    lifecycle jobs run all                 the lake's Glue-style jobs (incremental by bookmark)
     lifecycle query "select ..."           SQL on the warehouse
     lifecycle airflow                      Airflow 3 (UI on :8080) on the embedded services
 """
@@ -28,6 +29,8 @@ app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_compl
 services_app = typer.Typer(help="Embedded services (pgserver Postgres + moto).", no_args_is_help=True)
 infra_app = typer.Typer(help="Infrastructure as data (infra/).", no_args_is_help=True)
 cdc_app = typer.Typer(help="Change data capture from the sales database (DMS-style).", no_args_is_help=True)
+jobs_app = typer.Typer(help="The lake's Glue-style jobs and their bookmarks.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 app.add_typer(services_app, name="services")
 app.add_typer(infra_app, name="infra")
 app.add_typer(cdc_app, name="cdc")
@@ -139,6 +142,60 @@ def cdc_resnapshot(yes: bool = typer.Option(False, "--yes", help="do not ask")):
         typer.confirm("This replaces the raw sales files with a new full load (CDC history is dropped). Go on?",
                       abort=True)
     _echo_json(sales_cdc.full_load(_settings()))
+
+
+@jobs_app.command("run")
+def jobs_run(
+    job: str = typer.Argument("all", help="a job name (lifecycle jobs list) or 'all'"),
+    bookmark: str = typer.Option(None, "--job-bookmark-option",
+                                 help="job-bookmark-enable (default) | job-bookmark-disable | job-bookmark-pause"),
+):
+    """Run a lake job (or all, in order) now, as the lake_clean DAG does.
+
+    Examples: lifecycle jobs run all; lifecycle jobs run clean_events --job-bookmark-option job-bookmark-disable
+    """
+    from dataclasses import replace
+
+    from lifecycle.jobs import runner
+
+    s = _settings()
+    if bookmark:
+        s = replace(s, job_bookmark_option=bookmark)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    try:
+        result = (runner.run_lake_clean(s, end - timedelta(hours=1), end) if job == "all"
+                  else runner.run_job(s, job, end - timedelta(hours=1), end))
+    except runner.JobError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    result.pop("specs", None)
+    _echo_json(result)
+
+
+@jobs_app.command("list")
+def jobs_list():
+    """The jobs in run order, with their bookmark state."""
+    from lifecycle.jobs import bookmarks, runner
+
+    for row in bookmarks.describe(_settings(), list(runner.JOBS)):
+        state = (f"bookmark of {row['updated_at']}" + (" (in flight: next run is full)" if row["in_flight"] else "")
+                 + "; objects seen: " + ", ".join(f"{k} {v}" for k, v in row["objects"].items())
+                 if row["bookmark"] else "no bookmark (next run is full)")
+        typer.echo(f"{row['job']:<16} {state}")
+
+
+@jobs_app.command("reset-bookmark")
+def jobs_reset_bookmark(jobs: list[str] = typer.Argument(None, help="job names; default: every job")):
+    """Forget what the jobs processed: their next run reprocesses everything (a full rebuild)."""
+    from lifecycle.jobs import bookmarks, runner
+
+    names = jobs or list(runner.JOBS)
+    unknown = [j for j in names if j not in runner.JOBS]
+    if unknown:
+        typer.secho(f"unknown job(s) {', '.join(unknown)}; jobs: {', '.join(runner.JOBS)}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    had = bookmarks.reset(_settings(), names)
+    typer.echo(f"reset: {', '.join(had) or 'none had a bookmark'}")
 
 
 @app.command()

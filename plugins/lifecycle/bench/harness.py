@@ -28,7 +28,7 @@ from lifecycle.bench import workload
 from lifecycle.bench.measure import StageResult, timed
 from lifecycle.settings import REPO_ROOT
 
-STAGES = ("full_load", "cdc", "cdc_lag", "kinesis", "clean", "load", "dbt")
+STAGES = ("full_load", "cdc", "cdc_lag", "kinesis", "clean", "load", "dbt", "clean_incremental")
 # cdc_lag runs for a fixed time against an offered load: not a throughput, not in `whole`
 WHOLE = ("full_load", "cdc", "kinesis", "clean", "load", "dbt")
 DEFAULT_OUT = REPO_ROOT / "bench" / "results"
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
     end = start + timedelta(days=1)
     need = set(selected)
-    downstream = need & {"clean", "load", "dbt"}
+    downstream = need & {"clean", "load", "dbt", "clean_incremental"}
     timestamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     meta: dict = {"timestamp": timestamp, "load_average_start": None,
                   "params": {"scale": scale, "events": n_events, "shards": shards, "stages": selected,
@@ -206,8 +206,8 @@ def run(args: argparse.Namespace) -> int:
             user_activity.run(s)
 
         # ---- lake, warehouse, dbt
-        if "clean" in need:
-            measure("clean", stages.stage_clean, env, start, end)
+        if "clean" in need or "clean_incremental" in need:
+            full_clean = measure("clean", stages.stage_clean, env, start, end)
         elif need & {"load", "dbt"}:
             from lifecycle.jobs.runner import run_lake_clean
 
@@ -220,6 +220,11 @@ def run(args: argparse.Namespace) -> int:
             load_landing(s, start, end)
         if "dbt" in need:
             measure("dbt", dbt_bench.stage_dbt, env, env.home / "dbt")
+        # last: it adds data the stages above would otherwise see
+        if "clean_incremental" in need and not full_clean.error:
+            inc = measure("clean_incremental", stages.stage_clean_incremental, env, start, end, full_clean,
+                          scale, n_events)
+            _log(f"incremental clean after 1% new data: {inc.details.get('cost_vs_full')} of the full run")
 
         whole = _whole(results)
         if whole:

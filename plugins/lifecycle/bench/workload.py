@@ -125,20 +125,21 @@ def event_id(i: int) -> str:
 
 
 def make_events(scale: int, count: int, day: date = DEFAULT_DAY,
-                bad_every: int = 100) -> tuple[list[bytes], list[str]]:
-    """``count`` payloads and partition keys; one in ``bad_every`` is truncated JSON."""
+                bad_every: int = 100, first: int = 0) -> tuple[list[bytes], list[str]]:
+    """``count`` payloads and partition keys (event numbers ``first`` ..); one in
+    ``bad_every`` is truncated JSON."""
     n = sizes(scale)
     start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
     payloads: list[bytes] = []
     keys: list[str] = []
-    for i in range(count):
+    for i in range(first, first + count):
         kind = i % 10
         etype = ("page_view" if kind < 6 else "add_to_cart" if kind < 8
                  else "checkout" if kind == 8 else "purchase")
         anonymous = etype != "purchase" and i % 7 == 0
         customer_id = None if anonymous else 1 + (i * 7919) % n["customers"]
         product_id = None if etype in ("checkout", "purchase") else 1 + (i * 31) % n["products"]
-        ts = start + timedelta(seconds=(i * 86_400) // max(count, 1))
+        ts = start + timedelta(seconds=((i - first) * 86_400) // max(count, 1))
         ev = {
             "event_id": event_id(i),
             "event_type": etype,

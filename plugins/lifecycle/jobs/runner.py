@@ -448,7 +448,8 @@ class JobContext:
                 f"INSERT INTO {_ident(name)} BY NAME SELECT {cols} FROM read_parquet("
                 f"{self._file_list(bucket, keys)}, hive_partitioning={str(bool(spec.partition)).lower()})"
             )
-        self.metrics["rows_in"][f"clean.{table}" + (".changed" if changed_only else "")] = self._count(name)
+        label = f"clean.{table}" + (".changed" if changed_only and self.incremental else "")
+        self.metrics["rows_in"][label] = self._count(name)
         return self.spark.table(name)
 
     def clean_inputs_unchanged(self, bucket: str, tables: list[str]) -> bool:
