@@ -30,9 +30,15 @@ def _session(region: str, key_id: str | None, secret: str | None) -> boto3.sessi
 
 
 def aws(settings: Settings, service: str):
-    """A boto3 client for ``service`` on the selected target."""
-    session = _session(settings.region, settings.aws_access_key_id, settings.aws_secret_access_key)
-    return session.client(service, endpoint_url=settings.endpoint_for(service), config=_RETRY)
+    """A boto3 client for ``service`` on the selected target (one per service and target:
+    creating a client costs ~50 ms, and boto3 clients are thread-safe)."""
+    return _client(settings.region, settings.aws_access_key_id, settings.aws_secret_access_key,
+                   service, settings.endpoint_for(service))
+
+
+@lru_cache(maxsize=128)
+def _client(region: str, key_id: str | None, secret: str | None, service: str, endpoint: str | None):
+    return _session(region, key_id, secret).client(service, endpoint_url=endpoint, config=_RETRY)
 
 
 @contextlib.contextmanager

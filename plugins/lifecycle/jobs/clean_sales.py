@@ -223,8 +223,9 @@ def main(argv: list[str], ctx) -> None:
                      clean, "order_items")
     history = ctx.read_clean(clean, "order_status_history")
     seed = history_seed(history, changes["orders"])
-    replayed = order_status_history(seed.unionByName(
-        changes["orders"].select(*seed.columns)))
+    # materialized: the replay's window plan then starts from one table, not from the join
+    replayed = ctx.persist(order_status_history(ctx.persist(seed.unionByName(
+        changes["orders"].select(*seed.columns)), "history_input")), "history_replayed")
     # the versions that can change: the current one of each changed order (re-emitted from
     # the seed) and the new ones; closed versions stay as they are
     replaced = history.where(F.col("is_current")).join(

@@ -31,9 +31,11 @@ The session rule lives here and only here (the warehouse reads it from ``landing
 A full run rebuilds all sessions from all clean events (the interval is not a filter):
 a late or out-of-order event can extend a session, merge two, or move a session's start
 to an earlier day. An incremental run (job bookmark) gets the same right with less work:
-the customers with events in the event partitions rewritten since the last run have all
-their sessions rebuilt from all their events (a late event can renumber a customer's later
-sessions), and those replace the customer's old sessions; every other session stays.
+the customers with events in the event partitions rewritten (or removed) since the last
+run, or with a session over one of those days, have all their sessions rebuilt from all
+their events (a late event can renumber a customer's later sessions), and those replace the
+customer's old sessions; anonymous sessions of those days are rebuilt too; every other
+session stays.
 Rerunning on the same events gives byte-identical objects.
 """
 
@@ -104,12 +106,23 @@ def main(argv: list[str], ctx) -> None:
     if not ctx.incremental:
         ctx.write_clean(sessions(sessionize(changed)), clean, "sessions")
         return
-    customers = changed.where(F.col("customer_id").isNotNull()).select(
-        F.col("customer_id").alias("_affected")).distinct()
+    dates = ctx.changed_partition_values("events")
+    existing = ctx.read_clean(clean, "sessions")
+    # the customers whose sessions can change: those with events in a rewritten partition now,
+    # and those with a session over one of its days (an event may have left it)
+    on_changed_day = F.lit(False)
+    for d in dates:
+        day = F.lit(d).cast("date")
+        on_changed_day = on_changed_day | (
+            (F.to_date(F.col("session_start")) <= day) & (F.to_date(F.col("session_end")) >= day))
+    customers = changed.where(F.col("customer_id").isNotNull()).select(F.col("customer_id").alias("_affected")) \
+        .unionByName(existing.where(F.col("customer_id").isNotNull() & on_changed_day)
+                     .select(F.col("customer_id").alias("_affected"))).distinct()
+    customers = ctx.persist(customers, "affected")
     events = ctx.read_clean(clean, "events")
     of_affected = events.join(customers, F.col("customer_id") == F.col("_affected"), "inner").drop("_affected")
     touched = ctx.persist(of_affected.unionByName(changed.where(F.col("customer_id").isNull())), "touched")
     rebuilt = ctx.persist(sessions(sessionize(touched)), "rebuilt")
-    old = ctx.read_clean(clean, "sessions").join(
-        customers, F.col("customer_id") == F.col("_affected"), "inner").select("session_id")
+    old = existing.join(customers, F.col("customer_id") == F.col("_affected"), "inner").select("session_id") \
+        .unionByName(existing.where(F.col("customer_id").isNull() & on_changed_day).select("session_id"))
     ctx.upsert_clean(rebuilt, old.unionByName(rebuilt.select("session_id")), clean, "sessions")

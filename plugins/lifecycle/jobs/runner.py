@@ -232,6 +232,8 @@ class JobContext:
         self.bookmark = bookmark
         self.incremental = bool(bookmark and bookmark.exists and not bookmark.in_flight)
         self.inputs: dict[str, dict[str, str]] = {}  # what this run saw, for the next bookmark
+        self._gone: dict[str, list[str]] = {}
+        self._changed: dict[str, list[str]] = {}
         self.metrics: dict[str, Any] = {"mode": "incremental" if self.incremental else "full",
                                         "rows_in": {}, "rows_out": {}, "rejected": 0, "files_in": {},
                                         "columns_added": {}, "columns_held_back": {}}
@@ -263,15 +265,18 @@ class JobContext:
         """Keys of ``bucket`` matching ``pattern``, sorted."""
         return list(self.list_objects(bucket, pattern))
 
-    def _new_keys(self, name: str, objects: dict[str, str]) -> list[str]:
+    def _new_keys(self, name: str, objects: dict[str, str], allow_gone: bool = False) -> list[str]:
         """Remember ``objects`` as input ``name`` of this run; the keys to process: all of
-        them in a full run, those not in the bookmark (or changed since) in an incremental one."""
+        them in a full run, those not in the bookmark (or changed since) in an incremental one.
+        ``allow_gone``: objects may disappear (partitions of a table another job rewrites);
+        they are changes too (``changed_partition_values``)."""
         self.inputs[name] = objects
         if not self.incremental:
             return list(objects)
         seen = self.bookmark.seen(name)
         gone = [k for k in seen if k not in objects]
-        if gone:
+        self._gone[name] = gone
+        if gone and not allow_gone:
             # inputs are append-only; a processed object that disappeared (a replay, a
             # clean-up by hand) means the outputs no longer follow from them: rebuild
             raise FullRebuild(f"{self.job_name}: {len(gone)} processed object(s) of {name} are gone, "
@@ -436,7 +441,8 @@ class JobContext:
         spec = lake_table(table)
         objects = self.list_objects(bucket, self._table_pattern(spec))
         if changed_only:
-            keys = self._new_keys(f"clean.{table}", objects)
+            keys = self._new_keys(f"clean.{table}", objects, allow_gone=True)
+            self._changed[table] = keys + self._gone.get(f"clean.{table}", [])
         else:
             keys = list(objects)
         name = self._table_name(f"clean_{table}" + ("_changed" if changed_only else ""))
@@ -451,6 +457,14 @@ class JobContext:
         label = f"clean.{table}" + (".changed" if changed_only and self.incremental else "")
         self.metrics["rows_in"][label] = self._count(name)
         return self.spark.table(name)
+
+    def changed_partition_values(self, table: str) -> list[str]:
+        """Partition values of ``table`` whose objects were added, rewritten or removed since
+        the bookmark (after ``read_clean(..., changed_only=True)``)."""
+        spec = lake_table(table)
+        marker = f"{spec.partition[0]}="
+        return sorted({part[len(marker):] for k in self._changed.get(table, [])
+                       for part in k.split("/") if part.startswith(marker)})
 
     def clean_inputs_unchanged(self, bucket: str, tables: list[str]) -> bool:
         """True in an incremental run when no object of these clean tables was added, changed
