@@ -13,7 +13,10 @@ Runs the Glue-style jobs (PySpark DataFrame API, executed on DuckDB through SQLF
 locally, on Glue/Spark unchanged): current state of the `sales` tables from the DMS files,
 typed and deduplicated events with bad records sent to `quarantine/` with a reason,
 reviews from the newest export; PII hashed or masked. Partitioned Parquet, every table
-and partition registered in the Glue database `lake_clean`. Runs when any raw asset updates.
+and partition registered in the Glue database `lake_clean`. Job bookmarks make every run
+after the first incremental (only new raw objects; only the partitions they touch are
+rewritten). `curate_features` then builds ML features and a training set in `lake_curated`.
+Runs when any raw asset updates. Details: docs/lake-layout.md.
 `check_quarantine` then publishes quarantined records by reason to CloudWatch and alerts
 when a new batch has more than `LIFECYCLE_QUARANTINE_ALERT_RATE` of its records rejected.
 """

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-
 from conftest import reset_environment
+
 from lifecycle.clients import aws
 
 D1, D2 = date(2026, 9, 1), date(2026, 9, 2)
@@ -142,3 +142,21 @@ def test_job_run_metadata_is_in_cloudwatch(settings, two_runs):
     total = sum(p["Sum"] for p in resp["Datapoints"])
     assert total >= sum(first["jobs"]["clean_sales"]["rows_in"].values()) + sum(
         second["jobs"]["clean_sales"]["rows_in"].values())
+
+
+def test_curated_tables_are_in_the_catalog_as_written(settings, two_runs):
+    """lake_curated: every curated table with its contract's columns, Parquet, at its S3 prefix,
+    and the training set's label both ways (a set a model can learn from)."""
+    from lifecycle.catalog import CURATED_TABLES, hive_type
+
+    glue = aws(settings, "glue")
+    for name, spec in CURATED_TABLES.items():
+        table = glue.get_table(DatabaseName=settings.curated_glue_database, Name=name)["Table"]
+        sd = table["StorageDescriptor"]
+        assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == [(c, hive_type(t)) for c, t in spec.columns]
+        assert sd["Location"] == f"s3://{settings.bucket('curated')}/{name}/"
+        assert _keys(settings, "curated", f"{name}/") == {f"{name}/data_0.parquet"}
+    training = two_runs[3]["training_repeat_purchase"]
+    assert {row[-1] for row in training} == {True, False}
+    # no leakage: every feature row describes the time before the cutoff
+    assert all(row[1] < date(2026, 9, 3) and row[2] >= 1 for row in training)

@@ -193,7 +193,9 @@ def test_landing_reconciles_with_clean_zone(settings, lake):
     seconds = time.perf_counter() - started
     total = sum(rows.values())
     print(f"\nload (pipe): {total} rows in {seconds:.2f} s = {total / seconds:,.0f} rows/s")
-    assert rows == lake["rows_out"]
+    from lifecycle.catalog import CLEAN_TABLES
+
+    assert rows == {t: n for t, n in lake["rows_out"].items() if t in CLEAN_TABLES}
     assert rows["order_items"] > rows["orders"] > 0 and rows["events"] > 0 and rows["reviews"] > 0
     assert landing_checksums(settings) == clean_checksums(settings)
 

@@ -66,6 +66,7 @@ def stop_components(procs: list[subprocess.Popen]) -> None:
             p.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=30)  # reaped before we return: callers check nothing is left
 
 
 def run_airflow(settings: Settings, port: int) -> int:

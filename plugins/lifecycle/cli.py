@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
 
 import typer
 
@@ -185,7 +186,7 @@ def jobs_list():
 
 
 @jobs_app.command("reset-bookmark")
-def jobs_reset_bookmark(jobs: list[str] = typer.Argument(None, help="job names; default: every job")):
+def jobs_reset_bookmark(jobs: Annotated[list[str] | None, typer.Argument(help="job names; default: every job")] = None):
     """Forget what the jobs processed: their next run reprocesses everything (a full rebuild)."""
     from lifecycle.jobs import bookmarks, runner
 
