@@ -131,6 +131,8 @@ CLEAN_TABLES: dict[str, TableSpec] = {
             (("order_id", "bigint"), ("status", "string"), ("valid_from", "timestamptz"),
              ("valid_to", "timestamptz"), ("is_current", "boolean"), ("change_op", "string")),
             ("order_id", "valid_from"),
+            # with its order: the versions that change are those of recent orders
+            ("order_date", "date"),
         ),
         TableSpec(
             "events",

@@ -365,7 +365,8 @@ def stage_clean_incremental(env: BenchEnvironment, start: datetime, end: datetim
 
     s = env.settings
     n_orders, n_new_events = max(1, int(scale * share)), max(1, int(n_events * share))
-    workload.change_orders(s, 1, n_orders)
+    # the newest orders move on (paid, shipped...); a new day of events arrives
+    workload.change_orders(s, scale - n_orders + 1, n_orders)
     payloads, keys = workload.make_events(scale, n_new_events, (start + timedelta(days=1)).date(),
                                           first=n_events)
     workload.put_events(s, payloads, keys)

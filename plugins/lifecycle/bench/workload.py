@@ -6,7 +6,7 @@ Output:
 - ``generate_sales``: rows in ``sales`` written by Postgres itself
   (``INSERT ... SELECT ... FROM generate_series``; no Python per row): ``products``
   (scale/500, 30..5000), ``customers`` (scale/10, at least 50), ``orders`` (= scale,
-  status ``placed``, timestamps spread over the day) and ``order_items`` (1 to 4 lines per
+  status ``placed``, spread over the ``HISTORY_DAYS`` days up to the business day in id order) and ``order_items`` (1 to 4 lines per
   order, 2.5 on average, prices from the product's deterministic price). Every value is an
   arithmetic expression of the row number, so two runs at one scale hold identical data.
 - ``change_orders``: ``n`` orders moved one status forward, in transactions of
@@ -34,6 +34,7 @@ from lifecycle.settings import Settings
 CATEGORIES = ("books", "electronics", "garden", "kitchen", "outdoor", "toys", "apparel", "beauty")
 COUNTRIES = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "SE", "PL", "BR", "JP", "CA")
 DEFAULT_DAY = date(2026, 1, 15)
+HISTORY_DAYS = 30
 UUID_PREFIX = 0x5EED_BE7C_0000_0000  # high bits of every event id; the low 62 bits count
 
 
@@ -59,6 +60,10 @@ def generate_sales(settings: Settings, scale: int, day: date = DEFAULT_DAY) -> d
     n = sizes(scale)
     products, customers, orders = n["products"], n["customers"], n["orders"]
     ts = "'" + datetime.combine(day, datetime.min.time(), tzinfo=UTC).isoformat() + "'::timestamptz"
+    # orders over the HISTORY_DAYS days up to ``day``, in id order (as production data is):
+    # the lake partitions them by day, and the newest orders are the ones that still change
+    order_ts = (f"{ts} - (((({orders} - i) * {HISTORY_DAYS}) / {orders}) * interval '1 day') "
+                f"+ ((i * 37) % 86400) * interval '1 second'")
     statements = [
         f"""INSERT INTO products (product_id, sku, name, category, description, unit_price,
                                   active, updated_at)
@@ -75,8 +80,7 @@ def generate_sales(settings: Settings, scale: int, day: date = DEFAULT_DAY) -> d
             FROM generate_series(1, {customers}) AS c""",
         f"""INSERT INTO orders (order_id, customer_id, status, order_ts, updated_at)
             SELECT i, 1 + (i * 7919) % {customers}, 'placed',
-                   {ts} + ((i * 37) % 86400) * interval '1 second',
-                   {ts} + ((i * 37) % 86400) * interval '1 second'
+                   {order_ts}, {order_ts}
             FROM generate_series(1, {orders}::bigint) AS i""",
         f"""INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price)
             SELECT i, l, pid, 1 + (i + l) % 3, {_price_sql('pid')}

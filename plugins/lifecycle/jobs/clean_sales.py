@@ -9,8 +9,9 @@ salted SHA-256 of the lower-cased email, first letter of the name, last 4 phone 
 ``products/``, ``orders/order_date=<UTC date of order_ts>/``, ``order_items/order_date=<the
 order's date>/`` (items of orders that no longer exist are dropped).
 
-``order_status_history/``: SCD type 2 of each order's status (valid_from/valid_to/is_current),
-replayed from the same change rows; history starts at the full load.
+``order_status_history/order_date=<the order's date>/``: SCD type 2 of each order's status
+(valid_from/valid_to/is_current), replayed from the same change rows; history starts at the
+full load.
 
 Current state of a table: LOAD rows, then CDC files in name order, rows in file order; the
 last row per key wins; a key whose last row is a ``D`` is gone.
@@ -95,6 +96,7 @@ def order_status_history(changes):
             .otherwise(F.col("_next_from")).cast("timestamp").alias("valid_to"),
             F.col("_next_op").isNull().alias("is_current"),
             F.col("_op").cast("string").alias("change_op"),
+            F.to_date(F.col("order_ts")).alias("order_date"),  # the order's: I/U rows carry it
         )
     )
 
@@ -176,7 +178,8 @@ def history_seed(history, orders_changed):
     return current.select(
         F.col("change_op").alias("Op"), F.lit(None).cast("timestamp").alias("_commit_ts"),
         F.col("order_id"), F.lit(None).cast("bigint").alias("customer_id"), F.col("status"),
-        F.lit(None).cast("timestamp").alias("order_ts"), F.col("valid_from").alias("updated_at"),
+        # midnight UTC of the order's date: to_date gives the partition back
+        F.col("order_date").cast("timestamp").alias("order_ts"), F.col("valid_from").alias("updated_at"),
         # sorts before every CDC file (and is not a LOAD file): replayed first
         F.lit("").alias("_file"), F.lit(0).cast("bigint").alias("_row"),
     )

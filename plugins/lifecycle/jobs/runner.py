@@ -561,42 +561,48 @@ class JobContext:
             self.specs[table] = spec
             for col, logical in earlier:
                 self._con.execute(f"ALTER TABLE {_ident(new)} ADD COLUMN {_ident(col)} {duckdb_type(logical)}")
-        existing = self._table_name(f"existing_{table}")
         cols = [c for c, _ in spec.all_columns]
         ddl = ", ".join(f"{_ident(c)} {duckdb_type(t)}" for c, t in spec.all_columns)
-        self._con.execute(f"CREATE TABLE {_ident(existing)} ({ddl})")
-        # union_by_name: partitions written before a column was added do not have it (null)
-        self._con.execute(f"INSERT INTO {_ident(existing)} BY NAME SELECT * FROM {source}")
         on = " AND ".join(f"e.{_ident(k)} IS NOT DISTINCT FROM k.{_ident(k)}" for k in spec.keys)
-        kept = f"SELECT e.* FROM {_ident(existing)} e WHERE NOT EXISTS (SELECT 1 FROM {_ident(keys)} k WHERE {on})"
         select = ", ".join(_ident(c) for c in cols)
         merged = self._table_name(f"merged_{table}")
+        existing = self._table_name(f"existing_{table}")
+        self._con.execute(f"CREATE TABLE {_ident(existing)} ({ddl})")
         if spec.partition:
             part = _ident(spec.partition[0])
-            affected = self._table_name(f"affected_{table}")
             # a column added since the last write: rewrite every partition so that every
             # object of the table has the catalog's schema (readers that do not union by
             # name see one schema)
             registered = [c for c, _ in effective_spec(self._settings, table).columns] \
                 if table in CLEAN_TABLES else [c for c, _ in spec.columns]
             every = registered != [c for c, _ in spec.columns]
+            # which partitions hold a changed key now: a scan of the key columns only
             touched = "" if every else f"WHERE EXISTS (SELECT 1 FROM {_ident(keys)} k WHERE {on})"
-            self._con.execute(f"""CREATE TABLE {_ident(affected)} AS
+            values = sorted({str(r[0]) for r in self._con.execute(f"""
                 SELECT DISTINCT {part} FROM {_ident(new)}
-                UNION SELECT DISTINCT e.{part} FROM {_ident(existing)} e {touched}""")
+                UNION SELECT DISTINCT e.{part} FROM {source} e {touched}""").fetchall()})
+            marker = f"{table}/{spec.partition[0]}="
+            files = [k for k in objects if k[len(marker):].split("/", 1)[0] in set(values)]
+            if files:  # the rows of those partitions only; the others are not read
+                self._con.execute(
+                    f"INSERT INTO {_ident(existing)} BY NAME SELECT * FROM read_parquet("
+                    f"{self._file_list(bucket, files)}, union_by_name=true, hive_partitioning=true)")
+            kept = (f"SELECT e.* FROM {_ident(existing)} e "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {_ident(keys)} k WHERE {on})")
             order = ", ".join(_ident(c) for c in [spec.partition[0], *spec.keys])
             self._con.execute(f"""CREATE TABLE {_ident(merged)} AS SELECT {select} FROM (
-                SELECT {select} FROM ({kept}) WHERE {part} IN (SELECT {part} FROM {_ident(affected)})
-                UNION ALL SELECT {select} FROM {_ident(new)}) ORDER BY {order}""")
-            values = [r[0] for r in self._con.execute(f"SELECT {part} FROM {_ident(affected)}").fetchall()]
-            written = {r[0] for r in self._con.execute(f"SELECT DISTINCT {part} FROM {_ident(merged)}").fetchall()}
+                SELECT {select} FROM ({kept}) UNION ALL SELECT {select} FROM {_ident(new)}) ORDER BY {order}""")
+            written = {str(r[0]) for r in self._con.execute(f"SELECT DISTINCT {part} FROM {_ident(merged)}").fetchall()}
             if written:
                 # same object names as a full write (data_0.parquet per partition): replaced
                 self._copy(f"SELECT * FROM {_ident(merged)}", f"s3://{bucket}/{table}",
                            f"FORMAT parquet, PARTITION_BY ({part}), OVERWRITE_OR_IGNORE")
-            emptied = [f"{table}/{spec.partition[0]}={v}/" for v in values if v not in written]
+            emptied = [f"{marker}{v}/" for v in values if v not in written]
             self._delete_prefixes(bucket, emptied, objects)
         else:
+            self._con.execute(f"INSERT INTO {_ident(existing)} BY NAME SELECT * FROM {source}")
+            kept = (f"SELECT e.* FROM {_ident(existing)} e "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {_ident(keys)} k WHERE {on})")
             order = ", ".join(_ident(k) for k in spec.keys)
             self._con.execute(f"""CREATE TABLE {_ident(merged)} AS SELECT {select} FROM (
                 SELECT {select} FROM ({kept}) UNION ALL SELECT {select} FROM {_ident(new)}) ORDER BY {order}""")
