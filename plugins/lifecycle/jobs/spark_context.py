@@ -249,7 +249,13 @@ class SparkJobContext:
             extras = [F.col(f"`{c}`") for c in present if c not in decl]
             df = raw.select(*cols, *extras, F.col("_metadata.file_name").alias("_file"),
                             F.col("_metadata.row_index").cast("bigint").alias("_row"))
-        self.metrics["files_in"][name] = len(keys)
+        return self._counted(df, name, len(keys))
+
+    def _counted(self, df, name: str, files: int):
+        """Persist a read (its count for the metrics materializes it once; every consumer of
+        the job then reads the cache, not the objects again)."""
+        df = self.persist(df, name)
+        self.metrics["files_in"][name] = files
         self.metrics["rows_in"][name] = df.count()
         return df
 
@@ -291,9 +297,7 @@ class SparkJobContext:
         for part in parts:
             df = df.unionByName(part)
         df = df.where(F.trim(F.col("payload")) != "").withColumn("json_ok", self.json_ok(F.col("payload")))
-        self.metrics["files_in"][name] = len(keys)
-        self.metrics["rows_in"][name] = df.count()
-        return df
+        return self._counted(df, name, len(keys))
 
     @staticmethod
     def json_ok(payload):
@@ -326,6 +330,7 @@ class SparkJobContext:
             df = raw.select(*[F.col(f"`{c}`").cast(spark_type(t)).alias(c) for c, t in spec.all_columns])
         else:
             df = self._empty(spec.all_columns)
+        df = self.persist(df, f"clean_{table}")
         self.metrics["rows_in"][f"clean.{table}"] = df.count()
         return df
 
