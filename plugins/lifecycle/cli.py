@@ -10,7 +10,8 @@ Output: the action's result on stdout; exit code 0 on success, 1 when a check fa
     lifecycle run                          every lifecycle DAG once, in order (dag.test)
     lifecycle reconcile                    source vs lake vs warehouse vs serving
     lifecycle demo                         all of the above, with a report
-    lifecycle query "select ..."           SQL on the warehouse
+    lifecycle query "select ..."           ad hoc SQL: lake tables via the Glue Catalog, or the warehouse
+    lifecycle lake grants                  Lake Formation grants in effect
     lifecycle airflow                      Airflow 3 (UI on :8080) on the embedded services
 """
 
@@ -200,22 +201,63 @@ def demo(
 
 
 @app.command()
-def query(sql: str = typer.Argument(..., help="SQL to run on the warehouse database")):
-    """Run SQL on the warehouse (e.g. select * from serving.daily_sales)."""
-    from lifecycle.clients import pg
+def query(
+    sql: str = typer.Argument(..., help="one SQL statement"),
+    output: str = typer.Option(None, "--output", "-o", help="write the result to a .csv or .parquet file"),
+    lake: bool = typer.Option(False, "--lake", help="resolve tables through the Glue Catalog (bare names: "
+                              "the default database lake_clean)"),
+    warehouse: bool = typer.Option(False, "--warehouse", help="run on the warehouse (Postgres / Redshift)"),
+):
+    """Ad hoc SQL. `SELECT ... FROM lake_clean.orders` runs on the lake, Athena-style (tables
+    resolved through the Glue Catalog; DuckDB here, Athena on the aws target); SQL that names
+    no Glue database runs on the warehouse (e.g. select * from serving.daily_sales)."""
+    from lifecycle import lake_sql
 
     s = _settings()
-    with pg(s, s.warehouse_db) as conn, conn.cursor() as cur:
-        cur.execute(sql)
-        if cur.description is None:
-            typer.echo(cur.statusmessage)
-            return
-        cols = [d[0] for d in cur.description]
-        rows = cur.fetchall()
-    widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
-    typer.echo("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
-    for r in rows:
-        typer.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)))
+    if lake and warehouse:
+        typer.secho("use --lake or --warehouse, not both", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    try:
+        engine = "lake" if lake else "warehouse" if warehouse else lake_sql.route(s, sql)
+        if engine == "lake":
+            result = lake_sql.run_query(s, sql, output)
+            cols, rows = result.columns, result.rows
+        else:
+            cols, rows = _warehouse_query(s, sql, output)
+    except lake_sql.LakeSqlError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    if cols:
+        typer.echo(lake_sql.format_table(cols, rows))
+
+
+def _warehouse_query(s: Settings, sql: str, output: str | None) -> tuple[list[str], list[tuple]]:
+    import psycopg2
+
+    from lifecycle import lake_sql
+    from lifecycle.clients import pg
+
+    try:
+        with pg(s, s.warehouse_db) as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            if cur.description is None:
+                typer.echo(cur.statusmessage)
+                return [], []
+            cols = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+    except psycopg2.Error as exc:
+        message = str(exc).strip()
+        if isinstance(exc, psycopg2.errors.UndefinedTable):
+            try:
+                message += f"\n(lake tables: {lake_sql.catalog_listing(lake_sql.catalog_tables(s))})"
+            except Exception:  # the hint is optional; the warehouse error stands
+                pass
+        raise lake_sql.LakeSqlError(f"warehouse: {message}") from exc
+    if output:
+        lake_sql.write_rows(lake_sql.QueryResult(cols, [tuple(None if v is None else str(v) for v in r)
+                                                        for r in rows]), output)
+        return ["rows_written"], [(len(rows),)]
+    return cols, rows
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
