@@ -32,6 +32,8 @@ cdc_app = typer.Typer(help="Change data capture from the sales database (DMS-sty
 app.add_typer(services_app, name="services")
 app.add_typer(infra_app, name="infra")
 app.add_typer(cdc_app, name="cdc")
+lake_app = typer.Typer(help="The lake's governance (Lake Formation).", no_args_is_help=True)
+app.add_typer(lake_app, name="lake")
 
 
 def _settings() -> Settings:
@@ -99,6 +101,18 @@ def infra_apply():
     from lifecycle import infra
 
     _echo_json(infra.apply(_settings()))
+
+
+@lake_app.command("grants")
+def lake_grants():
+    """Lake Formation grants in effect: principal, resource, permissions (infra/lakeformation.yaml)."""
+    from lifecycle import lake_sql, lakeformation
+
+    rows = lakeformation.effective_grants(_settings())
+    if not rows:
+        typer.echo("no Lake Formation grants (run `lifecycle infra apply`)")
+        raise typer.Exit(1)
+    typer.echo(lake_sql.format_table(["principal", "resource", "permissions"], rows))
 
 
 @cdc_app.command("status")
