@@ -205,6 +205,15 @@ def spark_session(app_name: str = "lifecycle", master: str = "local[2]"):
     return spark
 
 
+def _valid_utf8(F):
+    """Whether ``_text`` (an object's bytes) is valid UTF-8: ``is_valid_utf8`` on Spark 4;
+    on Spark 3.5 (AWS Glue 5.0) a decode/encode round trip, which replaces invalid bytes
+    there (Spark 4 raises instead, hence the function)."""
+    if hasattr(F, "is_valid_utf8"):
+        return F.is_valid_utf8("_text")
+    return F.encode(F.decode(F.col("content"), "UTF-8"), "UTF-8") == F.col("content")
+
+
 # ---- the job context ------------------------------------------------------------------------
 
 class SparkJobContext:
@@ -274,11 +283,12 @@ class SparkJobContext:
             files = (
                 self.spark.read.format("binaryFile").load([self.lake.uri(bucket, k) for k in plain])
                 .select(F.substring(F.col("path"), len(prefix) + 1, 1 << 20).alias("raw_key"),
-                        F.col("content").cast("string").alias("_text"))
+                        F.col("content").cast("string").alias("_text"), "content")
             )
-            bad = [r["raw_key"] for r in files.where(~F.is_valid_utf8("_text")).select("raw_key").collect()]
+            valid = _valid_utf8(F)
+            bad = [r["raw_key"] for r in files.where(~valid).select("raw_key").collect()]
             lossy += bad
-            lines = (files.where(F.is_valid_utf8("_text"))
+            lines = (files.where(valid)
                      .select("raw_key", F.posexplode(F.split(F.col("_text"), "\n")).alias("_pos", "_line")))
             parts.append(lines.select(
                 "raw_key", (F.col("_pos") + 1).cast("bigint").alias("line_no"),
