@@ -57,23 +57,12 @@ def _ingest(settings, point_in_time: datetime) -> None:
     reviews.run(settings, point_in_time)
 
 
-def _mirror(settings, bucket: str, root: Path) -> int:
-    s3, n = aws(settings, "s3"), 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for o in page.get("Contents", []):
-            target = root / bucket / o["Key"]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
-            n += 1
-    return n
-
-
 @pytest.fixture(scope="module")
 def engines(settings, tmp_path_factory):
     from test_jobs import EV3, EV3_BODY, RAW_EVENTS
 
     from lifecycle.jobs.runner import CLEAN_JOBS, job_arguments, run_lake_clean
-    from lifecycle.jobs.spark_context import run_job_spark
+    from lifecycle.jobs.spark_context import mirror_lake, run_job_spark
     from lifecycle.simulator import change_reviews, simulate_day
 
     reset_environment(settings)
@@ -92,11 +81,7 @@ def engines(settings, tmp_path_factory):
     duck = run_lake_clean(settings, START, END)
 
     root = tmp_path_factory.mktemp("spark-lake")
-    _mirror(settings, raw, root)
-    secret = root / "_secrets" / settings.pii_salt_secret
-    secret.parent.mkdir(parents=True, exist_ok=True)
-    secret.write_text(aws(settings, "secretsmanager").get_secret_value(
-        SecretId=settings.pii_salt_secret)["SecretString"])
+    mirror_lake(settings, root)
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROBE), old) if p)
     try:

@@ -12,6 +12,7 @@ Output: the action's result on stdout; exit code 0 on success, 1 when a check fa
     lifecycle demo                         all of the above, with a report
     lifecycle query "select ..."           ad hoc SQL: lake tables via the Glue Catalog, or the warehouse
     lifecycle lake grants                  Lake Formation grants in effect
+    lifecycle lake spark-run               the clean jobs on real Spark, on a local copy of raw
     lifecycle airflow                      Airflow 3 (UI on :8080) on the embedded services
 """
 
@@ -113,6 +114,34 @@ def lake_grants():
         typer.echo("no Lake Formation grants (run `lifecycle infra apply`)")
         raise typer.Exit(1)
     typer.echo(lake_sql.format_table(["principal", "resource", "permissions"], rows))
+
+
+@lake_app.command("spark-run")
+def lake_spark_run(
+    root: str = typer.Option(None, help="local lake mirror; default <LIFECYCLE_HOME>/spark-lake"),
+    jobs: str = typer.Option("all", help="comma-separated jobs of lifecycle.jobs, or all"),
+):
+    """Run the clean jobs on real Apache Spark (needs Java + pyspark) against a local copy of
+    the raw zone; output under <root>/<bucket>/ (README, "Spark engine")."""
+    import shutil
+
+    from lifecycle.jobs.runner import CLEAN_JOBS, job_arguments
+    from lifecycle.jobs.spark_context import SparkJobError, mirror_lake, run_job_spark
+
+    s = _settings()
+    if shutil.which("java") is None:
+        typer.secho("java not found: install a Java 17 runtime (README, 'Spark engine')", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    target = root or str(s.home / "spark-lake")
+    names = list(CLEAN_JOBS) if jobs == "all" else jobs.split(",")
+    copied = mirror_lake(s, target)
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    try:
+        result = run_job_spark(names, target, job_arguments(s, "spark", end - timedelta(days=1), end))
+    except SparkJobError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    _echo_json({"lake_root": target, "mirrored": copied, **result})
 
 
 @cdc_app.command("status")

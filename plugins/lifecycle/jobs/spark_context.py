@@ -198,7 +198,12 @@ def spark_session(app_name: str = "lifecycle", master: str = "local[2]"):
         # Spark's default is INT96; DuckDB and Athena expect the standard timestamp type
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.sql.sources.partitionOverwriteMode", "static")
-        .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=error")
+        # tuned for small local runs, where compiling costs more than running: the JVM's
+        # quick C1 compiler only, a serial GC, no whole-stage code generation (measured on
+        # the engine-equivalence data: 38-40 s instead of 49-71 s for the four clean jobs)
+        .config("spark.driver.extraJavaOptions",
+                "-Dlog4j2.level=error -XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+        .config("spark.sql.codegen.wholeStage", "false")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
@@ -461,6 +466,32 @@ class SparkJobContext:
         for df in self._persisted:
             df.unpersist()
         self._persisted.clear()
+
+
+def mirror_lake(settings, root: str | os.PathLike, zones: tuple[str, ...] = ("raw",)) -> dict:
+    """Copy the buckets of ``zones`` and the PII salt from the settings' target (moto,
+    LocalStack, S3) into a ``LocalLake`` at ``root``; the salt file is readable by its owner
+    only. Returns ``{bucket: objects copied}``."""
+    from lifecycle.clients import aws
+
+    root = Path(root)
+    s3, out = aws(settings, "s3"), {}
+    for zone in zones:
+        bucket, n = settings.bucket(zone), 0
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for o in page.get("Contents", []):
+                target = root / bucket / o["Key"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
+                n += 1
+        out[bucket] = n
+    secret = root / "_secrets" / settings.pii_salt_secret
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.touch(mode=0o600)
+    secret.chmod(0o600)
+    secret.write_text(aws(settings, "secretsmanager").get_secret_value(
+        SecretId=settings.pii_salt_secret)["SecretString"])
+    return out
 
 
 # ---- running jobs ---------------------------------------------------------------------------
