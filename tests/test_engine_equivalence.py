@@ -191,3 +191,5 @@ def test_spark_upsert_and_quarantine_append(settings, engines):
     assert "order_date=2030-01-01" in parts
     assert fresh == sorted([(updated[0], updated[1], "probe", *updated[3:]), added])
     assert quarantined == (4, 2), "each quarantine write appends its own object"
+    lpad = engines["spark"]["spark_upsert_probe"]["lpad"]
+    assert lpad == [["*******4567"] * 2, ["12"] * 2, [None, None]], "the Spark 3.5 lpad shim"

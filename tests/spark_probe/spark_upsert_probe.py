@@ -38,5 +38,13 @@ def main(argv, ctx):
         "payload string, raw_key string")
     ctx.write_quarantine(rejected, probe, "quarantine/probe")
     ctx.write_quarantine(rejected, probe, "quarantine/probe")
+    # the Spark 3.5 (Glue 5.0) shim of F.lpad gives what PySpark 4's F.lpad gives
+    from lifecycle.jobs.spark_context import lpad_by_name
+
+    phones = ctx.spark.createDataFrame([("+1 (555) 123-4567",), ("12",), (None,)], "phone string")
+    digits = F.regexp_replace(F.col("phone"), "[^0-9]", "")
+    both = phones.select(F.lpad(F.substring(digits, -4, 4), F.length(digits).cast("int"), "*").alias("a"),
+                         lpad_by_name(F.substring(digits, -4, 4), F.length(digits).cast("int"), "*").alias("b"))
+    ctx.metrics["lpad"] = [[r["a"], r["b"]] for r in both.collect()]
     ctx.metrics["probe"] = {"updated": updated, "deleted": deleted, "oldest": oldest, "added": top + 1000,
                             "dates": [str(d) for d in dates]}

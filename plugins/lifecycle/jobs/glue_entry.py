@@ -20,7 +20,7 @@ def main() -> None:
     from awsglue.utils import getResolvedOptions
     from pyspark.context import SparkContext
 
-    from lifecycle.jobs.spark_context import S3Lake, SparkJobContext, _job_module
+    from lifecycle.jobs.spark_context import S3Lake, SparkJobContext, _job_module, spark_compat
 
     args = getResolvedOptions(sys.argv, ["JOB_NAME", "lifecycle_job"])
     glue = GlueContext(SparkContext.getOrCreate())
@@ -28,6 +28,7 @@ def main() -> None:
     # as the local engines: dates of timestamps are UTC, Parquet timestamps are standard
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    spark_compat()  # Glue 5.0 is Spark 3.5: before the job module is imported
     job = Job(glue)
     job.init(args["JOB_NAME"], args)
     ctx = SparkJobContext(spark, S3Lake(), args["lifecycle_job"])

@@ -12,7 +12,7 @@ The job code is the same module the DuckDB runner runs; only the context differs
 
 - ``read_dms``: ``spark.read.parquet`` (``mergeSchema``: DMS files of one table may differ
   by new columns) with ``_metadata.file_name`` as ``_file`` and ``_metadata.row_index``
-  (Parquet only, Spark >= 3.5; 4.x here) as ``_row``: the DMS replay order.
+  (Parquet only, Spark >= 3.4) as ``_row``: the DMS replay order.
 - ``read_lines``: the ``binaryFile`` reader, one row per object, split on ``\\n`` with
   ``posexplode`` (line numbers as in the DuckDB runner); objects that are not valid UTF-8
   (``is_valid_utf8``, Spark >= 4.0) and GZIP objects are decoded on the driver with
@@ -217,6 +217,35 @@ def _valid_utf8(F):
     if hasattr(F, "is_valid_utf8"):
         return F.is_valid_utf8("_text")
     return F.encode(F.decode(F.col("content"), "UTF-8"), "UTF-8") == F.col("content")
+
+
+def lpad_by_name(col, length, pad: str):
+    """SQL ``lpad(col, length, pad)`` with a Column length, on PySpark 3.5 and 4."""
+    from pyspark.sql import functions as F
+
+    return F.call_function("lpad", F.col(col) if isinstance(col, str) else col, length, F.lit(pad))
+
+
+def spark_compat() -> list[str]:
+    """Let the job code run on PySpark 3.5 (AWS Glue 5.0) as on 4.x; returns what it patched.
+
+    ``F.lpad(col, len, pad)`` takes a Column ``len`` only from PySpark 4.0 (clean_sales
+    pads the masked phone to the number's length); on 3.5 the same SQL function is called
+    by name (``F.call_function``, PySpark >= 3.5). A no-op on PySpark 4.
+    """
+    import pyspark
+    from pyspark.sql import Column
+    from pyspark.sql import functions as F
+
+    if int(pyspark.__version__.split(".")[0]) >= 4:
+        return []
+    original = F.lpad
+
+    def lpad(col, len, pad):  # PySpark's own parameter names
+        return lpad_by_name(col, len, pad) if isinstance(len, Column) else original(col, len, pad)
+
+    F.lpad = lpad
+    return ["functions.lpad(len=Column)"]
 
 
 # ---- the job context ------------------------------------------------------------------------
