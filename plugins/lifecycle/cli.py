@@ -13,6 +13,7 @@ Output: the action's result on stdout; exit code 0 on success, 1 when a check fa
     lifecycle query "select ..."           ad hoc SQL: lake tables via the Glue Catalog, or the warehouse
     lifecycle lake grants                  Lake Formation grants in effect
     lifecycle lake spark-run               the clean jobs on real Spark, on a local copy of raw
+    lifecycle lake glue-deploy             the jobs as AWS Glue jobs (scripts + definitions)
     lifecycle airflow                      Airflow 3 (UI on :8080) on the embedded services
 """
 
@@ -142,6 +143,15 @@ def lake_spark_run(
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
     _echo_json({"lake_root": target, "mirrored": copied, **result})
+
+
+@lake_app.command("glue-deploy")
+def lake_glue_deploy():
+    """Upload the Glue entry script and the package to the deploy bucket and create or update
+    one AWS Glue job per clean job (docs/glue-jobs.md)."""
+    from lifecycle.jobs.glue_deploy import deploy
+
+    _echo_json(deploy(_settings()))
 
 
 @cdc_app.command("status")
