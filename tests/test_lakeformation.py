@@ -134,3 +134,13 @@ def test_cli_lists_the_grants(settings, applied):
                and "SELECT" in line for line in lines)
     assert any(f"location {settings.bucket('raw')}" in line and "DATA_LOCATION_ACCESS" in line
                and "-ingest-sales" in line for line in lines)
+
+
+def test_a_table_not_in_the_catalog_yet_is_pending_not_fatal():
+    from lifecycle.lakeformation import _check
+
+    missing = {"Failures": [{"RequestEntry": {"Id": "3"}, "Error": {"ErrorCode": "EntityNotFoundException"}}]}
+    assert _check(missing, "grant") == ["3"]
+    denied = {"Failures": [{"RequestEntry": {"Id": "1"}, "Error": {"ErrorCode": "AccessDeniedException"}}]}
+    with pytest.raises(RuntimeError, match="could not grant 1"):
+        _check(denied, "grant")

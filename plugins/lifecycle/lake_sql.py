@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from lifecycle.catalog import duckdb_type, logical_from_hive
 from lifecycle.clients import aws
 from lifecycle.settings import Settings
@@ -116,7 +118,12 @@ def catalog_listing(catalog: dict[str, list[str]]) -> str:
 def route(settings: Settings, sql: str) -> str:
     """``lake`` when the SQL names a table of a Glue database, else ``warehouse``."""
     refs = referenced_tables(sql)
-    databases = set(catalog_tables(settings))
+    if not any(_split(ref)[0] for ref in refs):
+        return "warehouse"
+    try:
+        databases = set(catalog_tables(settings))
+    except (BotoCoreError, ClientError):  # no catalog reachable: the warehouse as before
+        return "warehouse"
     for ref in refs:
         db, _ = _split(ref)
         if db in databases:
@@ -186,7 +193,10 @@ def run_duckdb(settings: Settings, sql: str, output: str | None = None) -> Query
 
     from lifecycle.jobs.runner import connect_duckdb
 
-    tables = _resolve(settings, referenced_tables(sql))
+    try:
+        tables = _resolve(settings, referenced_tables(sql))
+    except (BotoCoreError, ClientError) as exc:
+        raise LakeSqlError(f"Glue Catalog: {exc}") from exc
     con = connect_duckdb(settings)
     try:
         locations = {}
@@ -289,7 +299,10 @@ def write_rows(result: QueryResult, output: str) -> None:
 def run_query(settings: Settings, sql: str, output: str | None = None) -> QueryResult:
     """The lake query on the settings' target: Athena on ``aws``, DuckDB elsewhere."""
     if settings.target == "aws":
-        return run_athena(settings, sql, output)
+        try:
+            return run_athena(settings, sql, output)
+        except (BotoCoreError, ClientError) as exc:
+            raise LakeSqlError(f"Athena: {exc}") from exc
     return run_duckdb(settings, sql, output)
 
 

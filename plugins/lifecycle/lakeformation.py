@@ -6,7 +6,9 @@ Output of ``apply``: the zone buckets registered as Lake Formation data location
 declared grants in effect; every other grant a stage role (``<prefix>-<role>`` of
 ``infra/iam``) holds revoked (``batch_revoke_permissions``); locations of the lake's
 buckets no longer declared deregistered. Returns ``{"locations", "granted", "revoked",
-"unchanged", "grants"}``; a second apply grants and revokes nothing.
+"unchanged", "grants", "pending"}``; a second apply grants and revokes nothing. ``pending``:
+grants on tables the catalog does not have yet (on AWS, before the first lake_clean run),
+made by the next apply.
 ``effective_grants`` lists what is in effect (``lifecycle lake grants``).
 
 Grant shapes (the Lake Formation API's ``Resource``):
@@ -182,16 +184,26 @@ def apply(settings: Settings, account: str, spec: dict | None = None) -> dict:
             to_revoke.append((key[0], got["resource"], sorted(extra)))
     for i in range(0, len(to_revoke), BATCH):
         _check(lf.batch_revoke_permissions(Entries=_entries(to_revoke[i:i + BATCH])), "revoke")
+    pending: list[str] = []
     for i in range(0, len(to_grant), BATCH):
-        _check(lf.batch_grant_permissions(Entries=_entries(to_grant[i:i + BATCH])), "grant")
-    return {"locations": locations, "granted": len(to_grant), "revoked": len(to_revoke),
-            "unchanged": unchanged, "grants": len(desired)}
+        batch = to_grant[i:i + BATCH]
+        missing = _check(lf.batch_grant_permissions(Entries=_entries(batch)), "grant")
+        pending += [describe_resource(batch[int(n)][1]) for n in missing]
+    return {"locations": locations, "granted": len(to_grant) - len(pending), "revoked": len(to_revoke),
+            "unchanged": unchanged, "grants": len(desired), "pending": sorted(set(pending))}
 
 
-def _check(resp: dict, what: str) -> None:
-    failures = resp.get("Failures") or []
-    if failures:
-        raise RuntimeError(f"Lake Formation could not {what} {len(failures)} grant(s): {failures[:3]}")
+def _check(resp: dict, what: str) -> list[str]:
+    """Raise on failed entries, except a table that does not exist yet (a contract table
+    before the first lake_clean run, on AWS): those entry ids are returned, to be granted
+    by the next apply."""
+    missing, other = [], []
+    for f in resp.get("Failures") or []:
+        code = (f.get("Error") or {}).get("ErrorCode", "")
+        (missing if code == "EntityNotFoundException" else other).append(f)
+    if other:
+        raise RuntimeError(f"Lake Formation could not {what} {len(other)} grant(s): {other[:3]}")
+    return [f["RequestEntry"]["Id"] for f in missing]
 
 
 def describe_resource(resource: dict) -> str:

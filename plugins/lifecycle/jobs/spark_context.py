@@ -580,8 +580,8 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     argv = sys.argv[1:] if argv is None else argv
-    own, _, job_args = (argv[:argv.index("--")], None, argv[argv.index("--") + 1:]) if "--" in argv \
-        else (argv, None, [])
+    cut = argv.index("--") if "--" in argv else len(argv)
+    own, job_args = argv[:cut], argv[cut + 1:]
     parser = argparse.ArgumentParser(prog="python -m lifecycle.jobs.spark_context")
     parser.add_argument("--lake_root", required=True, help="local directory mirroring the buckets")
     parser.add_argument("--jobs", required=True, help="comma-separated job modules, run in order")
