@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import gzip
 import importlib.metadata
-import os
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -82,17 +81,11 @@ def engines(settings, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("spark-lake")
     mirror_lake(settings, root)
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROBE), old) if p)
-    try:
-        spark = run_job_spark([*CLEAN_JOBS, "spark_upsert_probe"], root,
-                              [*job_arguments(settings, "x", START, END), "--probe_bucket", "probe"])
-    finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH")
-        else:
-            os.environ["PYTHONPATH"] = old
-    print(f"\nspark run (JVM start + {len(CLEAN_JOBS)} jobs + probe): {spark['spark_seconds']} s; "
+    spark = run_job_spark([*CLEAN_JOBS, "spark_upsert_probe"], root,
+                          [*job_arguments(settings, "x", START, END), "--probe_bucket", "probe"],
+                          extra_path=[str(PROBE)])
+    jobs = {j: spark[j]["duration_s"] for j in [*CLEAN_JOBS, "spark_upsert_probe"]}
+    print(f"\nspark process (JVM start + {len(CLEAN_JOBS)} jobs + probe): {spark['spark_seconds']} s {jobs}; "
           f"duckdb: {duck['duration_s']} s")
     return {"duck": duck, "spark": spark, "root": root}
 

@@ -135,6 +135,9 @@ def lake_spark_run(
         raise typer.Exit(2)
     target = root or str(s.home / "spark-lake")
     names = list(CLEAN_JOBS) if jobs == "all" else jobs.split(",")
+    # a fresh copy each time: the scratch lake's own zones only (never the folder itself)
+    for zone in ("raw", "clean", "quarantine", "curated"):
+        shutil.rmtree(f"{target}/{s.bucket(zone)}", ignore_errors=True)
     copied = mirror_lake(s, target)
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     try:

@@ -550,11 +550,12 @@ def run_jobs(spark, lake, job_names: list[str], argv: list[str]) -> dict:
 
 
 def run_job_spark(job_name: str | list[str], root: str | os.PathLike, argv: list[str],
-                  timeout: float = 600) -> dict:
+                  timeout: float = 600, extra_path: list[str] | None = None) -> dict:
     """Run one job (or several, in order, sharing one JVM) on real Spark in a fresh process,
     on the local lake mirror ``root``. ``argv``: Glue-style arguments (``--raw_bucket x ...``;
     a leading program name and ``--JOB_NAME`` are dropped). Returns ``{job: metadata}`` plus
-    ``spark_seconds`` (the child's wall time, JVM start included)."""
+    ``spark_seconds`` (the child's wall time, JVM start included). ``extra_path``: folders
+    put on the child's ``PYTHONPATH`` for job modules outside ``lifecycle.jobs``."""
     names = [job_name] if isinstance(job_name, str) else list(job_name)
     args = list(argv)
     if args and not args[0].startswith("--"):
@@ -565,6 +566,8 @@ def run_job_spark(job_name: str | list[str], root: str | os.PathLike, argv: list
     cmd = [sys.executable, "-m", "lifecycle.jobs.spark_context", "--lake_root", str(root),
            "--jobs", ",".join(names), "--", *args]
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    if extra_path:  # folders with more job modules (a test's probe)
+        env["PYTHONPATH"] = os.pathsep.join([*extra_path, *filter(None, [env.get("PYTHONPATH")])])
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     elapsed = time.perf_counter() - started
