@@ -326,7 +326,7 @@ class SparkJobContext:
                      .select("raw_key", F.posexplode(F.split(F.col("_text"), "\n")).alias("_pos", "_line")))
             parts.append(lines.select(
                 "raw_key", (F.col("_pos") + 1).cast("bigint").alias("line_no"),
-                F.regexp_replace(F.col("_line"), "\r+$", "").alias("payload")))
+                F.regexp_replace(F.col("_line"), "\r+\\z", "").alias("payload")))
         if lossy:
             # decoded here as runner.JobContext._insert_lines_lossy does (gunzip, backslash escapes)
             rows = []
@@ -353,7 +353,7 @@ class SparkJobContext:
         keys = F.json_object_keys(payload)
         return F.coalesce(
             keys.isNotNull() & (F.size(keys) == F.size(F.array_distinct(keys)))
-            & F.rtrim(payload).endswith("}"),
+            & payload.rlike(r"\}\s*\z"),  # nothing but JSON whitespace after the object
             F.lit(False))
 
     def latest_dynamodb_export(self, bucket: str, prefix: str) -> str | None:
