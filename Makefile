@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements-spark.lock pyproject.toml | cksum | cut -d' ' -f1)
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
@@ -25,12 +25,15 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-spark.lock pyproject.toml
 	@$(PY) -c 'import sys; assert sys.version_info >= (3, 11) and sys.version_info < (3, 13), "Python 3.11 or 3.12 is required (set PY=/path/to/python3.11)"'
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.8
 	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q -r requirements.lock
 	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q --no-deps -e .
+	@# real Apache Spark (optional): only where a Java runtime is found (README, "Spark engine")
+	@if command -v java >/dev/null 2>&1; then VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q -r requirements-spark.lock; \
+	else echo "java not found: skipping pyspark (the Spark engine test will be skipped)"; fi
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -68,6 +71,7 @@ dbt-docs: install dbt-manifest
 # Re-resolve the pinned dependencies (needs the package registry).
 lock: install
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile requirements-spark.in -c requirements.lock --python-version 3.11 -o requirements-spark.lock
 
 reset: down
 	rm -rf .lifecycle

@@ -118,7 +118,9 @@ def test_lsn_round_trip():
 # ---- infra: least privilege ---------------------------------------------------------------
 
 WILDCARD_RESOURCE_ALLOWED = {"cloudwatch:PutMetricData", "cloudwatch:GetMetricData",
-                             "cloudwatch:ListMetrics", "cloudwatch:DescribeAlarms"}
+                             "cloudwatch:ListMetrics", "cloudwatch:DescribeAlarms",
+                             # no resource-level permissions: Lake Formation decides per table
+                             "lakeformation:GetDataAccess"}
 
 
 def test_iam_policies_grant_no_wildcard_actions_and_scope_resources():

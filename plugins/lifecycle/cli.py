@@ -11,7 +11,10 @@ Output: the action's result on stdout; exit code 0 on success, 1 when a check fa
     lifecycle reconcile                    source vs lake vs warehouse vs serving
     lifecycle demo                         all of the above, with a report
     lifecycle jobs run all                 the lake's Glue-style jobs (incremental by bookmark)
-    lifecycle query "select ..."           SQL on the warehouse
+    lifecycle query "select ..."           ad hoc SQL: lake tables via the Glue Catalog, or the warehouse
+    lifecycle lake grants                  Lake Formation grants in effect
+    lifecycle lake spark-run               the clean jobs on real Spark, on a local copy of raw
+    lifecycle lake glue-deploy             the jobs as AWS Glue jobs (scripts + definitions)
     lifecycle airflow                      Airflow 3 (UI on :8080) on the embedded services
 """
 
@@ -35,6 +38,8 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(services_app, name="services")
 app.add_typer(infra_app, name="infra")
 app.add_typer(cdc_app, name="cdc")
+lake_app = typer.Typer(help="The lake's governance (Lake Formation).", no_args_is_help=True)
+app.add_typer(lake_app, name="lake")
 
 
 def _settings() -> Settings:
@@ -102,6 +107,58 @@ def infra_apply():
     from lifecycle import infra
 
     _echo_json(infra.apply(_settings()))
+
+
+@lake_app.command("grants")
+def lake_grants():
+    """Lake Formation grants in effect: principal, resource, permissions (infra/lakeformation.yaml)."""
+    from lifecycle import lake_sql, lakeformation
+
+    rows = lakeformation.effective_grants(_settings())
+    if not rows:
+        typer.echo("no Lake Formation grants (run `lifecycle infra apply`)")
+        raise typer.Exit(1)
+    typer.echo(lake_sql.format_table(["principal", "resource", "permissions"], rows))
+
+
+@lake_app.command("spark-run")
+def lake_spark_run(
+    root: str = typer.Option(None, help="local lake mirror; default <LIFECYCLE_HOME>/spark-lake"),
+    jobs: str = typer.Option("all", help="comma-separated jobs of lifecycle.jobs, or all"),
+):
+    """Run the clean jobs on real Apache Spark (needs Java + pyspark) against a local copy of
+    the raw zone; output under <root>/<bucket>/ (README, "Spark engine")."""
+    import shutil
+
+    from lifecycle.jobs.runner import CLEAN_JOBS, job_arguments
+    from lifecycle.jobs.spark_context import SparkJobError, mirror_lake, run_job_spark
+
+    s = _settings()
+    if shutil.which("java") is None:
+        typer.secho("java not found: install a Java 17 runtime (README, 'Spark engine')", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    target = root or str(s.home / "spark-lake")
+    names = list(CLEAN_JOBS) if jobs == "all" else jobs.split(",")
+    # a fresh copy each time: the scratch lake's own zones only (never the folder itself)
+    for zone in ("raw", "clean", "quarantine", "curated"):
+        shutil.rmtree(f"{target}/{s.bucket(zone)}", ignore_errors=True)
+    copied = mirror_lake(s, target)
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    try:
+        result = run_job_spark(names, target, job_arguments(s, "spark", end - timedelta(days=1), end))
+    except SparkJobError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    _echo_json({"lake_root": target, "mirrored": copied, **result})
+
+
+@lake_app.command("glue-deploy")
+def lake_glue_deploy():
+    """Upload the Glue entry script and the package to the deploy bucket and create or update
+    one AWS Glue job per clean job (docs/glue-jobs.md)."""
+    from lifecycle.jobs.glue_deploy import deploy
+
+    _echo_json(deploy(_settings()))
 
 
 @cdc_app.command("status")
@@ -258,22 +315,63 @@ def demo(
 
 
 @app.command()
-def query(sql: str = typer.Argument(..., help="SQL to run on the warehouse database")):
-    """Run SQL on the warehouse (e.g. select * from serving.daily_sales)."""
-    from lifecycle.clients import pg
+def query(
+    sql: str = typer.Argument(..., help="one SQL statement"),
+    output: str = typer.Option(None, "--output", "-o", help="write the result to a .csv or .parquet file"),
+    lake: bool = typer.Option(False, "--lake", help="resolve tables through the Glue Catalog (bare names: "
+                              "the default database lake_clean)"),
+    warehouse: bool = typer.Option(False, "--warehouse", help="run on the warehouse (Postgres / Redshift)"),
+):
+    """Ad hoc SQL. `SELECT ... FROM lake_clean.orders` runs on the lake, Athena-style (tables
+    resolved through the Glue Catalog; DuckDB here, Athena on the aws target); SQL that names
+    no Glue database runs on the warehouse (e.g. select * from serving.daily_sales)."""
+    from lifecycle import lake_sql
 
     s = _settings()
-    with pg(s, s.warehouse_db) as conn, conn.cursor() as cur:
-        cur.execute(sql)
-        if cur.description is None:
-            typer.echo(cur.statusmessage)
-            return
-        cols = [d[0] for d in cur.description]
-        rows = cur.fetchall()
-    widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
-    typer.echo("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
-    for r in rows:
-        typer.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)))
+    if lake and warehouse:
+        typer.secho("use --lake or --warehouse, not both", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    try:
+        engine = "lake" if lake else "warehouse" if warehouse else lake_sql.route(s, sql)
+        if engine == "lake":
+            result = lake_sql.run_query(s, sql, output)
+            cols, rows = result.columns, result.rows
+        else:
+            cols, rows = _warehouse_query(s, sql, output)
+    except lake_sql.LakeSqlError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    if cols:
+        typer.echo(lake_sql.format_table(cols, rows))
+
+
+def _warehouse_query(s: Settings, sql: str, output: str | None) -> tuple[list[str], list[tuple]]:
+    import psycopg2
+
+    from lifecycle import lake_sql
+    from lifecycle.clients import pg
+
+    try:
+        with pg(s, s.warehouse_db) as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            if cur.description is None:
+                typer.echo(cur.statusmessage)
+                return [], []
+            cols = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+    except psycopg2.Error as exc:
+        message = str(exc).strip()
+        if isinstance(exc, psycopg2.errors.UndefinedTable):
+            try:
+                message += f"\n(lake tables: {lake_sql.catalog_listing(lake_sql.catalog_tables(s))})"
+            except Exception:  # the hint is optional; the warehouse error stands
+                pass
+        raise lake_sql.LakeSqlError(f"warehouse: {message}") from exc
+    if output:
+        lake_sql.write_rows(lake_sql.QueryResult(cols, [tuple(None if v is None else str(v) for v in r)
+                                                        for r in rows]), output)
+        return ["rows_written"], [(len(rows),)]
+    return cols, rows
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

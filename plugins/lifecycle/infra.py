@@ -17,6 +17,7 @@ from string import Template
 
 import yaml
 
+from lifecycle import lakeformation
 from lifecycle.clients import aws
 from lifecycle.settings import REPO_ROOT, Settings
 
@@ -189,6 +190,7 @@ def apply(settings: Settings) -> dict[str, list[str]]:
         "glue_databases": apply_glue(settings, spec),
         "secrets": apply_secrets(settings, spec),
         "iam_roles": apply_iam(settings, spec, account),
+        "lake_formation": lakeformation.apply(settings, account),  # after the roles it grants to
     }
 
 

@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Services that boto3 lets us point at an emulator one by one (AWS_ENDPOINT_URL_<SERVICE>).
 AWS_SERVICES = (
     "s3", "kinesis", "firehose", "dynamodb", "dynamodbstreams", "sns", "sqs", "cloudwatch",
-    "logs", "glue", "lakeformation", "iam", "sts", "secretsmanager",
+    "logs", "glue", "lakeformation", "iam", "sts", "secretsmanager", "athena",
 )
 
 EMBEDDED_DEFAULTS = {
@@ -71,6 +71,14 @@ def _env_choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str
     return value
 
 
+def _jobs_engine(env: dict[str, str], target: str) -> str:
+    engine = _env_choice(env, "LIFECYCLE_JOBS_ENGINE", ("local", "glue"))
+    if engine == "glue" and target != "aws":
+        raise SettingsError("LIFECYCLE_JOBS_ENGINE=glue needs LIFECYCLE_TARGET=aws (AWS Glue runs the jobs); "
+                            "use local elsewhere")
+    return engine
+
+
 @dataclass(frozen=True)
 class Settings:
     target: str = "embedded"
@@ -99,6 +107,15 @@ class Settings:
     firehose_compression: str = "none"
     # Glue's --job-bookmark-option for the lake jobs (lifecycle.jobs.bookmarks)
     job_bookmark_option: str = "job-bookmark-enable"
+    # Athena (ad hoc lake SQL on the aws target; lifecycle.lake_sql)
+    athena_workgroup: str = "primary"
+    athena_output: str | None = None
+    # where the Glue-style jobs run: local (DuckDB through SQLFrame) or glue (AWS Glue jobs,
+    # aws target only; lifecycle.jobs.glue_deploy)
+    jobs_engine: str = "local"
+    glue_version: str = "5.0"
+    glue_worker_type: str = "G.1X"
+    glue_workers: int = 2
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -164,6 +181,12 @@ class Settings:
             firehose_compression=_env_choice(env, "LIFECYCLE_FIREHOSE_COMPRESSION", ("none", "gzip")),
             job_bookmark_option=_env_choice(env, "LIFECYCLE_JOB_BOOKMARK_OPTION", (
                 "job-bookmark-enable", "job-bookmark-disable", "job-bookmark-pause")),
+            athena_workgroup=env.get("LIFECYCLE_ATHENA_WORKGROUP") or "primary",
+            athena_output=env.get("LIFECYCLE_ATHENA_OUTPUT") or None,
+            jobs_engine=_jobs_engine(env, target),
+            glue_version=env.get("LIFECYCLE_GLUE_VERSION") or "5.0",
+            glue_worker_type=env.get("LIFECYCLE_GLUE_WORKER_TYPE") or "G.1X",
+            glue_workers=_env_int(env, "LIFECYCLE_GLUE_WORKERS", 2),
         )
 
     # ---- AWS names ----------------------------------------------------------------------
@@ -203,6 +226,19 @@ class Settings:
     def curated_glue_database(self) -> str:
         """Glue database of the curated zone (ML features, training data)."""
         return "lake_curated"
+
+    @property
+    def athena_output_location(self) -> str:
+        """Where Athena writes query results (LIFECYCLE_ATHENA_OUTPUT, default the serving
+        bucket's ``athena-results/``)."""
+        return self.athena_output or f"s3://{self.bucket('serving')}/athena-results/"
+
+    def glue_job_name(self, job: str) -> str:
+        return f"{self.name_prefix}-{job}"
+
+    def role_name(self, stage: str) -> str:
+        """IAM role of a pipeline stage (infra/iam/<stage>.json)."""
+        return f"{self.name_prefix}-{stage}"
 
     @property
     def pii_salt_secret(self) -> str:

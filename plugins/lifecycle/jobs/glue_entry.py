@@ -1,0 +1,44 @@
+"""The AWS Glue entry script: runs one job module of ``lifecycle.jobs`` on Glue's Spark.
+
+Input (Glue job arguments): ``--JOB_NAME`` (the Glue job), ``--lifecycle_job`` (the module,
+e.g. ``clean_sales``) and the job's own arguments (``--raw_bucket ...``, from the job
+definition's DefaultArguments and the run's arguments); the ``lifecycle`` package comes
+from ``--extra-py-files`` (``lifecycle.jobs.glue_deploy`` uploads both).
+Output: what the job writes, through ``SparkJobContext`` on ``S3Lake`` (``s3://`` read and
+written by Glue's own S3 connector; boto3 for listings and the PII salt).
+
+Only runs on AWS Glue (``awsglue`` exists there only); it is deliberately thin: the
+transformation is the job module, the reads/writes are ``SparkJobContext``'s.
+"""
+
+import sys
+
+
+def main() -> None:
+    from awsglue.context import GlueContext
+    from awsglue.job import Job
+    from awsglue.utils import getResolvedOptions
+    from pyspark.context import SparkContext
+
+    from lifecycle.jobs.spark_context import S3Lake, SparkJobContext, _job_module, spark_compat
+
+    args = getResolvedOptions(sys.argv, ["JOB_NAME", "lifecycle_job"])
+    glue = GlueContext(SparkContext.getOrCreate())
+    spark = glue.spark_session
+    # as the local engines: dates of timestamps are UTC, Parquet timestamps are standard
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    spark_compat()  # Glue 5.0 is Spark 3.5: before the job module is imported
+    job = Job(glue)
+    job.init(args["JOB_NAME"], args)
+    ctx = SparkJobContext(spark, S3Lake(), args["lifecycle_job"])
+    try:
+        _job_module(args["lifecycle_job"]).main(sys.argv, ctx)
+    finally:
+        ctx.close()
+    print({"job": args["lifecycle_job"], **ctx.metrics})  # lands in the job's CloudWatch log
+    job.commit()
+
+
+if __name__ == "__main__":
+    main()
