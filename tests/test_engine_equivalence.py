@@ -60,7 +60,7 @@ def _ingest(settings, point_in_time: datetime) -> None:
 def engines(settings, tmp_path_factory):
     from test_jobs import EV3, EV3_BODY, RAW_EVENTS
 
-    from lifecycle.jobs.runner import CLEAN_JOBS, job_arguments, run_lake_clean
+    from lifecycle.jobs.runner import JOBS, job_arguments, run_lake_clean
     from lifecycle.jobs.spark_context import mirror_lake, run_job_spark
     from lifecycle.simulator import change_reviews, simulate_day
 
@@ -81,11 +81,11 @@ def engines(settings, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("spark-lake")
     mirror_lake(settings, root)
-    spark = run_job_spark([*CLEAN_JOBS, "spark_upsert_probe"], root,
+    spark = run_job_spark([*JOBS, "spark_upsert_probe"], root,
                           [*job_arguments(settings, "x", START, END), "--probe_bucket", "probe"],
                           extra_path=[str(PROBE)])
-    jobs = {j: spark[j]["duration_s"] for j in [*CLEAN_JOBS, "spark_upsert_probe"]}
-    print(f"\nspark process (JVM start + {len(CLEAN_JOBS)} jobs + probe): {spark['spark_seconds']} s {jobs}; "
+    jobs = {j: spark[j]["duration_s"] for j in [*JOBS, "spark_upsert_probe"]}
+    print(f"\nspark process (JVM start + {len(JOBS)} jobs + probe): {spark['spark_seconds']} s {jobs}; "
           f"duckdb: {duck['duration_s']} s")
     return {"duck": duck, "spark": spark, "root": root}
 
@@ -113,13 +113,14 @@ def _glob(base: str, partitioned: bool) -> str:
     return f"{base}/*/*.parquet" if partitioned else f"{base}/*.parquet"
 
 
-def test_every_clean_table_is_identical(settings, engines):
-    from lifecycle.catalog import CLEAN_TABLES, partition_values_in_s3
+def test_every_clean_and_curated_table_is_identical(settings, engines):
+    from lifecycle.catalog import CLEAN_TABLES, CURATED_TABLES, partition_values_in_s3
 
     s3con, local = _s3_con(settings), _duck()
-    root, clean = engines["root"], settings.bucket("clean")
+    root = engines["root"]
     try:
-        for name, spec in CLEAN_TABLES.items():
+        for name, spec in {**CLEAN_TABLES, **CURATED_TABLES}.items():
+            clean = settings.bucket(spec.zone)
             part = bool(spec.partition)
             d_cols, d_rows = _snapshot(s3con, _glob(f"s3://{clean}/{name}", part), part)
             s_cols, s_rows = _snapshot(local, _glob(f"{root}/{clean}/{name}", part), part)

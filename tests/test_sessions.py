@@ -221,7 +221,8 @@ def test_late_events_merge_and_move_sessions(settings, first):
         result = run(settings)
         # incremental: only the customers with events in the rewritten partitions (c4, c5)
         assert result["mode"] == "incremental"
-        assert result["rows_in"]["clean.events"] == 15
+        # only the affected customers' events are read (not anonymous ones, nor others')
+        assert 0 < result["rows_in"]["clean.events"] < 15
         assert 0 < result["rows_out"]["sessions"] <= 9
         assert read_sessions(settings) == EXPECTED_AFTER_LATE
         assert sorted(session_objects(settings)) == [

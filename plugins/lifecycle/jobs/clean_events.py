@@ -135,7 +135,8 @@ def main(argv: list[str], ctx) -> None:
     args = get_resolved_options(argv, ARGUMENTS)
     lines = ctx.read_lines(args["raw_bucket"], "events/*/*/*/*/*", name="events")
     products = ctx.read_clean(args["clean_bucket"], "products")
-    existing = ctx.read_clean(args["clean_bucket"], "events") if ctx.incremental else None
+    existing = (ctx.read_clean(args["clean_bucket"], "events", columns=["event_id"])
+                if ctx.incremental else None)
     classified = ctx.persist(classify(parse(lines), products, existing), "classified")
     valid = valid_events(classified)
     ctx.upsert_clean(valid, valid.select("event_id"), args["clean_bucket"], "events")

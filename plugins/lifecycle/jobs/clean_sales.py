@@ -215,16 +215,19 @@ def main(argv: list[str], ctx) -> None:
         return
     # the order date of an item comes from its order, which may be in an earlier batch; the
     # items of an order deleted in this batch go with it
-    all_orders = ctx.read_clean(clean, "orders")
-    deleted = _keys(changes["orders"], ("order_id",)).join(
-        all_orders.select(F.col("order_id").alias("_live")), F.col("order_id") == F.col("_live"), "left_anti")
-    existing_items = ctx.read_clean(clean, "order_items")
-    gone_items = existing_items.join(deleted.select(F.col("order_id").alias("_gone")),
-                                     F.col("order_id") == F.col("_gone"), "inner").select("order_id", "line_no")
+    touched_orders = ctx.persist(_keys(changes["orders"], ("order_id",)).unionByName(
+        _keys(changes["order_items"], ("order_id",))).distinct(), "touched_orders")
+    all_orders = ctx.read_clean(clean, "orders", where_in=("order_id", touched_orders))
+    deleted = ctx.persist(_keys(changes["orders"], ("order_id",)).join(
+        all_orders.select(F.col("order_id").alias("_live")), F.col("order_id") == F.col("_live"), "left_anti"),
+        "deleted_orders")
+    gone_items = ctx.read_clean(clean, "order_items", columns=["order_id", "line_no"],
+                                where_in=("order_id", deleted))
     ctx.upsert_clean(clean_order_items(state["order_items"], all_orders, extras["order_items"]),
                      _keys(changes["order_items"], ("order_id", "line_no")).unionByName(gone_items),
                      clean, "order_items")
-    history = ctx.read_clean(clean, "order_status_history")
+    history = ctx.read_clean(clean, "order_status_history",
+                             where_in=("order_id", _keys(changes["orders"], ("order_id",))))
     seed = history_seed(history, changes["orders"])
     # materialized: the replay's window plan then starts from one table, not from the join
     replayed = ctx.persist(order_status_history(ctx.persist(seed.unionByName(

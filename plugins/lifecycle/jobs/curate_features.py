@@ -51,7 +51,8 @@ def counted_lines(orders, items):
     """Order lines of counted (not cancelled) orders with the order's customer, time and date."""
     counted = orders.where(F.col("status") != "cancelled").select(
         F.col("order_id").alias("o_id"), "customer_id", "order_ts", "order_date")
-    return items.join(counted, F.col("order_id") == F.col("o_id"), "inner").select(
+    lines = items.select("order_id", "product_id", "quantity", "unit_price")  # not its order_date
+    return lines.join(counted, F.col("order_id") == F.col("o_id"), "inner").select(
         "order_id", "product_id", "quantity", "unit_price", "customer_id", "order_ts", "order_date",
         (F.col("quantity") * F.col("unit_price")).alias("line_revenue"))
 

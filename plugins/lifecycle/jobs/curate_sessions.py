@@ -119,7 +119,7 @@ def main(argv: list[str], ctx) -> None:
         .unionByName(existing.where(F.col("customer_id").isNotNull() & on_changed_day)
                      .select(F.col("customer_id").alias("_affected"))).distinct()
     customers = ctx.persist(customers, "affected")
-    events = ctx.read_clean(clean, "events")
+    events = ctx.read_clean(clean, "events", where_in=("customer_id", customers))
     of_affected = events.join(customers, F.col("customer_id") == F.col("_affected"), "inner").drop("_affected")
     touched = ctx.persist(of_affected.unionByName(changed.where(F.col("customer_id").isNull())), "touched")
     rebuilt = ctx.persist(sessions(sessionize(touched)), "rebuilt")

@@ -432,11 +432,15 @@ class JobContext:
         return (f"{spec.name}/{spec.partition[0]}=*/*.parquet" if spec.partition
                 else f"{spec.name}/*.parquet")
 
-    def read_clean(self, bucket: str, table: str, changed_only: bool = False):
+    def read_clean(self, bucket: str, table: str, changed_only: bool = False,
+                   columns: list[str] | None = None, where_in: tuple[str, Any] | None = None):
         """A clean table as it is in the lake now (empty with its columns if not written).
 
         ``changed_only``: only the objects (partitions) new or rewritten since this job's
         bookmark (all of them in a full run); the job's input ``clean.<table>`` either way.
+        ``columns``: only these columns. ``where_in=(column, df)``: only the rows whose
+        ``column`` is among ``df``'s first column — an incremental run reads what it merges
+        with, not the whole table (Spark: a semi join; here DuckDB filters the Parquet scan).
         """
         spec = lake_table(table)
         objects = self.list_objects(bucket, self._table_pattern(spec))
@@ -445,14 +449,20 @@ class JobContext:
             self._changed[table] = keys + self._gone.get(f"clean.{table}", [])
         else:
             keys = list(objects)
+        wanted = [(c, t) for c, t in spec.all_columns if columns is None or c in columns]
         name = self._table_name(f"clean_{table}" + ("_changed" if changed_only else ""))
-        ddl = ", ".join(f"{_ident(c)} {duckdb_type(t)}" for c, t in spec.all_columns)
+        ddl = ", ".join(f"{_ident(c)} {duckdb_type(t)}" for c, t in wanted)
         self._con.execute(f"CREATE TABLE {_ident(name)} ({ddl})")
         if keys:
-            cols = ", ".join(_ident(c) for c in spec.column_names)
+            cols = ", ".join(_ident(c) for c, _ in wanted)
+            where = ""
+            if where_in is not None:
+                column, values = where_in
+                where = (f"WHERE {_ident(column)} IN (SELECT * FROM "
+                         f"({values.sql(dialect='duckdb', optimize=False)}))")
             self._con.execute(
                 f"INSERT INTO {_ident(name)} BY NAME SELECT {cols} FROM read_parquet("
-                f"{self._file_list(bucket, keys)}, hive_partitioning={str(bool(spec.partition)).lower()})"
+                f"{self._file_list(bucket, keys)}, hive_partitioning={str(bool(spec.partition)).lower()}) {where}"
             )
         label = f"clean.{table}" + (".changed" if changed_only and self.incremental else "")
         self.metrics["rows_in"][label] = self._count(name)
