@@ -35,11 +35,11 @@ def lake_clean():
     @task(outlets=[CLEAN_LAKE])
     def run_clean_jobs(**context) -> dict:
         from lifecycle.airflow_context import interval
-        from lifecycle.jobs.runner import run_lake_clean
+        from lifecycle.jobs.dispatch import run_lake_jobs
         from lifecycle.settings import Settings
 
         start, end = interval(context)
-        return run_lake_clean(Settings.from_env(), start, end)
+        return run_lake_jobs(Settings.from_env(), start, end, context)
 
     @task
     def check_quarantine() -> dict:

@@ -60,14 +60,14 @@ def test_glue_engine_setting_needs_the_aws_target():
 def test_deploy_uploads_and_defines_every_job(settings):
     from lifecycle import infra
     from lifecycle.jobs.glue_deploy import deploy, package
-    from lifecycle.jobs.runner import CLEAN_JOBS
+    from lifecycle.jobs.runner import JOBS
 
     infra.apply_buckets(settings, infra.load_spec(settings))
     first = deploy(settings)
     assert set(first["jobs"].values()) <= {"created", "unchanged"}
     # a second deploy finds every job as defined (moto has no UpdateJob; AWS would get one
     # only for a job whose definition differs)
-    assert deploy(settings)["jobs"] == {settings.glue_job_name(j): "unchanged" for j in CLEAN_JOBS}
+    assert deploy(settings)["jobs"] == {settings.glue_job_name(j): "unchanged" for j in JOBS}
     glue = aws(settings, "glue")
     account = aws(settings, "sts").get_caller_identity()["Account"]
     job = glue.get_job(JobName=settings.glue_job_name("clean_events"))["Job"]

@@ -3,7 +3,7 @@ and the arguments of the Amazon provider's ``GlueJobOperator``.
 
 Input: ``Settings`` (deploy bucket, Glue version / worker type / workers, the transform
 stage's IAM role ``<prefix>-transform`` of ``infra/iam``) and a job name of
-``runner.CLEAN_JOBS``.
+``runner.JOBS``.
 Output:
 - ``package`` / ``upload``: ``s3://<deploy>/glue/glue_entry.py`` (the entry script,
   ``lifecycle/jobs/glue_entry.py``) and ``s3://<deploy>/glue/lifecycle.zip`` (the package,
@@ -90,10 +90,10 @@ def _command(settings: Settings) -> dict:
 
 def job_definition(settings: Settings, job_name: str, account: str) -> dict:
     """``glue.create_job`` arguments of one job."""
-    from lifecycle.jobs.runner import CLEAN_JOBS
+    from lifecycle.jobs.runner import JOBS
 
-    if job_name not in CLEAN_JOBS:
-        raise ValueError(f"unknown job {job_name!r}; jobs: {', '.join(CLEAN_JOBS)}")
+    if job_name not in JOBS:
+        raise ValueError(f"unknown job {job_name!r}; jobs: {', '.join(JOBS)}")
     return {
         "Name": settings.glue_job_name(job_name),
         "Description": f"lifecycle Glue-style job {job_name} (lifecycle.jobs.{job_name})",
@@ -111,14 +111,14 @@ def job_definition(settings: Settings, job_name: str, account: str) -> dict:
 
 def deploy(settings: Settings, account: str | None = None) -> dict:
     """Upload the scripts, then create or update the Glue job of every clean job."""
-    from lifecycle.jobs.runner import CLEAN_JOBS
+    from lifecycle.jobs.runner import JOBS
 
     if account is None:
         account = aws(settings, "sts").get_caller_identity()["Account"]
     uploaded = upload(settings)
     glue = aws(settings, "glue")
     jobs = {}
-    for job in CLEAN_JOBS:
+    for job in JOBS:
         definition = job_definition(settings, job, account)
         name = definition.pop("Name")
         try:

@@ -1,0 +1,35 @@
+"""Where the lake jobs of one ``lake_clean`` run execute: here (DuckDB) or on AWS Glue.
+
+Input: ``Settings`` (``jobs_engine``: ``local`` by default, ``glue`` on the aws target only),
+the data interval and, for Glue, the Airflow task context. Output: the run metadata of
+``runner.run_lake_clean`` (local) or ``{"engine": "glue", "jobs": [...], "catalog": ...}``.
+
+On Glue each job is one ``GlueJobOperator`` run (the Amazon provider's operator, executed
+inside this task so the DAG's shape is the same on every target), in ``runner.JOBS`` order:
+``clean_events`` reads the products ``clean_sales`` wrote. docs/glue-jobs.md has the details.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from lifecycle.settings import Settings
+
+
+def run_lake_jobs(settings: Settings, start: datetime, end: datetime, context: dict | None = None) -> dict:
+    if settings.jobs_engine != "glue":
+        from lifecycle.jobs.runner import run_lake_clean
+
+        return run_lake_clean(settings, start, end)
+    from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
+
+    from lifecycle.catalog import register_clean_tables, register_curated_tables
+    from lifecycle.jobs.glue_deploy import glue_job_operator_kwargs
+    from lifecycle.jobs.runner import JOBS
+
+    runs = []
+    for job in JOBS:
+        op = GlueJobOperator(task_id=f"glue_{job}", **glue_job_operator_kwargs(settings, job, (start, end)))
+        runs.append({"job": job, "run_id": op.execute(context or {})})
+    return {"engine": "glue", "jobs": runs,
+            "catalog": {**register_clean_tables(settings), **register_curated_tables(settings)}}
