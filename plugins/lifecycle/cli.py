@@ -11,6 +11,7 @@ Output: the action's result on stdout; exit code 0 on success, 1 when a check fa
     lifecycle reconcile                    source vs lake vs warehouse vs serving
     lifecycle demo                         all of the above, with a report
     lifecycle query "select ..."           SQL on the warehouse
+    lifecycle recommend 7                  products similar to product 7 (pgvector)
     lifecycle airflow                      Airflow 3 (UI on :8080) on the embedded services
 """
 
@@ -216,6 +217,38 @@ def query(sql: str = typer.Argument(..., help="SQL to run on the warehouse datab
     typer.echo("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
     for r in rows:
         typer.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)))
+
+
+@app.command()
+def recommend(
+    product_id: int = typer.Argument(..., help="the product to find similar products for"),
+    k: int = typer.Option(5, "--k", "-k", min=1, max=100, help="how many similar products"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+):
+    """Products similar to PRODUCT_ID, from the published pgvector index (embeddings learnt
+    from co-purchase and co-view behaviour; score = cosine similarity, 1 is identical).
+
+    \b
+    Examples:
+      lifecycle recommend 7
+      lifecycle recommend 7 --k 10
+      lifecycle recommend 7 --json
+    """
+    from lifecycle.serve.recommend import RecommendError
+    from lifecycle.serve.recommend import recommend as nearest
+
+    s = _settings()
+    try:
+        rows = nearest(s, product_id, k)
+    except RecommendError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    if as_json:
+        _echo_json(rows)
+        return
+    typer.echo(f"products similar to {product_id}:")
+    for rank, r in enumerate(rows, start=1):
+        typer.echo(f"  {rank:>2}. {r['product_id']:>6}  {r['score']:.4f}  {r['name']} ({r['category']})")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
