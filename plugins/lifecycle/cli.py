@@ -12,6 +12,7 @@ Output: the action's result on stdout; exit code 0 on success, 1 when a check fa
     lifecycle demo                         all of the above, with a report
     lifecycle query "select ..."           SQL on the warehouse
     lifecycle recommend 7                  products similar to product 7 (pgvector)
+    lifecycle metabase-provision           the Metabase dashboard of infra/metabase/ via its API
     lifecycle airflow                      Airflow 3 (UI on :8080) on the embedded services
 """
 
@@ -249,6 +250,29 @@ def recommend(
     typer.echo(f"products similar to {product_id}:")
     for rank, r in enumerate(rows, start=1):
         typer.echo(f"  {rank:>2}. {r['product_id']:>6}  {r['score']:.4f}  {r['name']} ({r['category']})")
+
+
+@app.command("metabase-provision")
+def metabase_provision(
+    spec: str = typer.Option(None, help="dashboard spec (default infra/metabase/dashboard.json)"),
+    wait: int = typer.Option(300, help="seconds to wait for Metabase to become healthy"),
+):
+    """Create (or update) the Metabase dashboard of the repo through Metabase's API: first admin,
+    the warehouse as a database read by bi_reader (schema serving only), the cards, the dashboard.
+
+    \b
+    Needs LIFECYCLE_METABASE_URL (default: port 3000 of this machine; compose: the metabase service),
+    LIFECYCLE_METABASE_ADMIN_PASSWORD and LIFECYCLE_BI_READER_PASSWORD. In compose the
+    one-shot service `metabase-provision` runs it: docker compose --profile bi up -d
+    """
+    from lifecycle.serve.metabase import MetabaseError, provision
+
+    try:
+        out = provision(_settings(), spec, wait_seconds=wait)
+    except MetabaseError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"dashboard: {out['url']}  ({len(out['cards'])} cards)")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
