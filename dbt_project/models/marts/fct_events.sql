@@ -4,6 +4,25 @@
 -- (customer_id, session_start_ts <= event_ts <= session_end_ts) matches exactly one.
 -- An anonymous event is its own session 'a-<event_id>'. No fallback: an event the lake's
 -- sessions do not cover gets a null session_id and fails the not_null/relationships tests.
+--
+-- Incremental (delete+insert on event_id): events are immutable, but a late event can merge
+-- or move sessions, so an event whose session changed is rewritten too: only events whose
+-- row_hash (values + session) differs from the stored one are written; events gone from
+-- landing are deleted (post_hook). `dbt build --full-refresh` rebuilds it.
+{{
+    config(
+        materialized='incremental',
+        unique_key='event_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        indexes=[{'columns': ['event_id'], 'unique': True}, {'columns': ['event_date']}],
+        post_hook=[
+            "{% if is_incremental() %}delete from {{ this }} as t where not exists (select 1 from "
+            ~ "{{ ref('stg_activity__events') }} as s where s.event_id = t.event_id){% endif %}"
+        ],
+    )
+}}
+
 with events as (
 
     select * from {{ ref('stg_activity__events') }}
@@ -44,6 +63,24 @@ joined as (
         and events.event_ts >= sessions.session_start_ts
         and events.event_ts <= sessions.session_end_ts
 
+),
+
+hashed as (
+
+    select
+        joined.*,
+        {{ row_hash(['event_id', 'event_type', 'event_ts', 'customer_id', 'product_id', 'order_id',
+                     'page', 'quantity', 'session_id', 'is_session_start']) }} as row_hash
+
+    from joined
+
 )
 
-select * from joined
+select * from hashed
+{% if is_incremental() %}
+where not exists (
+    select 1 from {{ this }} as current_rows
+    where current_rows.event_id = hashed.event_id
+        and current_rows.row_hash = hashed.row_hash
+)
+{% endif %}

@@ -1,5 +1,26 @@
 -- One row per order (current state) with its line totals.
 -- An order without lines keeps 0 lines / 0 revenue (left join).
+--
+-- Incremental (delete+insert on order_id): landing holds the full current state after every
+-- load, and an order can change without its updated_at moving (a line edited, added or
+-- deleted by someone else), so the change test is the row's content, not a timestamp:
+-- only orders whose row_hash differs from the stored one (new or changed) are written, and
+-- orders gone from the source are deleted (post_hook). A rerun on the same data writes
+-- nothing. `dbt build --full-refresh` rebuilds it.
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        indexes=[{'columns': ['order_id'], 'unique': True}],
+        post_hook=[
+            "{% if is_incremental() %}delete from {{ this }} as t where not exists (select 1 from "
+            ~ "{{ ref('stg_sales__orders') }} as s where s.order_id = t.order_id){% endif %}"
+        ],
+    )
+}}
+
 with orders as (
 
     select * from {{ ref('stg_sales__orders') }}
@@ -23,20 +44,44 @@ line_totals as (
     from order_lines
     group by order_id
 
+),
+
+final as (
+
+    select
+        orders.order_id,
+        orders.customer_id,
+        orders.status,
+        orders.status <> 'cancelled' as is_counted,
+        orders.order_ts,
+        {{ utc_date('orders.order_ts') }} as order_date,
+        orders.updated_at,
+        cast(coalesce(line_totals.line_count, 0) as {{ dbt.type_bigint() }}) as line_count,
+        cast(coalesce(line_totals.item_quantity, 0) as {{ dbt.type_bigint() }}) as item_quantity,
+        cast(coalesce(line_totals.order_revenue, 0) as numeric(14, 2)) as order_revenue
+
+    from orders
+    left join line_totals
+        on orders.order_id = line_totals.order_id
+
+),
+
+hashed as (
+
+    select
+        final.*,
+        {{ row_hash(['order_id', 'customer_id', 'status', 'order_ts', 'updated_at', 'line_count',
+                     'item_quantity', 'order_revenue']) }} as row_hash
+
+    from final
+
 )
 
-select
-    orders.order_id,
-    orders.customer_id,
-    orders.status,
-    orders.status <> 'cancelled' as is_counted,
-    orders.order_ts,
-    {{ utc_date('orders.order_ts') }} as order_date,
-    orders.updated_at,
-    cast(coalesce(line_totals.line_count, 0) as {{ dbt.type_bigint() }}) as line_count,
-    cast(coalesce(line_totals.item_quantity, 0) as {{ dbt.type_bigint() }}) as item_quantity,
-    cast(coalesce(line_totals.order_revenue, 0) as numeric(14, 2)) as order_revenue
-
-from orders
-left join line_totals
-    on orders.order_id = line_totals.order_id
+select * from hashed
+{% if is_incremental() %}
+where not exists (
+    select 1 from {{ this }} as current_rows
+    where current_rows.order_id = hashed.order_id
+        and current_rows.row_hash = hashed.row_hash
+)
+{% endif %}
