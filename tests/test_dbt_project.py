@@ -55,10 +55,10 @@ DROP SCHEMA IF EXISTS landing CASCADE;
 CREATE SCHEMA landing;
 CREATE TABLE landing.orders (
     order_id bigint, customer_id bigint, status varchar, order_ts timestamptz,
-    updated_at timestamptz, order_date date);
+    updated_at timestamptz, order_date date, _loaded_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE landing.order_items (
     order_id bigint, line_no int, product_id bigint, quantity int, unit_price numeric(10,2),
-    order_date date);
+    order_date date, _loaded_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE landing.order_status_history (
     order_id bigint, status varchar, valid_from timestamptz, valid_to timestamptz,
     is_current boolean, change_op varchar);
@@ -70,14 +70,15 @@ CREATE TABLE landing.products (
     unit_price numeric(10,2), active boolean, updated_at timestamptz);
 CREATE TABLE landing.events (
     event_id varchar, event_type varchar, event_ts timestamptz, customer_id bigint,
-    product_id bigint, order_id bigint, page varchar, quantity int, event_date date);
+    product_id bigint, order_id bigint, page varchar, quantity int, event_date date,
+    _loaded_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE landing.reviews (
     product_id bigint, review_id varchar, customer_id bigint, rating int, title varchar,
     body varchar, created_at timestamptz);
 CREATE TABLE landing.sessions (
     session_id varchar, customer_id bigint, session_start timestamptz, session_end timestamptz,
     event_count bigint, page_views bigint, add_to_carts bigint, checkouts bigint,
-    purchases bigint, converted boolean, session_date date);
+    purchases bigint, converted boolean, session_date date, _loaded_at timestamptz NOT NULL DEFAULT now());
 """
 
 # The dataset. Timestamps are instants (some written with a -05:00 offset on purpose).
@@ -357,9 +358,10 @@ def test_incremental_marts_write_only_what_changed(built, warehouse):
     assert _xmins(dsn, "fct_orders", "order_id") == orders_before
     assert _xmins(dsn, "fct_events", "event_id") == events_before
 
-    # someone edits a line of 101 (orders.updated_at untouched), deletes 104, adds 105
+    # someone edits a line of 101 (orders.updated_at untouched), deletes 104, adds 105; the
+    # load replaces the partitions concerned (new rows: _loaded_at of that load)
     _execute(dsn, """
-        UPDATE landing.order_items SET quantity = 3 WHERE order_id = 101 AND line_no = 1;
+        UPDATE landing.order_items SET quantity = 3, _loaded_at = now() WHERE order_id = 101 AND line_no = 1;
         DELETE FROM landing.order_items WHERE order_id = 104;
         DELETE FROM landing.orders WHERE order_id = 104;
         INSERT INTO landing.orders VALUES (105, 2, 'paid', '2026-01-11 15:00+00', '2026-01-11 15:00+00', '2026-01-11');
@@ -484,6 +486,15 @@ def test_parse_writes_manifest_and_cosmos_dag_renders(tmp_path):
         assert node["config"]["contract"]["enforced"] is True
         assert all(c.get("data_type") for c in node["columns"].values()), model
     assert nodes["model.lifecycle.stg_sales__orders"]["schema"] == "staging"
+    # dbt's layering: staging models are the only users of source(), one source each
+    for uid, node in nodes.items():
+        if node["resource_type"] != "model":
+            continue
+        sources = [d for d in node["depends_on"]["nodes"] if d.startswith("source.")]
+        if node["name"].startswith("stg_"):
+            assert len(sources) == 1 and node["schema"] == "staging", uid
+        else:
+            assert sources == [], f"{uid} reads a source; only staging models may"
     assert len(manifest["unit_tests"]) == 5
     for model in ("fct_orders", "fct_events"):
         config = nodes[f"model.lifecycle.{model}"]["config"]

@@ -1,3 +1,4 @@
+-- depends_on: {{ ref('stg_activity__sessions') }}
 -- One row per valid user-activity event, with its UTC date and session.
 -- Sessions come from the lake (int_sessions over landing.sessions, built by curate_sessions);
 -- an event's session is found by time range: a customer's sessions never overlap, so
@@ -5,10 +6,12 @@
 -- An anonymous event is its own session 'a-<event_id>'. No fallback: an event the lake's
 -- sessions do not cover gets a null session_id and fails the not_null/relationships tests.
 --
--- Incremental (delete+insert on event_id): events are immutable, but a late event can merge
--- or move sessions, so an event whose session changed is rewritten too: only events whose
--- row_hash (values + session) differs from the stored one are written; events gone from
--- landing are deleted (post_hook). `dbt build --full-refresh` rebuilds it.
+-- Incremental (delete+insert on event_id). Events are immutable, but a late event can merge
+-- or move a customer's sessions, so the unit of recomputation is the customer: every event
+-- of a customer with an event or a session loaded after this table's watermark
+-- (max(_loaded_at)), and new anonymous events. Of those, only events whose row_hash (values
+-- + session) differs from the stored one are written; events gone from landing are deleted
+-- (post_hook). `dbt build --full-refresh` rebuilds it.
 {{
     config(
         materialized='incremental',
@@ -23,9 +26,33 @@
     )
 }}
 
-with events as (
+with
+{% if is_incremental() %}
+watermark as (
+
+    select coalesce(max(_loaded_at), cast('1900-01-01 00:00:00+00' as {{ dbt.type_timestamp() }})) as loaded_at
+    from {{ this }}
+
+),
+
+affected_customers as (
+
+    select customer_id from {{ ref('stg_activity__events') }}
+    where _loaded_at > (select loaded_at from watermark) and customer_id is not null
+    union
+    select customer_id from {{ ref('stg_activity__sessions') }}
+    where _loaded_at > (select loaded_at from watermark) and customer_id is not null
+
+),
+{% endif %}
+
+events as (
 
     select * from {{ ref('stg_activity__events') }}
+    {% if is_incremental() %}
+    where customer_id in (select customer_id from affected_customers)
+        or (customer_id is null and _loaded_at > (select loaded_at from watermark))
+    {% endif %}
 
 ),
 
@@ -33,6 +60,7 @@ sessions as (
 
     select * from {{ ref('int_sessions') }}
     where not is_anonymous
+    {% if is_incremental() %}and customer_id in (select customer_id from affected_customers){% endif %}
 
 ),
 
@@ -55,7 +83,8 @@ joined as (
         case
             when events.customer_id is null then true
             else events.event_ts = sessions.session_start_ts
-        end as is_session_start
+        end as is_session_start,
+        greatest(events._loaded_at, sessions._loaded_at) as _loaded_at
 
     from events
     left join sessions

@@ -359,10 +359,13 @@ def _q(name: str) -> str:
 
 
 def _landing_columns(settings, table: str) -> list[str]:
+    """The landing table's data columns (without the load's own ``_loaded_at``)."""
+    from lifecycle.warehouse import load as load_module
+
     with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'landing' "
                     "AND table_name = %s ORDER BY ordinal_position", (table,))
-        return [r[0] for r in cur.fetchall()]
+        return [r[0] for r in cur.fetchall() if r[0] != load_module.LOADED_AT]
 
 
 def stage_load(env: BenchEnvironment, start: datetime, end: datetime) -> StageResult:

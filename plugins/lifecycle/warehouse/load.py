@@ -5,7 +5,8 @@ the objects of ``s3://<clean>/<table>/`` as the Glue Catalog describes them
 (``lifecycle.catalog.effective_spec``: the contract of ``CLEAN_TABLES`` plus any column the
 source gained since, which is added to the landing table).
 Output: ``warehouse.landing.<table>`` for every clean table (its columns plus the partition
-column, Postgres types from the contract) and ``landing.load_manifest`` with one row per
+column, Postgres types from the contract, plus ``_loaded_at``: when the row was loaded, the
+watermark of dbt's incremental models) and ``landing.load_manifest`` with one row per
 object currently loaded (``table_name, s3_key, etag, rows, interval_start, interval_end,
 loaded_at``: the interval of the run that loaded it). Returns ``{table: rows in landing}``.
 
@@ -46,6 +47,7 @@ MANIFEST = "load_manifest"
 METHODS = ("pipe", "file")
 MODES = ("incremental", "full")
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+LOADED_AT = "_loaded_at"  # landing metadata column: the load transaction's time
 
 
 def _q(name: str) -> str:
@@ -78,6 +80,11 @@ def ensure_landing(settings: Settings) -> set[str]:
                 if any(tn == spec.name for tn, _ in existing) and (spec.name, c) not in existing:
                     cur.execute(f"ALTER TABLE {SCHEMA}.{_q(spec.name)} ADD COLUMN {_q(c)} {postgres_type(t)}")
                     altered.add(spec.name)
+            # when each row was loaded (COPY leaves it to the default): the watermark of the
+            # incremental dbt models (only rows loaded since their last build are recomputed)
+            if (spec.name, LOADED_AT) not in existing:
+                cur.execute(f"ALTER TABLE {SCHEMA}.{_q(spec.name)} ADD COLUMN IF NOT EXISTS {LOADED_AT} "
+                            "timestamptz NOT NULL DEFAULT now()")
         cur.execute(f"""
             CREATE TABLE IF NOT EXISTS {SCHEMA}.{MANIFEST} (
                 table_name     text        NOT NULL,
