@@ -401,7 +401,7 @@ def stage_load(env: BenchEnvironment, start: datetime, end: datetime) -> StageRe
             cur.execute("CREATE SCHEMA IF NOT EXISTS bench_baseline")
             for name in files:
                 cur.execute(f"DROP TABLE IF EXISTS bench_baseline.{_q(name)}")
-                cur.execute(f"CREATE TABLE bench_baseline.{_q(name)} (LIKE landing.{_q(name)})")
+                cur.execute(f"CREATE TABLE bench_baseline.{_q(name)} (LIKE landing.{_q(name)} INCLUDING DEFAULTS)")
         for name, (path, cols) in files.items():
             started = time.perf_counter()
             with pg(s, s.warehouse_db) as conn, conn.cursor() as cur, open(path, "rb") as fh:
