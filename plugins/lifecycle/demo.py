@@ -94,8 +94,9 @@ def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate
                      f"({quarantine.get('batches_checked', 0)} new batches checked, "
                      f"{quarantine.get('alerted_batches', 0)} above the alert rate)")
     load = _result(results, "warehouse_load")
-    _line("loaded", f"{_total(load.get('rows_out'))} rows into warehouse.landing "
-                    f"({load.get('tables', 0)} tables, COPY)")
+    _line("loaded", f"{_total(load.get('rows_out'))} rows in warehouse.landing ({load.get('tables', 0)} tables); "
+                    f"this run copied {_total(load.get('rows_copied'))} rows from {load.get('files_copied', 0)} "
+                    f"changed objects (COPY), {load.get('files_unchanged', 0)} unchanged objects skipped")
     dbt_tasks = results.get("dbt_build", {}).get("tasks", {})
     _line("modelled", f"{sum(1 for t in dbt_tasks.values() if t['state'].endswith('success'))}"
                       f"/{len(dbt_tasks)} dbt tasks (models + tests) succeeded")

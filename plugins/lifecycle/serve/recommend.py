@@ -2,8 +2,8 @@
 
 Input: ``Settings``; the marts the dbt build just produced in ``warehouse``:
 ``marts.fct_order_items`` (which products were bought in the same order) and
-``marts.fct_events`` (which products were viewed or put in the cart in the same session),
-plus ``marts.dim_products`` (the catalogue). Schema ``serving_next`` must exist (dbt built it,
+``marts.fct_events`` (which products were viewed or put in the cart in the same session).
+Schema ``serving_next`` must exist (dbt built it,
 ``serve_publish`` has not swapped it yet).
 Output, in ``serving_next`` (so the atomic swap publishes them together with the other
 serving tables; readers never see embeddings of one build and recommendations of another):
