@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 SCALE ?= 1000000
 EVENTS ?= 200000
 
-.PHONY: help install demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset bench
+.PHONY: help install browser demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset bench
 
 help:
 	@echo "make demo      install, start the embedded services, run the whole lifecycle once, report"
@@ -21,6 +21,7 @@ help:
 	@echo "make lint      ruff (with Airflow's AIR rules)"
 	@echo "make bench     stage throughput vs raw baselines (SCALE=1000000 EVENTS=200000); results in bench/results/"
 	@echo "make dbt-docs  generate dbt docs into dbt_project/target"
+	@echo "make browser   install Chromium (Debian package) for the dashboard test, if missing"
 	@echo "make reset     stop services and delete .lifecycle/ (all local state)"
 
 install: $(STAMP)
@@ -36,6 +37,17 @@ $(STAMP): requirements.lock requirements-spark.lock pyproject.toml
 	else echo "java not found: skipping pyspark (the Spark engine test will be skipped)"; fi
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+# Chromium for the dashboard test (driven by Playwright's Python client; never
+# `playwright install`, which downloads a browser). Debian/Ubuntu package, as root in CI.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then echo "chromium: $(CHROMIUM)"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null \
+	  || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; }; \
+	  echo "chromium: installed $$($(CHROMIUM) --version)"; \
+	else echo "chromium not found at $(CHROMIUM): install it (apt-get install chromium) or the dashboard test is skipped"; fi
 
 dbt-manifest: install
 	@$(BIN)/python -c 'from lifecycle.orchestrate import build_dbt_manifest; build_dbt_manifest()'

@@ -1,4 +1,5 @@
-"""DAG serve_publish: swap the freshly built serving tables in atomically; publish the dashboard."""
+"""DAG serve_publish: product embeddings and recommendations into serving_next, then swap the
+serving tables in atomically and publish the dashboard."""
 
 from datetime import UTC, datetime
 
@@ -9,9 +10,11 @@ from lifecycle.dataops.callbacks import default_args
 
 DOC = """
 ### Serve: publish
-`dbt_build` builds the serving tables into `serving_next`; this DAG renames it to
-`serving` in one transaction (readers never see a half-built table), grants `bi_reader`,
-and writes the static HTML dashboard (local file and the serving bucket).
+`dbt_build` builds the serving tables into `serving_next`. This DAG first adds the
+product embeddings (co-purchase and co-view behaviour, PPMI + SVD, stored in pgvector with
+an HNSW index) and the top-k `product_recommendations` to `serving_next`, then renames it
+to `serving` in one transaction (readers never see a half-built table), grants `bi_reader`,
+and writes the static HTML dashboard with its charts (local file and the serving bucket).
 """
 
 
@@ -25,6 +28,13 @@ and writes the static HTML dashboard (local file and the serving bucket).
     doc_md=DOC,
 )
 def serve_publish():
+    @task
+    def build_recommendations() -> dict:
+        from lifecycle.serve.recommend import run
+        from lifecycle.settings import Settings
+
+        return run(Settings.from_env())
+
     @task(outlets=[SERVING])
     def swap_and_publish() -> dict:
         from lifecycle.serve.publish import run
@@ -32,7 +42,7 @@ def serve_publish():
 
         return run(Settings.from_env())
 
-    swap_and_publish()
+    build_recommendations() >> swap_and_publish()
 
 
 serve_publish()

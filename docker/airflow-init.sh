@@ -4,7 +4,7 @@
 #
 # Input: the environment set in docker-compose.yml (LIFECYCLE_TARGET=compose, endpoints, DB).
 # Output: an up-to-date Airflow metadata DB, the AWS resources of infra/ on LocalStack + moto,
-# and the source tables of database `sales`.
+# the source tables of database `sales` and the read-only BI role `bi_reader`.
 # Every step is idempotent: `docker compose run --rm airflow-init` can be rerun at any time,
 # for instance after `docker compose restart localstack`, which loses LocalStack's state.
 #
@@ -28,6 +28,18 @@ from lifecycle.settings import Settings
 from lifecycle.sources.sales_db import ensure_schema
 
 ensure_schema(Settings.from_env())
+PY
+
+echo "[airflow-init] creating the read-only role bi_reader in database warehouse (if missing)"
+# Metabase connects as bi_reader (metabase-provision); serve_publish grants it `serving`.
+python - <<'PY'
+from lifecycle.clients import pg
+from lifecycle.serve.publish import ensure_reader
+from lifecycle.settings import Settings
+
+settings = Settings.from_env()
+with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    ensure_reader(settings, cur)
 PY
 
 echo "[airflow-init] done"

@@ -16,7 +16,7 @@ import pytest
 
 from lifecycle.bench.harness import STAGES
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(480)
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,11 @@ def test_each_stage_processed_the_same_rows_as_its_baseline(report):
     assert stages["cdc"]["rows"] == 2000
     assert stages["kinesis"]["rows"] == 2000
     assert stages["full_load"]["details"]["rows_per_table"]["orders"] == 2000
+    # the load's rerun on an unchanged clean zone copies nothing (incremental by manifest)
+    assert stages["load"]["details"]["rerun_rows_copied"] == 0
+    # dbt after 1 % new data: new orders and events went in, same serving as a full refresh
+    inc = stages["dbt_incremental"]["details"]
+    assert 0 < inc["new_orders"] <= 2000 // 100 and inc["new_events"] > 0
 
 
 def test_report_describes_the_machine_and_versions(report):

@@ -36,7 +36,7 @@ PYPROJECT = ROOT / "pyproject.toml"
 SCHEMA = Path(__file__).resolve().parent / "data" / "compose-spec.json"
 
 # Services that run once and exit; they need no healthcheck.
-ONE_SHOT = {"airflow-init"}
+ONE_SHOT = {"airflow-init", "metabase-provision"}
 AIRFLOW_SERVICES = {
     "airflow-init",
     "airflow-apiserver",
@@ -367,6 +367,7 @@ def test_networks_model_the_vpc():
     assert nets("postgres") == {"data", "bi"}
     assert nets("localstack") == nets("moto") == {"aws"}
     assert nets("metabase") == {"bi"}, "Metabase sees Postgres only, never the AWS emulators"
+    assert nets("metabase-provision") == {"bi"}, "the provisioner talks to Metabase only"
     declared = set(compose["networks"])
     used = set().union(*(nets(n) for n in services))
     assert used <= declared

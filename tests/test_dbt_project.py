@@ -13,6 +13,11 @@ log path in a temp dir (``dbt_project/target`` is left alone), and checks:
 - nothing is built into ``serving`` (serve_publish owns that);
 - source freshness (orders, events) runs and only ever warns;
 - an order line whose order does not exist makes ``dbt build`` fail on the relationships test;
+- the incremental marts (fct_orders, fct_events): a rerun on the same data rewrites no row
+  (Postgres ``xmin`` unchanged), a changed line, a deleted and a new order rewrite exactly
+  those orders and serving shows the same numbers as a full refresh;
+- through Cosmos (``dags/dbt_build.py`` under ``dag.test()``): a contract violation and a
+  failing data test fail exactly their own tasks, and each sends one SNS alert naming it;
 - ``dbt parse`` writes a manifest, and ``dags/dbt_build.py`` renders from it in a real
   ``DagBag`` (a fresh process, no metadata database, nothing mocked) with one run and one
   test task per model.
@@ -50,10 +55,10 @@ DROP SCHEMA IF EXISTS landing CASCADE;
 CREATE SCHEMA landing;
 CREATE TABLE landing.orders (
     order_id bigint, customer_id bigint, status varchar, order_ts timestamptz,
-    updated_at timestamptz, order_date date);
+    updated_at timestamptz, order_date date, _loaded_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE landing.order_items (
     order_id bigint, line_no int, product_id bigint, quantity int, unit_price numeric(10,2),
-    order_date date);
+    order_date date, _loaded_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE landing.order_status_history (
     order_id bigint, status varchar, valid_from timestamptz, valid_to timestamptz,
     is_current boolean, change_op varchar);
@@ -65,14 +70,15 @@ CREATE TABLE landing.products (
     unit_price numeric(10,2), active boolean, updated_at timestamptz);
 CREATE TABLE landing.events (
     event_id varchar, event_type varchar, event_ts timestamptz, customer_id bigint,
-    product_id bigint, order_id bigint, page varchar, quantity int, event_date date);
+    product_id bigint, order_id bigint, page varchar, quantity int, event_date date,
+    _loaded_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE landing.reviews (
     product_id bigint, review_id varchar, customer_id bigint, rating int, title varchar,
     body varchar, created_at timestamptz);
 CREATE TABLE landing.sessions (
     session_id varchar, customer_id bigint, session_start timestamptz, session_end timestamptz,
     event_count bigint, page_views bigint, add_to_carts bigint, checkouts bigint,
-    purchases bigint, converted boolean, session_date date);
+    purchases bigint, converted boolean, session_date date, _loaded_at timestamptz NOT NULL DEFAULT now());
 """
 
 # The dataset. Timestamps are instants (some written with a -05:00 offset on purpose).
@@ -232,6 +238,8 @@ def test_build_runs_every_model_test_and_unit_test(built):
         "daily_sales_excludes_cancelled_orders",
         "int_sessions_keeps_the_lake_sessions",
         "funnel_daily_conversion_rate",
+        "fct_orders_revenue_from_lines",
+        "fct_order_status_changes_scd2_durations",
     }
     assert set(unit_tests.values()) == {"pass"}
     data_tests = [s for uid, s in by_id.items() if uid.startswith("test.")]
@@ -337,6 +345,129 @@ def test_orphan_order_line_fails_the_build(built, warehouse):
     assert any("relationships_stg_sales__order_items_order_id" in uid for uid in failed), failed
 
 
+def _xmins(dsn: str, table: str, key: str) -> dict:
+    return dict(_query(dsn, f"SELECT {key}, xmin::text FROM marts.{table}"))
+
+
+def test_incremental_marts_write_only_what_changed(built, warehouse):
+    dsn, env = warehouse["dsn"], warehouse["env"]
+    orders_before, events_before = _xmins(dsn, "fct_orders", "order_id"), _xmins(dsn, "fct_events", "event_id")
+    proc = _dbt(["build"], env, warehouse["tmp"] / "target-rerun")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    # nothing changed: no row of either incremental mart was rewritten
+    assert _xmins(dsn, "fct_orders", "order_id") == orders_before
+    assert _xmins(dsn, "fct_events", "event_id") == events_before
+
+    # someone edits a line of 101 (orders.updated_at untouched), deletes 104, adds 105; the
+    # load replaces the partitions concerned (new rows: _loaded_at of that load)
+    _execute(dsn, """
+        UPDATE landing.order_items SET quantity = 3, _loaded_at = now() WHERE order_id = 101 AND line_no = 1;
+        DELETE FROM landing.order_items WHERE order_id = 104;
+        DELETE FROM landing.orders WHERE order_id = 104;
+        INSERT INTO landing.orders VALUES (105, 2, 'paid', '2026-01-11 15:00+00', '2026-01-11 15:00+00', '2026-01-11');
+        INSERT INTO landing.order_items VALUES (105, 1, 2, 2, 7.25, '2026-01-11');""")
+    try:
+        proc = _dbt(["build"], env, warehouse["tmp"] / "target-incremental")
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        after = _xmins(dsn, "fct_orders", "order_id")
+        assert set(after) == {101, 102, 103, 105}
+        assert after[102] == orders_before[102] and after[103] == orders_before[103]  # untouched
+        assert after[101] != orders_before[101]
+        assert _xmins(dsn, "fct_events", "event_id") == events_before
+        expected = [(date(2026, 1, 10), 1, 4, Decimal("55.50"), 1),   # 101: 3*10.00 + 25.50
+                    (date(2026, 1, 11), 2, 4, Decimal("64.50"), 2)]   # 103: 50.00, 105: 2*7.25
+        serving = "SELECT order_date, orders, items, revenue, customers FROM serving_next.daily_sales ORDER BY 1"
+        assert _query(dsn, serving) == expected
+        incremental = _query(dsn, "SELECT * FROM marts.fct_orders ORDER BY order_id")
+        proc = _dbt(["build", "--full-refresh"], env, warehouse["tmp"] / "target-full")
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        assert _query(dsn, "SELECT * FROM marts.fct_orders ORDER BY order_id") == incremental
+        assert _query(dsn, serving) == expected
+    finally:
+        _execute(dsn, """
+            UPDATE landing.order_items SET quantity = 2 WHERE order_id = 101 AND line_no = 1;
+            DELETE FROM landing.order_items WHERE order_id = 105;
+            DELETE FROM landing.orders WHERE order_id = 105;
+            INSERT INTO landing.orders VALUES (104, 3, 'shipped', '2026-01-11 10:00+00', '2026-01-11 12:00+00', '2026-01-11');
+            INSERT INTO landing.order_items VALUES (104, 1, 1, 1, 9.50, '2026-01-11');""")
+
+
+def test_contract_violation_and_failing_test_fail_their_cosmos_tasks_and_alert(settings, built, warehouse,
+                                                                                tmp_path):
+    """The real DAG file, rendered by Cosmos from a manifest of a copy of the project in which
+    daily_sales breaks its contract (revenue as double precision), on data with an order line
+    whose order does not exist (the relationships test fails)."""
+    import shutil
+
+    from conftest import lifecycle_env
+
+    from lifecycle import infra
+    from lifecycle.dataops.alerts import read_alerts
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
+    model = project / "models" / "serving" / "daily_sales.sql"
+    sql = model.read_text()
+    assert "cast(coalesce(sum(order_revenue), 0) as numeric(14, 2)) as revenue" in sql
+    model.write_text(sql.replace("cast(coalesce(sum(order_revenue), 0) as numeric(14, 2)) as revenue",
+                                 "cast(coalesce(sum(order_revenue), 0) as double precision) as revenue"))
+    env = {**lifecycle_env(settings), **{k: v for k, v in warehouse["env"].items() if k.startswith(("LIFECYCLE_",
+                                                                                                    "DBT_", "PGTZ"))}}
+    env.update({"LIFECYCLE_DBT_PROJECT_DIR": str(project),
+                "LIFECYCLE_DBT_MANIFEST": str(project / "target" / "manifest.json")})
+    from lifecycle.warehouse.dbt import dbt_executable
+
+    proc = subprocess.run([dbt_executable(), "parse", "--project-dir", str(project), "--profiles-dir", str(project)],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=project)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+    infra.apply(settings)
+    read_alerts(settings)  # drain anything earlier
+    _execute(warehouse["dsn"], "INSERT INTO landing.order_items VALUES (999, 1, 1, 1, 10.00, '2026-01-10')")
+    script = f"""
+import json
+from lifecycle import orchestrate
+from lifecycle.settings import Settings
+s = Settings.from_env()
+orchestrate.configure_airflow(s, quiet=True)
+orchestrate.migrate_metadata(s)
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder={str(REPO_ROOT / "dags" / "dbt_build.py")!r})
+assert not bag.import_errors, bag.import_errors
+dag = bag.dags["dbt_build"]
+for t in dag.tasks:
+    t.retries = 0  # fail at the first attempt (the DAG retries twice, 30 s apart)
+dr = dag.test()
+print("RESULT" + json.dumps({{"state": str(dr.state),
+      "tasks": {{ti.task_id: str(ti.state) for ti in dr.get_task_instances()}}}}))
+"""
+    try:
+        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                              timeout=600, cwd=REPO_ROOT)
+    finally:
+        _execute(warehouse["dsn"], "DELETE FROM landing.order_items WHERE order_id = 999")
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT")), None)
+    assert line, proc.stdout[-3000:] + proc.stderr[-5000:]
+    out = json.loads(line[len("RESULT"):])
+    tasks = out["tasks"]
+    state = {t: st.split(".")[-1].lower() for t, st in tasks.items()}
+    failed = {t for t, st in state.items() if st == "failed"}
+    contract = "dbt.daily_sales_model_build"
+    relationships = {t for t in tasks if t.startswith("dbt.relationships_stg_sales__order_items_order_id")}
+    assert contract in failed and relationships and relationships <= failed, tasks
+    assert failed == {contract} | relationships, failed  # nothing else failed
+    assert state["dbt.product_performance_model_build"] == "success"
+    assert state["dbt.funnel_daily_model_build"] == "success"
+    assert state["models_built"] == "upstream_failed"  # serve_publish is not triggered
+    assert out["state"].endswith("failed")
+
+    alerts = read_alerts(settings)
+    by_task = {a["task_id"]: a for a in alerts if a["dag_id"] == "dbt_build"}
+    assert set(by_task) == failed, alerts
+    assert "contract" in by_task[contract]["error"].lower() or "daily_sales" in by_task[contract]["error"]
+    assert all(a["runbook"] and a["log_url"] for a in by_task.values())
+
+
 def test_parse_writes_manifest_and_cosmos_dag_renders(tmp_path):
     """`dbt parse` (no database) → manifest → the Cosmos DAG in a real DagBag, in a fresh process."""
     env = dict(os.environ)
@@ -355,7 +486,19 @@ def test_parse_writes_manifest_and_cosmos_dag_renders(tmp_path):
         assert node["config"]["contract"]["enforced"] is True
         assert all(c.get("data_type") for c in node["columns"].values()), model
     assert nodes["model.lifecycle.stg_sales__orders"]["schema"] == "staging"
-    assert len(manifest["unit_tests"]) == 3
+    # dbt's layering: staging models are the only users of source(), one source each
+    for uid, node in nodes.items():
+        if node["resource_type"] != "model":
+            continue
+        sources = [d for d in node["depends_on"]["nodes"] if d.startswith("source.")]
+        if node["name"].startswith("stg_"):
+            assert len(sources) == 1 and node["schema"] == "staging", uid
+        else:
+            assert sources == [], f"{uid} reads a source; only staging models may"
+    assert len(manifest["unit_tests"]) == 5
+    for model in ("fct_orders", "fct_events"):
+        config = nodes[f"model.lifecycle.{model}"]["config"]
+        assert config["materialized"] == "incremental" and config["unique_key"], model
 
     af_home = tmp_path / "airflow"
     af_home.mkdir()

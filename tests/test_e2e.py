@@ -5,7 +5,8 @@
 3. Reconciliation: orders, items, revenue from `sales` = serving; good events per type from
    the simulator's ledger = clean zone = landing = funnel; every Kinesis record is a clean
    event or a quarantined one; the Glue Catalog lists every clean table and partition.
-4. CloudWatch holds the tasks' metrics; a forced failure puts one alert in the SQS queue.
+4. serve_publish published the recommendations (pgvector) and the dashboard's charts.
+   CloudWatch holds the tasks' metrics; a forced failure puts one alert in the SQS queue.
 5. A second run on the same data changes nothing; a second day, plus rows written straight
    into the source by "someone else" (a new product, an order, a PK-preserving update and a
    delete), reconciles again after the next run.
@@ -113,6 +114,21 @@ def test_a_failed_task_sends_one_actionable_alert(settings, first_run):
     assert alert["dag_id"] == "forced_failure" and alert["task_id"] == "explode"
     assert "forced failure for the alert test" in alert["error"]
     assert alert["log_url"].startswith(settings.airflow_url) and alert["runbook"]
+
+
+def test_serve_publish_published_recommendations_and_the_dashboard(settings, first_run):
+    from lifecycle.serve import recommend
+
+    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*), count(DISTINCT product_id) FROM serving.product_recommendations")
+        rows, products = cur.fetchone()
+        cur.execute("SELECT count(*) FROM serving.product_embeddings")
+        embedded = cur.fetchone()[0]
+    assert products == embedded > 10 and rows == products * recommend.TOP_K
+    assert len(recommend.recommend(settings, 1)) == recommend.TOP_K
+    page = settings.dashboard_path.read_text()
+    for chart in ("chart-daily-revenue", "chart-top-products", "chart-funnel", "chart-review-scores"):
+        assert f'id="{chart}"' in page
 
 
 def test_rerun_on_the_same_data_changes_nothing(settings, first_run):

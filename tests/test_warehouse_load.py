@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from conftest import reset_lake
@@ -272,3 +272,50 @@ def test_pipe_failure_in_postgres_does_not_hang(settings, when):
         assert duck.execute("SELECT 42").fetchone() == (42,)  # the connection is usable again
     finally:
         duck.close()
+
+
+def test_incremental_load_replaces_only_changed_partitions(settings, lake):
+    """A rerun copies nothing; a vanished and a returning partition are replaced alone."""
+    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.warehouse.load import clean_objects, load_landing
+
+    load_landing(settings, START, END, mode="full")
+    details: dict = {}
+    load_landing(settings, START, END, details=details)
+    assert {d["mode"] for d in details.values()} == {"unchanged"}
+    assert sum(d["copied"] for d in details.values()) == 0
+
+    def xmins_by_date():
+        with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+            cur.execute("SELECT event_date, array_agg(xmin::text ORDER BY event_id) FROM landing.events "
+                        "GROUP BY 1")
+            return dict(cur.fetchall())
+
+    before = xmins_by_date()
+    keys = clean_objects(settings, CLEAN_TABLES["events"])
+    dates = sorted({k.split("event_date=")[1].split("/")[0] for k in keys})
+    assert len(dates) > 1
+    gone = [k for k in keys if f"event_date={dates[0]}/" in k]
+    s3 = aws(settings, "s3")
+    saved = {k: s3.get_object(Bucket=settings.bucket("clean"), Key=k)["Body"].read() for k in gone}
+    s3.delete_objects(Bucket=settings.bucket("clean"), Delete={"Objects": [{"Key": k} for k in gone]})
+    try:
+        details = {}
+        load_landing(settings, START, END, tables=["events"], details=details)
+        assert (details["events"]["mode"], details["events"]["partitions"], details["events"]["copied"]) == (
+            "incremental", 1, 0)
+        assert landing_checksums(settings)["events"] == clean_checksums(settings)["events"]
+        assert not {k for _, k, *_ in manifest(settings)} & set(gone)
+    finally:
+        for k, body in saved.items():
+            s3.put_object(Bucket=settings.bucket("clean"), Key=k, Body=body)
+    details = {}
+    load_landing(settings, START, END, tables=["events"], details=details)
+    back = details["events"]
+    assert (back["mode"], back["partitions"], back["files"]) == ("incremental", 1, len(gone))
+    assert back["copied"] > 0 and back["skipped_files"] == len(keys) - len(gone)
+    assert landing_checksums(settings) == clean_checksums(settings)
+    after = xmins_by_date()
+    assert after.keys() == before.keys()
+    assert all(after[d] == before[d] for d in before if str(d) != dates[0])  # untouched partitions
+    assert after[date.fromisoformat(dates[0])] != before[date.fromisoformat(dates[0])]

@@ -15,6 +15,8 @@ Output: the action's result on stdout; exit code 0 on success, 1 when a check fa
     lifecycle lake grants                  Lake Formation grants in effect
     lifecycle lake spark-run               the clean jobs on real Spark, on a local copy of raw
     lifecycle lake glue-deploy             the jobs as AWS Glue jobs (scripts + definitions)
+    lifecycle recommend 7                  products similar to product 7 (pgvector)
+    lifecycle metabase-provision           the Metabase dashboard of infra/metabase/ via its API
     lifecycle airflow                      Airflow 3 (UI on :8080) on the embedded services
 """
 
@@ -372,6 +374,61 @@ def _warehouse_query(s: Settings, sql: str, output: str | None) -> tuple[list[st
                                                         for r in rows]), output)
         return ["rows_written"], [(len(rows),)]
     return cols, rows
+
+
+@app.command()
+def recommend(
+    product_id: int = typer.Argument(..., help="the product to find similar products for"),
+    k: int = typer.Option(5, "--k", "-k", min=1, max=100, help="how many similar products"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+):
+    """Products similar to PRODUCT_ID, from the published pgvector index (embeddings learnt
+    from co-purchase and co-view behaviour; score = cosine similarity, 1 is identical).
+
+    \b
+    Examples:
+      lifecycle recommend 7
+      lifecycle recommend 7 --k 10
+      lifecycle recommend 7 --json
+    """
+    from lifecycle.serve.recommend import RecommendError
+    from lifecycle.serve.recommend import recommend as nearest
+
+    s = _settings()
+    try:
+        rows = nearest(s, product_id, k)
+    except RecommendError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    if as_json:
+        _echo_json(rows)
+        return
+    typer.echo(f"products similar to {product_id}:")
+    for rank, r in enumerate(rows, start=1):
+        typer.echo(f"  {rank:>2}. {r['product_id']:>6}  {r['score']:.4f}  {r['name']} ({r['category']})")
+
+
+@app.command("metabase-provision")
+def metabase_provision(
+    spec: str = typer.Option(None, help="dashboard spec (default infra/metabase/dashboard.json)"),
+    wait: int = typer.Option(300, help="seconds to wait for Metabase to become healthy"),
+):
+    """Create (or update) the Metabase dashboard of the repo through Metabase's API: first admin,
+    the warehouse as a database read by bi_reader (schema serving only), the cards, the dashboard.
+
+    \b
+    Needs LIFECYCLE_METABASE_URL (default: port 3000 of this machine; compose: the metabase service),
+    LIFECYCLE_METABASE_ADMIN_PASSWORD and LIFECYCLE_BI_READER_PASSWORD. In compose the
+    one-shot service `metabase-provision` runs it: docker compose --profile bi up -d
+    """
+    from lifecycle.serve.metabase import MetabaseError, provision
+
+    try:
+        out = provision(_settings(), spec, wait_seconds=wait)
+    except MetabaseError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"dashboard: {out['url']}  ({len(out['cards'])} cards)")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -94,13 +94,18 @@ def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate
                      f"({quarantine.get('batches_checked', 0)} new batches checked, "
                      f"{quarantine.get('alerted_batches', 0)} above the alert rate)")
     load = _result(results, "warehouse_load")
-    _line("loaded", f"{_total(load.get('rows_out'))} rows into warehouse.landing "
-                    f"({load.get('tables', 0)} tables, COPY)")
+    _line("loaded", f"{_total(load.get('rows_out'))} rows in warehouse.landing ({load.get('tables', 0)} tables); "
+                    f"this run copied {_total(load.get('rows_copied'))} rows from {load.get('files_copied', 0)} "
+                    f"changed objects (COPY), {load.get('files_unchanged', 0)} unchanged objects skipped")
     dbt_tasks = results.get("dbt_build", {}).get("tasks", {})
     _line("modelled", f"{sum(1 for t in dbt_tasks.values() if t['state'].endswith('success'))}"
                       f"/{len(dbt_tasks)} dbt tasks (models + tests) succeeded")
-    pub = _result(results, "serve_publish")
+    pub = _result(results, "serve_publish", "swap_and_publish")
     _line("published", ", ".join(f"serving.{t}: {n} rows" for t, n in pub.get("tables", {}).items()) or "nothing")
+    rec = _result(results, "serve_publish", "build_recommendations")
+    if rec.get("products"):
+        _line("recommended", f"{rec['products']} product embeddings (pgvector, HNSW) from {rec['pairs']} "
+                             f"co-purchase/co-view pairs; top {rec['k']} per product")
 
     code = 0
     if failed or not_run:
@@ -118,6 +123,7 @@ def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate
     print("\n== where to look ==")
     print(f"  dashboard:   {settings.dashboard_path}")
     print("  query:       .venv/bin/lifecycle query \"select * from serving.daily_sales\"")
+    print("  similar:     .venv/bin/lifecycle recommend 1")
     print(f"  Airflow UI:  make airflow   → {settings.airflow_url}")
     print(f"  services:    .venv/bin/lifecycle services status  (state in {settings.home})")
     print(f"\ndemo {'OK' if code == 0 else 'FAILED'} in {time.monotonic() - t0:.0f} s")

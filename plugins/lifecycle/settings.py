@@ -98,6 +98,13 @@ class Settings:
     sales_db: str = "sales"
     warehouse_db: str = "warehouse"
     airflow_db: str = "airflow"
+    # the read-only BI role (Metabase, QuickSight): reads schema `serving` of the warehouse only
+    bi_reader_user: str = "bi_reader"
+    bi_reader_password: str | None = None
+    # Metabase (compose `bi` profile, or one you run): where its API is, its first admin
+    metabase_url: str = "http://localhost:3000"
+    metabase_admin_email: str = "admin@lifecycle.local"
+    metabase_admin_password: str | None = None
     # embedded services
     moto_port: int = EMBEDDED_DEFAULTS["moto_port"]
     airflow_port: int = 8080
@@ -174,6 +181,12 @@ class Settings:
             sales_db=env.get("LIFECYCLE_SALES_DB") or "sales",
             warehouse_db=env.get("LIFECYCLE_WAREHOUSE_DB") or "warehouse",
             airflow_db=env.get("LIFECYCLE_AIRFLOW_DB") or "airflow",
+            bi_reader_user=env.get("LIFECYCLE_BI_READER_USER") or "bi_reader",
+            bi_reader_password=env.get("LIFECYCLE_BI_READER_PASSWORD") or None,
+            metabase_url=(env.get("LIFECYCLE_METABASE_URL")
+                          or ("http://metabase:3000" if target == "compose" else "http://localhost:3000")),
+            metabase_admin_email=env.get("LIFECYCLE_METABASE_ADMIN_EMAIL") or "admin@lifecycle.local",
+            metabase_admin_password=env.get("LIFECYCLE_METABASE_ADMIN_PASSWORD") or None,
             moto_port=moto_port,
             airflow_port=_env_int(env, "LIFECYCLE_AIRFLOW_PORT", 8080),
             cdc_lag_alert_seconds=_env_int(env, "LIFECYCLE_CDC_LAG_ALERT_SECONDS", 7200),

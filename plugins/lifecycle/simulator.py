@@ -3,7 +3,8 @@
 Input: ``Settings``, a business date, a seed, a scale (orders per day), an optional rate
 of deliberately bad event records (every kind the pipeline must quarantine) and an optional
 rate of late events (page views of the previous day that only arrive now).
-Output: rows in ``sales`` (new customers, orders and items; status changes, a price change,
+Output: rows in ``sales`` (new customers, orders and items, the products of a basket
+mostly from one category: see ``_basket``; status changes, a price change,
 an email change, abandoned orders inserted then deleted), product reviews in DynamoDB and
 user-activity events in Kinesis, all timestamped inside that day. Returns a summary (the
 ledger the reconciliation checks against), also stored in ``sales.simulator.runs``.
@@ -71,6 +72,30 @@ def _event(rng: random.Random, etype: str, ts: datetime, customer_id, product_id
     if quantity is not None:
         ev["quantity"] = quantity
     return ev
+
+
+AFFINITY = 0.8  # chance that a further product of a basket comes from the first one's category
+
+
+def _basket(rng: random.Random, catalogue: list[tuple[int, Decimal]], category_of: dict[int, str],
+            k: int) -> list[tuple[int, Decimal]]:
+    """``k`` distinct products that shoppers pick together: the first at random, each further
+    one from the same category with probability ``AFFINITY`` (a tent, then a sleeping bag),
+    else from the whole catalogue. This affinity is what the product embeddings learn
+    (co-purchase and co-view) and what the recommendation test checks."""
+    k = min(k, len(catalogue))
+    first = rng.choice(catalogue)
+    chosen = [first]
+    same = [p for p in catalogue if category_of.get(p[0]) == category_of.get(first[0]) and p != first]
+    while len(chosen) < k:
+        pool = [p for p in (same if same and rng.random() < AFFINITY else catalogue) if p not in chosen]
+        if not pool:
+            pool = [p for p in catalogue if p not in chosen]
+        pick = rng.choice(pool)
+        chosen.append(pick)
+        if pick in same:
+            same.remove(pick)
+    return chosen
 
 
 def put_events(settings: Settings, payloads: list[bytes], partition_keys: list[str]) -> int:
@@ -150,6 +175,8 @@ def simulate_day(settings: Settings, business_date: date, *, seed: int = 42, sca
                     "WHERE product_id = %s", (day.ts(0.05, 0.1), repriced))
         cur.execute("SELECT product_id, unit_price FROM products WHERE active ORDER BY product_id")
         catalogue = [(int(p), Decimal(u)) for p, u in cur.fetchall()]
+        cur.execute("SELECT product_id, category FROM products WHERE active ORDER BY product_id")
+        category_of = {int(p): c for p, c in cur.fetchall()}
         moved = rng.randint(1, n_customers)
         cur.execute("UPDATE customers SET email = %s, updated_at = %s WHERE customer_id = %s",
                     (f"moved{moved}.{business_date:%Y%m%d}@example.org", day.ts(0.05, 0.1), moved))
@@ -162,7 +189,7 @@ def simulate_day(settings: Settings, business_date: date, *, seed: int = 42, sca
             oid += 1
             cid = rng.randint(1, n_customers)
             order_ts = day.ts(0.15, 0.9)
-            lines = rng.sample(catalogue, k=rng.randint(1, 4))
+            lines = _basket(rng, catalogue, category_of, rng.randint(1, 4))
             t = order_ts - timedelta(minutes=rng.randint(5, 25))
             for pid, _price in lines:
                 events.append(_event(rng, "page_view", t, cid, pid))
@@ -181,8 +208,7 @@ def simulate_day(settings: Settings, business_date: date, *, seed: int = 42, sca
         for _ in range(scale):
             cid = rng.randint(1, n_customers) if rng.random() < 0.7 else None
             t = day.ts(0.0, 0.95)
-            for _ in range(rng.randint(1, 4)):
-                pid = rng.choice(catalogue)[0]
+            for pid, _price in _basket(rng, catalogue, category_of, rng.randint(1, 4)):
                 events.append(_event(rng, "page_view", t, cid, pid))
                 t += timedelta(seconds=rng.randint(10, 300))
                 if rng.random() < 0.2:

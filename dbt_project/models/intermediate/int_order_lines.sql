@@ -31,7 +31,9 @@ joined as (
         order_items.quantity,
         order_items.unit_price,
         cast(order_items.quantity * order_items.unit_price as numeric(14, 2)) as line_revenue,
-        orders.status <> 'cancelled' as is_counted
+        orders.status <> 'cancelled' as is_counted,
+        -- when the line or its order was last loaded (the incremental marts' watermark)
+        greatest(order_items._loaded_at, orders._loaded_at) as _loaded_at
 
     from order_items
     inner join orders

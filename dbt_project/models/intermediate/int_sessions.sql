@@ -23,6 +23,7 @@ select
     checkouts,
     purchases,
     converted,
-    customer_id is null as is_anonymous
+    customer_id is null as is_anonymous,
+    _loaded_at
 
 from sessions

@@ -1,12 +1,58 @@
+-- depends_on: {{ ref('stg_activity__sessions') }}
 -- One row per valid user-activity event, with its UTC date and session.
 -- Sessions come from the lake (int_sessions over landing.sessions, built by curate_sessions);
 -- an event's session is found by time range: a customer's sessions never overlap, so
 -- (customer_id, session_start_ts <= event_ts <= session_end_ts) matches exactly one.
 -- An anonymous event is its own session 'a-<event_id>'. No fallback: an event the lake's
 -- sessions do not cover gets a null session_id and fails the not_null/relationships tests.
-with events as (
+--
+-- Incremental (delete+insert on event_id). Events are immutable, but a late event can merge
+-- or move a customer's sessions, so the unit of recomputation is the customer: every event
+-- of a customer with an event or a session loaded after this table's watermark
+-- (max(_loaded_at)), and new anonymous events. Of those, only events whose row_hash (values
+-- + session) differs from the stored one are written; events gone from landing are deleted
+-- (post_hook). `dbt build --full-refresh` rebuilds it.
+{{
+    config(
+        materialized='incremental',
+        unique_key='event_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        indexes=[{'columns': ['event_id'], 'unique': True}, {'columns': ['event_date']}],
+        post_hook=[
+            "{% if is_incremental() %}delete from {{ this }} as t where not exists (select 1 from "
+            ~ "{{ ref('stg_activity__events') }} as s where s.event_id = t.event_id){% endif %}"
+        ],
+    )
+}}
+
+with
+{% if is_incremental() %}
+watermark as (
+
+    select coalesce(max(_loaded_at), cast('1900-01-01 00:00:00+00' as {{ dbt.type_timestamp() }})) as loaded_at
+    from {{ this }}
+
+),
+
+affected_customers as (
+
+    select customer_id from {{ ref('stg_activity__events') }}
+    where _loaded_at > (select loaded_at from watermark) and customer_id is not null
+    union
+    select customer_id from {{ ref('stg_activity__sessions') }}
+    where _loaded_at > (select loaded_at from watermark) and customer_id is not null
+
+),
+{% endif %}
+
+events as (
 
     select * from {{ ref('stg_activity__events') }}
+    {% if is_incremental() %}
+    where customer_id in (select customer_id from affected_customers)
+        or (customer_id is null and _loaded_at > (select loaded_at from watermark))
+    {% endif %}
 
 ),
 
@@ -14,6 +60,7 @@ sessions as (
 
     select * from {{ ref('int_sessions') }}
     where not is_anonymous
+    {% if is_incremental() %}and customer_id in (select customer_id from affected_customers){% endif %}
 
 ),
 
@@ -36,7 +83,8 @@ joined as (
         case
             when events.customer_id is null then true
             else events.event_ts = sessions.session_start_ts
-        end as is_session_start
+        end as is_session_start,
+        greatest(events._loaded_at, sessions._loaded_at) as _loaded_at
 
     from events
     left join sessions
@@ -44,6 +92,24 @@ joined as (
         and events.event_ts >= sessions.session_start_ts
         and events.event_ts <= sessions.session_end_ts
 
+),
+
+hashed as (
+
+    select
+        joined.*,
+        {{ row_hash(['event_id', 'event_type', 'event_ts', 'customer_id', 'product_id', 'order_id',
+                     'page', 'quantity', 'session_id', 'is_session_start']) }} as row_hash
+
+    from joined
+
 )
 
-select * from joined
+select * from hashed
+{% if is_incremental() %}
+where not exists (
+    select 1 from {{ this }} as current_rows
+    where current_rows.event_id = hashed.event_id
+        and current_rows.row_hash = hashed.row_hash
+)
+{% endif %}

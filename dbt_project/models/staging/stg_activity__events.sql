@@ -16,7 +16,8 @@ renamed as (
         order_id,
         page,
         quantity,
-        event_date
+        event_date,
+        _loaded_at
 
     from source
 

@@ -19,7 +19,8 @@ renamed as (
         add_to_carts,
         checkouts,
         purchases,
-        converted
+        converted,
+        _loaded_at
 
     from source
 

@@ -13,7 +13,8 @@ renamed as (
         product_id,
         quantity,
         unit_price,
-        order_date
+        order_date,
+        _loaded_at
 
     from source
 

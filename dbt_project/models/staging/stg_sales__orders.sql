@@ -13,7 +13,8 @@ renamed as (
         lower(status) as status,
         order_ts,
         updated_at,
-        order_date
+        order_date,
+        _loaded_at
 
     from source
 

@@ -143,3 +143,96 @@ def stage_dbt(env: BenchEnvironment, work: Path) -> StageResult:
                  "dbt_results": results, "rows_per_table": rows, "baseline_rows_per_table": base_rows,
                  "baseline_failing_tests": failures},
     )
+
+
+# ---- incremental rerun after new data ------------------------------------------------------------
+
+INCREMENTAL_TARGET = 1.0  # an incremental build must at least not be slower than a full refresh
+NEW_DATA_SQL = """
+-- {pct} % new orders (copies of every {every}-th order under new ids, with their lines) and
+-- {pct} % new events (copies of every {every}-th event under new ids, same customer and time,
+-- so they fall inside the lake's sessions): what a later load of new data brings
+INSERT INTO landing.orders (order_id, customer_id, status, order_ts, updated_at, order_date)
+SELECT order_id + {offset}, customer_id, status, order_ts, updated_at, order_date
+FROM landing.orders WHERE order_id % {every} = 0;
+INSERT INTO landing.order_items (order_id, line_no, product_id, quantity, unit_price, order_date)
+SELECT i.order_id + {offset}, i.line_no, i.product_id, i.quantity, i.unit_price, i.order_date
+FROM landing.order_items i WHERE i.order_id % {every} = 0
+  AND EXISTS (SELECT 1 FROM landing.orders o WHERE o.order_id = i.order_id);
+INSERT INTO landing.events (event_id, event_type, event_ts, customer_id, product_id, order_id, page,
+                            quantity, event_date)
+SELECT event_id || '-new', event_type, event_ts, customer_id, product_id,
+       CASE WHEN order_id IS NOT NULL THEN order_id + {offset} END, page, quantity, event_date
+FROM landing.events WHERE abs(hashtext(event_id)) % {every} = 0 AND customer_id IS NOT NULL;
+"""
+
+
+def _serving_fingerprint(env: BenchEnvironment) -> dict[str, str]:
+    s = env.settings
+    out = {}
+    with pg(s, s.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
+        for table in ("daily_sales", "funnel_daily", "product_performance"):
+            cur.execute(f"SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM serving_next.{table} t")
+            out[table] = cur.fetchone()[0]
+    return out
+
+
+def stage_dbt_incremental(env: BenchEnvironment, work: Path, fraction: float = 0.01) -> StageResult:
+    """``dbt build`` after ``fraction`` new data, with the incremental marts (fct_orders,
+    fct_events) against a ``dbt build --full-refresh`` of the same data (the baseline).
+
+    Untimed before: the models' schemas dropped, one full ``dbt build`` (its time is in the
+    details), then ``NEW_DATA_SQL`` in landing. Rows (both sides) = rows of the table-like
+    models after the build; the serving tables of both builds must be identical.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    compiled = _dbt(env, work, "compile")
+    if compiled.returncode != 0:
+        raise RuntimeError(f"dbt compile failed:\n{compiled.stdout[-4000:]}")
+    manifest = json.loads((work / "target" / "manifest.json").read_text())
+    nodes = _compiled_nodes(manifest)
+    tables = [n["relation_name"] for n in nodes.values()
+              if n["resource_type"] == "model" and n["config"].get("materialized") in ("table", "incremental")]
+    _drop_schemas(env, {n["schema"] for n in nodes.values() if n["resource_type"] == "model"})
+    started = time.perf_counter()
+    first = _dbt(env, work, "build")
+    first_s = time.perf_counter() - started
+    if first.returncode != 0:
+        raise RuntimeError(f"dbt build failed:\n{first.stdout[-4000:]}")
+    s = env.settings
+    every = max(round(1 / fraction), 1)
+    with pg(s, s.warehouse_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT coalesce(max(order_id), 0) FROM landing.orders")
+        offset = int(cur.fetchone()[0]) + 1
+        cur.execute("SELECT (SELECT count(*) FROM landing.orders), (SELECT count(*) FROM landing.events)")
+        orders_before, events_before = cur.fetchone()
+        cur.execute(NEW_DATA_SQL.format(pct=round(fraction * 100, 3), every=every, offset=offset))
+        cur.execute("SELECT (SELECT count(*) FROM landing.orders), (SELECT count(*) FROM landing.events)")
+        orders_after, events_after = cur.fetchone()
+
+    with RssSampler(s) as rss:
+        started = time.perf_counter()
+        inc = _dbt(env, work, "build")
+        secs = time.perf_counter() - started
+    error = None if inc.returncode == 0 else f"incremental dbt build exited {inc.returncode}: " + inc.stdout[-1500:]
+    rows = _table_rows(env, tables)
+    incremental_serving = _serving_fingerprint(env)
+    started = time.perf_counter()
+    full = _dbt(env, work, "build", "--full-refresh")
+    base_s = time.perf_counter() - started
+    if full.returncode != 0 and error is None:
+        error = f"dbt build --full-refresh exited {full.returncode}: " + full.stdout[-1500:]
+    base_rows = _table_rows(env, tables)
+    if error is None and _serving_fingerprint(env) != incremental_serving:
+        error = "the incremental build's serving tables differ from the full refresh's"
+    return StageResult(
+        stage="dbt_incremental", rows=sum(rows.values()), seconds=secs,
+        baseline_rows=sum(base_rows.values()), baseline_seconds=base_s, target=INCREMENTAL_TARGET, error=error,
+        what=f"dbt build after {fraction:.0%} new orders and events (fct_orders, fct_events incremental)",
+        baseline="dbt build --full-refresh of the same data (every model rebuilt)",
+        peak_rss_mb=rss.result(),
+        details={"full_build_seconds_before_untimed": round(first_s, 2),
+                 "new_orders": orders_after - orders_before, "new_events": events_after - events_before,
+                 "orders_before": orders_before, "events_before": events_before,
+                 "rows_per_table": rows, "baseline_rows_per_table": base_rows},
+    )

@@ -2,7 +2,7 @@
 
 Input: argv (see ``parser()``): ``--scale`` orders (default 1,000,000), ``--events``
 (default 200,000), ``--stages`` (comma list of full_load, cdc, cdc_lag, kinesis, clean,
-load, dbt; default all; ``cdc`` also measures ``full_load``), ``--out`` (default
+load, dbt, dbt_incremental; default all; ``cdc`` also measures ``full_load``), ``--out`` (default
 ``<repo>/bench/results``), ``--keep`` (leave the benchmark environment running), and knobs
 for the shard count, the CDC transaction size and the lag test.
 Output: ``<out>/<UTC timestamp>.json`` and ``.md`` (see ``lifecycle.bench.report``), the
@@ -28,8 +28,11 @@ from lifecycle.bench import workload
 from lifecycle.bench.measure import StageResult, timed
 from lifecycle.settings import REPO_ROOT
 
-STAGES = ("full_load", "cdc", "cdc_lag", "kinesis", "clean", "load", "dbt", "clean_incremental")
-# cdc_lag runs for a fixed time against an offered load: not a throughput, not in `whole`
+STAGES = ("full_load", "cdc", "cdc_lag", "kinesis", "clean", "load", "dbt", "dbt_incremental",
+          "clean_incremental")
+# cdc_lag runs for a fixed time against an offered load: not a throughput, not in `whole`;
+# dbt_incremental compares two dbt builds (incremental vs full refresh) and clean_incremental
+# an incremental lake run with the full one: not in `whole` either
 WHOLE = ("full_load", "cdc", "kinesis", "clean", "load", "dbt")
 DEFAULT_OUT = REPO_ROOT / "bench" / "results"
 
@@ -134,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
     end = start + timedelta(days=1)
     need = set(selected)
-    downstream = need & {"clean", "load", "dbt", "clean_incremental"}
+    downstream = need & {"clean", "load", "dbt", "dbt_incremental", "clean_incremental"}
     timestamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     meta: dict = {"timestamp": timestamp, "load_average_start": None,
                   "params": {"scale": scale, "events": n_events, "shards": shards, "stages": selected,
@@ -208,18 +211,20 @@ def run(args: argparse.Namespace) -> int:
         # ---- lake, warehouse, dbt
         if "clean" in need or "clean_incremental" in need:
             full_clean = measure("clean", stages.stage_clean, env, start, end)
-        elif need & {"load", "dbt"}:
+        elif need & {"load", "dbt", "dbt_incremental"}:
             from lifecycle.jobs.runner import run_lake_clean
 
             run_lake_clean(s, start, end)
         if "load" in need:
             measure("load", stages.stage_load, env, start, end)
-        elif "dbt" in need:
+        elif need & {"dbt", "dbt_incremental"}:
             from lifecycle.warehouse.load import load_landing
 
             load_landing(s, start, end)
         if "dbt" in need:
             measure("dbt", dbt_bench.stage_dbt, env, env.home / "dbt")
+        if "dbt_incremental" in need:  # last: it adds 1 % new rows to landing
+            measure("dbt_incremental", dbt_bench.stage_dbt_incremental, env, env.home / "dbt-incremental")
         # last: it adds data the stages above would otherwise see
         if "clean_incremental" in need and not full_clean.error:
             inc = measure("clean_incremental", stages.stage_clean_incremental, env, start, end, full_clean,
