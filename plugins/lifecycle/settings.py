@@ -97,6 +97,10 @@ class Settings:
     cdc_lag_alert_seconds: int = 7200
     quarantine_alert_rate: float = 0.2
     firehose_compression: str = "none"
+    # DataOps
+    aws_account_id: str = "123456789012"  # moto's and LocalStack's account; on AWS from the env
+    run_deadline_minutes: int = 120
+    lineage_url: str | None = None  # Marquez (compose profile `lineage`); None: a local file
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -160,6 +164,9 @@ class Settings:
             cdc_lag_alert_seconds=_env_int(env, "LIFECYCLE_CDC_LAG_ALERT_SECONDS", 7200),
             quarantine_alert_rate=_env_rate(env, "LIFECYCLE_QUARANTINE_ALERT_RATE", 0.2),
             firehose_compression=_env_choice(env, "LIFECYCLE_FIREHOSE_COMPRESSION", ("none", "gzip")),
+            aws_account_id=env.get("LIFECYCLE_AWS_ACCOUNT_ID") or "123456789012",
+            run_deadline_minutes=_env_int(env, "LIFECYCLE_RUN_DEADLINE_MINUTES", 120),
+            lineage_url=env.get("LIFECYCLE_LINEAGE_URL") or None,
         )
 
     # ---- AWS names ----------------------------------------------------------------------
@@ -190,6 +197,32 @@ class Settings:
     @property
     def metrics_namespace(self) -> str:
         return "Lifecycle"
+
+    @property
+    def log_group(self) -> str:
+        """CloudWatch Logs group of Airflow's task logs and the pipeline's JSON log lines."""
+        return f"/{self.name_prefix}/airflow"
+
+    @property
+    def log_group_arn(self) -> str:
+        return f"arn:aws:logs:{self.region}:{self.aws_account_id}:log-group:{self.log_group}"
+
+    @property
+    def alert_dedupe_table(self) -> str:
+        return f"{self.name_prefix}-alert-dedupe"
+
+    @property
+    def observability_schema(self) -> str:
+        return "observability"
+
+    @property
+    def lineage_file(self) -> Path:
+        """OpenLineage events (one JSON a line) when no lineage backend URL is set."""
+        return self.home / "lineage" / "openlineage.jsonl"
+
+    @property
+    def observability_page(self) -> Path:
+        return self.home / "observability.html"
 
     @property
     def glue_database(self) -> str:
