@@ -29,6 +29,7 @@ LIFECYCLE_DAGS = (
     "warehouse_load",
     "dbt_build",
     "serve_publish",
+    "observe",
 )
 
 
