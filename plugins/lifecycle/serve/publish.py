@@ -107,6 +107,7 @@ def render_dashboard(settings: Settings) -> str:
         f"<h2>Daily sales</h2>{chart}{_table_html(ds_cols, ds)}"
         f"<h2>Funnel</h2>{_table_html(fn_cols, fn)}"
         f"<h2>Top products by revenue</h2>{_table_html(pp_cols, pp)}"
+        "<p><a href='observability.html'>Data observability: monitors, alerts and trends</a></p>"
         "</body></html>"
     )
 
