@@ -55,6 +55,16 @@ def on_task_failure(context) -> None:
         log.exception("could not publish the failure alert")
 
 
+def on_task_start(context) -> None:
+    """Before the task runs: start its lineage from a clean slate (see ``lineage.reset``)."""
+    try:
+        from lifecycle.dataops import lineage
+
+        lineage.reset()
+    except Exception:
+        log.exception("could not reset the lineage collector")
+
+
 def on_task_success(context) -> None:
     try:
         from lifecycle.dataops import lineage, logs, metrics
@@ -127,6 +137,7 @@ def default_args(**overrides) -> dict:
         "retries": 2,
         "retry_delay": timedelta(seconds=30),
         "retry_exponential_backoff": True,
+        "on_execute_callback": on_task_start,
         "on_failure_callback": on_task_failure,
         "on_success_callback": on_task_success,
     }

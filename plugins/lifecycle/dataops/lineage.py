@@ -71,6 +71,19 @@ class _Task:
         self.dag_id, self.task_id = dag_id, task_id
 
 
+def reset() -> None:
+    """A fresh hook-lineage collector for the task about to run.
+
+    The collector is process-wide. Under the scheduler every task runs in its own process,
+    but ``dag.test()`` runs every task of every DAG in one, where each task's event would
+    otherwise also name everything the tasks before it reported."""
+    try:
+        from airflow.sdk.lineage import get_hook_lineage_collector
+    except ImportError:
+        return
+    get_hook_lineage_collector.cache_clear()
+
+
 def report(settings: Settings, dag_id: str, task_id: str) -> int:
     """Add the task's datasets to Airflow's hook-lineage collector; returns how many."""
     inputs, outputs = datasets(settings, dag_id, task_id)
