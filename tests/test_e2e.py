@@ -102,6 +102,7 @@ def test_task_metrics_are_in_cloudwatch(settings, first_run):
         (landing_orders,) = cur.fetchone()
     assert latest(settings, "RowsOut", "warehouse_load", "copy_into_landing", dataset="orders") == landing_orders
     assert latest(settings, "Rejected", "lake_clean", "run_clean_jobs") == sum(first_run["events_bad"].values())
+    assert latest(settings, "BytesWritten", "lake_clean", "run_clean_jobs", dataset="orders") > 0
     # freshness and completeness per dataset, from the observe DAG
     observed = {(m["metric"], m.get("Dataset")) for m in published if m.get("DAG") == "observe"}
     assert {("FreshnessSeconds", "lake.events"), ("Completeness", "warehouse.landing.orders"),

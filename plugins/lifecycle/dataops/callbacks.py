@@ -80,6 +80,10 @@ def on_task_success(context) -> None:
         settings = Settings.from_env()
         result = result if isinstance(result, dict) else None
         lineage.report(settings, ti.dag_id, ti.task_id)  # before the OpenLineage listener's COMPLETE event
+        if result is not None and "bytes_written" not in result:
+            written = lineage.output_bytes(settings, ti.dag_id, ti.task_id)
+            if written:
+                result = {**result, "bytes_written": written}
         published = metrics.publish_task_metrics(settings, ti.dag_id, ti.task_id, result, duration)
         logs.emit(settings, "task_succeeded", dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id,
                   try_number=ti.try_number, duration_s=duration, metrics=published,

@@ -101,6 +101,35 @@ def report(settings: Settings, dag_id: str, task_id: str) -> int:
     return len(inputs) + len(outputs)
 
 
+def output_bytes(settings: Settings, dag_id: str, task_id: str) -> dict[str, int]:
+    """Bytes now stored in each output of a task: S3 objects under the prefix, Postgres table
+    size. Keys: the table (last part of the prefix), ``quarantine/<source>``, or the table name."""
+    from lifecycle.clients import aws, pg
+
+    out: dict[str, int] = {}
+    _, outputs = datasets(settings, dag_id, task_id)
+    s3 = aws(settings, "s3")
+    tables = []
+    for uri in outputs:
+        if uri.startswith("s3://"):
+            bucket, _, prefix = uri[len("s3://"):].partition("/")
+            size = sum(o["Size"] for page in s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix.rstrip("/") + "/") for o in page.get("Contents", []))
+            name = prefix.rsplit("/", 1)[-1]
+            out[f"quarantine/{name}" if bucket == settings.bucket("quarantine") else name] = size
+        elif uri.startswith("postgres://"):
+            db, schema, table = uri.split("/")[-3:]
+            tables.append((db, schema, table))
+    for db in {t[0] for t in tables}:
+        with pg(settings, db) as conn, conn.cursor() as cur:
+            for _, schema, table in (t for t in tables if t[0] == db):
+                cur.execute("SELECT pg_total_relation_size(to_regclass(%s))", (f'"{schema}"."{table}"',))
+                size = cur.fetchone()[0]
+                if size is not None:
+                    out[table] = int(size)
+    return out
+
+
 def read_events(settings: Settings) -> list[dict]:
     """OpenLineage events written to the local file transport, oldest first."""
     path = settings.lineage_file
