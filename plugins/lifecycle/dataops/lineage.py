@@ -2,7 +2,7 @@
 
 Input: ``Settings`` and a task's (DAG id, task id).
 Output: ``datasets(settings, dag_id, task_id)`` → ``(inputs, outputs)`` as AIP-60 URIs
-(``s3://bucket/prefix``, ``postgres://host:port/db/schema/table``), and ``report(...)`` adds
+(``s3://<bucket>/<prefix>``, ``postgres://host:port/db/schema/table``), and ``report(...)`` adds
 them to Airflow's hook-lineage collector. The OpenLineage provider's listener turns what is
 collected into the task's COMPLETE event (namespace ``s3://<bucket>`` or
 ``postgres://host:port``, name the prefix or ``db.schema.table``), sent with the transport

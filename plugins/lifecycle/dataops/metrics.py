@@ -138,11 +138,13 @@ GAUGE_STATS = {"DurationSeconds": "Average", "FreshnessSeconds": "Maximum", "Com
 def overview(settings: Settings, hours: int = 24 * 7, period: int = 3600, dag: str | None = None,
              metric: str | None = None) -> list[dict]:
     """Every published (metric, dimensions) with its trend: ``latest``, ``points`` and ``spark``."""
-    rows = []
+    rows, seen = [], set()
     for m in list_published(settings):
         name = m.pop("metric")
-        if (dag and m.get("DAG") != dag) or (metric and name != metric):
-            continue
+        key = (name, tuple(sorted(m.items())))
+        if key in seen or (dag and m.get("DAG") != dag) or (metric and name != metric):
+            continue  # (an emulator may list a metric once per datapoint)
+        seen.add(key)
         stat = GAUGE_STATS.get(name, "Sum")
         dims = [{"Name": k, "Value": v} for k, v in sorted(m.items())]
         points = [v for _, v in series(settings, name, dims, hours=hours, period=period, stat=stat)]
