@@ -5,8 +5,9 @@ Output: on failure, one message on the SNS alert topic (DAG, task, run, try, int
 exception, the log location: Airflow UI URL, CloudWatch log group and stream, a runbook line),
 deduplicated by ``alerts.publish``; on success, the task's metrics (duration and the
 ``rows_in``/``rows_out``/``rejected``/``files_written``/``bytes_written`` of its return value)
-in CloudWatch; both also write one structured JSON log line to CloudWatch Logs.
-``default_args()`` is what DAG files pass as ``default_args``; ``run_deadline()`` is their
+in CloudWatch, with the datasets it read and wrote handed to OpenLineage (``lineage.py``);
+both also write one structured JSON log line to CloudWatch Logs. Before a task runs, its
+lineage collector is reset. ``default_args()`` is what DAG files pass as ``default_args``; ``run_deadline()`` is their
 ``deadline=``: an Airflow 3 ``DeadlineAlert`` whose callback (``run_too_long``, run by the
 triggerer) alerts when a run is still going ``LIFECYCLE_RUN_DEADLINE_MINUTES`` after it was queued.
 
@@ -30,7 +31,10 @@ def _interval(context) -> str | None:
 
 
 def on_task_failure(context) -> None:
-    """Called by Airflow only when the task failed with no retry left (retries call nothing)."""
+    """Called by Airflow only when the task failed with no retry left (a retry calls
+    ``on_retry_callback``, which we leave unset). If the same try is reported twice (e.g. by
+    the task runner and by the scheduler's handling of a lost task), the dedupe key of
+    ``alerts.publish`` keeps it to one message."""
     try:
         from lifecycle.dataops import alerts, logs, metrics
         from lifecycle.settings import Settings
