@@ -120,7 +120,8 @@ async def run_too_long(context: dict | None = None, **kwargs) -> None:
                  "pool/executor slots and the source it waits on; `lifecycle logs <dag> <task>` shows its log."),
         target=settings.target)
     alert.update(dag_id=run.get("dag_id"), run_id=run.get("dag_run_id") or run.get("run_id"),
-                 data_interval=f"{run.get('data_interval_start')}/{run.get('data_interval_end')}")
+                 data_interval=(f"{run['data_interval_start']}/{run['data_interval_end']}"
+                                if run.get("data_interval_start") and run.get("data_interval_end") else None))
     await asyncio.to_thread(alerts.publish, settings, alert,
                             f"run_too_long|{run.get('dag_id')}|{run.get('dag_run_id') or run.get('run_id')}")
 
