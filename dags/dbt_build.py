@@ -14,7 +14,7 @@ from airflow.sdk import dag, task
 from cosmos import DbtTaskGroup
 
 from lifecycle.assets import WAREHOUSE_LANDING, WAREHOUSE_MODELS
-from lifecycle.dataops.callbacks import default_args
+from lifecycle.dataops.callbacks import default_args, run_deadline
 from lifecycle.warehouse.dbt import SERVING_MODELS, SERVING_SCHEMA, cosmos_configs
 
 DOC = """
@@ -43,6 +43,7 @@ the manifest: rebuild it with `dbt parse` after changing the dbt project.
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    deadline=run_deadline(),
     tags=["lifecycle", "transform", "dbt"],
     doc_md=DOC,
 )

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from airflow.sdk import dag, task
 
 from lifecycle.assets import RAW_REVIEWS
-from lifecycle.dataops.callbacks import default_args
+from lifecycle.dataops.callbacks import default_args, run_deadline
 
 DOC = """
 ### Ingest: DynamoDB → S3 raw (export once, then DynamoDB Streams)
@@ -25,6 +25,7 @@ Emits the `raw_product_reviews` asset. See docs/reviews.md.
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    deadline=run_deadline(),
     tags=["lifecycle", "ingest", "source:dynamodb"],
     doc_md=DOC,
 )

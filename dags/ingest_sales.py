@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from airflow.sdk import dag, task
 
 from lifecycle.assets import RAW_SALES
-from lifecycle.dataops.callbacks import default_args
+from lifecycle.dataops.callbacks import default_args, run_deadline
 
 DOC = """
 ### Ingest: RDS → S3 raw (DMS layout)
@@ -23,6 +23,7 @@ Emits the `raw_sales` asset. See README › *Ingestion* and `docs/lake-layout.md
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    deadline=run_deadline(),
     tags=["lifecycle", "ingest", "source:rds"],
     doc_md=DOC,
 )

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from airflow.sdk import dag, task
 
 from lifecycle.assets import RAW_EVENTS
-from lifecycle.dataops.callbacks import default_args
+from lifecycle.dataops.callbacks import default_args, run_deadline
 
 DOC = """
 ### Ingest: Kinesis → S3 raw (Firehose layout)
@@ -22,6 +22,7 @@ Emits the `raw_user_activity` asset. See README › *Ingestion*.
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    deadline=run_deadline(),
     tags=["lifecycle", "ingest", "source:kinesis"],
     doc_md=DOC,
 )

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from airflow.sdk import dag, task
 
 from lifecycle.assets import CLEAN_LAKE, RAW_EVENTS, RAW_REVIEWS, RAW_SALES
-from lifecycle.dataops.callbacks import default_args
+from lifecycle.dataops.callbacks import default_args, run_deadline
 
 DOC = """
 ### Transform: raw → clean (Glue-style jobs)
@@ -28,6 +28,7 @@ when a new batch has more than `LIFECYCLE_QUARANTINE_ALERT_RATE` of its records 
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    deadline=run_deadline(),
     tags=["lifecycle", "transform", "glue"],
     doc_md=DOC,
 )

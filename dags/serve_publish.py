@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from airflow.sdk import dag, task
 
 from lifecycle.assets import SERVING, WAREHOUSE_MODELS
-from lifecycle.dataops.callbacks import default_args
+from lifecycle.dataops.callbacks import default_args, run_deadline
 
 DOC = """
 ### Serve: publish
@@ -24,6 +24,7 @@ and writes the static HTML dashboard with its charts (local file and the serving
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    deadline=run_deadline(),
     tags=["lifecycle", "serve"],
     doc_md=DOC,
 )

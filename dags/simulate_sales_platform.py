@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from airflow.sdk import Param, dag, task
 
-from lifecycle.dataops.callbacks import default_args
+from lifecycle.dataops.callbacks import default_args, run_deadline
 
 DOC = """
 ### Simulator (optional)
@@ -23,6 +23,7 @@ adds yesterday's events that only arrive today.
     catchup=False,
     max_active_runs=1,
     default_args=default_args(retries=0),
+    deadline=run_deadline(),
     tags=["lifecycle", "simulator"],
     doc_md=DOC,
     params={

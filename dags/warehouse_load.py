@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from airflow.sdk import dag, task
 
 from lifecycle.assets import CLEAN_LAKE, WAREHOUSE_LANDING
-from lifecycle.dataops.callbacks import default_args
+from lifecycle.dataops.callbacks import default_args, run_deadline
 
 DOC = """
 ### Load: clean zone → warehouse landing
@@ -21,6 +21,7 @@ loaded in `landing.load_manifest`. A rerun replaces, never appends.
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    deadline=run_deadline(),
     tags=["lifecycle", "warehouse", "load"],
     doc_md=DOC,
 )

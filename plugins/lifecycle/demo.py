@@ -106,6 +106,11 @@ def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate
     if rec.get("products"):
         _line("recommended", f"{rec['products']} product embeddings (pgvector, HNSW) from {rec['pairs']} "
                              f"co-purchase/co-view pairs; top {rec['k']} per product")
+    obs = _result(results, "observe", "monitor_datasets")
+    alarm_states = _result(results, "observe", "evaluate_alarms")
+    _line("observed", f"{obs.get('datasets', 0)} datasets profiled, {obs.get('alerts', 0)} monitor(s) alerting"
+                      f"{' (alert sent)' if obs.get('alert_sent') else ''}; "
+                      f"alarms in ALARM: {', '.join(alarm_states.get('in_alarm', [])) or 'none'}")
 
     code = 0
     if failed or not_run:
@@ -121,7 +126,8 @@ def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate
         code = 1
 
     print("\n== where to look ==")
-    print(f"  dashboard:   {settings.dashboard_path}")
+    print(f"  dashboard:   {settings.dashboard_path}  (and {settings.observability_page.name} next to it)")
+    print("  DataOps:     .venv/bin/lifecycle metrics | alarms | logs <dag> <task> | lineage")
     print("  query:       .venv/bin/lifecycle query \"select * from serving.daily_sales\"")
     print("  similar:     .venv/bin/lifecycle recommend 1")
     print(f"  Airflow UI:  make airflow   → {settings.airflow_url}")

@@ -2,8 +2,9 @@
 
 Input: ``Settings`` and the files ``infra/resources.yaml`` + ``infra/iam/*.json``.
 Output: buckets (one per lake zone), the Kinesis stream, DynamoDB tables, the SNS alert
-topic with its SQS subscription, Glue databases, secrets and one IAM role per pipeline
-stage exist with the declared settings. Returns a summary ``{kind: [names]}``.
+topic with its SQS subscription, Glue databases, secrets, the CloudWatch Logs group, the
+CloudWatch alarms (actions: the alert topic) and one IAM role per pipeline stage exist with
+the declared settings. Returns a summary ``{kind: [names]}``.
 
 Every step is "create if missing, then converge": running it twice changes nothing.
 """
@@ -26,7 +27,7 @@ INFRA_DIR = REPO_ROOT / "infra"
 
 def _subst(text: str, settings: Settings, account: str) -> str:
     return Template(text).safe_substitute(prefix=settings.name_prefix, region=settings.region,
-                                          account=account)
+                                          account=account, target=settings.target)
 
 
 def load_spec(settings: Settings, account: str = "123456789012") -> dict:
@@ -111,6 +112,11 @@ def apply_dynamodb(settings: Settings, spec: dict) -> list[str]:
                 kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": t["stream"]}
             ddb.create_table(**kwargs)
             ddb.get_waiter("table_exists").wait(TableName=t["name"], WaiterConfig={"Delay": 1})
+        if t.get("ttl_attribute"):
+            ttl = ddb.describe_time_to_live(TableName=t["name"]).get("TimeToLiveDescription", {})
+            if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+                ddb.update_time_to_live(TableName=t["name"], TimeToLiveSpecification={
+                    "Enabled": True, "AttributeName": t["ttl_attribute"]})
         names.append(t["name"])
     return names
 
@@ -134,6 +140,40 @@ def apply_topics(settings: Settings, spec: dict) -> list[str]:
             if q_arn not in existing:
                 sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=q_arn)
         names.append(t["name"])
+    return names
+
+
+def apply_log_groups(settings: Settings, spec: dict) -> list[str]:
+    logs = aws(settings, "logs")
+    names = []
+    for g in spec.get("log_groups", []):
+        try:
+            logs.create_log_group(logGroupName=g["name"])
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        if g.get("retention_days"):
+            logs.put_retention_policy(logGroupName=g["name"], retentionInDays=int(g["retention_days"]))
+        names.append(g["name"])
+    return names
+
+
+def apply_alarms(settings: Settings, spec: dict) -> list[str]:
+    """``put_metric_alarm`` is an upsert: the declared alarm replaces any previous definition."""
+    cw = aws(settings, "cloudwatch")
+    topic = alert_topic_arn(settings)
+    names = []
+    for a in spec.get("cloudwatch_alarms", []):
+        cw.put_metric_alarm(
+            AlarmName=a["name"], AlarmDescription=f"{a['description']} | runbook: {a.get('runbook', '')}"[:1024],
+            Namespace=settings.metrics_namespace, MetricName=a["metric"],
+            Dimensions=[{"Name": k, "Value": str(v)} for k, v in a["dimensions"].items()],
+            Statistic=a["statistic"], Period=int(a["period"]), EvaluationPeriods=int(a["evaluation_periods"]),
+            DatapointsToAlarm=int(a.get("datapoints_to_alarm", a["evaluation_periods"])),
+            Threshold=float(a["threshold"]), ComparisonOperator=a["comparison"],
+            TreatMissingData=a.get("treat_missing_data", "missing"),
+            ActionsEnabled=True, AlarmActions=[topic], OKActions=[],
+        )
+        names.append(a["name"])
     return names
 
 
@@ -187,6 +227,8 @@ def apply(settings: Settings) -> dict[str, list[str]]:
         "kinesis_streams": apply_streams(settings, spec),
         "dynamodb_tables": apply_dynamodb(settings, spec),
         "sns_topics": apply_topics(settings, spec),
+        "log_groups": apply_log_groups(settings, spec),
+        "cloudwatch_alarms": apply_alarms(settings, spec),
         "glue_databases": apply_glue(settings, spec),
         "secrets": apply_secrets(settings, spec),
         "iam_roles": apply_iam(settings, spec, account),

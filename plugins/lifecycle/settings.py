@@ -123,6 +123,10 @@ class Settings:
     glue_version: str = "5.0"
     glue_worker_type: str = "G.1X"
     glue_workers: int = 2
+    # DataOps
+    aws_account_id: str = "123456789012"  # moto's and LocalStack's account; on AWS from the env
+    run_deadline_minutes: int = 120
+    lineage_url: str | None = None  # Marquez (compose profile `lineage`); None: a local file
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -200,6 +204,9 @@ class Settings:
             glue_version=env.get("LIFECYCLE_GLUE_VERSION") or "5.0",
             glue_worker_type=env.get("LIFECYCLE_GLUE_WORKER_TYPE") or "G.1X",
             glue_workers=_env_int(env, "LIFECYCLE_GLUE_WORKERS", 2),
+            aws_account_id=env.get("LIFECYCLE_AWS_ACCOUNT_ID") or "123456789012",
+            run_deadline_minutes=_env_int(env, "LIFECYCLE_RUN_DEADLINE_MINUTES", 120),
+            lineage_url=env.get("LIFECYCLE_LINEAGE_URL") or None,
         )
 
     # ---- AWS names ----------------------------------------------------------------------
@@ -230,6 +237,32 @@ class Settings:
     @property
     def metrics_namespace(self) -> str:
         return "Lifecycle"
+
+    @property
+    def log_group(self) -> str:
+        """CloudWatch Logs group of Airflow's task logs and the pipeline's JSON log lines."""
+        return f"/{self.name_prefix}/airflow"
+
+    @property
+    def log_group_arn(self) -> str:
+        return f"arn:aws:logs:{self.region}:{self.aws_account_id}:log-group:{self.log_group}"
+
+    @property
+    def alert_dedupe_table(self) -> str:
+        return f"{self.name_prefix}-alert-dedupe"
+
+    @property
+    def observability_schema(self) -> str:
+        return "observability"
+
+    @property
+    def lineage_file(self) -> Path:
+        """OpenLineage events (one JSON a line) when no lineage backend URL is set."""
+        return self.home / "lineage" / "openlineage.jsonl"
+
+    @property
+    def observability_page(self) -> Path:
+        return self.home / "observability.html"
 
     @property
     def glue_database(self) -> str:

@@ -3,33 +3,58 @@
 Input: ``Settings`` and the facts of a failure (DAG, task, run, try, interval, error, log).
 Output: one message on the alert topic (subject + JSON body with a runbook line);
 ``read_alerts`` drains the SQS queue subscribed to the topic (what tests and the CLI use).
+
+Deduplication: ``publish(..., dedupe_key=...)`` first writes the key to the DynamoDB table
+``<prefix>-alert-dedupe`` with a conditional put (``attribute_not_exists``); only the caller
+that wins the put publishes, so the same failure reported twice (a retried callback, the
+scheduler and the task runner both noticing, a re-evaluated alarm) is one message. Keys
+expire after ``DEDUPE_TTL_DAYS`` (DynamoDB TTL attribute ``expires_at``). Task failures are
+alerted from ``on_failure_callback``, which Airflow calls only when no retry is left, and
+their key is ``task_failed|dag|task|run|map_index|try``: one alert per failure, none per retry.
 """
 
 from __future__ import annotations
 
 import json
+import time
 
 from lifecycle.clients import aws
 from lifecycle.infra import alert_queue_url, alert_topic_arn
 from lifecycle.settings import Settings
 
+DEDUPE_TTL_DAYS = 14
+
 RUNBOOK = ("Open the log below; fix the cause; then clear the failed task in the Airflow UI "
            "(or `airflow tasks clear <dag> -t <task>`): every task is idempotent, a rerun is safe.")
 
 
+def task_dedupe_key(dag_id: str, task_id: str, run_id: str, map_index: int | None,
+                    try_number: int | None) -> str:
+    return f"task_failed|{dag_id}|{task_id}|{run_id}|{-1 if map_index is None else map_index}|{try_number}"
+
+
 def build_alert(*, dag_id: str, task_id: str, run_id: str, try_number: int | None,
-                interval: str | None, error: str, log_url: str | None, target: str) -> dict:
+                interval: str | None, error: str, log_url: str | None, target: str,
+                map_index: int | None = None, max_tries: int | None = None,
+                log_group: str | None = None, log_stream: str | None = None) -> dict:
+    """The one task-failure message: what failed, where, the interval, the error, the logs, what to do."""
     return {
         "kind": "task_failed",
         "dag_id": dag_id,
         "task_id": task_id,
         "run_id": run_id,
+        "map_index": -1 if map_index is None else map_index,
         "try_number": try_number,
+        "max_tries": max_tries,
         "data_interval": interval,
         "error": error[:2000],
         "log_url": log_url,
+        "log_group": log_group,
+        "log_stream": log_stream,
+        "log_command": f"lifecycle logs {dag_id} {task_id} --run-id '{run_id}'",
         "target": target,
         "runbook": RUNBOOK,
+        "dedupe_key": task_dedupe_key(dag_id, task_id, run_id, map_index, try_number),
     }
 
 
@@ -39,7 +64,26 @@ def build_notice(*, kind: str, source: str, message: str, runbook: str, target: 
             "runbook": runbook}
 
 
-def publish(settings: Settings, alert: dict) -> str:
+def claim(settings: Settings, dedupe_key: str) -> bool:
+    """True for the first caller with this key (conditional put), False for every later one."""
+    ddb = aws(settings, "dynamodb")
+    now = int(time.time())
+    try:
+        ddb.put_item(TableName=settings.alert_dedupe_table,
+                     Item={"dedupe_key": {"S": dedupe_key}, "first_seen": {"N": str(now)},
+                           "expires_at": {"N": str(now + DEDUPE_TTL_DAYS * 86400)}},
+                     ConditionExpression="attribute_not_exists(dedupe_key)")
+    except ddb.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def publish(settings: Settings, alert: dict, dedupe_key: str | None = None) -> str | None:
+    """Publish ``alert``; with a dedupe key (default: the alert's own), only once per key.
+    Returns the SNS message id, or None when the key was already alerted."""
+    dedupe_key = dedupe_key or alert.get("dedupe_key")
+    if dedupe_key and not claim(settings, dedupe_key):
+        return None
     if alert.get("kind") == "task_failed":
         subject = f"[lifecycle] {alert['dag_id']}.{alert['task_id']} failed"
     else:
@@ -47,7 +91,9 @@ def publish(settings: Settings, alert: dict) -> str:
     subject = subject[:100]
     resp = aws(settings, "sns").publish(
         TopicArn=alert_topic_arn(settings), Subject=subject, Message=json.dumps(alert, default=str),
-        MessageAttributes={"kind": {"DataType": "String", "StringValue": alert["kind"]}},
+        MessageAttributes={"kind": {"DataType": "String", "StringValue": alert["kind"]},
+                           **({"dedupe_key": {"DataType": "String", "StringValue": dedupe_key[:256]}}
+                              if dedupe_key else {})},
     )
     return resp["MessageId"]
 

@@ -1,10 +1,14 @@
 """CloudWatch metrics of the pipeline, in one namespace.
 
 Input: ``Settings``, the DAG/task names and a result dict (``rows_in``, ``rows_out``,
-``rejected``, ``files_written``: counts, or per-table dicts of counts, which are summed)
+``rejected``, ``files_written``, ``bytes_written``: counts, or per-table dicts of counts)
 plus the duration.
 Output: ``PutMetricData`` into namespace ``settings.metrics_namespace`` with dimensions
-DAG, Task and Target; ``latest(...)`` reads a metric back (for tests and the CLI).
+DAG, Task, Dataset and Target: the task's totals under ``Dataset=all`` and, where the result
+is per table, each table's value under ``Dataset=<table>``; a failed task also counts in
+``FailedTasks`` (dimension Target only: what the failed-runs alarm watches).
+``latest(...)`` reads a metric back, ``series(...)`` its recent datapoints, ``sparkline(...)``
+draws them as text (for tests and ``lifecycle metrics``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ RESULT_METRICS = {
     "rows_out": ("RowsOut", "Count"),
     "rejected": ("Rejected", "Count"),
     "files_written": ("FilesWritten", "Count"),
+    "bytes_written": ("BytesWritten", "Bytes"),
 }
+ALL = "all"
+SPARKS = "▁▂▃▄▅▆▇█"
 
 
 def total_count(value) -> float | None:
@@ -34,9 +41,28 @@ def total_count(value) -> float | None:
     return None
 
 
-def dimensions(settings: Settings, dag_id: str, task_id: str) -> list[dict]:
+def dimensions(settings: Settings, dag_id: str, task_id: str, dataset: str = ALL) -> list[dict]:
     return [{"Name": "DAG", "Value": dag_id}, {"Name": "Task", "Value": task_id},
-            {"Name": "Target", "Value": settings.target}]
+            {"Name": "Dataset", "Value": dataset}, {"Name": "Target", "Value": settings.target}]
+
+
+def _per_dataset(value) -> dict[str, float]:
+    """Per-table counts of a result value (nested dicts are summed per top-level table)."""
+    if not isinstance(value, dict):
+        return {}
+    out = {}
+    for name, v in value.items():
+        n = total_count(v)
+        if n is not None:
+            out[str(name)] = n
+    return out
+
+
+def put(settings: Settings, data: list[dict]) -> None:
+    """PutMetricData in chunks CloudWatch accepts."""
+    cw = aws(settings, "cloudwatch")
+    for i in range(0, len(data), 500):
+        cw.put_metric_data(Namespace=settings.metrics_namespace, MetricData=data[i:i + 500])
 
 
 def publish_task_metrics(settings: Settings, dag_id: str, task_id: str, result: dict | None,
@@ -45,29 +71,52 @@ def publish_task_metrics(settings: Settings, dag_id: str, task_id: str, result: 
     now = datetime.now(UTC)
     data = [{"MetricName": "TaskSucceeded" if succeeded else "TaskFailed", "Dimensions": dims,
              "Timestamp": now, "Value": 1, "Unit": "Count"}]
+    if not succeeded:
+        data.append({"MetricName": "FailedTasks", "Timestamp": now, "Value": 1, "Unit": "Count",
+                     "Dimensions": [{"Name": "Target", "Value": settings.target}]})
     if duration_s is not None:
         data.append({"MetricName": "DurationSeconds", "Dimensions": dims, "Timestamp": now,
                      "Value": float(duration_s), "Unit": "Seconds"})
     for key, (name, unit) in RESULT_METRICS.items():
-        value = total_count(result.get(key)) if isinstance(result, dict) else None
+        raw = result.get(key) if isinstance(result, dict) else None
+        value = total_count(raw)
         if value is not None:
             data.append({"MetricName": name, "Dimensions": dims, "Timestamp": now,
                          "Value": value, "Unit": unit})
-    aws(settings, "cloudwatch").put_metric_data(Namespace=settings.metrics_namespace, MetricData=data)
-    return [d["MetricName"] for d in data]
+        for dataset, n in _per_dataset(raw).items():
+            data.append({"MetricName": name, "Dimensions": dimensions(settings, dag_id, task_id, dataset),
+                         "Timestamp": now, "Value": n, "Unit": unit})
+    put(settings, data)
+    return sorted({d["MetricName"] for d in data})
 
 
-def latest(settings: Settings, metric: str, dag_id: str, task_id: str, hours: int = 24) -> float | None:
-    """Sum of a task metric over the last ``hours`` (None when never published)."""
+def series(settings: Settings, metric: str, dims: list[dict], hours: int = 24 * 7, period: int = 3600,
+           stat: str = "Sum") -> list[tuple[datetime, float]]:
+    """The metric's datapoints (one per ``period``) over the last ``hours``, oldest first."""
     now = datetime.now(UTC)
     resp = aws(settings, "cloudwatch").get_metric_statistics(
-        Namespace=settings.metrics_namespace, MetricName=metric,
-        Dimensions=dimensions(settings, dag_id, task_id),
+        Namespace=settings.metrics_namespace, MetricName=metric, Dimensions=dims,
         StartTime=now - timedelta(hours=hours), EndTime=now + timedelta(minutes=5),
-        Period=3600, Statistics=["Sum"],
+        Period=period, Statistics=[stat],
     )
-    points = resp.get("Datapoints", [])
-    return sum(p["Sum"] for p in points) if points else None
+    return sorted((p["Timestamp"], float(p[stat])) for p in resp.get("Datapoints", []))
+
+
+def latest(settings: Settings, metric: str, dag_id: str, task_id: str, hours: int = 24,
+           dataset: str = ALL) -> float | None:
+    """Sum of a task metric over the last ``hours`` (None when never published)."""
+    points = series(settings, metric, dimensions(settings, dag_id, task_id, dataset), hours=hours)
+    return sum(v for _, v in points) if points else None
+
+
+def sparkline(values: list[float]) -> str:
+    """A text trend: one block character per value, scaled between the min and the max."""
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    if hi == lo:
+        return SPARKS[len(SPARKS) // 2] * len(values)
+    return "".join(SPARKS[round((v - lo) / (hi - lo) * (len(SPARKS) - 1))] for v in values)
 
 
 def list_published(settings: Settings) -> list[dict]:
@@ -78,3 +127,30 @@ def list_published(settings: Settings) -> list[dict]:
         for m in page["Metrics"]:
             out.append({"metric": m["MetricName"], **{d["Name"]: d["Value"] for d in m["Dimensions"]}})
     return out
+
+
+# statistic that makes sense per metric when reading a trend (counts add up, gauges do not)
+GAUGE_STATS = {"DurationSeconds": "Average", "FreshnessSeconds": "Maximum", "Completeness": "Minimum",
+               "CdcLagSeconds": "Maximum", "CdcLagBytes": "Maximum", "QuarantineRate": "Maximum",
+               "BytesStored": "Maximum", "DatasetRows": "Maximum", "VolumeZScore": "Maximum"}
+
+
+def overview(settings: Settings, hours: int = 24 * 7, period: int = 3600, dag: str | None = None,
+             metric: str | None = None) -> list[dict]:
+    """Every published (metric, dimensions) with its trend: ``latest``, ``points`` and ``spark``."""
+    rows, seen = [], set()
+    for m in list_published(settings):
+        name = m.pop("metric")
+        key = (name, tuple(sorted(m.items())))
+        if key in seen or (dag and m.get("DAG") != dag) or (metric and name != metric):
+            continue  # (an emulator may list a metric once per datapoint)
+        seen.add(key)
+        stat = GAUGE_STATS.get(name, "Sum")
+        dims = [{"Name": k, "Value": v} for k, v in sorted(m.items())]
+        points = [v for _, v in series(settings, name, dims, hours=hours, period=period, stat=stat)]
+        if points:
+            rows.append({"metric": name, "stat": stat, "dimensions": m, "latest": points[-1],
+                         "points": points, "spark": sparkline(points)})
+    rows.sort(key=lambda r: (r["dimensions"].get("DAG", ""), r["dimensions"].get("Task", ""), r["metric"],
+                             r["dimensions"].get("Dataset", "")))
+    return rows

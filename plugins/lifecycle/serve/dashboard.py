@@ -192,5 +192,6 @@ def render(settings: Settings) -> str:
         f"<h2>Funnel</h2>{table_html(fn_cols, fn)}"
         f"<h2>Top products by revenue</h2>{table_html(pp_cols, pp)}"
         f"{recs}"
+        "<p><a href='observability.html'>Data observability: monitors, alerts and trends</a></p>"
         "</body></html>"
     )
