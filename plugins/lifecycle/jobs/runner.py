@@ -751,6 +751,10 @@ def run_lake_clean(settings: Settings, interval_start: datetime, interval_end: d
     started = time.perf_counter()
     jobs = {name: run_job(settings, name, interval_start, interval_end) for name in JOBS}
     specs = {t: spec for j in jobs.values() for t, spec in j.pop("specs").items()}
+    # a table written by this run has the columns it was written with (a column gone from
+    # the source after a rebuild leaves the catalog too); the others keep the catalog's
+    written = {t for j in jobs.values() for t in j["rows_out"] if t in CLEAN_TABLES}
+    specs = {**{t: CLEAN_TABLES[t] for t in written}, **specs}
     catalog = {**register_clean_tables(settings, specs=specs), **register_curated_tables(settings)}
     return {
         "interval_start": _utc(interval_start).isoformat(),
