@@ -79,6 +79,16 @@ def _jobs_engine(env: dict[str, str], target: str) -> str:
     return engine
 
 
+def _warehouse_engine(env: dict[str, str], target: str) -> str:
+    engine = _env_choice(env, "LIFECYCLE_WAREHOUSE_ENGINE", ("postgres", "redshift"))
+    if engine == "redshift" and target != "aws":
+        raise SettingsError("LIFECYCLE_WAREHOUSE_ENGINE=redshift needs LIFECYCLE_TARGET=aws; use postgres elsewhere")
+    if engine == "redshift" and not env.get("LIFECYCLE_REDSHIFT_COPY_ROLE_ARN"):
+        raise SettingsError("LIFECYCLE_WAREHOUSE_ENGINE=redshift needs LIFECYCLE_REDSHIFT_COPY_ROLE_ARN "
+                            "(the IAM role Redshift assumes to read the clean bucket)")
+    return engine
+
+
 @dataclass(frozen=True)
 class Settings:
     target: str = "embedded"
@@ -120,6 +130,10 @@ class Settings:
     # where the Glue-style jobs run: local (DuckDB through SQLFrame) or glue (AWS Glue jobs,
     # aws target only; lifecycle.jobs.glue_deploy)
     jobs_engine: str = "local"
+    # the warehouse: postgres (embedded, compose, RDS) or redshift (aws target only; the load
+    # becomes a Redshift COPY from S3, lifecycle.warehouse.redshift)
+    warehouse_engine: str = "postgres"
+    redshift_copy_role_arn: str | None = None
     glue_version: str = "5.0"
     glue_worker_type: str = "G.1X"
     glue_workers: int = 2
@@ -201,6 +215,8 @@ class Settings:
             athena_workgroup=env.get("LIFECYCLE_ATHENA_WORKGROUP") or "primary",
             athena_output=env.get("LIFECYCLE_ATHENA_OUTPUT") or None,
             jobs_engine=_jobs_engine(env, target),
+            warehouse_engine=_warehouse_engine(env, target),
+            redshift_copy_role_arn=env.get("LIFECYCLE_REDSHIFT_COPY_ROLE_ARN") or None,
             glue_version=env.get("LIFECYCLE_GLUE_VERSION") or "5.0",
             glue_worker_type=env.get("LIFECYCLE_GLUE_WORKER_TYPE") or "G.1X",
             glue_workers=_env_int(env, "LIFECYCLE_GLUE_WORKERS", 2),

@@ -1,0 +1,91 @@
+"""The warehouse load on Redshift: ``COPY ... FORMAT AS PARQUET MANIFEST`` of the changed partitions.
+
+Input: ``Settings`` (``warehouse_engine = "redshift"``, aws target only;
+``redshift_copy_role_arn``: the role Redshift assumes to read the clean bucket), a table's
+contract and, per partition to replace, its objects with their sizes (``load.load_table``
+decides which partitions changed, exactly as on Postgres).
+Output: the manifest object ``s3://<clean>/_lifecycle/redshift-manifests/<table>/<partition>.json``
+and the SQL that loads it, run on the load's transaction: rows of ``landing.<table>``.
+
+Why a staging table: COPY from Parquet maps the file's columns to the target's by position
+and needs the same number of columns; the partition column lives in the object's path, not
+in the file, and ``_loaded_at`` is ours. So each partition is COPY'd into a temporary table of
+the file's columns, then inserted with the partition value and the load time.
+Strings are ``VARCHAR(65535)`` here: Redshift's ``TEXT`` is ``VARCHAR(256)``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from lifecycle.catalog import TableSpec, postgres_type
+from lifecycle.clients import aws
+from lifecycle.settings import Settings
+
+MANIFESTS = "_lifecycle/redshift-manifests"
+
+
+def redshift_type(logical: str) -> str:
+    return "VARCHAR(65535)" if logical == "string" else postgres_type(logical)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def manifest(bucket: str, sizes: dict[str, int]) -> dict:
+    """A COPY manifest of ``{key: size}``; Parquet manifests need ``content_length``."""
+    return {"entries": [{"url": f"s3://{bucket}/{k}", "mandatory": True, "meta": {"content_length": n}}
+                        for k, n in sorted(sizes.items())]}
+
+
+def put_manifest(settings: Settings, spec: TableSpec, partition: str, sizes: dict[str, int]) -> str:
+    bucket = settings.bucket("clean")
+    key = f"{MANIFESTS}/{spec.name}/{partition or 'all'}.json"
+    aws(settings, "s3").put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest(bucket, sizes)).encode(),
+                                   ContentType="application/json")
+    return f"s3://{bucket}/{key}"
+
+
+def partition_copy_sql(spec: TableSpec, target: str, manifest_url: str, role_arn: str,
+                       partition: str | None, loaded_at_column: str) -> list[str]:
+    """The statements that add one partition's objects (listed in ``manifest_url``) to
+    ``target``; the caller has already deleted that partition's old rows."""
+    stage = _q(f"stage_{spec.name}")
+    data = ", ".join(_q(c) for c, _ in spec.columns)
+    ddl = ", ".join(f"{_q(c)} {redshift_type(t)}" for c, t in spec.columns)
+    cols, values = [data], [data]
+    if spec.partition:
+        cols.append(_q(spec.partition[0]))
+        values.append("NULL" if partition is None else f"CAST({_lit(partition)} AS {redshift_type(spec.partition[1])})")
+    cols.append(_q(loaded_at_column))
+    values.append("GETDATE()")
+    return [
+        f"CREATE TEMP TABLE {stage} ({ddl})",
+        f"COPY {stage} FROM {_lit(manifest_url)} IAM_ROLE {_lit(role_arn)} FORMAT AS PARQUET MANIFEST",
+        f"INSERT INTO {target} ({', '.join(cols)}) SELECT {', '.join(values)} FROM {stage}",
+        f"DROP TABLE {stage}",
+    ]
+
+
+def copy_partitions(settings: Settings, cur, spec: TableSpec, target: str, keys: list[str],
+                    partition_of, null_partition: str, loaded_at_column: str) -> int:
+    """COPY ``keys`` (grouped by partition) into ``target`` on cursor ``cur``; rows inserted."""
+    s3, bucket = aws(settings, "s3"), settings.bucket("clean")
+    groups: dict[str, dict[str, int]] = {}
+    for k in keys:
+        size = s3.head_object(Bucket=bucket, Key=k)["ContentLength"]
+        groups.setdefault(partition_of(spec, k), {})[k] = size
+    inserted = 0
+    for part, sizes in sorted(groups.items()):
+        url = put_manifest(settings, spec, part, sizes)
+        value = None if part == null_partition else part
+        for sql in partition_copy_sql(spec, target, url, settings.redshift_copy_role_arn, value, loaded_at_column):
+            cur.execute(sql)
+            if sql.startswith("INSERT"):
+                inserted += cur.rowcount
+    return inserted

@@ -1,0 +1,55 @@
+"""The Redshift path of the warehouse load (aws target): settings, manifest and SQL.
+
+Redshift cannot run here; these tests pin what is sent to it: a COPY manifest with each
+object's content length (required for Parquet), one staging table per partition with the
+file's columns only (COPY from Parquet maps by position and needs the same column count),
+and the insert that adds the partition value (from the object's path) and the load time.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lifecycle.catalog import CLEAN_TABLES
+from lifecycle.settings import Settings, SettingsError
+from lifecycle.warehouse.redshift import manifest, partition_copy_sql, redshift_type
+
+AWS = {"LIFECYCLE_TARGET": "aws", "LIFECYCLE_PG_HOST": "cluster.example"}
+
+
+def test_redshift_only_on_aws_and_with_a_copy_role():
+    with pytest.raises(SettingsError, match="LIFECYCLE_TARGET=aws"):
+        Settings.from_env({"LIFECYCLE_WAREHOUSE_ENGINE": "redshift"})
+    with pytest.raises(SettingsError, match="LIFECYCLE_REDSHIFT_COPY_ROLE_ARN"):
+        Settings.from_env({**AWS, "LIFECYCLE_WAREHOUSE_ENGINE": "redshift"})
+    s = Settings.from_env({**AWS, "LIFECYCLE_WAREHOUSE_ENGINE": "redshift",
+                           "LIFECYCLE_REDSHIFT_COPY_ROLE_ARN": "arn:aws:iam::1:role/copy"})
+    assert s.warehouse_engine == "redshift" and s.redshift_copy_role_arn.endswith("role/copy")
+    assert Settings.from_env({}).warehouse_engine == "postgres"
+
+
+def test_manifest_lists_every_object_with_its_length():
+    m = manifest("clean-bucket", {"orders/order_date=2026-01-02/data_0.parquet": 120,
+                                  "orders/order_date=2026-01-01/data_0.parquet": 99})
+    assert m == {"entries": [
+        {"url": "s3://clean-bucket/orders/order_date=2026-01-01/data_0.parquet", "mandatory": True,
+         "meta": {"content_length": 99}},
+        {"url": "s3://clean-bucket/orders/order_date=2026-01-02/data_0.parquet", "mandatory": True,
+         "meta": {"content_length": 120}}]}
+
+
+def test_a_partition_is_copied_through_a_staging_table_of_the_file_columns():
+    spec = CLEAN_TABLES["orders"]
+    sql = partition_copy_sql(spec, "landing.\"orders\"", "s3://b/_lifecycle/redshift-manifests/orders/x.json",
+                             "arn:aws:iam::1:role/copy", "2026-01-02", "_loaded_at")
+    create, copy, insert, drop = sql
+    file_cols = [c for c, _ in spec.columns]
+    assert create.startswith('CREATE TEMP TABLE "stage_orders" (')
+    assert [part.strip().split(" ")[0].strip('"') for part in create[create.index("(") + 1:-1].split(", ")] == file_cols
+    assert '"order_date"' not in create and "VARCHAR(65535)" in create  # strings: not Redshift's TEXT
+    assert copy == ("COPY \"stage_orders\" FROM 's3://b/_lifecycle/redshift-manifests/orders/x.json' "
+                    "IAM_ROLE 'arn:aws:iam::1:role/copy' FORMAT AS PARQUET MANIFEST")
+    assert insert.endswith("CAST('2026-01-02' AS date), GETDATE() FROM \"stage_orders\"")
+    assert '"order_date", "_loaded_at")' in insert
+    assert drop == 'DROP TABLE "stage_orders"'
+    assert redshift_type("decimal(10,2)") == "numeric(10,2)"
