@@ -89,7 +89,13 @@ def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate
                       f"reviews: {_result(results, 'ingest_reviews').get('items', 0)} items")
     clean = _result(results, "lake_clean", "run_clean_jobs")
     quarantine = _result(results, "lake_clean", "check_quarantine")
-    _line("cleaned", f"{_total(clean.get('rows_out'))} rows in the clean zone; "
+    from lifecycle.catalog import CURATED_TABLES
+
+    rows_out = clean.get("rows_out") or {}
+    curated = {t: n for t, n in rows_out.items() if t in CURATED_TABLES}
+    cleaned = {t: n for t, n in rows_out.items() if t not in CURATED_TABLES}
+    _line("cleaned", f"{_total(cleaned)} rows in the clean zone, {_total(curated)} in the curated one "
+                     f"(ML features, training set); "
                      f"{clean.get('rejected', 0)} records quarantined with a reason "
                      f"({quarantine.get('batches_checked', 0)} new batches checked, "
                      f"{quarantine.get('alerted_batches', 0)} above the alert rate)")
