@@ -243,9 +243,19 @@ def jobs_run(
 @jobs_app.command("list")
 def jobs_list():
     """The jobs in run order, with their bookmark state."""
+    from lifecycle.clients import aws
     from lifecycle.jobs import bookmarks, runner
 
-    for row in bookmarks.describe(_settings(), list(runner.JOBS)):
+    s = _settings()
+    s3 = aws(s, "s3")
+    try:
+        s3.head_bucket(Bucket=s.bucket("clean"))
+    except s3.exceptions.ClientError as exc:
+        typer.secho(f"the clean bucket {s.bucket('clean')} is not there ({exc.response['Error']['Code']}): "
+                    "start the services and run `lifecycle infra apply` (or `make demo`)",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    for row in bookmarks.describe(s, list(runner.JOBS)):
         state = (f"bookmark of {row['updated_at']}" + (" (in flight: next run is full)" if row["in_flight"] else "")
                  + "; objects seen: " + ", ".join(f"{k} {v}" for k, v in row["objects"].items())
                  if row["bookmark"] else "no bookmark (next run is full)")
