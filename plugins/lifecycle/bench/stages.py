@@ -331,6 +331,12 @@ def _clean_baseline(env: BenchEnvironment) -> dict[str, int]:
     return rows
 
 
+def _raw_rows_in(result: dict) -> dict[str, int]:
+    """Raw rows read by the lake jobs of a ``run_lake_clean`` result (not their clean inputs)."""
+    return {name: n for job in result["jobs"].values() for name, n in job["rows_in"].items()
+            if not name.startswith("clean.")}
+
+
 def stage_clean(env: BenchEnvironment, start: datetime, end: datetime) -> StageResult:
     from lifecycle.jobs import runner
 
@@ -338,8 +344,7 @@ def stage_clean(env: BenchEnvironment, start: datetime, end: datetime) -> StageR
     base, base_s = timed(_clean_baseline, env)
     with RssSampler(s) as rss:
         result, secs = timed(runner.run_lake_clean, s, start, end)
-    rows_in = {name: n for job in result["jobs"].values() for name, n in job["rows_in"].items()
-               if not name.startswith("clean.")}
+    rows_in = _raw_rows_in(result)
     return StageResult(
         stage="clean", rows=sum(rows_in.values()), seconds=secs,
         baseline_rows=sum(base.values()), baseline_seconds=base_s, target=TARGET,
@@ -374,8 +379,7 @@ def stage_clean_incremental(env: BenchEnvironment, start: datetime, end: datetim
     user_activity.run(s)
     with RssSampler(s) as rss:
         result, secs = timed(runner.run_lake_clean, s, start, end)
-    rows_in = {name: n for job in result["jobs"].values() for name, n in job["rows_in"].items()
-               if not name.startswith("clean.")}
+    rows_in = _raw_rows_in(result)
     return StageResult(
         stage="clean_incremental", rows=sum(rows_in.values()), seconds=secs,
         baseline_rows=full.rows, baseline_seconds=full.seconds, target=0.0,

@@ -56,13 +56,18 @@ class Bookmark:
                           sort_keys=True)
 
 
-def load(settings: Settings, job: str) -> Bookmark:
+def _read(settings: Settings, job: str) -> dict | None:
     s3 = aws(settings, "s3")
     try:
-        body = s3.get_object(Bucket=settings.bucket("clean"), Key=_key(job))["Body"].read()
+        return json.loads(s3.get_object(Bucket=settings.bucket("clean"), Key=_key(job))["Body"].read())
     except s3.exceptions.NoSuchKey:
+        return None
+
+
+def load(settings: Settings, job: str) -> Bookmark:
+    data = _read(settings, job)
+    if data is None:
         return Bookmark(job)
-    data = json.loads(body)
     return Bookmark(job, inputs=data.get("inputs", {}), in_flight=bool(data.get("in_flight")), exists=True)
 
 
@@ -84,11 +89,10 @@ def reset(settings: Settings, jobs: list[str]) -> list[str]:
 
 def describe(settings: Settings, jobs: list[str]) -> list[dict]:
     """One row per job: whether it has a bookmark, objects remembered per input, last update."""
-    s3, rows = aws(settings, "s3"), []
+    rows = []
     for job in jobs:
-        try:
-            data = json.loads(s3.get_object(Bucket=settings.bucket("clean"), Key=_key(job))["Body"].read())
-        except s3.exceptions.NoSuchKey:
+        data = _read(settings, job)
+        if data is None:
             rows.append({"job": job, "bookmark": False})
             continue
         rows.append({"job": job, "bookmark": True, "in_flight": data.get("in_flight", False),

@@ -169,12 +169,9 @@ def clean_order_items(items, orders, extras=()):
     )
 
 
-def history_seed(history, orders_changed):
-    """The current version of each changed order as a change row (for an incremental run): the
-    new changes then extend or close it exactly as a full replay would."""
-    current = history.where(F.col("is_current")).join(
-        orders_changed.select(F.col("order_id").alias("_changed_id")).distinct(),
-        F.col("order_id") == F.col("_changed_id"), "inner")
+def history_seed(current):
+    """The current versions of the changed orders as change rows (for an incremental run): the
+    new changes then extend or close them exactly as a full replay would."""
     return current.select(
         F.col("change_op").alias("Op"), F.lit(None).cast("timestamp").alias("_commit_ts"),
         F.col("order_id"), F.lit(None).cast("bigint").alias("customer_id"), F.col("status"),
@@ -207,7 +204,8 @@ def main(argv: list[str], ctx) -> None:
     ctx.upsert_clean(clean_products(state["products"], extras["products"]),
                      _keys(changes["products"], ("product_id",)), clean, "products")
     orders = clean_orders(state["orders"], extras["orders"])
-    ctx.upsert_clean(orders, _keys(changes["orders"], ("order_id",)), clean, "orders")
+    changed_orders = _keys(changes["orders"], ("order_id",))
+    ctx.upsert_clean(orders, changed_orders, clean, "orders")
     if not ctx.incremental:
         ctx.write_clean(clean_order_items(state["order_items"], orders, extras["order_items"]),
                         clean, "order_items")
@@ -215,10 +213,10 @@ def main(argv: list[str], ctx) -> None:
         return
     # the order date of an item comes from its order, which may be in an earlier batch; the
     # items of an order deleted in this batch go with it
-    touched_orders = ctx.persist(_keys(changes["orders"], ("order_id",)).unionByName(
+    touched_orders = ctx.persist(changed_orders.unionByName(
         _keys(changes["order_items"], ("order_id",))).distinct(), "touched_orders")
     all_orders = ctx.read_clean(clean, "orders", where_in=("order_id", touched_orders))
-    deleted = ctx.persist(_keys(changes["orders"], ("order_id",)).join(
+    deleted = ctx.persist(changed_orders.join(
         all_orders.select(F.col("order_id").alias("_live")), F.col("order_id") == F.col("_live"), "left_anti"),
         "deleted_orders")
     gone_items = ctx.read_clean(clean, "order_items", columns=["order_id", "line_no"],
@@ -226,16 +224,13 @@ def main(argv: list[str], ctx) -> None:
     ctx.upsert_clean(clean_order_items(state["order_items"], all_orders, extras["order_items"]),
                      _keys(changes["order_items"], ("order_id", "line_no")).unionByName(gone_items),
                      clean, "order_items")
-    history = ctx.read_clean(clean, "order_status_history",
-                             where_in=("order_id", _keys(changes["orders"], ("order_id",))))
-    seed = history_seed(history, changes["orders"])
+    # the versions that can change: the current one of each changed order (re-emitted from
+    # the seed) and the new ones; closed versions stay as they are
+    current = ctx.read_clean(clean, "order_status_history",
+                             where_in=("order_id", changed_orders)).where(F.col("is_current"))
+    seed = history_seed(current)
     # materialized: the replay's window plan then starts from one table, not from the join
     replayed = ctx.persist(order_status_history(ctx.persist(seed.unionByName(
         changes["orders"].select(*seed.columns)), "history_input")), "history_replayed")
-    # the versions that can change: the current one of each changed order (re-emitted from
-    # the seed) and the new ones; closed versions stay as they are
-    replaced = history.where(F.col("is_current")).join(
-        changes["orders"].select(F.col("order_id").alias("_changed_id")).distinct(),
-        F.col("order_id") == F.col("_changed_id"), "inner").select("order_id", "valid_from")
-    ctx.upsert_clean(replayed, replaced.unionByName(replayed.select("order_id", "valid_from")),
-                     clean, "order_status_history")
+    ctx.upsert_clean(replayed, current.select("order_id", "valid_from").unionByName(
+        replayed.select("order_id", "valid_from")), clean, "order_status_history")

@@ -482,9 +482,8 @@ class JobContext:
         changed = not self.incremental
         for table in tables:
             objects = self.list_objects(bucket, self._table_pattern(lake_table(table)))
-            new = self._new_keys(f"clean.{table}", objects)
-            if self.incremental:
-                changed |= bool(new) or set(self.bookmark.seen(f"clean.{table}")) != set(objects)
+            # an object gone since the bookmark makes _new_keys rebuild in full
+            changed |= bool(self._new_keys(f"clean.{table}", objects)) and self.incremental
         return not changed
 
     def persist(self, df, label: str):
@@ -571,13 +570,10 @@ class JobContext:
             self.specs[table] = spec
             for col, logical in earlier:
                 self._con.execute(f"ALTER TABLE {_ident(new)} ADD COLUMN {_ident(col)} {duckdb_type(logical)}")
-        cols = [c for c, _ in spec.all_columns]
         ddl = ", ".join(f"{_ident(c)} {duckdb_type(t)}" for c, t in spec.all_columns)
         on = " AND ".join(f"e.{_ident(k)} IS NOT DISTINCT FROM k.{_ident(k)}" for k in spec.keys)
-        select = ", ".join(_ident(c) for c in cols)
-        merged = self._table_name(f"merged_{table}")
-        existing = self._table_name(f"existing_{table}")
-        self._con.execute(f"CREATE TABLE {_ident(existing)} ({ddl})")
+        select = ", ".join(_ident(c) for c, _ in spec.all_columns)
+        files, values = list(objects), []
         if spec.partition:
             part = _ident(spec.partition[0])
             # a column added since the last write: rewrite every partition so that every
@@ -592,36 +588,34 @@ class JobContext:
                 SELECT DISTINCT {part} FROM {_ident(new)}
                 UNION SELECT DISTINCT e.{part} FROM {source} e {touched}""").fetchall()})
             marker = f"{table}/{spec.partition[0]}="
+            # the rows of those partitions only; the others are not read
             files = [k for k in objects if k[len(marker):].split("/", 1)[0] in set(values)]
-            if files:  # the rows of those partitions only; the others are not read
-                self._con.execute(
-                    f"INSERT INTO {_ident(existing)} BY NAME SELECT * FROM read_parquet("
-                    f"{self._file_list(bucket, files)}, union_by_name=true, hive_partitioning=true)")
-            kept = (f"SELECT e.* FROM {_ident(existing)} e "
-                    f"WHERE NOT EXISTS (SELECT 1 FROM {_ident(keys)} k WHERE {on})")
-            order = ", ".join(_ident(c) for c in [spec.partition[0], *spec.keys])
-            self._con.execute(f"""CREATE TABLE {_ident(merged)} AS SELECT {select} FROM (
-                SELECT {select} FROM ({kept}) UNION ALL SELECT {select} FROM {_ident(new)}) ORDER BY {order}""")
+        existing = self._table_name(f"existing_{table}")
+        self._con.execute(f"CREATE TABLE {_ident(existing)} ({ddl})")
+        if files:
+            self._con.execute(
+                f"INSERT INTO {_ident(existing)} BY NAME SELECT * FROM read_parquet("
+                f"{self._file_list(bucket, files)}, union_by_name=true, "
+                f"hive_partitioning={str(bool(spec.partition)).lower()})")
+        kept = (f"SELECT e.* FROM {_ident(existing)} e "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {_ident(keys)} k WHERE {on})")
+        order = ", ".join(_ident(c) for c in ([spec.partition[0]] if spec.partition else []) + list(spec.keys))
+        merged = self._table_name(f"merged_{table}")
+        self._con.execute(f"""CREATE TABLE {_ident(merged)} AS SELECT {select} FROM (
+            SELECT {select} FROM ({kept}) UNION ALL SELECT {select} FROM {_ident(new)}) ORDER BY {order}""")
+        if spec.partition:
             written = {str(r[0]) for r in self._con.execute(f"SELECT DISTINCT {part} FROM {_ident(merged)}").fetchall()}
             if written:
                 # same object names as a full write (data_0.parquet per partition): replaced
                 self._copy(f"SELECT * FROM {_ident(merged)}", f"s3://{bucket}/{table}",
                            f"FORMAT parquet, PARTITION_BY ({part}), OVERWRITE_OR_IGNORE")
-            emptied = [f"{marker}{v}/" for v in values if v not in written]
-            self._delete_prefixes(bucket, emptied, objects)
+            self._delete_prefixes(bucket, [f"{marker}{v}/" for v in values if v not in written], objects)
         else:
-            self._con.execute(f"INSERT INTO {_ident(existing)} BY NAME SELECT * FROM {source}")
-            kept = (f"SELECT e.* FROM {_ident(existing)} e "
-                    f"WHERE NOT EXISTS (SELECT 1 FROM {_ident(keys)} k WHERE {on})")
-            order = ", ".join(_ident(k) for k in spec.keys)
-            self._con.execute(f"""CREATE TABLE {_ident(merged)} AS SELECT {select} FROM (
-                SELECT {select} FROM ({kept}) UNION ALL SELECT {select} FROM {_ident(new)}) ORDER BY {order}""")
             self._copy(f"SELECT * FROM {_ident(merged)}", f"s3://{bucket}/{table}/data_0.parquet",
                        "FORMAT parquet")
         rows = self._count(new)
         self.metrics["rows_out"][table] = rows
-        self.metrics.setdefault("partitions_rewritten", {})[table] = (
-            len(values) if spec.partition else 1)
+        self.metrics.setdefault("partitions_rewritten", {})[table] = len(values) if spec.partition else 1
         return rows
 
     def _delete_prefixes(self, bucket: str, prefixes: list[str], objects: dict[str, str]) -> None:

@@ -21,20 +21,14 @@ import json
 from lifecycle.catalog import TableSpec, postgres_type
 from lifecycle.clients import aws
 from lifecycle.settings import Settings
+from lifecycle.warehouse.load import _q
+from lifecycle.warehouse.load import _sql_str as _lit
 
 MANIFESTS = "_lifecycle/redshift-manifests"
 
 
 def redshift_type(logical: str) -> str:
     return "VARCHAR(65535)" if logical == "string" else postgres_type(logical)
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def manifest(bucket: str, sizes: dict[str, int]) -> dict:
