@@ -365,10 +365,7 @@ def render_page(settings: Settings) -> str:
 
 def publish_page(settings: Settings) -> dict:
     """Write the page next to the dashboard: locally and in the serving bucket."""
-    page = render_page(settings)
-    settings.observability_page.parent.mkdir(parents=True, exist_ok=True)
-    settings.observability_page.write_text(page)
-    key = "dashboard/observability.html"
-    aws(settings, "s3").put_object(Bucket=settings.bucket("serving"), Key=key, Body=page.encode(),
-                                   ContentType="text/html")
-    return {"file": str(settings.observability_page), "s3": f"s3://{settings.bucket('serving')}/{key}"}
+    from lifecycle.serve.publish import write_page
+
+    file, s3 = write_page(settings, render_page(settings), settings.observability_page, "observability.html")
+    return {"file": file, "s3": s3}

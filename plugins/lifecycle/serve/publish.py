@@ -83,14 +83,19 @@ def render_dashboard(settings: Settings) -> str:
     return render(settings)
 
 
-def publish_dashboard(settings: Settings) -> dict:
-    page = render_dashboard(settings)
-    settings.dashboard_path.parent.mkdir(parents=True, exist_ok=True)
-    settings.dashboard_path.write_text(page)
-    key = "dashboard/index.html"
+def write_page(settings: Settings, page: str, path, name: str) -> tuple[str, str]:
+    """Write an HTML page to ``path`` and to ``s3://<serving>/dashboard/<name>``; returns both."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page)
+    key = f"dashboard/{name}"
     aws(settings, "s3").put_object(Bucket=settings.bucket("serving"), Key=key, Body=page.encode(),
                                    ContentType="text/html")
-    return {"dashboard_file": str(settings.dashboard_path), "dashboard_s3": f"s3://{settings.bucket('serving')}/{key}"}
+    return str(path), f"s3://{settings.bucket('serving')}/{key}"
+
+
+def publish_dashboard(settings: Settings) -> dict:
+    file, s3 = write_page(settings, render_dashboard(settings), settings.dashboard_path, "index.html")
+    return {"dashboard_file": file, "dashboard_s3": s3}
 
 
 def run(settings: Settings) -> dict:
