@@ -98,16 +98,23 @@ def _run_baseline(env: BenchEnvironment, nodes: dict[str, dict], order: list[str
     return failures
 
 
-def stage_dbt(env: BenchEnvironment, work: Path) -> StageResult:
+def _compile(env: BenchEnvironment, work: Path) -> tuple[dict, dict, list[str]]:
+    """``dbt compile`` into ``work``: the manifest, its compiled nodes and the relations of
+    the table-like models."""
     work.mkdir(parents=True, exist_ok=True)
     compiled = _dbt(env, work, "compile")
     if compiled.returncode != 0:
         raise RuntimeError(f"dbt compile failed:\n{compiled.stdout[-4000:]}\n{compiled.stderr[-2000:]}")
     manifest = json.loads((work / "target" / "manifest.json").read_text())
     nodes = _compiled_nodes(manifest)
-    order = _order(nodes)
     tables = [n["relation_name"] for n in nodes.values()
               if n["resource_type"] == "model" and n["config"].get("materialized") in ("table", "incremental")]
+    return manifest, nodes, tables
+
+
+def stage_dbt(env: BenchEnvironment, work: Path) -> StageResult:
+    manifest, nodes, tables = _compile(env, work)
+    order = _order(nodes)
     schemas = {n["schema"] for n in nodes.values() if n["resource_type"] == "model"}
 
     with RssSampler(env.settings) as rss:
@@ -185,14 +192,7 @@ def stage_dbt_incremental(env: BenchEnvironment, work: Path, fraction: float = 0
     details), then ``NEW_DATA_SQL`` in landing. Rows (both sides) = rows of the table-like
     models after the build; the serving tables of both builds must be identical.
     """
-    work.mkdir(parents=True, exist_ok=True)
-    compiled = _dbt(env, work, "compile")
-    if compiled.returncode != 0:
-        raise RuntimeError(f"dbt compile failed:\n{compiled.stdout[-4000:]}")
-    manifest = json.loads((work / "target" / "manifest.json").read_text())
-    nodes = _compiled_nodes(manifest)
-    tables = [n["relation_name"] for n in nodes.values()
-              if n["resource_type"] == "model" and n["config"].get("materialized") in ("table", "incremental")]
+    _, nodes, tables = _compile(env, work)
     _drop_schemas(env, {n["schema"] for n in nodes.values() if n["resource_type"] == "model"})
     started = time.perf_counter()
     first = _dbt(env, work, "build")
