@@ -41,8 +41,16 @@ def test_task_logs_are_retrievable_from_cloudwatch_logs(settings):
         code = ("from airflow.dag_processing.dagbag import DagBag; "
                 f"bag = DagBag(dag_folder={str(REPO / 'tests' / 'dags')!r}); "
                 "dr = bag.dags['log_probe'].test(use_executor=True); print('RUN', dr.run_id, dr.state)")
-        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                              timeout=300, cwd=REPO)
+        try:
+            proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                  timeout=300, cwd=REPO)
+        except subprocess.TimeoutExpired as exc:
+            # keep what the run and the api-server said: the temp home goes with the session
+            out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            log.flush()
+            server = (settings.home / "api-server-logs-test.log").read_text(errors="replace")
+            raise AssertionError(f"dag.test(use_executor=True) hung for 300 s\n--- run output (tail)\n"
+                                 f"{out[-3000:]}\n--- api-server log (tail)\n{server[-5000:]}") from exc
         assert "RUN " in proc.stdout, proc.stderr[-4000:]
         run_id, state = proc.stdout.split("RUN ", 1)[1].split()[:2]
         assert state == "success", proc.stderr[-4000:]
