@@ -41,16 +41,25 @@ def test_task_logs_are_retrievable_from_cloudwatch_logs(settings):
         code = ("from airflow.dag_processing.dagbag import DagBag; "
                 f"bag = DagBag(dag_folder={str(REPO / 'tests' / 'dags')!r}); "
                 "dr = bag.dags['log_probe'].test(use_executor=True); print('RUN', dr.run_id, dr.state)")
-        try:
-            proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                  timeout=300, cwd=REPO)
-        except subprocess.TimeoutExpired as exc:
-            # keep what the run and the api-server said: the temp home goes with the session
-            out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-            log.flush()
-            server = (settings.home / "api-server-logs-test.log").read_text(errors="replace")
-            raise AssertionError(f"dag.test(use_executor=True) hung for 300 s\n--- run output (tail)\n"
-                                 f"{out[-3000:]}\n--- api-server log (tail)\n{server[-5000:]}") from exc
+        # Twice at most: a run of dag.test(use_executor=True) has been seen to hang in CI with
+        # its LocalExecutor worker idle (cause unknown); the hung process group is killed,
+        # and the second hang fails with what the run and the api-server said.
+        for attempt in (1, 2):
+            child = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True)
+            try:
+                out, err = child.communicate(timeout=240)
+                break
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, 9)
+                out, err = child.communicate()
+                if attempt == 2:
+                    log.flush()
+                    server = (settings.home / "api-server-logs-test.log").read_text(errors="replace")
+                    raise AssertionError(f"dag.test(use_executor=True) hung twice\n--- run output (tail)\n"
+                                         f"{(out or '')[-3000:]}\n{(err or '')[-2000:]}\n"
+                                         f"--- api-server log (tail)\n{server[-5000:]}") from None
+        proc = subprocess.CompletedProcess(child.args, child.returncode, out, err)
         assert "RUN " in proc.stdout, proc.stderr[-4000:]
         run_id, state = proc.stdout.split("RUN ", 1)[1].split()[:2]
         assert state == "success", proc.stderr[-4000:]
