@@ -1,73 +1,91 @@
 """Task logs in CloudWatch Logs, shipped by the Amazon provider's remote logging, for real.
 
 `dag.test()` runs tasks in-process and writes no task log file, so nothing would be shipped;
-here the task runs the way the scheduler runs it: Airflow's LocalExecutor hands it to the
-task supervisor (`supervise_task`), which talks to a real api-server's execution API, writes
-the task log and streams it to the CloudWatch log group configured by `airflow_env`
+here the task runs the way it does in production: Airflow's scheduler (LocalExecutor) hands
+it to the task supervisor, which talks to the api-server's execution API, writes the task
+log and streams it to the CloudWatch log group configured by `airflow_env`
 (`remote_base_log_folder = cloudwatch://<log group ARN>`, `remote_log_conn_id = aws_default`,
-whose endpoint is moto's). Then the log is read back from CloudWatch Logs, the way
-`lifecycle logs <dag> <task>` does, with the pipeline's own JSON line for the same run.
+whose endpoint is moto's). The run is triggered through the REST API. Then the log is read
+back from CloudWatch Logs, the way `lifecycle logs <dag> <task>` does, with the pipeline's
+own JSON line for the same run.
+
+(An earlier version used `dag.test(use_executor=True)` against a lone api-server: it hung
+now and then in CI with its LocalExecutor worker idle and its own database session idle in
+transaction, a path Airflow does not support well: apache/airflow#59074.)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 from conftest import lifecycle_env
 
-from lifecycle.airflow_runner import wait_healthy
-from lifecycle.services import free_port
+from lifecycle.airflow_runner import start_components, stop_components, wait_healthy
+from lifecycle.services import ensure_databases, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_task_logs_are_retrievable_from_cloudwatch_logs(settings):
-    from lifecycle.airflow_env import airflow_env
-    from lifecycle.dataops.logs import pipeline_lines, task_logs
-    from lifecycle.orchestrate import migrate_metadata
+def _api(url: str, token: str | None = None, body: dict | None = None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, headers=headers, data=json.dumps(body).encode() if body is not None else None,
+                                 method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
 
-    migrate_metadata(settings)
+
+def _run_log_probe(settings) -> str:
+    """Trigger `log_probe` through the REST API of a real Airflow (scheduler + api-server) and
+    return its run id once the run has succeeded."""
+    # its own metadata database: the scheduler must not act on the other tests' data
+    settings = replace(settings, airflow_db="airflow_logging_test")
+    ensure_databases(settings)
     port = free_port()
-    env = {**lifecycle_env(settings), **airflow_env(settings, api_port=port),
-           "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "tests" / "dags")}
-    log = open(settings.home / "api-server-logs-test.log", "ab")
-    api = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--port", str(port)], env=env,
-                           stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    saved = dict(os.environ)
+    procs = []
     try:
+        procs = start_components(settings, port,
+                                 extra_env={"AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "tests" / "dags")})
         assert wait_healthy(port, timeout=180), "api-server never became healthy"
-        code = ("from airflow.dag_processing.dagbag import DagBag; "
-                f"bag = DagBag(dag_folder={str(REPO / 'tests' / 'dags')!r}); "
-                "dr = bag.dags['log_probe'].test(use_executor=True); print('RUN', dr.run_id, dr.state)")
-        # Twice at most: a run of dag.test(use_executor=True) has been seen to hang in CI with
-        # its LocalExecutor worker idle (cause unknown); the hung process group is killed,
-        # and the second hang fails with what the run and the api-server said.
-        for attempt in (1, 2):
-            child = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        token = _api(f"{base}/auth/token")["access_token"]  # simple auth manager, all admins
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:  # the dag-processor parses the DAG folder first
             try:
-                out, err = child.communicate(timeout=240)
+                _api(f"{base}/api/v2/dags/log_probe", token)
                 break
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, 9)
-                out, err = child.communicate()
-                if attempt == 2:
-                    log.flush()
-                    server = (settings.home / "api-server-logs-test.log").read_text(errors="replace")
-                    raise AssertionError(f"dag.test(use_executor=True) hung twice\n--- run output (tail)\n"
-                                         f"{(out or '')[-3000:]}\n{(err or '')[-2000:]}\n"
-                                         f"--- api-server log (tail)\n{server[-5000:]}") from None
-        proc = subprocess.CompletedProcess(child.args, child.returncode, out, err)
-        assert "RUN " in proc.stdout, proc.stderr[-4000:]
-        run_id, state = proc.stdout.split("RUN ", 1)[1].split()[:2]
-        assert state == "success", proc.stderr[-4000:]
+            except urllib.error.HTTPError:
+                time.sleep(2)
+        run = _api(f"{base}/api/v2/dags/log_probe/dagRuns", token, {"logical_date": None})
+        run_id, state = run["dag_run_id"], run["state"]
+        while time.monotonic() < deadline and state not in ("success", "failed"):
+            time.sleep(2)
+            state = _api(f"{base}/api/v2/dags/log_probe/dagRuns/{run_id}", token)["state"]
+        if state != "success":
+            logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                             for p in sorted((settings.home / "airflow").glob("*.log")))
+            raise AssertionError(f"log_probe run {run_id} ended {state}\n{logs}")
+        return run_id
     finally:
-        os.killpg(api.pid, 15)
-        api.wait(timeout=60)
-        log.close()
+        stop_components(procs)
+        os.environ.clear()
+        os.environ.update(saved)
 
+
+def test_task_logs_are_retrievable_from_cloudwatch_logs(settings):
+    from lifecycle.dataops.logs import pipeline_lines, task_logs
+
+    run_id = _run_log_probe(settings)
     found = task_logs(settings, "log_probe", "say_hello", run_id)
     assert found["stream"] == f"dag_id=log_probe/run_id={run_id}/task_id=say_hello/attempt=1.log".replace(":", "_")
     text = "\n".join(found["lines"])

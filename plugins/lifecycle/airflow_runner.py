@@ -38,8 +38,10 @@ def wait_healthy(port: int, timeout: float = 120) -> bool:
     return False
 
 
-def start_components(settings: Settings, port: int) -> list[subprocess.Popen]:
-    env = {**os.environ, **airflow_env(settings, api_port=port)}
+def start_components(settings: Settings, port: int, extra_env: dict[str, str] | None = None
+                     ) -> list[subprocess.Popen]:
+    """``extra_env`` overrides the Airflow environment (tests: another DAG folder)."""
+    env = {**os.environ, **airflow_env(settings, api_port=port), **(extra_env or {})}
     os.environ.update(env)
     migrate_metadata(settings)
     build_dbt_manifest()
