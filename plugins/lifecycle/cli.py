@@ -112,10 +112,16 @@ def services_status():
 
 
 @infra_app.command("apply")
-def infra_apply():
+def infra_apply(plan: bool = typer.Option(False, "--plan", help="dry run: print what would change, change nothing")):
     """Create or converge every resource in infra/ on the selected target."""
     from lifecycle import infra
 
+    if plan:
+        from lifecycle.infra_plan import plan as make_plan
+        from lifecycle.infra_plan import print_plan
+
+        print_plan(make_plan(_settings()), typer.echo)
+        return
     _echo_json(infra.apply(_settings()))
 
 
