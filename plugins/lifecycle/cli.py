@@ -595,6 +595,11 @@ def airflow(port: int = typer.Option(None, help="port of the UI / API server; de
     raise typer.Exit(run_airflow(s, port or s.airflow_port))
 
 
+from lifecycle.deploy import deploy_cmd  # noqa: E402
+
+app.command("deploy")(deploy_cmd)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     try:
         app()

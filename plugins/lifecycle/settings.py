@@ -152,6 +152,8 @@ class Settings:
     aws_account_id: str = "123456789012"  # moto's and LocalStack's account; on AWS from the env
     run_deadline_minutes: int = 120
     lineage_url: str | None = None  # Marquez (compose profile `lineage`); None: a local file
+    # Amazon MWAA: the environment's source bucket `lifecycle deploy` syncs to
+    mwaa_bucket: str | None = None
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -238,6 +240,7 @@ class Settings:
             aws_account_id=env.get("LIFECYCLE_AWS_ACCOUNT_ID") or "123456789012",
             run_deadline_minutes=_env_int(env, "LIFECYCLE_RUN_DEADLINE_MINUTES", 120),
             lineage_url=env.get("LIFECYCLE_LINEAGE_URL") or None,
+            mwaa_bucket=env.get("LIFECYCLE_MWAA_BUCKET") or None,
         )
 
     # ---- AWS names ----------------------------------------------------------------------
