@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 SCALE ?= 1000000
 EVENTS ?= 200000
 
-.PHONY: help install browser demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset bench deploy
+.PHONY: help install browser demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset bench deploy pre-commit
 
 help:
 	@echo "make demo      install, start the embedded services, run the whole lifecycle once, report"
@@ -19,6 +19,7 @@ help:
 	@echo "make airflow   Airflow 3 on the embedded services, UI on http://localhost:8080"
 	@echo "make up|down|status   the embedded services (Postgres + moto)"
 	@echo "make lint      ruff (with Airflow's AIR rules)"
+	@echo "make pre-commit  every pre-commit hook on all files: ruff, sqlfluff, yamllint, detect-secrets"
 	@echo "make bench     stage throughput vs raw baselines (SCALE=1000000 EVENTS=200000); results in bench/results/"
 	@echo "make dbt-docs  generate dbt docs into dbt_project/target"
 	@echo "make browser   install Chromium (Debian package) for the dashboard test, if missing"
@@ -64,6 +65,10 @@ bench: install dbt-manifest
 
 lint: install
 	$(BIN)/ruff check dags plugins tests
+
+# .pre-commit-config.yaml (local hooks with the venv's tools)
+pre-commit: install
+	$(BIN)/pre-commit run --all-files
 
 airflow: install dbt-manifest up
 	$(BIN)/lifecycle infra apply > /dev/null

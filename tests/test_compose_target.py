@@ -150,9 +150,7 @@ def _write_sql(home: Path, pg_env: dict[str, str]) -> Path:
 
 
 def _run(stack, *cmd, timeout=600):
-    import time; t0 = time.monotonic()
     proc = subprocess.run(cmd, env=stack["env"], capture_output=True, text=True, timeout=timeout, cwd=REPO)
-    print("TIMING", cmd[-2:], time.monotonic() - t0, flush=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
     return proc
 
