@@ -77,6 +77,7 @@ def test_objects_land_where_mwaa_reads_them(mwaa, packaged):
     assert {"plugins.zip", "requirements.txt", "startup.sh", "dags/dbt_project/dbt_project.yml",
             "dags/dbt_project/target/manifest.json"} <= keys
     assert not [k for k in keys if "__pycache__" in k or k.endswith(".pyc") or "/logs/" in k]
+    assert not [k for k in keys if k.startswith("dags/dbt_project/") and k.endswith(".py")], "not DAG files"
     assert not [k for k in keys if k.startswith("dags/dbt_project/target/") and not k.endswith("manifest.json")]
     assert sorted(result["uploaded"]) == sorted(keys)
     assert all(result["versions"].values()), "MWAA needs object versions (a versioned bucket)"

@@ -33,7 +33,8 @@ from lifecycle.settings import REPO_ROOT, Settings, SettingsError
 
 # Installed by MWAA itself, or only for the embedded target / development.
 NOT_FOR_MWAA = re.compile(r"^(apache-airflow|pgserver|moto)$")
-SKIP_PARTS = {"__pycache__", ".pytest_cache", "logs", "dbt_packages"}
+# .sqlfluff_libs: lint-time stand-ins for dbt macros, not for Airflow's DAG folder
+SKIP_PARTS = {"__pycache__", ".pytest_cache", "logs", "dbt_packages", ".sqlfluff_libs"}
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # MWAA installs requirements.txt with the constraints file of its Airflow version; pins that
 # disagree with it fail the install (see docs/aws.md, "MWAA").
