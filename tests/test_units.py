@@ -40,10 +40,9 @@ def test_sales_can_live_on_its_own_server():
     assert s.sales_dsn == "host=sales-db port=6543 dbname=sales user=postgres password=src"
     assert s.warehouse_dsn == "host=postgres port=5432 dbname=warehouse user=postgres password=wh"
     assert s.pg_url(s.airflow_db).endswith("@postgres:5432/airflow")
-    assert s.sales_on_own_server
     # unset: one server for all databases, as on the embedded target
     one = Settings.from_env({"LIFECYCLE_PG_PORT": "6000"})
-    assert one.pg_server(one.sales_db) == one.pg_server(one.warehouse_db) and not one.sales_on_own_server
+    assert one.pg_server(one.sales_db) == one.pg_server(one.warehouse_db)
 
 
 def test_aws_target_has_no_emulator_endpoints():

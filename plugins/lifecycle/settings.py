@@ -348,10 +348,6 @@ class Settings:
                     self.sales_pg_user or self.pg_user, self.sales_pg_password or self.pg_password)
         return self.pg_host, self.pg_port, self.pg_user, self.pg_password
 
-    @property
-    def sales_on_own_server(self) -> bool:
-        return self.pg_server(self.sales_db)[:2] != (self.pg_host, self.pg_port)
-
     def pg_dsn(self, database: str) -> str:
         """libpq keyword DSN (works for psycopg2 and psycopg 3)."""
         host, port, user, password = self.pg_server(database)
