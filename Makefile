@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 SCALE ?= 1000000
 EVENTS ?= 200000
 
-.PHONY: help install browser demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset bench
+.PHONY: help install browser demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset bench deploy pre-commit
 
 help:
 	@echo "make demo      install, start the embedded services, run the whole lifecycle once, report"
@@ -19,10 +19,12 @@ help:
 	@echo "make airflow   Airflow 3 on the embedded services, UI on http://localhost:8080"
 	@echo "make up|down|status   the embedded services (Postgres + moto)"
 	@echo "make lint      ruff (with Airflow's AIR rules)"
+	@echo "make pre-commit  every pre-commit hook on all files: ruff, sqlfluff, yamllint, detect-secrets"
 	@echo "make bench     stage throughput vs raw baselines (SCALE=1000000 EVENTS=200000); results in bench/results/"
 	@echo "make dbt-docs  generate dbt docs into dbt_project/target"
 	@echo "make browser   install Chromium (Debian package) for the dashboard test, if missing"
 	@echo "make reset     stop services and delete .lifecycle/ (all local state)"
+	@echo "make deploy    package dags/, plugins.zip, requirements.txt for Amazon MWAA; sync to LIFECYCLE_MWAA_BUCKET"
 
 install: $(STAMP)
 
@@ -64,6 +66,10 @@ bench: install dbt-manifest
 lint: install
 	$(BIN)/ruff check dags plugins tests
 
+# .pre-commit-config.yaml (local hooks with the venv's tools)
+pre-commit: install
+	$(BIN)/pre-commit run --all-files
+
 airflow: install dbt-manifest up
 	$(BIN)/lifecycle infra apply > /dev/null
 	$(BIN)/lifecycle airflow
@@ -79,6 +85,11 @@ status: install
 
 dbt-docs: install dbt-manifest
 	cd dbt_project && ../$(BIN)/dbt docs generate --profiles-dir . && echo "open dbt_project/target/index.html"
+
+# Amazon MWAA: dags/, plugins.zip, requirements.txt, startup.sh to the environment's bucket
+# (LIFECYCLE_MWAA_BUCKET; AWS credentials from the usual chain). docs/aws.md.
+deploy: install dbt-manifest
+	$(BIN)/lifecycle deploy
 
 # Re-resolve the pinned dependencies (needs the package registry).
 lock: install

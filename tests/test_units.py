@@ -33,6 +33,18 @@ def test_compose_routes_glue_to_moto_and_the_rest_to_localstack():
     assert s.pg_host == "postgres" and s.pg_port == 5432
 
 
+def test_sales_can_live_on_its_own_server():
+    s = Settings.from_env({"LIFECYCLE_TARGET": "compose", "AWS_ENDPOINT_URL": "http://localstack:4566",
+                           "LIFECYCLE_PG_PASSWORD": "wh", "LIFECYCLE_SALES_PG_HOST": "sales-db",
+                           "LIFECYCLE_SALES_PG_PORT": "6543", "LIFECYCLE_SALES_PG_PASSWORD": "src"})
+    assert s.sales_dsn == "host=sales-db port=6543 dbname=sales user=postgres password=src"
+    assert s.warehouse_dsn == "host=postgres port=5432 dbname=warehouse user=postgres password=wh"
+    assert s.pg_url(s.airflow_db).endswith("@postgres:5432/airflow")
+    # unset: one server for all databases, as on the embedded target
+    one = Settings.from_env({"LIFECYCLE_PG_PORT": "6000"})
+    assert one.pg_server(one.sales_db) == one.pg_server(one.warehouse_db)
+
+
 def test_aws_target_has_no_emulator_endpoints():
     s = Settings.from_env({"LIFECYCLE_TARGET": "aws", "LIFECYCLE_PG_HOST": "db.example.internal",
                            "AWS_ENDPOINT_URL_GLUE": "http://should-be-ignored"})

@@ -36,8 +36,9 @@ def airflow_env(settings: Settings, api_port: int | None = None) -> dict[str, st
         aws_conn.update(login=settings.aws_access_key_id, password=settings.aws_secret_access_key)
 
     def pg_conn(db: str) -> str:
-        return json.dumps({"conn_type": "postgres", "host": settings.pg_host, "port": settings.pg_port,
-                           "login": settings.pg_user, "password": settings.pg_password, "schema": db})
+        host, port, user, password = settings.pg_server(db)
+        return json.dumps({"conn_type": "postgres", "host": host, "port": port,
+                           "login": user, "password": password, "schema": db})
 
     if settings.lineage_url:
         lineage_transport = {"type": "http", "url": settings.lineage_url, "endpoint": "api/v1/lineage"}
@@ -96,4 +97,9 @@ def airflow_env(settings: Settings, api_port: int | None = None) -> dict[str, st
         env[f"AWS_ENDPOINT_URL_{svc.upper()}"] = url
     if settings.lineage_url:
         env["LIFECYCLE_LINEAGE_URL"] = settings.lineage_url
+    # the sales database on its own server (compose `sales-db`, RDS on AWS)
+    for name in ("host", "port", "user", "password"):
+        value = getattr(settings, f"sales_pg_{name}")
+        if value:
+            env[f"LIFECYCLE_SALES_PG_{name.upper()}"] = str(value)
     return env

@@ -112,10 +112,16 @@ def services_status():
 
 
 @infra_app.command("apply")
-def infra_apply():
+def infra_apply(plan: bool = typer.Option(False, "--plan", help="dry run: print what would change, change nothing")):
     """Create or converge every resource in infra/ on the selected target."""
     from lifecycle import infra
 
+    if plan:
+        from lifecycle.infra_plan import plan as make_plan
+        from lifecycle.infra_plan import print_plan
+
+        print_plan(make_plan(_settings()), typer.echo)
+        return
     _echo_json(infra.apply(_settings()))
 
 
@@ -587,6 +593,11 @@ def airflow(port: int = typer.Option(None, help="port of the UI / API server; de
 
     s = _settings()
     raise typer.Exit(run_airflow(s, port or s.airflow_port))
+
+
+from lifecycle.deploy import deploy_cmd  # noqa: E402
+
+app.command("deploy")(deploy_cmd)
 
 
 def main() -> None:  # pragma: no cover - console entry point

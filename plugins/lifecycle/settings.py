@@ -12,6 +12,12 @@ Targets:
 - ``aws``: real AWS; no endpoint overrides, credentials from the default boto3 chain
   (instance role, SSO, env), Postgres host from ``LIFECYCLE_PG_HOST`` (RDS / Redshift).
 
+The source database ``sales`` may live on its own server (``LIFECYCLE_SALES_PG_HOST`` /
+``_PORT`` / ``_USER`` / ``_PASSWORD``, each defaulting to the ``LIFECYCLE_PG_*`` value): the
+compose stack runs it as the ``sales-db`` service on the ``sources`` network, and on AWS it
+is the RDS instance while the warehouse is another endpoint. ``pg_dsn(db)`` picks the server
+by database name, so callers never choose.
+
 No module outside this one may contain an endpoint, bucket or host literal.
 """
 
@@ -107,6 +113,11 @@ class Settings:
     pg_password: str = "postgres"
     sales_db: str = "sales"
     warehouse_db: str = "warehouse"
+    # the server of `sales` when it is not the warehouse's (None: the same as pg_*)
+    sales_pg_host: str | None = None
+    sales_pg_port: int | None = None
+    sales_pg_user: str | None = None
+    sales_pg_password: str | None = None
     airflow_db: str = "airflow"
     # the read-only BI role (Metabase, QuickSight): reads schema `serving` of the warehouse only
     bi_reader_user: str = "bi_reader"
@@ -141,6 +152,8 @@ class Settings:
     aws_account_id: str = "123456789012"  # moto's and LocalStack's account; on AWS from the env
     run_deadline_minutes: int = 120
     lineage_url: str | None = None  # Marquez (compose profile `lineage`); None: a local file
+    # Amazon MWAA: the environment's source bucket `lifecycle deploy` syncs to
+    mwaa_bucket: str | None = None
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -197,6 +210,10 @@ class Settings:
             pg_user=env.get("LIFECYCLE_PG_USER") or "postgres",
             pg_password=env.get("LIFECYCLE_PG_PASSWORD") or "postgres",
             sales_db=env.get("LIFECYCLE_SALES_DB") or "sales",
+            sales_pg_host=env.get("LIFECYCLE_SALES_PG_HOST") or None,
+            sales_pg_port=_env_int(env, "LIFECYCLE_SALES_PG_PORT", 0) or None,
+            sales_pg_user=env.get("LIFECYCLE_SALES_PG_USER") or None,
+            sales_pg_password=env.get("LIFECYCLE_SALES_PG_PASSWORD") or None,
             warehouse_db=env.get("LIFECYCLE_WAREHOUSE_DB") or "warehouse",
             airflow_db=env.get("LIFECYCLE_AIRFLOW_DB") or "airflow",
             bi_reader_user=env.get("LIFECYCLE_BI_READER_USER") or "bi_reader",
@@ -223,6 +240,7 @@ class Settings:
             aws_account_id=env.get("LIFECYCLE_AWS_ACCOUNT_ID") or "123456789012",
             run_deadline_minutes=_env_int(env, "LIFECYCLE_RUN_DEADLINE_MINUTES", 120),
             lineage_url=env.get("LIFECYCLE_LINEAGE_URL") or None,
+            mwaa_bucket=env.get("LIFECYCLE_MWAA_BUCKET") or None,
         )
 
     # ---- AWS names ----------------------------------------------------------------------
@@ -322,17 +340,22 @@ class Settings:
         return f"http://localhost:{self.airflow_port}"
 
     # ---- Postgres -----------------------------------------------------------------------
+    def pg_server(self, database: str) -> tuple[str, int, str, str]:
+        """(host, port, user, password) of the server holding ``database``: the sales server
+        for ``sales_db``, the warehouse server (which also holds Airflow's metadata) otherwise."""
+        if database == self.sales_db:
+            return (self.sales_pg_host or self.pg_host, self.sales_pg_port or self.pg_port,
+                    self.sales_pg_user or self.pg_user, self.sales_pg_password or self.pg_password)
+        return self.pg_host, self.pg_port, self.pg_user, self.pg_password
+
     def pg_dsn(self, database: str) -> str:
         """libpq keyword DSN (works for psycopg2 and psycopg 3)."""
-        return (
-            f"host={self.pg_host} port={self.pg_port} dbname={database} "
-            f"user={self.pg_user} password={self.pg_password}"
-        )
+        host, port, user, password = self.pg_server(database)
+        return f"host={host} port={port} dbname={database} user={user} password={password}"
 
     def pg_url(self, database: str, driver: str = "postgresql") -> str:
-        return (
-            f"{driver}://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}/{database}"
-        )
+        host, port, user, password = self.pg_server(database)
+        return f"{driver}://{user}:{password}@{host}:{port}/{database}"
 
     @property
     def sales_dsn(self) -> str:

@@ -50,7 +50,8 @@ events as (
 
     select * from {{ ref('stg_activity__events') }}
     {% if is_incremental() %}
-    where customer_id in (select customer_id from affected_customers)
+    where
+        customer_id in (select customer_id from affected_customers)
         or (customer_id is null and _loaded_at > (select loaded_at from watermark))
     {% endif %}
 
@@ -59,8 +60,9 @@ events as (
 sessions as (
 
     select * from {{ ref('int_sessions') }}
-    where not is_anonymous
-    {% if is_incremental() %}and customer_id in (select customer_id from affected_customers){% endif %}
+    where
+        not is_anonymous
+        {% if is_incremental() %}and customer_id in (select customer_id from affected_customers){% endif %}
 
 ),
 
@@ -88,9 +90,10 @@ joined as (
 
     from events
     left join sessions
-        on events.customer_id = sessions.customer_id
-        and events.event_ts >= sessions.session_start_ts
-        and events.event_ts <= sessions.session_end_ts
+        on
+            events.customer_id = sessions.customer_id
+            and events.event_ts >= sessions.session_start_ts
+            and events.event_ts <= sessions.session_end_ts
 
 ),
 
@@ -107,9 +110,11 @@ hashed as (
 
 select * from hashed
 {% if is_incremental() %}
-where not exists (
-    select 1 from {{ this }} as current_rows
-    where current_rows.event_id = hashed.event_id
-        and current_rows.row_hash = hashed.row_hash
-)
+where
+    not exists (
+        select 1 from {{ this }} as current_rows
+        where
+            current_rows.event_id = hashed.event_id
+            and current_rows.row_hash = hashed.row_hash
+    )
 {% endif %}

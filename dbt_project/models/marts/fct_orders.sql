@@ -106,9 +106,11 @@ hashed as (
 
 select * from hashed
 {% if is_incremental() %}
-where not exists (
-    select 1 from {{ this }} as current_rows
-    where current_rows.order_id = hashed.order_id
-        and current_rows.row_hash = hashed.row_hash
-)
+where
+    not exists (
+        select 1 from {{ this }} as current_rows
+        where
+            current_rows.order_id = hashed.order_id
+            and current_rows.row_hash = hashed.row_hash
+    )
 {% endif %}

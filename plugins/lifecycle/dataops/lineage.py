@@ -32,7 +32,8 @@ def _s3(settings: Settings, zone: str, prefix: str) -> str:
 
 
 def _pg(settings: Settings, db: str, schema: str, table: str) -> str:
-    return f"postgres://{settings.pg_host}:{settings.pg_port}/{db}/{schema}/{table}"
+    host, port = settings.pg_server(db)[:2]
+    return f"postgres://{host}:{port}/{db}/{schema}/{table}"
 
 
 def datasets(settings: Settings, dag_id: str, task_id: str) -> tuple[list[str], list[str]]:
