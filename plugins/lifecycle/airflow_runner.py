@@ -38,8 +38,11 @@ def wait_healthy(port: int, timeout: float = 120) -> bool:
     return False
 
 
-def start_components(settings: Settings, port: int) -> list[subprocess.Popen]:
-    env = {**os.environ, **airflow_env(settings, api_port=port)}
+def start_components(settings: Settings, port: int, extra_env: dict[str, str] | None = None
+                     ) -> list[subprocess.Popen]:
+    """Start the four components; ``extra_env`` overrides the derived Airflow configuration
+    (e.g. the auth manager's users in a test)."""
+    env = {**os.environ, **airflow_env(settings, api_port=port), **(extra_env or {})}
     os.environ.update(env)
     migrate_metadata(settings)
     build_dbt_manifest()
