@@ -69,6 +69,8 @@ def airflow(settings, tmp_path_factory):
     pw_file = tmp_path_factory.mktemp("auth") / "passwords.json"
     pw_file.write_text(json.dumps({USER: password}))
     port = free_port()
+    # an empty HOME: Airflow's components and task runs must write nothing outside the project
+    home = tmp_path_factory.mktemp("home")
     saved = dict(os.environ)
     extra = {
         # only what this test triggers runs: the scheduler creates no scheduled or asset runs
@@ -77,6 +79,7 @@ def airflow(settings, tmp_path_factory):
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pw_file),
+        "HOME": str(home),
     }
     procs = []
     try:
@@ -97,7 +100,7 @@ def airflow(settings, tmp_path_factory):
             dags = {d["dag_id"]: d for d in _request(f"{base}/api/v2/dags?limit=100", token)["dags"]}
             time.sleep(2)
         yield {"base": base, "token": token, "password": password, "health": health, "dags": dags,
-               "settings": settings}
+               "settings": settings, "home": home}
     finally:
         stop_components(procs)
         os.environ.clear()
@@ -105,6 +108,7 @@ def airflow(settings, tmp_path_factory):
         pids = {p.pid for p in procs}
         left = [p for p in psutil.process_iter() if p.pid in pids and p.status() != psutil.STATUS_ZOMBIE]
         assert not left, f"Airflow components left running: {left}"
+
 
 
 def test_airflow_serves_the_ui_and_schedules_every_dag(airflow):
@@ -251,3 +255,9 @@ def test_a_triggered_lifecycle_run_succeeds(airflow):
         assert ("ingest_sales", "lifecycle://raw/sales") in emitted, emitted
     finally:
         reset_environment(settings)
+
+
+def test_airflow_writes_nothing_in_home(airflow):
+    """Runs last in this module: by now the components ran and tasks ran under LocalExecutor."""
+    written = sorted(str(p.relative_to(airflow["home"])) for p in airflow["home"].rglob("*"))
+    assert written == [], f"Airflow wrote under HOME: {written[:20]}"

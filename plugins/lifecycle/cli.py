@@ -738,6 +738,38 @@ def alarms_list():
 
 
 @app.command()
+def alerts(
+    ack: bool = typer.Option(False, "--ack", help="delete what was read from the inbox (default: leave it)"),
+    as_json: bool = typer.Option(False, "--json", help="print the alerts as JSON"),
+):
+    """The alerts waiting in the SNS topic's SQS inbox (what an on-call engineer would receive).
+
+    Each line: kind, where, the error's first line, and the command that shows the log.
+
+    \b
+    Example:
+      lifecycle alerts
+      lifecycle alerts --json --ack
+    """
+    from lifecycle.dataops.alerts import read_alerts
+
+    s = _settings(services=True)
+    found = read_alerts(s, delete=ack)
+    if as_json:
+        _echo_json(found)
+        return
+    if not found:
+        typer.echo(f"no alerts in {s.alert_queue} (every failure, lag or quarantine alert lands there)")
+        return
+    for a in found:
+        where = ".".join(x for x in (a.get("dag_id"), a.get("task_id")) if x) or a.get("source", "")
+        first = (a.get("error") or "").strip().splitlines()[0:1]
+        typer.echo(f"{a.get('kind', 'alert'):<18} {where:<36} {first[0][:100] if first else ''}")
+        if a.get("log_command"):
+            typer.echo(f"{'':<18} log: {a['log_command']}")
+
+
+@app.command()
 def observe(day: str = typer.Option(None, "--date", help="business date to observe; default: yesterday UTC")):
     """Run the data-observability monitors for one day (what the observe DAG does).
 
