@@ -84,6 +84,7 @@ def airflow(settings, tmp_path_factory):
     procs = []
     try:
         procs = start_components(settings, port, extra_env=extra)
+        os.environ["HOME"] = saved.get("HOME", "")  # the components have theirs; this process keeps its own
         assert wait_healthy(port, timeout=180), "api-server never became healthy"
         base = f"http://localhost:{port}"
         deadline = time.monotonic() + 120
@@ -147,7 +148,7 @@ def test_dags_are_grouped_by_stage_tags(airflow):
 
 
 @pytest.fixture(scope="module")
-def browser_page(airflow):
+def browser_page(airflow, tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.skip(f"Chromium is not installed at {CHROMIUM}: run `make browser` (apt-get install chromium) "
                     "or set LIFECYCLE_CHROMIUM to a Chromium or Chrome binary")
@@ -155,7 +156,9 @@ def browser_page(airflow):
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        # Chromium's profile and crash reports go to a HOME of its own, not the user's
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"],
+                                    env={**os.environ, "HOME": str(tmp_path_factory.mktemp("chromium-home"))})
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.set_default_timeout(30_000)

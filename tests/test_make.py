@@ -92,3 +92,16 @@ def test_nothing_is_written_outside_the_project(tmp_path):
                        capture_output=True, timeout=120)
     written = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
     assert written == [], f"written under HOME: {written[:20]}"
+
+
+def test_no_linux_only_paths_or_commands_in_the_code():
+    """The embedded target runs on macOS too: no /proc, /dev/shm, /usr/bin/…, /tmp literals, no
+    `ss`/`ip`/`free` commands in plugins/ and dags/ (process facts come from psutil; temporary
+    files from tempfile or LIFECYCLE_HOME)."""
+    pattern = re.compile(r"""/proc/|/dev/shm|["'](/usr/bin/|/tmp/|/var/)|\[\s*["'](ss|ip|free|nproc|lsblk)["']""")
+    hits = []
+    for path in [*(REPO / "plugins").rglob("*.py"), *(REPO / "dags").glob("*.py")]:
+        for n, line in enumerate(path.read_text().splitlines(), start=1):
+            if pattern.search(line):
+                hits.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
+    assert not hits, hits
