@@ -62,7 +62,8 @@ class Status:
 def _pg_bin(settings: Settings, name: str) -> Path:
     # pgserver computes a lock path from XDG_RUNTIME_DIR at import (Linux): keep it private to
     # us and inside the project's state folder (macOS uses ~/Library/Caches but creates nothing)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(settings.run_dir / "xdg"))
+    # (not under run/: that is world-writable when we run as root, and platformdirs then refuses it)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(settings.home / "xdg-runtime"))
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
     from pgserver._commands import POSTGRES_BIN_PATH
 
