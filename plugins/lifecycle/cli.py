@@ -425,8 +425,14 @@ def simulate(
 
 
 @app.command()
-def run(dags: str = typer.Option(None, help="comma-separated DAG ids; default: the whole lifecycle")):
+def run(
+    dags: str = typer.Option(None, help="comma-separated DAG ids; default: the whole lifecycle"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="show Airflow's task logs on a terminal too "
+                                 "(they are always shown when the output is not a terminal)"),
+):
     """Run the lifecycle's DAGs once, in order, with Airflow's dag.test().
+
+    On a terminal: a progress bar and the result; elsewhere (CI, a pipe) Airflow's task logs too.
 
     \b
     Example:
@@ -440,7 +446,8 @@ def run(dags: str = typer.Option(None, help="comma-separated DAG ids; default: t
     if bad := unknown_name_message("DAG(s)", list(ids), valid):
         _fail(bad, USAGE)
     s = _settings(services=True)
-    orchestrate.configure_airflow(s)
+    # on a terminal the progress bar stands for the task logs (-v brings them back)
+    orchestrate.configure_airflow(s, quiet=sys.stderr.isatty() and not verbose)
     orchestrate.migrate_metadata(s)
     orchestrate.build_dbt_manifest()
     with progress("running the lifecycle's DAGs", total=len(ids)) as advance:
