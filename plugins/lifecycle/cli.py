@@ -103,13 +103,6 @@ def _parse_date(text: str) -> date:
         _fail(f"--date {text!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-25", USAGE)
 
 
-def _port_taken(port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.3)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
 
 def _echo_json(data) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
@@ -835,15 +828,15 @@ def airflow(port: int = typer.Option(None, help="port of the UI / API server; de
 
     \b
     Example:
-      lifecycle airflow                     # UI on http://localhost:8080
+      lifecycle airflow                     # the UI on port 8080
       LIFECYCLE_AIRFLOW_PORT=8081 lifecycle airflow
     """
     from lifecycle.airflow_runner import run_airflow
-    from lifecycle.services import port_in_use_message
+    from lifecycle.services import port_in_use, port_in_use_message
 
     s = _settings(services=True)
     port = port or s.airflow_port
-    if _port_taken(port):
+    if port_in_use(port):
         _fail(port_in_use_message(port, "LIFECYCLE_AIRFLOW_PORT", "the Airflow UI") + " (or pass --port)", USAGE)
     raise typer.Exit(run_airflow(s, port))
 

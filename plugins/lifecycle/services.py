@@ -76,7 +76,7 @@ def _as_pg_user(cmd: list[str]) -> list[str]:
     return cmd
 
 
-def _port_in_use(port: int) -> bool:
+def port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.3)
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -166,7 +166,7 @@ def start_postgres(settings: Settings) -> bool:
     """Start Postgres if it is not running. Returns True if it was started now."""
     if _pg_pid(settings):
         return False
-    if _port_in_use(settings.pg_port):
+    if port_in_use(settings.pg_port):
         raise PortInUseError(port_in_use_message(settings.pg_port, "LIFECYCLE_PG_PORT", "Postgres"))
     _prepare_pg_dirs(settings)
     if not (settings.pg_data_dir / "PG_VERSION").exists():
@@ -261,7 +261,7 @@ def start_moto(settings: Settings) -> bool:
     """Start the moto server in its own session. Returns True if it was started now."""
     if _moto_pid(settings) and moto_healthy(settings):
         return False
-    if _port_in_use(settings.moto_port):
+    if port_in_use(settings.moto_port):
         raise PortInUseError(port_in_use_message(settings.moto_port, "LIFECYCLE_MOTO_PORT", "moto"))
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     log = open(settings.run_dir / "moto.log", "ab")
