@@ -103,7 +103,6 @@ def _parse_date(text: str) -> date:
         _fail(f"--date {text!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-25", USAGE)
 
 
-
 def _echo_json(data) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 

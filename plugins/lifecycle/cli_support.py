@@ -6,7 +6,7 @@ a progress display on stderr (only on a terminal, so pipes and scripts get clean
 Exit codes, the same for every command:
   0  success
   1  the command ran and something failed or a check did not pass (a DAG, a reconciliation
-     check, a job, a query on missing data)
+     check, a job)
   2  it could not run: a usage or settings error, or a missing prerequisite (services not
      running, a port in use, Java missing); the message says what to do
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import sys
 from collections.abc import Callable, Iterator
 
 from lifecycle.settings import Settings
@@ -81,8 +82,10 @@ def progress(description: str, total: int | None = None) -> Iterator[Callable[..
     columns = [SpinnerColumn(), TextColumn("{task.description}")]
     if total:
         columns += [BarColumn(), MofNCompleteColumn()]
-    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True, redirect_stdout=False,
-                  redirect_stderr=False) as bar:
+    # what the work prints (bench's stage lines) goes above the bar, through rich, when both
+    # streams are the terminal; stdout sent to a file or a pipe stays untouched
+    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True,
+                  redirect_stdout=sys.stdout.isatty()) as bar:
         task = bar.add_task(description, total=total)
 
         def advance(text: str | None = None, steps: int = 1) -> None:
