@@ -237,16 +237,34 @@ def _trigger_and_wait(base: str, token: str, dag_id: str, conf: dict | None = No
         if run["state"] in ("success", "failed"):
             return run
         time.sleep(2)
-    raise AssertionError(f"{dag_id} run {run['dag_run_id']} still {run['state']} after {timeout} s")
+    raise AssertionError(f"{dag_id} run {run['dag_run_id']} still {run['state']} after {timeout} s\n"
+                         + _why(base, token, dag_id, run["dag_run_id"]))
+
+
+def _why(base: str, token: str, dag_id: str, run_id: str) -> str:
+    """The run's task states and the end of each task's log, for a failure message."""
+    rid = urllib.parse.quote(run_id, safe="")
+    out = []
+    try:
+        tis = _request(f"{base}/api/v2/dags/{dag_id}/dagRuns/{rid}/taskInstances", token)["task_instances"]
+        for ti in tis:
+            out.append(f"{ti['task_id']}: {ti['state']} (try {ti['try_number']})")
+            if ti["try_number"]:
+                log = _request(f"{base}/api/v2/dags/{dag_id}/dagRuns/{rid}/taskInstances/{ti['task_id']}/logs/"
+                               f"{ti['try_number']}?full_content=true", token)
+                out.append(json.dumps(log.get("content"), default=str)[-3000:])
+    except Exception as exc:  # the diagnosis is best effort; the failure stands
+        out.append(f"(could not read the task logs: {exc})")
+    return "\n".join(out)
 
 
 def test_a_triggered_lifecycle_run_succeeds(airflow):
     base, token, settings = airflow["base"], airflow["token"], airflow["settings"]
     try:
         sim = _trigger_and_wait(base, token, "simulate_sales_platform", {"scale": 10, "seed": 7})
-        assert sim["state"] == "success", sim
+        assert sim["state"] == "success", _why(base, token, "simulate_sales_platform", sim["dag_run_id"])
         ingest = _trigger_and_wait(base, token, "ingest_sales")
-        assert ingest["state"] == "success", ingest
+        assert ingest["state"] == "success", _why(base, token, "ingest_sales", ingest["dag_run_id"])
         run_id = urllib.parse.quote(ingest["dag_run_id"], safe="")
         xcom = _request(f"{base}/api/v2/dags/ingest_sales/dagRuns/{run_id}/taskInstances/replicate_sales/"
                         "xcomEntries/return_value", token)["value"]
