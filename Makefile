@@ -13,20 +13,14 @@ EVENTS ?= 200000
 
 .PHONY: help install browser demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset bench deploy pre-commit
 
-help:
-	@echo "make demo      install, start the embedded services, run the whole lifecycle once, report"
-	@echo "make test      the whole test suite (starts and stops its own services)"
-	@echo "make airflow   Airflow 3 on the embedded services, UI on http://localhost:8080"
-	@echo "make up|down|status   the embedded services (Postgres + moto)"
-	@echo "make lint      ruff (with Airflow's AIR rules)"
-	@echo "make pre-commit  every pre-commit hook on all files: ruff, sqlfluff, yamllint, detect-secrets"
-	@echo "make bench     stage throughput vs raw baselines (SCALE=1000000 EVENTS=200000); results in bench/results/"
-	@echo "make dbt-docs  generate dbt docs into dbt_project/target"
-	@echo "make browser   install Chromium (Debian package) for the dashboard test, if missing"
-	@echo "make reset     stop services and delete .lifecycle/ (all local state)"
-	@echo "make deploy    package dags/, plugins.zip, requirements.txt for Amazon MWAA; sync to LIFECYCLE_MWAA_BUCKET"
+# `make help` lists every target with a `## ` description on its line (tests/test_make.py
+# checks that each .PHONY target has one), so the list cannot go stale.
+help: ## list every target with what it does (this list)
+	@echo "usage: make <target>   (the two to start with: make demo, make test)"
+	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-zA-Z0-9_.-]+:[^=]*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "variables: SCALE=$(SCALE) EVENTS=$(EVENTS) (make bench), PY=$(PY), CHROMIUM=$(CHROMIUM)"
 
-install: $(STAMP)
+install: $(STAMP) ## create .venv from the lock (uv; pyspark too when java is found)
 
 $(STAMP): requirements.lock requirements-spark.lock pyproject.toml
 	@$(PY) -c 'import sys; assert sys.version_info >= (3, 11) and sys.version_info < (3, 13), "Python 3.11 or 3.12 is required (set PY=/path/to/python3.11)"'
@@ -40,64 +34,71 @@ $(STAMP): requirements.lock requirements-spark.lock pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-# Chromium for the dashboard test (driven by Playwright's Python client; never
+# Chromium for the browser tests (driven by Playwright's Python client; never
 # `playwright install`, which downloads a browser). Debian/Ubuntu package, as root in CI.
-CHROMIUM ?= /usr/bin/chromium
-browser:
-	@if [ -x $(CHROMIUM) ]; then echo "chromium: $(CHROMIUM)"; \
+# Elsewhere (macOS: `brew install --cask chromium`) point LIFECYCLE_CHROMIUM at the binary.
+CHROMIUM ?= $(or $(LIFECYCLE_CHROMIUM),/usr/bin/chromium)
+browser: ## install Chromium (Debian package) for the browser tests, if missing
+	@if [ -x "$(CHROMIUM)" ]; then echo "chromium: $(CHROMIUM)"; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null \
 	  || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; }; \
 	  echo "chromium: installed $$($(CHROMIUM) --version)"; \
-	else echo "chromium not found at $(CHROMIUM): install it (apt-get install chromium) or the dashboard test is skipped"; fi
+	else echo "chromium not found at $(CHROMIUM): install it (Debian/Ubuntu: apt-get install chromium; macOS: brew install --cask chromium, then export LIFECYCLE_CHROMIUM=/Applications/Chromium.app/Contents/MacOS/Chromium) or the browser tests are skipped"; fi
 
-dbt-manifest: install
+dbt-manifest: install ## parse the dbt project (dbt_project/target/manifest.json) for Cosmos
 	@$(BIN)/python -c 'from lifecycle.orchestrate import build_dbt_manifest; build_dbt_manifest()'
 
-demo: install dbt-manifest
+demo: install dbt-manifest ## install, start the embedded services, run the whole lifecycle once, report
 	$(BIN)/lifecycle demo
 
-test: install dbt-manifest
+test: install dbt-manifest ## the whole test suite (starts and stops its own services)
 	$(BIN)/python -m pytest
 
-bench: install dbt-manifest
+bench: install dbt-manifest ## stage throughput vs raw baselines (SCALE, EVENTS); results in bench/results/
 	$(BIN)/python -m lifecycle.bench --scale $(SCALE) --events $(EVENTS)
 
-lint: install
+lint: install ## ruff (with Airflow's AIR rules)
 	$(BIN)/ruff check dags plugins tests
 
 # .pre-commit-config.yaml (local hooks with the venv's tools)
-pre-commit: install
+pre-commit: install ## every pre-commit hook on all files: ruff, sqlfluff, yamllint, detect-secrets
 	$(BIN)/pre-commit run --all-files
 
-airflow: install dbt-manifest up
+airflow: install dbt-manifest up ## Airflow 3 on the embedded services, UI on http://localhost:8080
 	$(BIN)/lifecycle infra apply > /dev/null
 	$(BIN)/lifecycle airflow
 
-up: install
+up: install ## start the embedded services (Postgres + moto)
 	$(BIN)/lifecycle services up
 
-down: install
+down: install ## stop the embedded services
 	$(BIN)/lifecycle services down
 
-status: install
+status: install ## the embedded services: ports, pids, memory
 	$(BIN)/lifecycle services status
 
-dbt-docs: install dbt-manifest
+dbt-docs: install dbt-manifest ## generate the dbt docs into dbt_project/target
 	cd dbt_project && ../$(BIN)/dbt docs generate --profiles-dir . && echo "open dbt_project/target/index.html"
 
 # Amazon MWAA: dags/, plugins.zip, requirements.txt, startup.sh to the environment's bucket
 # (LIFECYCLE_MWAA_BUCKET; AWS credentials from the usual chain). docs/aws.md.
-deploy: install dbt-manifest
+deploy: install dbt-manifest ## package dags/, plugins.zip, requirements.txt for Amazon MWAA; sync to LIFECYCLE_MWAA_BUCKET
 	$(BIN)/lifecycle deploy
 
 # Re-resolve the pinned dependencies (needs the package registry).
-lock: install
+lock: install ## re-resolve the pinned dependencies (needs the package registry)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 	$(BIN)/uv pip compile requirements-spark.in -c requirements.lock --python-version 3.11 -o requirements-spark.lock
 
-reset: down
+reset: down ## stop the services and delete .lifecycle/ (all local state)
 	rm -rf .lifecycle
 
-clean: reset
-	rm -rf $(VENV) dbt_project/target dbt_project/logs
+clean: ## remove everything the project created: .venv, .lifecycle, dbt output, test output, caches
+	@# stop the services first when they can be stopped (a half-installed .venv cannot)
+	@if [ -x $(BIN)/lifecycle ]; then $(BIN)/lifecycle services down >/dev/null 2>&1 || true; fi
+	rm -rf .lifecycle $(VENV) dbt_project/target dbt_project/logs dbt_project/dbt_packages logs test-output \
+	  .pytest_cache .ruff_cache build *.egg-info plugins/*.egg-info
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +
+	@# benchmark results that were never committed (the committed ones are the published figures)
+	@if git rev-parse --git-dir >/dev/null 2>&1; then git ls-files -z --others -- bench/results | xargs -0 rm -f; fi

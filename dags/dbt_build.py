@@ -15,6 +15,7 @@ from cosmos import DbtTaskGroup
 
 from lifecycle.assets import WAREHOUSE_LANDING, WAREHOUSE_MODELS
 from lifecycle.dataops.callbacks import default_args, run_deadline
+from lifecycle.stages import doc_footer, tags
 from lifecycle.warehouse.dbt import SERVING_MODELS, SERVING_SCHEMA, cosmos_configs
 
 DOC = """
@@ -44,8 +45,8 @@ the manifest: rebuild it with `dbt parse` after changing the dbt project.
     max_active_runs=1,
     default_args=default_args(),
     deadline=run_deadline(),
-    tags=["lifecycle", "transform", "dbt"],
-    doc_md=DOC,
+    tags=tags("transformation", extra=("dbt",)),
+    doc_md=DOC + doc_footer("transformation"),
 )
 def dbt_build():
     # `dbt deps` is off through ProjectConfig.install_dbt_deps (operator_args' install_deps

@@ -2,10 +2,11 @@
 
 from datetime import UTC, datetime
 
-from airflow.sdk import dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from lifecycle.assets import RAW_REVIEWS
+from lifecycle.assets import RAW_REVIEWS, SOURCE_REVIEWS
 from lifecycle.dataops.callbacks import default_args, run_deadline
+from lifecycle.stages import doc_footer, tags
 
 DOC = """
 ### Ingest: DynamoDB → S3 raw (export once, then DynamoDB Streams)
@@ -20,14 +21,15 @@ Emits the `raw_product_reviews` asset. See docs/reviews.md.
 
 
 @dag(
-    schedule="@hourly",
+    # hourly, and as soon as the simulator has written to the source
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=[SOURCE_REVIEWS]),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
     deadline=run_deadline(),
-    tags=["lifecycle", "ingest", "source:dynamodb"],
-    doc_md=DOC,
+    tags=tags("ingestion", extra=("source:dynamodb",)),
+    doc_md=DOC + doc_footer("ingestion"),
 )
 def ingest_reviews():
     @task(outlets=[RAW_REVIEWS])

@@ -2,10 +2,11 @@
 
 from datetime import UTC, datetime
 
-from airflow.sdk import dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from lifecycle.assets import RAW_SALES
+from lifecycle.assets import RAW_SALES, SOURCE_SALES
 from lifecycle.dataops.callbacks import default_args, run_deadline
+from lifecycle.stages import doc_footer, tags
 
 DOC = """
 ### Ingest: RDS → S3 raw (DMS layout)
@@ -18,14 +19,15 @@ Emits the `raw_sales` asset. See README › *Ingestion* and `docs/lake-layout.md
 
 
 @dag(
-    schedule="@hourly",
+    # hourly, and as soon as the simulator has written to the source
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=[SOURCE_SALES]),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
     deadline=run_deadline(),
-    tags=["lifecycle", "ingest", "source:rds"],
-    doc_md=DOC,
+    tags=tags("ingestion", extra=("source:rds",)),
+    doc_md=DOC + doc_footer("ingestion"),
 )
 def ingest_sales():
     @task(outlets=[RAW_SALES])

@@ -2,10 +2,11 @@
 
 from datetime import UTC, datetime
 
-from airflow.sdk import dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from lifecycle.assets import RAW_EVENTS
+from lifecycle.assets import RAW_EVENTS, SOURCE_EVENTS
 from lifecycle.dataops.callbacks import default_args, run_deadline
+from lifecycle.stages import doc_footer, tags
 
 DOC = """
 ### Ingest: Kinesis → S3 raw (Firehose layout)
@@ -17,14 +18,15 @@ Emits the `raw_user_activity` asset. See README › *Ingestion*.
 
 
 @dag(
-    schedule="@hourly",
+    # hourly, and as soon as the simulator has written to the source
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=[SOURCE_EVENTS]),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
     deadline=run_deadline(),
-    tags=["lifecycle", "ingest", "source:kinesis"],
-    doc_md=DOC,
+    tags=tags("ingestion", extra=("source:kinesis",)),
+    doc_md=DOC + doc_footer("ingestion"),
 )
 def ingest_user_activity():
     @task(outlets=[RAW_EVENTS])

@@ -6,6 +6,7 @@ from airflow.sdk import dag, task
 
 from lifecycle.assets import CLEAN_LAKE, RAW_EVENTS, RAW_REVIEWS, RAW_SALES
 from lifecycle.dataops.callbacks import default_args, run_deadline
+from lifecycle.stages import doc_footer, tags
 
 DOC = """
 ### Transform: raw → clean (Glue-style jobs)
@@ -29,8 +30,8 @@ when a new batch has more than `LIFECYCLE_QUARANTINE_ALERT_RATE` of its records 
     max_active_runs=1,
     default_args=default_args(),
     deadline=run_deadline(),
-    tags=["lifecycle", "transform", "glue"],
-    doc_md=DOC,
+    tags=tags("transformation", "storage", extra=("glue",)),
+    doc_md=DOC + doc_footer("transformation", "storage"),
 )
 def lake_clean():
     @task(outlets=[CLEAN_LAKE])

@@ -6,6 +6,7 @@ from airflow.sdk import dag, task
 
 from lifecycle.assets import SERVING
 from lifecycle.dataops.callbacks import default_args, run_deadline
+from lifecycle.stages import doc_footer, tags
 
 DOC = """
 ### DataOps: observe
@@ -27,8 +28,8 @@ on AWS CloudWatch does and this step is skipped).
     max_active_runs=1,
     default_args=default_args(),
     deadline=run_deadline(),
-    tags=["lifecycle", "dataops", "observability"],
-    doc_md=DOC,
+    tags=tags("dataops", extra=("observability",)),
+    doc_md=DOC + doc_footer("dataops"),
 )
 def observe():
     @task

@@ -7,6 +7,7 @@ from airflow.sdk import dag, task
 
 from lifecycle.assets import SERVING, WAREHOUSE_MODELS
 from lifecycle.dataops.callbacks import default_args, run_deadline
+from lifecycle.stages import doc_footer, tags
 
 DOC = """
 ### Serve: publish
@@ -25,8 +26,8 @@ and writes the static HTML dashboard with its charts (local file and the serving
     max_active_runs=1,
     default_args=default_args(),
     deadline=run_deadline(),
-    tags=["lifecycle", "serve"],
-    doc_md=DOC,
+    tags=tags("serving"),
+    doc_md=DOC + doc_footer("serving"),
 )
 def serve_publish():
     @task

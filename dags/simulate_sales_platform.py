@@ -4,7 +4,9 @@ from datetime import UTC, datetime
 
 from airflow.sdk import Param, dag, task
 
+from lifecycle.assets import SOURCE_EVENTS, SOURCE_REVIEWS, SOURCE_SALES
 from lifecycle.dataops.callbacks import default_args, run_deadline
+from lifecycle.stages import doc_footer, tags
 
 DOC = """
 ### Simulator (optional)
@@ -24,8 +26,8 @@ adds yesterday's events that only arrive today.
     max_active_runs=1,
     default_args=default_args(retries=0),
     deadline=run_deadline(),
-    tags=["lifecycle", "simulator"],
-    doc_md=DOC,
+    tags=tags("source", extra=("simulator",)),
+    doc_md=DOC + doc_footer("source"),
     params={
         "scale": Param(200, type="integer", minimum=1, description="orders per day"),
         "seed": Param(42, type="integer"),
@@ -34,7 +36,7 @@ adds yesterday's events that only arrive today.
     },
 )
 def simulate_sales_platform():
-    @task
+    @task(outlets=[SOURCE_SALES, SOURCE_EVENTS, SOURCE_REVIEWS])
     def simulate_day(**context) -> dict:
         from lifecycle.airflow_context import interval
         from lifecycle.settings import Settings

@@ -6,6 +6,7 @@ from airflow.sdk import dag, task
 
 from lifecycle.assets import CLEAN_LAKE, WAREHOUSE_LANDING
 from lifecycle.dataops.callbacks import default_args, run_deadline
+from lifecycle.stages import doc_footer, tags
 
 DOC = """
 ### Load: clean zone → warehouse landing
@@ -22,8 +23,8 @@ loaded in `landing.load_manifest`. A rerun replaces, never appends.
     max_active_runs=1,
     default_args=default_args(),
     deadline=run_deadline(),
-    tags=["lifecycle", "warehouse", "load"],
-    doc_md=DOC,
+    tags=tags("storage", extra=("warehouse", "load")),
+    doc_md=DOC + doc_footer("storage"),
 )
 def warehouse_load():
     @task(outlets=[WAREHOUSE_LANDING])

@@ -541,7 +541,7 @@ print("RESULT" + json.dumps({{
     assert "models_built" in task_ids
     assert out["schedule"] == ["warehouse_landing"]
     assert out["outlets"] == ["warehouse_models"]
-    assert out["tags"] == ["dbt", "lifecycle", "transform"]
+    assert out["tags"] == ["dbt", "lifecycle", "stage:transformation"]
     assert out["owner"] == "data-platform"
     assert out["catchup"] is False and out["max_active_runs"] == 1
     assert out["retries"] >= 1

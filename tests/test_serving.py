@@ -16,6 +16,7 @@ A fresh warehouse gets hand-written marts and ``serving_next`` tables (known num
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import date
 from decimal import Decimal
@@ -28,7 +29,8 @@ from conftest import reset_environment
 from lifecycle.clients import pg
 from lifecycle.serve import publish, recommend
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's package by default; LIFECYCLE_CHROMIUM elsewhere (e.g. macOS, README "macOS and Linux")
+CHROMIUM = Path(os.environ.get("LIFECYCLE_CHROMIUM") or "/usr/bin/chromium")
 
 DAILY = [(date(2026, 5, 1), 3, 7, Decimal("120.50"), 3), (date(2026, 5, 2), 2, 4, Decimal("80.25"), 2),
          (date(2026, 5, 3), 4, 9, Decimal("310.00"), 4)]

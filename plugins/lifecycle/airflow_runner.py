@@ -40,7 +40,8 @@ def wait_healthy(port: int, timeout: float = 120) -> bool:
 
 def start_components(settings: Settings, port: int, extra_env: dict[str, str] | None = None
                      ) -> list[subprocess.Popen]:
-    """``extra_env`` overrides the Airflow environment (tests: another DAG folder)."""
+    """Start the four components; ``extra_env`` overrides the derived Airflow configuration
+    (tests: the auth manager's users, another DAG folder)."""
     env = {**os.environ, **airflow_env(settings, api_port=port), **(extra_env or {})}
     os.environ.update(env)
     migrate_metadata(settings)

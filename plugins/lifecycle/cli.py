@@ -1,8 +1,11 @@
 """`lifecycle`: the command line for everything outside Airflow.
 
 Input: the command line and the environment (``Settings.from_env()``).
-Output: the action's result on stdout; exit code 0 on success, 1 when a check failed,
-2 on a usage or settings error.
+Output: the action's result on stdout; progress and errors on stderr (colour and progress
+bars only on a terminal; NO_COLOR=1 turns colour off). Exit codes, the same for every command:
+0 success; 1 the command ran and something failed or a check did not pass; 2 it could not
+run: a usage or settings error or a missing prerequisite (services not running, a port in
+use, Java missing), with a message that says what to do (``lifecycle.cli_support``).
 
     lifecycle services up|down|status     embedded Postgres + moto
     lifecycle infra apply                  buckets, stream, tables, topic, Glue, IAM
@@ -28,6 +31,7 @@ Output: the action's result on stdout; exit code 0 on success, 1 when a check fa
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -35,33 +39,68 @@ from typing import Annotated
 
 import typer
 
+from lifecycle.cli_support import FAILED, OK, USAGE, progress, services_down_message, unknown_name_message
 from lifecycle.settings import Settings, SettingsError
 
-app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False)
-services_app = typer.Typer(help="Embedded services (pgserver Postgres + moto).", no_args_is_help=True)
-infra_app = typer.Typer(help="Infrastructure as data (infra/).", no_args_is_help=True)
-cdc_app = typer.Typer(help="Change data capture from the sales database (DMS-style).", no_args_is_help=True)
-jobs_app = typer.Typer(help="The lake's Glue-style jobs and their bookmarks.", no_args_is_help=True)
+EXIT_CODES = ("Exit codes: 0 success; 1 something failed or a check did not pass; 2 usage, settings or a "
+              "missing prerequisite (the message says what to do).")
+
+
+def _group(help_text: str, example: str) -> typer.Typer:
+    return typer.Typer(help=help_text, epilog=f"Example: {example}", no_args_is_help=True)
+
+
+app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False,
+                  epilog=f"Example: lifecycle demo    {EXIT_CODES}")
+services_app = _group("Embedded services (pgserver Postgres + moto).", "lifecycle services up")
+infra_app = _group("Infrastructure as data (infra/).", "lifecycle infra apply")
+cdc_app = _group("Change data capture from the sales database (DMS-style).", "lifecycle cdc status")
+jobs_app = _group("The lake's Glue-style jobs and their bookmarks.", "lifecycle jobs list")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(services_app, name="services")
 app.add_typer(infra_app, name="infra")
-alarms_app = typer.Typer(help="CloudWatch alarms of infra/.", no_args_is_help=True)
+alarms_app = _group("CloudWatch alarms of infra/.", "lifecycle alarms list")
 app.add_typer(cdc_app, name="cdc")
-lake_app = typer.Typer(help="The lake's governance (Lake Formation).", no_args_is_help=True)
+lake_app = _group("The lake's governance (Lake Formation), Spark and Glue runs.", "lifecycle lake grants")
 app.add_typer(lake_app, name="lake")
 app.add_typer(alarms_app, name="alarms")
 
 
-def _settings() -> Settings:
+@app.callback()
+def _options(ctx: typer.Context) -> None:
+    # click already drops colour when stdout is not a terminal; NO_COLOR (no-color.org) always
+    if os.environ.get("NO_COLOR"):
+        ctx.color = False
+
+
+def _fail(message: str, code: int = FAILED):
+    """Print an error (red on a terminal) and exit with ``code``."""
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _settings(services: bool = False) -> Settings:
+    """The settings; with ``services``, also check that the embedded services answer."""
     try:
-        return Settings.from_env()
+        s = Settings.from_env()
     except SettingsError as exc:
-        typer.secho(f"settings: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from exc
+        _fail(f"settings: {exc}", USAGE)
+    if services:
+        down = services_down_message(s)
+        if down:
+            _fail(down, USAGE)
+    return s
 
 
 def _default_date() -> date:
     return (datetime.now(UTC) - timedelta(days=1)).date()
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        _fail(f"--date {text!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-25", USAGE)
 
 
 def _echo_json(data) -> None:
@@ -70,15 +109,23 @@ def _echo_json(data) -> None:
 
 @services_app.command("up")
 def services_up():
-    """Start Postgres and moto (idempotent)."""
+    """Start Postgres and moto (idempotent).
+
+    \b
+    Example:
+      lifecycle services up
+      LIFECYCLE_PG_PORT=55433 LIFECYCLE_MOTO_PORT=55001 lifecycle services up   # other ports
+    """
     from lifecycle import services
 
     s = _settings()
     try:
-        result = services.up(s)
+        with progress("starting Postgres and moto"):
+            result = services.up(s)
+    except services.PortInUseError as exc:
+        _fail(str(exc), USAGE)
     except services.ServiceError as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from exc
+        _fail(str(exc))
     st = services.status(s)
     typer.echo(f"postgres  127.0.0.1:{s.pg_port}  pid {st.pg_pid}  (databases sales, warehouse, airflow)")
     typer.echo(f"moto      {s.aws_endpoint}  pid {st.moto_pid}")
@@ -89,7 +136,12 @@ def services_up():
 
 @services_app.command("down")
 def services_down():
-    """Stop Postgres and moto."""
+    """Stop Postgres and moto (the state stays in .lifecycle/; `make reset` deletes it).
+
+    \b
+    Example:
+      lifecycle services down
+    """
     from lifecycle import services
 
     services.down(_settings())
@@ -98,7 +150,12 @@ def services_down():
 
 @services_app.command("status")
 def services_status():
-    """Show whether the embedded services run; exit 1 if not."""
+    """Show whether the embedded services run (ports, pids, memory); exit 1 if not.
+
+    \b
+    Example:
+      lifecycle services status
+    """
     from lifecycle import services
 
     s = _settings()
@@ -108,32 +165,46 @@ def services_status():
     if st.all_up:
         for k, v in services.rss_mb(s).items():
             typer.echo(f"{k}: {v:.0f}")
-    raise typer.Exit(0 if st.all_up else 1)
+    raise typer.Exit(OK if st.all_up else FAILED)
 
 
 @infra_app.command("apply")
 def infra_apply(plan: bool = typer.Option(False, "--plan", help="dry run: print what would change, change nothing")):
-    """Create or converge every resource in infra/ on the selected target."""
+    """Create or converge every resource in infra/ on the selected target.
+
+    \b
+    Example:
+      lifecycle infra apply
+      LIFECYCLE_TARGET=aws lifecycle infra apply --plan
+    """
     from lifecycle import infra
 
+    s = _settings(services=True)
     if plan:
         from lifecycle.infra_plan import plan as make_plan
         from lifecycle.infra_plan import print_plan
 
-        print_plan(make_plan(_settings()), typer.echo)
+        print_plan(make_plan(s), typer.echo)
         return
-    _echo_json(infra.apply(_settings()))
+    with progress(f"applying infra/ to {s.target}"):
+        result = infra.apply(s)
+    _echo_json(result)
 
 
 @lake_app.command("grants")
 def lake_grants():
-    """Lake Formation grants in effect: principal, resource, permissions (infra/lakeformation.yaml)."""
+    """Lake Formation grants in effect: principal, resource, permissions (infra/lakeformation.yaml).
+
+    \b
+    Example:
+      lifecycle lake grants
+    """
     from lifecycle import lake_sql, lakeformation
 
-    rows = lakeformation.effective_grants(_settings())
+    rows = lakeformation.effective_grants(_settings(services=True))
     if not rows:
         typer.echo("no Lake Formation grants (run `lifecycle infra apply`)")
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
     typer.echo(lake_sql.format_table(["principal", "resource", "permissions"], rows))
 
 
@@ -142,36 +213,56 @@ def lake_spark_run(
     root: str = typer.Option(None, help="local lake mirror; default <LIFECYCLE_HOME>/spark-lake"),
     jobs: str = typer.Option("all", help="comma-separated jobs of lifecycle.jobs, or all"),
 ):
-    """Run the clean jobs on real Apache Spark (needs Java + pyspark) against a local copy of
-    the raw zone; output under <root>/<bucket>/ (README, "Spark engine")."""
+    """Run the clean jobs on real Apache Spark (needs Java + pyspark), on a local copy of raw.
+
+    Output under <root>/<bucket>/ (README, "The same jobs on Apache Spark").
+
+    \b
+    Example:
+      lifecycle lake spark-run
+      lifecycle lake spark-run --jobs clean_orders,clean_events
+    """
+    import importlib.util
     import shutil
 
+    from lifecycle.cli_support import java_missing_message, pyspark_missing_message
+
+    if shutil.which("java") is None:
+        _fail(java_missing_message(), USAGE)
+    if importlib.util.find_spec("pyspark") is None:
+        _fail(pyspark_missing_message(), USAGE)
     from lifecycle.jobs.runner import CLEAN_JOBS, job_arguments
     from lifecycle.jobs.spark_context import SparkJobError, mirror_lake, run_job_spark
 
-    s = _settings()
-    if shutil.which("java") is None:
-        typer.secho("java not found: install a Java 17 runtime (README, 'Spark engine')", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
+    s = _settings(services=True)
     target = root or str(s.home / "spark-lake")
     names = list(CLEAN_JOBS) if jobs == "all" else jobs.split(",")
+    if bad := unknown_name_message("job(s)", names, list(CLEAN_JOBS)):
+        _fail(bad, USAGE)
     # a fresh copy each time: the scratch lake's own zones only (never the folder itself)
     for zone in ("raw", "clean", "quarantine", "curated"):
         shutil.rmtree(f"{target}/{s.bucket(zone)}", ignore_errors=True)
     copied = mirror_lake(s, target)
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     try:
-        result = run_job_spark(names, target, job_arguments(s, "spark", end - timedelta(days=1), end))
+        with progress(f"running {len(names)} job(s) on Spark"):
+            result = run_job_spark(names, target, job_arguments(s, "spark", end - timedelta(days=1), end))
     except SparkJobError as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from exc
+        _fail(str(exc))
     _echo_json({"lake_root": target, "mirrored": copied, **result})
 
 
 @lake_app.command("glue-deploy")
 def lake_glue_deploy():
-    """Upload the Glue entry script and the package to the deploy bucket and create or update
-    one AWS Glue job per clean job (docs/glue-jobs.md)."""
+    """Deploy the clean jobs as AWS Glue jobs (script and package to S3, one job each).
+
+    Uploads the Glue entry script and the package to the deploy bucket and creates or updates
+    one AWS Glue job per clean job (docs/glue-jobs.md).
+
+    \b
+    Example:
+      LIFECYCLE_TARGET=aws LIFECYCLE_JOBS_ENGINE=glue lifecycle lake glue-deploy
+    """
     from lifecycle.jobs.glue_deploy import deploy
 
     _echo_json(deploy(_settings()))
@@ -179,15 +270,20 @@ def lake_glue_deploy():
 
 @cdc_app.command("status")
 def cdc_status():
-    """The replication slot, its lag (bytes, seconds) and the raw files per table."""
+    """The replication slot, its lag (bytes, seconds) and the raw files per table.
+
+    \b
+    Example:
+      lifecycle cdc status
+    """
     from lifecycle.clients import aws, pg
     from lifecycle.ingest import sales_cdc
 
-    s = _settings()
+    s = _settings(services=True)
     lag = sales_cdc.slot_lag(s)
     if not lag["exists"]:
         typer.echo(f"slot {sales_cdc.SLOT}: missing (the next ingest_sales run re-snapshots)")
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
     with pg(s, s.sales_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT active, restart_lsn::text, confirmed_flush_lsn::text FROM pg_replication_slots "
                     "WHERE slot_name = %s", (sales_cdc.SLOT,))
@@ -209,13 +305,21 @@ def cdc_status():
 
 @cdc_app.command("resnapshot")
 def cdc_resnapshot(yes: bool = typer.Option(False, "--yes", help="do not ask")):
-    """Recreate the slot and take a new full load (after a breaking schema change)."""
+    """Recreate the slot and take a new full load (after a breaking schema change).
+
+    \b
+    Example:
+      lifecycle cdc resnapshot --yes
+    """
     from lifecycle.ingest import sales_cdc
 
+    s = _settings(services=True)
     if not yes:
         typer.confirm("This replaces the raw sales files with a new full load (CDC history is dropped). Go on?",
                       abort=True)
-    _echo_json(sales_cdc.full_load(_settings()))
+    with progress("full load of the sales database"):
+        result = sales_cdc.full_load(s)
+    _echo_json(result)
 
 
 @jobs_app.command("run")
@@ -226,41 +330,51 @@ def jobs_run(
 ):
     """Run a lake job (or all, in order) now, as the lake_clean DAG does.
 
-    Examples: lifecycle jobs run all; lifecycle jobs run clean_events --job-bookmark-option job-bookmark-disable
+    \b
+    Example:
+      lifecycle jobs run all
+      lifecycle jobs run clean_events --job-bookmark-option job-bookmark-disable
     """
     from dataclasses import replace
 
-    from lifecycle.jobs import runner
+    from lifecycle.jobs import bookmarks, runner
 
-    s = _settings()
+    if job != "all" and (bad := unknown_name_message("job", [job], ["all", *runner.JOBS])):
+        _fail(bad, USAGE)
+    if bookmark and (bad := unknown_name_message("--job-bookmark-option", [bookmark], list(bookmarks.OPTIONS))):
+        _fail(bad, USAGE)
+    s = _settings(services=True)
     if bookmark:
         s = replace(s, job_bookmark_option=bookmark)
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     try:
-        result = (runner.run_lake_clean(s, end - timedelta(hours=1), end) if job == "all"
-                  else runner.run_job(s, job, end - timedelta(hours=1), end))
+        with progress(f"running {'every lake job' if job == 'all' else job}"):
+            result = (runner.run_lake_clean(s, end - timedelta(hours=1), end) if job == "all"
+                      else runner.run_job(s, job, end - timedelta(hours=1), end))
     except runner.JobError as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from exc
+        _fail(str(exc))
     result.pop("specs", None)
     _echo_json(result)
 
 
 @jobs_app.command("list")
 def jobs_list():
-    """The jobs in run order, with their bookmark state."""
+    """The jobs in run order, with their bookmark state.
+
+    \b
+    Example:
+      lifecycle jobs list
+    """
     from lifecycle.clients import aws
     from lifecycle.jobs import bookmarks, runner
 
-    s = _settings()
+    s = _settings(services=True)
     s3 = aws(s, "s3")
     try:
         s3.head_bucket(Bucket=s.bucket("clean"))
     except s3.exceptions.ClientError as exc:
-        typer.secho(f"the clean bucket {s.bucket('clean')} is not there ({exc.response['Error']['Code']}): "
-                    "start the services and run `lifecycle infra apply` (or `make demo`)",
-                    fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from exc
+        _fail(f"the clean bucket {s.bucket('clean')} is not there ({exc.response['Error']['Code']}): "
+              "run `lifecycle infra apply` (or `make demo`)", USAGE)
     for row in bookmarks.describe(s, list(runner.JOBS)):
         state = (f"bookmark of {row['updated_at']}" + (" (in flight: next run is full)" if row["in_flight"] else "")
                  + "; objects seen: " + ", ".join(f"{k} {v}" for k, v in row["objects"].items())
@@ -270,15 +384,19 @@ def jobs_list():
 
 @jobs_app.command("reset-bookmark")
 def jobs_reset_bookmark(jobs: Annotated[list[str] | None, typer.Argument(help="job names; default: every job")] = None):
-    """Forget what the jobs processed: their next run reprocesses everything (a full rebuild)."""
+    """Forget what the jobs processed: their next run reprocesses everything (a full rebuild).
+
+    \b
+    Example:
+      lifecycle jobs reset-bookmark                 # every job
+      lifecycle jobs reset-bookmark clean_events
+    """
     from lifecycle.jobs import bookmarks, runner
 
     names = jobs or list(runner.JOBS)
-    unknown = [j for j in names if j not in runner.JOBS]
-    if unknown:
-        typer.secho(f"unknown job(s) {', '.join(unknown)}; jobs: {', '.join(runner.JOBS)}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
-    had = bookmarks.reset(_settings(), names)
+    if bad := unknown_name_message("job(s)", names, list(runner.JOBS)):
+        _fail(bad, USAGE)
+    had = bookmarks.reset(_settings(services=True), names)
     typer.echo(f"reset: {', '.join(had) or 'none had a bookmark'}")
 
 
@@ -290,38 +408,68 @@ def simulate(
     bad_rate: float = typer.Option(0.02, help="share of deliberately bad event records"),
     late_rate: float = typer.Option(0.01, help="share of late events (yesterday's, arriving today)"),
 ):
-    """Play one business day of the sales platform into the sources."""
+    """Play one business day of the sales platform into the sources (RDS, Kinesis, DynamoDB).
+
+    \b
+    Example:
+      lifecycle simulate --date 2026-11-25 --bad-rate 0.05
+    """
     from lifecycle.simulator import simulate_day
 
-    d = date.fromisoformat(day) if day else _default_date()
-    _echo_json(simulate_day(_settings(), d, seed=seed, scale=scale, bad_rate=bad_rate, late_rate=late_rate))
+    d = _parse_date(day) if day else _default_date()
+    s = _settings(services=True)
+    with progress(f"simulating {d} ({scale} orders)"):
+        result = simulate_day(s, d, seed=seed, scale=scale, bad_rate=bad_rate, late_rate=late_rate)
+    _echo_json(result)
 
 
 @app.command()
-def run(dags: str = typer.Option(None, help="comma-separated DAG ids; default: the whole lifecycle")):
-    """Run the lifecycle's DAGs once, in order, with Airflow's dag.test()."""
+def run(
+    dags: str = typer.Option(None, help="comma-separated DAG ids; default: the whole lifecycle"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="show Airflow's task logs on a terminal too "
+                                 "(they are always shown when the output is not a terminal)"),
+):
+    """Run the lifecycle's DAGs once, in order, with Airflow's dag.test().
+
+    On a terminal: a progress bar and the result; elsewhere (CI, a pipe) Airflow's task logs too.
+
+    \b
+    Example:
+      lifecycle run
+      lifecycle run --dags warehouse_load,dbt_build,serve_publish
+    """
     from lifecycle import orchestrate
 
-    s = _settings()
-    orchestrate.configure_airflow(s)
+    valid = sorted(p.stem for p in (orchestrate.REPO_ROOT / "dags").glob("*.py"))
+    ids = tuple(dags.split(",")) if dags else orchestrate.LIFECYCLE_DAGS
+    if bad := unknown_name_message("DAG(s)", list(ids), valid):
+        _fail(bad, USAGE)
+    s = _settings(services=True)
+    # on a terminal the progress bar stands for the task logs (-v brings them back)
+    orchestrate.configure_airflow(s, quiet=sys.stderr.isatty() and not verbose)
     orchestrate.migrate_metadata(s)
     orchestrate.build_dbt_manifest()
-    ids = tuple(dags.split(",")) if dags else orchestrate.LIFECYCLE_DAGS
-    results = orchestrate.run_dags(ids)
+    with progress("running the lifecycle's DAGs", total=len(ids)) as advance:
+        results = orchestrate.run_dags(ids, on_done=lambda dag_id, _: advance(f"{dag_id} done"))
     _echo_json({d: r["state"] for d, r in results.items()})
     ok = len(results) == len(ids) and all(r["state"].endswith("success") for r in results.values())
-    raise typer.Exit(0 if ok else 1)
+    raise typer.Exit(OK if ok else FAILED)
 
 
 @app.command()
 def reconcile():
-    """Compare source, lake, warehouse and serving; exit 1 on any mismatch."""
+    """Compare source, lake, warehouse and serving; exit 1 on any mismatch.
+
+    \b
+    Example:
+      lifecycle reconcile
+    """
     from lifecycle.reconcile import print_report
     from lifecycle.reconcile import reconcile as check
 
-    report = check(_settings())
+    report = check(_settings(services=True))
     print_report(report)
-    raise typer.Exit(0 if report["ok"] else 1)
+    raise typer.Exit(OK if report["ok"] else FAILED)
 
 
 @app.command()
@@ -332,10 +480,16 @@ def demo(
     late_rate: float = typer.Option(0.01, help="share of late events"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show Airflow's task logs"),
 ):
-    """Start services, apply infra, simulate a day, run the lifecycle, reconcile, report."""
+    """Start services, apply infra, simulate a day, run the lifecycle, reconcile, report (make demo).
+
+    \b
+    Example:
+      lifecycle demo
+      lifecycle demo --date 2026-11-25 --scale 500 -v
+    """
     from lifecycle.demo import run_demo
 
-    d = date.fromisoformat(day) if day else _default_date()
+    d = _parse_date(day) if day else _default_date()
     raise typer.Exit(run_demo(_settings(), d, scale=scale, bad_rate=bad_rate, late_rate=late_rate,
                                 verbose=verbose))
 
@@ -348,15 +502,22 @@ def query(
                               "the default database lake_clean)"),
     warehouse: bool = typer.Option(False, "--warehouse", help="run on the warehouse (Postgres / Redshift)"),
 ):
-    """Ad hoc SQL. `SELECT ... FROM lake_clean.orders` runs on the lake, Athena-style (tables
-    resolved through the Glue Catalog; DuckDB here, Athena on the aws target); SQL that names
-    no Glue database runs on the warehouse (e.g. select * from serving.daily_sales)."""
+    """Ad hoc SQL on the lake (Athena-style, through the Glue Catalog) or the warehouse.
+
+    `SELECT ... FROM lake_clean.orders` runs on the lake: tables resolved through the Glue
+    Catalog; DuckDB here, Athena on the aws target. SQL that names no Glue database runs on
+    the warehouse. Bad SQL or an unknown table exits 2 with the reason.
+
+    \b
+    Example:
+      lifecycle query "select status, count(*) from lake_clean.orders group by 1"
+      lifecycle query "select * from serving.daily_sales" --output daily.csv
+    """
     from lifecycle import lake_sql
 
-    s = _settings()
     if lake and warehouse:
-        typer.secho("use --lake or --warehouse, not both", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
+        _fail("use --lake or --warehouse, not both", USAGE)
+    s = _settings(services=True)
     try:
         engine = "lake" if lake else "warehouse" if warehouse else lake_sql.route(s, sql)
         if engine == "lake":
@@ -365,8 +526,7 @@ def query(
         else:
             cols, rows = _warehouse_query(s, sql, output)
     except lake_sql.LakeSqlError as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from exc
+        _fail(str(exc), USAGE)
     if cols:
         typer.echo(lake_sql.format_table(cols, rows))
 
@@ -406,8 +566,10 @@ def recommend(
     k: int = typer.Option(5, "--k", "-k", min=1, max=100, help="how many similar products"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ):
-    """Products similar to PRODUCT_ID, from the published pgvector index (embeddings learnt
-    from co-purchase and co-view behaviour; score = cosine similarity, 1 is identical).
+    """Products similar to PRODUCT_ID, from the published pgvector index.
+
+    Embeddings are learnt from co-purchase and co-view behaviour; score = cosine similarity,
+    1 is identical.
 
     \b
     Examples:
@@ -418,12 +580,11 @@ def recommend(
     from lifecycle.serve.recommend import RecommendError
     from lifecycle.serve.recommend import recommend as nearest
 
-    s = _settings()
+    s = _settings(services=True)
     try:
         rows = nearest(s, product_id, k)
     except RecommendError as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from exc
+        _fail(str(exc))
     if as_json:
         _echo_json(rows)
         return
@@ -437,34 +598,43 @@ def metabase_provision(
     spec: str = typer.Option(None, help="dashboard spec (default infra/metabase/dashboard.json)"),
     wait: int = typer.Option(300, help="seconds to wait for Metabase to become healthy"),
 ):
-    """Create (or update) the Metabase dashboard of the repo through Metabase's API: first admin,
-    the warehouse as a database read by bi_reader (schema serving only), the cards, the dashboard.
+    """Create (or update) the Metabase dashboard of the repo through Metabase's API.
+
+    First admin, the warehouse as a database read by bi_reader (schema serving only), the
+    cards, the dashboard. Needs LIFECYCLE_METABASE_URL (default: port 3000 of this machine;
+    compose: the metabase service), LIFECYCLE_METABASE_ADMIN_PASSWORD and
+    LIFECYCLE_BI_READER_PASSWORD. In compose the one-shot service `metabase-provision` runs it.
 
     \b
-    Needs LIFECYCLE_METABASE_URL (default: port 3000 of this machine; compose: the metabase service),
-    LIFECYCLE_METABASE_ADMIN_PASSWORD and LIFECYCLE_BI_READER_PASSWORD. In compose the
-    one-shot service `metabase-provision` runs it: docker compose --profile bi up -d
+    Example:
+      docker compose --profile bi up -d
+      lifecycle metabase-provision --wait 600
     """
     from lifecycle.serve.metabase import MetabaseError, provision
 
     try:
         out = provision(_settings(), spec, wait_seconds=wait)
     except MetabaseError as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from exc
+        _fail(str(exc))
     typer.echo(f"dashboard: {out['url']}  ({len(out['cards'])} cards)")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context):
-    """Benchmark every stage against a raw baseline on the same data; options pass through
-    (`python -m lifecycle.bench --help` lists them).
+    """Benchmark every stage against a raw baseline on the same data (its own environment).
 
-    Example: lifecycle bench --scale 200000 --events 50000
+    Options pass through (`python -m lifecycle.bench --help` lists them); results go to
+    bench/results/ (docs/bench.md).
+
+    \b
+    Example:
+      lifecycle bench --scale 200000 --events 50000
     """
     from lifecycle.bench import main as bench_main
 
-    raise typer.Exit(bench_main(list(ctx.args)))
+    with progress("benchmarking (stage lines below)"):
+        code = bench_main(list(ctx.args))
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -475,10 +645,16 @@ def metrics(
     metric: str = typer.Option(None, help="only this metric (e.g. RowsOut, FreshnessSeconds)"),
     html: str = typer.Option(None, "--html", help="also write an HTML page with the table to this file"),
 ):
-    """Latest value and a text trend (sparkline) of every CloudWatch metric the pipeline publishes."""
+    """Latest value and trend of every CloudWatch metric the pipeline publishes.
+
+    \b
+    Example:
+      lifecycle metrics
+      lifecycle metrics --dag lake_clean --html metrics.html
+    """
     from lifecycle.dataops.metrics import overview
 
-    rows = overview(_settings(), hours=hours, period=period, dag=dag, metric=metric)
+    rows = overview(_settings(services=True), hours=hours, period=period, dag=dag, metric=metric)
     if not rows:
         typer.echo("no metrics yet (run the lifecycle: `lifecycle run` or `make demo`)")
         return
@@ -512,10 +688,16 @@ def logs(
     run_id: str = typer.Option(None, "--run-id", help="a given run (default: the newest try found)"),
     pipeline: bool = typer.Option(False, "--pipeline", help="the pipeline's JSON lines instead of the task log"),
 ):
-    """A task's log from CloudWatch Logs (what the failure alert's `log_command` runs)."""
+    """A task's log from CloudWatch Logs (what the failure alert's `log_command` runs).
+
+    \b
+    Example:
+      lifecycle logs lake_clean run_clean_jobs
+      lifecycle logs lake_clean run_clean_jobs --pipeline
+    """
     from lifecycle.dataops.logs import pipeline_lines, task_logs
 
-    s = _settings()
+    s = _settings(services=True)
     if pipeline:
         for line in pipeline_lines(s, dag_id, task_id, run_id):
             typer.echo(json.dumps(line, sort_keys=True))
@@ -525,7 +707,7 @@ def logs(
         typer.echo(f"no task log in CloudWatch group {s.log_group} for {dag_id}.{task_id}"
                    + (f" run {run_id}" if run_id else "") + " (runs under the real scheduler ship logs; "
                    "`lifecycle run` uses dag.test, which logs to the console)", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
     typer.echo(f"# log group {s.log_group}, stream {found['stream']}")
     for line in found["lines"]:
         typer.echo(line)
@@ -533,37 +715,92 @@ def logs(
 
 @alarms_app.command("evaluate")
 def alarms_evaluate():
-    """Evaluate the CloudWatch alarms (the emulators do not); set their state; alert on ALARM."""
+    """Evaluate the CloudWatch alarms (the emulators do not); set their state; alert on ALARM.
+
+    \b
+    Example:
+      lifecycle alarms evaluate
+    """
     from lifecycle.dataops.alarms import evaluate
 
-    for a in evaluate(_settings()):
+    for a in evaluate(_settings(services=True)):
         typer.echo(f"{a['alarm']:<40} {a['before']:>17} -> {a['state']:<17} {a['reason']}"
                    + ("  [alerted]" if a["alerted"] else ""))
 
 
 @alarms_app.command("list")
 def alarms_list():
-    """The alarms and their current state."""
+    """The alarms and their current state.
+
+    \b
+    Example:
+      lifecycle alarms list
+    """
     from lifecycle.dataops.alarms import alarms as list_alarms
 
-    for a in list_alarms(_settings()):
+    for a in list_alarms(_settings(services=True)):
         typer.echo(f"{a['AlarmName']:<40} {a.get('StateValue', ''):<17} {a['MetricName']} "
                    f"{a['ComparisonOperator']} {a['Threshold']:g}")
 
 
 @app.command()
+def alerts(
+    ack: bool = typer.Option(False, "--ack", help="delete what was read from the inbox (default: leave it)"),
+    as_json: bool = typer.Option(False, "--json", help="print the alerts as JSON"),
+):
+    """The alerts waiting in the SNS topic's SQS inbox (what an on-call engineer would receive).
+
+    Each line: kind, where, the error's first line, and the command that shows the log.
+
+    \b
+    Example:
+      lifecycle alerts
+      lifecycle alerts --json --ack
+    """
+    from lifecycle.dataops.alerts import read_alerts
+
+    s = _settings(services=True)
+    found = read_alerts(s, delete=ack)
+    if as_json:
+        _echo_json(found)
+        return
+    if not found:
+        typer.echo(f"no alerts in {s.alert_queue} (every failure, lag or quarantine alert lands there)")
+        return
+    for a in found:
+        where = ".".join(x for x in (a.get("dag_id"), a.get("task_id")) if x) or a.get("source", "")
+        first = (a.get("error") or "").strip().splitlines()[0:1]
+        typer.echo(f"{a.get('kind', 'alert'):<18} {where:<36} {first[0][:100] if first else ''}")
+        if a.get("log_command"):
+            typer.echo(f"{'':<18} log: {a['log_command']}")
+
+
+@app.command()
 def observe(day: str = typer.Option(None, "--date", help="business date to observe; default: yesterday UTC")):
-    """Run the data-observability monitors for one day (what the observe DAG does)."""
+    """Run the data-observability monitors for one day (what the observe DAG does).
+
+    \b
+    Example:
+      lifecycle observe --date 2026-11-26
+    """
     from lifecycle.dataops.observe import run as run_observe
 
-    d = date.fromisoformat(day) if day else _default_date()
+    d = _parse_date(day) if day else _default_date()
+    s = _settings(services=True)
     start = datetime(d.year, d.month, d.day, tzinfo=UTC)
-    _echo_json(run_observe(_settings(), start, start + timedelta(days=1)))
+    with progress(f"profiling the datasets of {d}"):
+        result = run_observe(s, start, start + timedelta(days=1))
+    _echo_json(result)
 
 
 @app.command()
 def lineage():
-    """Which job produced which dataset, from the OpenLineage events of the local file transport."""
+    """Which job produced which dataset (OpenLineage events of the local file transport).
+
+    \b
+    Example:
+      lifecycle lineage
+    """
     from lifecycle.dataops.lineage import producers
 
     s = _settings()
@@ -577,7 +814,12 @@ def lineage():
 
 @app.command("airflow-env")
 def airflow_env_cmd():
-    """Print `export` lines of the Airflow environment (for `eval $(lifecycle airflow-env)`)."""
+    """Print `export` lines of the Airflow environment (and the emulator's endpoint).
+
+    \b
+    Example:
+      eval "$(lifecycle airflow-env)"; airflow dags list
+    """
     import shlex
 
     from lifecycle.airflow_env import airflow_env
@@ -588,11 +830,21 @@ def airflow_env_cmd():
 
 @app.command()
 def airflow(port: int = typer.Option(None, help="port of the UI / API server; default LIFECYCLE_AIRFLOW_PORT or 8080")):
-    """Run Airflow 3 (scheduler, dag-processor, triggerer, api-server) until Ctrl-C."""
-    from lifecycle.airflow_runner import run_airflow
+    """Run Airflow 3 (scheduler, dag-processor, triggerer, api-server) until Ctrl-C.
 
-    s = _settings()
-    raise typer.Exit(run_airflow(s, port or s.airflow_port))
+    \b
+    Example:
+      lifecycle airflow                     # the UI on port 8080
+      LIFECYCLE_AIRFLOW_PORT=8081 lifecycle airflow
+    """
+    from lifecycle.airflow_runner import run_airflow
+    from lifecycle.services import port_in_use, port_in_use_message
+
+    s = _settings(services=True)
+    port = port or s.airflow_port
+    if port_in_use(port):
+        _fail(port_in_use_message(port, "LIFECYCLE_AIRFLOW_PORT", "the Airflow UI") + " (or pass --port)", USAGE)
+    raise typer.Exit(run_airflow(s, port))
 
 
 from lifecycle.deploy import deploy_cmd  # noqa: E402

@@ -41,6 +41,10 @@ class ServiceError(RuntimeError):
     pass
 
 
+class PortInUseError(ServiceError):
+    """A port the embedded services need is taken; the message names the process and the setting."""
+
+
 @dataclass
 class Status:
     postgres: bool
@@ -55,10 +59,12 @@ class Status:
 
 # ---- helpers ------------------------------------------------------------------------------
 
-def _pg_bin(name: str) -> Path:
-    # pgserver computes a lock path from XDG_RUNTIME_DIR at import; keep it private to us
-    os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/lifecycle-xdg-{os.getuid()}")
-    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, exist_ok=True)
+def _pg_bin(settings: Settings, name: str) -> Path:
+    # pgserver computes a lock path from XDG_RUNTIME_DIR at import (Linux): keep it private to
+    # us and inside the project's state folder (macOS uses ~/Library/Caches but creates nothing)
+    # (not under run/: that is world-writable when we run as root, and platformdirs then refuses it)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(settings.home / "xdg-runtime"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
     from pgserver._commands import POSTGRES_BIN_PATH
 
     return POSTGRES_BIN_PATH / name
@@ -70,23 +76,39 @@ def _as_pg_user(cmd: list[str]) -> list[str]:
     return cmd
 
 
-def _port_in_use(port: int) -> bool:
+def port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.3)
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _port_owner(port: int) -> str:
-    try:
+def port_owner(port: int) -> str | None:
+    """`pid N (command)` of the process listening on a TCP port, or None if it cannot be told.
+
+    psutil first (Linux; on macOS it needs root for other users' sockets), then ``lsof``, which
+    macOS and most Linux distributions ship.
+    """
+    with contextlib.suppress(Exception):  # psutil.AccessDenied on macOS: fall through to lsof
         import psutil
 
         for conn in psutil.net_connections(kind="tcp"):
-            if conn.laddr and conn.laddr.port == port and conn.status == "LISTEN" and conn.pid:
-                proc = psutil.Process(conn.pid)
-                return f"pid {conn.pid} ({' '.join(proc.cmdline()[:3])})"
-    except Exception:  # psutil may lack permission; the message still helps without it
-        pass
-    return "another process"
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+                return f"pid {conn.pid} ({' '.join(psutil.Process(conn.pid).cmdline()[:3])})"
+    lsof = shutil.which("lsof")
+    if lsof:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run([lsof, "-nP", f"-iTCP:{port}", "-sTCP:LISTEN", "-Fpc"], capture_output=True,
+                                 text=True, timeout=10).stdout
+            pid = next((x[1:] for x in out.splitlines() if x.startswith("p")), None)
+            cmd = next((x[1:] for x in out.splitlines() if x.startswith("c")), "")
+            if pid:
+                return f"pid {pid} ({cmd})"
+    return None
+
+
+def port_in_use_message(port: int, setting: str, what: str) -> str:
+    owner = port_owner(port) or "another process (psutil and lsof could not tell which)"
+    return f"port {port} ({what}) is in use by {owner}; stop it, or choose another port: export {setting}=<free port>"
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -96,11 +118,14 @@ def _pid_alive(pid: int | None) -> bool:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    # a zombie still answers kill(0); treat it as gone
+    # a zombie still answers kill(0); treat it as gone (psutil: Linux and macOS alike)
+    import psutil
+
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:  # e.g. access denied: it exists
         return True
 
 
@@ -118,7 +143,7 @@ def _pg_pid(settings: Settings) -> int | None:
 def _prepare_pg_dirs(settings: Settings) -> None:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
-        _pg_bin("postgres")  # sets XDG_RUNTIME_DIR before pgserver is imported
+        _pg_bin(settings, "postgres")  # sets XDG_RUNTIME_DIR before pgserver is imported
         from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
 
         ensure_user_exists(PG_USER_OS)
@@ -130,7 +155,7 @@ def _prepare_pg_dirs(settings: Settings) -> None:
         os.chown(settings.pg_data_dir, uid, gid)
         os.chmod(settings.pg_data_dir, 0o700)
         settings.run_dir.chmod(0o777)
-        bin_dir = _pg_bin("postgres").parent
+        bin_dir = _pg_bin(settings, "postgres").parent
         ensure_prefix_permissions(bin_dir)
     else:
         settings.pg_data_dir.mkdir(parents=True, exist_ok=True)
@@ -141,15 +166,12 @@ def start_postgres(settings: Settings) -> bool:
     """Start Postgres if it is not running. Returns True if it was started now."""
     if _pg_pid(settings):
         return False
-    if _port_in_use(settings.pg_port):
-        raise ServiceError(
-            f"port {settings.pg_port} is in use by {_port_owner(settings.pg_port)}; "
-            f"stop it or set LIFECYCLE_PG_PORT to a free port"
-        )
+    if port_in_use(settings.pg_port):
+        raise PortInUseError(port_in_use_message(settings.pg_port, "LIFECYCLE_PG_PORT", "Postgres"))
     _prepare_pg_dirs(settings)
     if not (settings.pg_data_dir / "PG_VERSION").exists():
         subprocess.run(
-            _as_pg_user([str(_pg_bin("initdb")), "-D", str(settings.pg_data_dir), "--auth=trust",
+            _as_pg_user([str(_pg_bin(settings, "initdb")), "-D", str(settings.pg_data_dir), "--auth=trust",
                          "--encoding=utf8", "-U", settings.pg_user]),
             check=True, capture_output=True,
         )
@@ -163,7 +185,7 @@ def start_postgres(settings: Settings) -> bool:
         "-c max_connections=200 -c shared_buffers=128MB -c fsync=on"
     )
     proc = subprocess.run(
-        _as_pg_user([str(_pg_bin("pg_ctl")), "-D", str(settings.pg_data_dir), "-w", "-t", "60",
+        _as_pg_user([str(_pg_bin(settings, "pg_ctl")), "-D", str(settings.pg_data_dir), "-w", "-t", "60",
                      "-l", str(log), "-o", opts, "start"]),
         capture_output=True, text=True,
     )
@@ -177,7 +199,7 @@ def stop_postgres(settings: Settings) -> None:
     if not _pg_pid(settings):
         return
     subprocess.run(
-        _as_pg_user([str(_pg_bin("pg_ctl")), "-D", str(settings.pg_data_dir), "-w", "-t", "60",
+        _as_pg_user([str(_pg_bin(settings, "pg_ctl")), "-D", str(settings.pg_data_dir), "-w", "-t", "60",
                      "-m", "fast", "stop"]),
         capture_output=True, text=True,
     )
@@ -239,11 +261,8 @@ def start_moto(settings: Settings) -> bool:
     """Start the moto server in its own session. Returns True if it was started now."""
     if _moto_pid(settings) and moto_healthy(settings):
         return False
-    if _port_in_use(settings.moto_port):
-        raise ServiceError(
-            f"port {settings.moto_port} is in use by {_port_owner(settings.moto_port)}; "
-            f"stop it or set LIFECYCLE_MOTO_PORT to a free port"
-        )
+    if port_in_use(settings.moto_port):
+        raise PortInUseError(port_in_use_message(settings.moto_port, "LIFECYCLE_MOTO_PORT", "moto"))
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     log = open(settings.run_dir / "moto.log", "ab")
     proc = subprocess.Popen(

@@ -25,7 +25,6 @@ import glob
 import importlib
 import os
 import re
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -158,15 +157,19 @@ def connect_duckdb(settings: Settings):
     """A DuckDB connection that reads and writes the lake of ``settings`` (UTC session)."""
     import duckdb
 
-    con = duckdb.connect(config={"autoinstall_known_extensions": False})
+    # INSTALL copies the extension into extension_directory (default ~/.duckdb): keep it, and
+    # DuckDB's spill files, under LIFECYCLE_HOME so nothing is written outside the project
+    ext_dir = settings.home / "duckdb" / "extensions"
+    ext_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "extension_directory": str(ext_dir)})
     con.execute(f"INSTALL {_sql_str(httpfs_extension_path())}")
     con.execute("LOAD httpfs")
     con.execute("SET TimeZone = 'UTC'")
     # overwritten objects keep their key; never serve an older copy from the cache
     con.execute("SET enable_external_file_cache = false")
-    tmp = os.path.join(tempfile.gettempdir(), "lifecycle-duckdb")
-    os.makedirs(tmp, exist_ok=True)
-    con.execute(f"SET temp_directory = {_sql_str(tmp)}")
+    tmp = settings.home / "duckdb" / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    con.execute(f"SET temp_directory = {_sql_str(str(tmp))}")
     configure_s3(con, settings)
     return con
 
