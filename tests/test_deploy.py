@@ -43,6 +43,7 @@ def mwaa(packaged):
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "LIFECYCLE_MWAA_BUCKET": BUCKET}
     clients._client.cache_clear()
+    clients._session.cache_clear()  # a session made before moto was imported lacks its hook
     try:
         with mock_aws():
             s = Settings.from_env(env)
@@ -52,6 +53,7 @@ def mwaa(packaged):
             yield s, s3
     finally:
         clients._client.cache_clear()
+        clients._session.cache_clear()
 
 
 def _puts():

@@ -30,11 +30,13 @@ def aws_account():
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "LIFECYCLE_NAME_PREFIX": "plantest"}
     clients._client.cache_clear()
+    clients._session.cache_clear()  # a session made before moto was imported lacks its hook
     try:
         with mock_aws():
             yield Settings.from_env(env)
     finally:
         clients._client.cache_clear()
+        clients._session.cache_clear()
 
 
 @contextlib.contextmanager

@@ -162,8 +162,15 @@ def sync(settings: Settings, objects: dict[str, bytes] | None = None) -> dict:
 
 
 def deploy_cmd() -> None:
-    """Package dags/, plugins.zip and requirements.txt for Amazon MWAA and sync them to
-    LIFECYCLE_MWAA_BUCKET (only what changed)."""
+    """Package dags/, plugins.zip, requirements.txt for Amazon MWAA; sync to its bucket.
+
+    Uploads only what changed to LIFECYCLE_MWAA_BUCKET, then prints the
+    `aws mwaa update-environment` command with the new object versions.
+
+    \b
+    Example:
+      LIFECYCLE_TARGET=aws LIFECYCLE_MWAA_BUCKET=airflow-acme lifecycle deploy
+    """
     import typer
 
     from lifecycle.cli import _echo_json, _settings
