@@ -46,8 +46,14 @@ def _err_code(exc: Exception) -> str:
     return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
 
 
-def apply_buckets(settings: Settings, spec: dict) -> list[str]:
+def apply_buckets(settings: Settings, spec: dict, account: str | None = None) -> list[str]:
+    """Each bucket: Block Public Access, default encryption, versioning where declared and the
+    Deny-only bucket policy of ``lifecycle.security.bucket_policy`` (TLS only, no wrong SSE
+    header, no deletes by pipeline roles where declared)."""
+    from lifecycle.security.bucket_policy import bucket_policy
+
     s3 = aws(settings, "s3")
+    account = account or settings.aws_account_id
     names = []
     for b in spec.get("buckets", []):
         name = settings.bucket(b["zone"])
@@ -73,6 +79,7 @@ def apply_buckets(settings: Settings, spec: dict) -> list[str]:
         )
         if b.get("versioning"):
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_policy(Bucket=name, Policy=json.dumps(bucket_policy(settings, name, account, b)))
         names.append(name)
     return names
 
@@ -223,7 +230,7 @@ def apply(settings: Settings) -> dict[str, list[str]]:
     account = account_id(settings)
     spec = load_spec(settings, account)
     return {
-        "buckets": apply_buckets(settings, spec),
+        "buckets": apply_buckets(settings, spec, account),
         "kinesis_streams": apply_streams(settings, spec),
         "dynamodb_tables": apply_dynamodb(settings, spec),
         "sns_topics": apply_topics(settings, spec),

@@ -1,0 +1,87 @@
+"""Security settings applied by `lifecycle infra apply`, read back through the AWS APIs (moto).
+
+Input: the session's embedded environment.
+Asserts: every lake bucket has Block Public Access (all four flags), SSE default encryption,
+a Deny-only policy refusing non-TLS requests and a wrong SSE header (but not an absent one:
+default encryption covers writers that send none), and is not public; ``raw`` is versioned
+and its policy denies deletes and history loss to the pipeline roles (but not ingest-sales'
+resync of its own ``sales/`` snapshot). moto stores bucket policies without evaluating them,
+so the policy is checked as a document here (docs/security.md).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lifecycle.clients import aws
+
+ZONES = ("raw", "clean", "quarantine", "curated", "serving", "deploy")
+
+
+@pytest.fixture(scope="module")
+def applied(settings):
+    from lifecycle import infra
+
+    return {"account": infra.account_id(settings), "out": infra.apply(settings)}
+
+
+def _statements(settings, bucket):
+    policy = json.loads(aws(settings, "s3").get_bucket_policy(Bucket=bucket)["Policy"])
+    return {s["Sid"]: s for s in policy["Statement"]}
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_every_bucket_is_hardened(settings, applied, zone):
+    s3, bucket = aws(settings, "s3"), settings.bucket(zone)
+    assert bucket in applied["out"]["buckets"]
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert block == {"BlockPublicAcls": True, "IgnorePublicAcls": True,
+                     "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert s3.get_bucket_policy_status(Bucket=bucket)["PolicyStatus"]["IsPublic"] is False
+
+    st = _statements(settings, bucket)
+    assert all(s["Effect"] == "Deny" for s in st.values())  # a policy that only takes away
+    tls = st["DenyInsecureTransport"]
+    assert tls["Principal"] == "*" and tls["Action"] == "s3:*"
+    assert set(tls["Resource"]) == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"}
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    sse = st["DenyWrongEncryptionHeader"]
+    assert sse["Action"] == "s3:PutObject" and sse["Resource"] == f"arn:aws:s3:::{bucket}/*"
+    assert set(sse["Condition"]["StringNotEquals"]["s3:x-amz-server-side-encryption"]) == {"AES256", "aws:kms"}
+    # denied only when the header is present: an absent header means default encryption
+    assert sse["Condition"]["Null"] == {"s3:x-amz-server-side-encryption": "false"}
+
+    versioning = s3.get_bucket_versioning(Bucket=bucket).get("Status")
+    if zone == "raw":
+        assert versioning == "Enabled"
+        assert {"DenyPipelineDeletes", "DenyPipelineHistoryLoss"} <= st.keys()
+    else:
+        assert "DenyPipelineDeletes" not in st
+
+
+def test_raw_denies_deletes_to_pipeline_roles(settings, applied):
+    account, bucket = applied["account"], settings.bucket("raw")
+    st = _statements(settings, bucket)
+    roles = f"arn:aws:iam::{account}:role/{settings.name_prefix}-*"
+    deletes = st["DenyPipelineDeletes"]
+    assert deletes["Action"] == "s3:DeleteObject" and deletes["Resource"] == f"arn:aws:s3:::{bucket}/*"
+    assert deletes["Condition"]["ArnLike"] == {"aws:PrincipalArn": roles}
+    assert deletes["Condition"]["ArnNotEquals"] == {
+        "aws:PrincipalArn": f"arn:aws:iam::{account}:role/{settings.role_name('ingest-sales')}"}
+    history = st["DenyPipelineHistoryLoss"]
+    assert {"s3:DeleteObjectVersion", "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration"} <= set(history["Action"])
+    assert history["Condition"] == {"ArnLike": {"aws:PrincipalArn": roles}}
+    # every stage role is an `<prefix>-*` role, so the pattern covers all of them
+    assert all(r.startswith(f"{settings.name_prefix}-") for r in applied["out"]["iam_roles"])
+
+
+def test_apply_twice_keeps_the_same_policies(settings, applied):
+    from lifecycle import infra
+
+    before = {z: _statements(settings, settings.bucket(z)) for z in ZONES}
+    infra.apply_buckets(settings, infra.load_spec(settings, applied["account"]), applied["account"])
+    assert {z: _statements(settings, settings.bucket(z)) for z in ZONES} == before
