@@ -85,3 +85,43 @@ def test_apply_twice_keeps_the_same_policies(settings, applied):
     before = {z: _statements(settings, settings.bucket(z)) for z in ZONES}
     infra.apply_buckets(settings, infra.load_spec(settings, applied["account"]), applied["account"])
     assert {z: _statements(settings, settings.bucket(z)) for z in ZONES} == before
+
+
+# ---- IAM policy linter -------------------------------------------------------------------------
+
+def test_the_repo_policies_pass_the_linter():
+    from lifecycle.security.iam_lint import lint, policy_files
+
+    assert {"ingest-sales", "ingest-activity", "transform", "warehouse-load", "serve", "observability",
+            "airflow", "analyst"} <= policy_files().keys()
+    assert lint() == []
+
+
+@pytest.mark.parametrize("statement, expected", [
+    ({"Sid": "All", "Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::b/*"}, "wildcard action 's3:*'"),
+    ({"Sid": "All", "Effect": "Allow", "Action": "*", "Resource": "arn:aws:s3:::b/*"}, "wildcard action '*'"),
+    ({"Sid": "All", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}, "wildcard resource '*'"),
+    ({"Sid": "All", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::*"},
+     "wildcard resource 'arn:aws:s3:::*'"),
+    ({"Sid": "All", "Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:aws:s3:::b"}, "NotAction"),
+    # allow-listed for another policy / another Sid only
+    ({"Sid": "Other", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"},
+     "wildcard resource '*'"),
+])
+def test_the_linter_rejects_wildcards_outside_the_allowlist(statement, expected):
+    from lifecycle.security.iam_lint import lint, load_allowlist, policy_files
+
+    policies = policy_files()
+    policies["serve"] = {"Version": "2012-10-17", "Statement": [*policies["serve"]["Statement"], statement]}
+    findings = lint(policies, load_allowlist())
+    assert len(findings) == 1 and expected in findings[0] and findings[0].startswith("serve:")
+
+
+def test_the_linter_flags_a_stale_allowlist_entry_and_ignores_denies():
+    from lifecycle.security.iam_lint import lint, load_allowlist, policy_files
+
+    policies = policy_files()
+    policies["serve"] = {"Statement": [s for s in policies["serve"]["Statement"] if s["Sid"] != "Metrics"]
+                         + [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
+    findings = lint(policies, load_allowlist())
+    assert len(findings) == 1 and "('serve', 'Metrics', 'resource', '*')" in findings[0]
