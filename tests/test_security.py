@@ -125,3 +125,94 @@ def test_the_linter_flags_a_stale_allowlist_entry_and_ignores_denies():
                          + [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
     findings = lint(policies, load_allowlist())
     assert len(findings) == 1 and "('serve', 'Metrics', 'resource', '*')" in findings[0]
+
+
+# ---- Postgres roles ----------------------------------------------------------------------------
+
+def _connect(settings, role: str, database: str):
+    import psycopg2
+
+    conn = psycopg2.connect(settings.pg_dsn(database, role), connect_timeout=10)
+    conn.autocommit = True
+    return conn
+
+
+def _refused(settings, role: str, database: str, statement: str) -> None:
+    import psycopg2
+
+    conn = _connect(settings, role, database)
+    try:
+        with conn.cursor() as cur, pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def _allowed(settings, role: str, database: str, statement: str):
+    conn = _connect(settings, role, database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            return cur.fetchall() if cur.description else None
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def databases(settings, applied):
+    from lifecycle.sources.sales_db import ensure_schema
+
+    ensure_schema(settings)  # the source tables (created by the admin after the grants)
+    _allowed(settings, "loader", settings.warehouse_db,
+             "CREATE TABLE IF NOT EXISTS landing.security_probe (x int); INSERT INTO landing.security_probe VALUES (1)")
+    return settings
+
+
+def test_each_stage_logs_in_as_its_own_role(settings, databases):
+    users = {r: _allowed(settings, r, db, "SELECT current_user")[0][0]
+             for r, db in (("cdc", settings.sales_db), ("loader", settings.warehouse_db),
+                           ("dbt", settings.warehouse_db))}
+    assert users == {"cdc": settings.cdc_user, "loader": settings.loader_user, "dbt": settings.dbt_user}
+    assert len(set(users.values()) | {settings.pg_user}) == 4
+    # the stage roles are not superusers and only cdc may replicate
+    rows = _allowed(settings, "admin", settings.warehouse_db,
+                    "SELECT rolname, rolsuper, rolreplication, rolcreaterole, rolcreatedb FROM pg_roles "
+                    f"WHERE rolname IN ('{settings.cdc_user}', '{settings.loader_user}', '{settings.dbt_user}', "
+                    f"'{settings.bi_reader_user}')")
+    assert {r[0]: r[1:] for r in rows} == {
+        settings.cdc_user: (False, True, False, False), settings.loader_user: (False, False, False, False),
+        settings.dbt_user: (False, False, False, False), settings.bi_reader_user: (False, False, False, False)}
+
+
+@pytest.mark.parametrize("role, database, statement", [
+    # cdc: reads the source, never writes it
+    ("cdc", "sales", "UPDATE public.products SET name = name"),
+    ("cdc", "sales", "DELETE FROM public.orders"),
+    ("cdc", "sales", "CREATE TABLE public.cdc_was_here (x int)"),
+    # loader: landing only
+    ("loader", "warehouse", "CREATE SCHEMA loader_was_here"),
+    ("loader", "warehouse", "CREATE TABLE public.loader_was_here (x int)"),
+    # dbt: reads landing, cannot change it
+    ("dbt", "warehouse", "INSERT INTO landing.security_probe VALUES (2)"),
+    ("dbt", "warehouse", "DROP TABLE landing.security_probe"),
+    ("dbt", "warehouse", "DELETE FROM landing.security_probe"),
+])
+def test_a_stage_role_is_refused_outside_its_stage(settings, databases, role, database, statement):
+    db = {"sales": settings.sales_db, "warehouse": settings.warehouse_db}[database]
+    _refused(settings, role, db, statement)
+
+
+def test_what_each_stage_needs_is_allowed(settings, databases):
+    assert _allowed(settings, "cdc", settings.sales_db, "SELECT count(*) FROM public.orders")[0][0] >= 0
+    assert _allowed(settings, "dbt", settings.warehouse_db, "SELECT x FROM landing.security_probe") == [(1,)]
+    _allowed(settings, "dbt", settings.warehouse_db, "CREATE SCHEMA IF NOT EXISTS staging")
+
+
+@pytest.mark.parametrize("role, database", [("cdc", "warehouse"), ("loader", "sales"), ("dbt", "sales"),
+                                            ("bi_reader", "sales"), ("cdc", "airflow")])
+def test_a_stage_role_cannot_connect_to_another_database(settings, databases, role, database):
+    import psycopg2
+
+    db = {"sales": settings.sales_db, "warehouse": settings.warehouse_db, "airflow": settings.airflow_db}[database]
+    with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+        _connect(settings, role, db)

@@ -96,4 +96,13 @@ def airflow_env(settings: Settings, api_port: int | None = None) -> dict[str, st
         env[f"AWS_ENDPOINT_URL_{svc.upper()}"] = url
     if settings.lineage_url:
         env["LIFECYCLE_LINEAGE_URL"] = settings.lineage_url
+    # the stage logins of lifecycle.security.pg_roles (tasks and dbt connect as these)
+    for var, value in (("LIFECYCLE_PG_CDC_USER", settings.cdc_user), ("LIFECYCLE_PG_CDC_PASSWORD", settings.cdc_password),
+                       ("LIFECYCLE_PG_LOADER_USER", settings.loader_user),
+                       ("LIFECYCLE_PG_LOADER_PASSWORD", settings.loader_password),
+                       ("LIFECYCLE_PG_DBT_USER", settings.dbt_user), ("LIFECYCLE_PG_DBT_PASSWORD", settings.dbt_password),
+                       ("LIFECYCLE_BI_READER_USER", settings.bi_reader_user),
+                       ("LIFECYCLE_BI_READER_PASSWORD", settings.bi_reader_password)):
+        if value:
+            env[var] = value
     return env

@@ -42,11 +42,12 @@ def _client(region: str, key_id: str | None, secret: str | None, service: str, e
 
 
 @contextlib.contextmanager
-def pg(settings: Settings, database: str, autocommit: bool = False) -> Iterator:
-    """A psycopg2 connection that commits on success and always closes."""
+def pg(settings: Settings, database: str, autocommit: bool = False, role: str = "admin") -> Iterator:
+    """A psycopg2 connection, logged in as ``role`` (``Settings.pg_login``), that commits on
+    success and always closes."""
     import psycopg2
 
-    conn = psycopg2.connect(settings.pg_dsn(database), connect_timeout=10)
+    conn = psycopg2.connect(settings.pg_dsn(database, role), connect_timeout=10)
     conn.autocommit = autocommit
     try:
         yield conn

@@ -20,6 +20,7 @@ import yaml
 
 from lifecycle import lakeformation
 from lifecycle.clients import aws
+from lifecycle.security import pg_roles
 from lifecycle.settings import REPO_ROOT, Settings
 
 INFRA_DIR = REPO_ROOT / "infra"
@@ -240,6 +241,7 @@ def apply(settings: Settings) -> dict[str, list[str]]:
         "secrets": apply_secrets(settings, spec),
         "iam_roles": apply_iam(settings, spec, account),
         "lake_formation": lakeformation.apply(settings, account),  # after the roles it grants to
+        "postgres_roles": pg_roles.apply(settings),
     }
 
 

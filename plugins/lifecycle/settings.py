@@ -111,6 +111,14 @@ class Settings:
     # the read-only BI role (Metabase, QuickSight): reads schema `serving` of the warehouse only
     bi_reader_user: str = "bi_reader"
     bi_reader_password: str | None = None
+    # one login per pipeline stage (lifecycle.security.pg_roles; passwords only from the env,
+    # None = no password, as on the embedded Postgres that trusts loopback)
+    cdc_user: str = "lifecycle_cdc"  # REPLICATION, CONNECT on `sales`, SELECT on the published tables
+    cdc_password: str | None = None
+    loader_user: str = "lifecycle_loader"  # owns and writes schema `landing` of the warehouse only
+    loader_password: str | None = None
+    dbt_user: str = "lifecycle_dbt"  # reads `landing`, owns the models' schemas
+    dbt_password: str | None = None
     # Metabase (compose `bi` profile, or one you run): where its API is, its first admin
     metabase_url: str = "http://localhost:3000"
     metabase_admin_email: str = "admin@lifecycle.local"
@@ -201,6 +209,12 @@ class Settings:
             airflow_db=env.get("LIFECYCLE_AIRFLOW_DB") or "airflow",
             bi_reader_user=env.get("LIFECYCLE_BI_READER_USER") or "bi_reader",
             bi_reader_password=env.get("LIFECYCLE_BI_READER_PASSWORD") or None,
+            cdc_user=env.get("LIFECYCLE_PG_CDC_USER") or "lifecycle_cdc",
+            cdc_password=env.get("LIFECYCLE_PG_CDC_PASSWORD") or None,
+            loader_user=env.get("LIFECYCLE_PG_LOADER_USER") or "lifecycle_loader",
+            loader_password=env.get("LIFECYCLE_PG_LOADER_PASSWORD") or None,
+            dbt_user=env.get("LIFECYCLE_PG_DBT_USER") or "lifecycle_dbt",
+            dbt_password=env.get("LIFECYCLE_PG_DBT_PASSWORD") or None,
             metabase_url=(env.get("LIFECYCLE_METABASE_URL")
                           or ("http://metabase:3000" if target == "compose" else "http://localhost:3000")),
             metabase_admin_email=env.get("LIFECYCLE_METABASE_ADMIN_EMAIL") or "admin@lifecycle.local",
@@ -322,12 +336,25 @@ class Settings:
         return f"http://localhost:{self.airflow_port}"
 
     # ---- Postgres -----------------------------------------------------------------------
-    def pg_dsn(self, database: str) -> str:
-        """libpq keyword DSN (works for psycopg2 and psycopg 3)."""
-        return (
-            f"host={self.pg_host} port={self.pg_port} dbname={database} "
-            f"user={self.pg_user} password={self.pg_password}"
-        )
+    PG_ROLES = ("admin", "cdc", "loader", "dbt", "bi_reader")
+
+    def pg_login(self, role: str = "admin") -> tuple[str, str | None]:
+        """(user, password) of a Postgres role: ``admin`` (setup, operations), ``cdc``,
+        ``loader``, ``dbt``, ``bi_reader``. On Redshift the loader and dbt use the admin login
+        (the roles are created by the cluster's admin there, docs/security.md)."""
+        if role not in self.PG_ROLES:
+            raise SettingsError(f"unknown Postgres role {role!r}; use one of {', '.join(self.PG_ROLES)}")
+        if role == "admin" or (self.warehouse_engine == "redshift" and role in ("loader", "dbt")):
+            return self.pg_user, self.pg_password
+        return {"cdc": (self.cdc_user, self.cdc_password), "loader": (self.loader_user, self.loader_password),
+                "dbt": (self.dbt_user, self.dbt_password),
+                "bi_reader": (self.bi_reader_user, self.bi_reader_password)}[role]
+
+    def pg_dsn(self, database: str, role: str = "admin") -> str:
+        """libpq keyword DSN (works for psycopg2 and psycopg 3), logged in as ``role``."""
+        user, password = self.pg_login(role)
+        dsn = f"host={self.pg_host} port={self.pg_port} dbname={database} user={user}"
+        return f"{dsn} password={password}" if password else dsn
 
     def pg_url(self, database: str, driver: str = "postgresql") -> str:
         return (
