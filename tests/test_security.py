@@ -216,3 +216,48 @@ def test_a_stage_role_cannot_connect_to_another_database(settings, databases, ro
     db = {"sales": settings.sales_db, "warehouse": settings.warehouse_db, "airflow": settings.airflow_db}[database]
     with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
         _connect(settings, role, db)
+
+
+# ---- lifecycle review ---------------------------------------------------------------------------
+
+def test_review_passes_on_our_deployment(settings, applied):
+    from typer.testing import CliRunner
+
+    from lifecycle.cli import app
+    from lifecycle.security.review import review
+
+    findings = review(settings)
+    assert [f for f in findings if f.severity in ("high", "medium")] == []
+    result = CliRunner().invoke(app, ["review"])
+    assert result.exit_code == 0, result.output
+    assert "0 high" in result.output
+
+
+def test_review_catches_a_public_bucket_and_a_wildcard_policy(settings, applied):
+    from typer.testing import CliRunner
+
+    from lifecycle.cli import app
+    from lifecycle.security.review import review
+
+    s3, iam = aws(settings, "s3"), aws(settings, "iam")
+    leaky, rogue = settings.bucket("leaky"), settings.role_name("rogue")
+    s3.create_bucket(Bucket=leaky)
+    s3.put_bucket_policy(Bucket=leaky, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Everyone", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{leaky}/*"}]}))
+    iam.create_role(RoleName=rogue, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{applied['account']}:root"}, "Action": "sts:AssumeRole"}]}))
+    iam.put_role_policy(RoleName=rogue, PolicyName="admin", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Everything", "Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    try:
+        high = {(f.check, f.resource) for f in review(settings) if f.severity == "high"}
+        assert high == {("SEC-S3-BLOCK-PUBLIC", f"s3://{leaky}"), ("SEC-S3-PUBLIC-POLICY", f"s3://{leaky}"),
+                        ("SEC-S3-ENCRYPTION", f"s3://{leaky}"), ("SEC-IAM-WILDCARD", f"iam role {rogue}")}
+        result = CliRunner().invoke(app, ["review", "--json"])
+        assert result.exit_code == 1
+        assert {f["check"] for f in json.loads(result.output)} >= {"SEC-S3-PUBLIC-POLICY", "SEC-IAM-WILDCARD"}
+    finally:
+        s3.delete_bucket_policy(Bucket=leaky)
+        s3.delete_bucket(Bucket=leaky)
+        iam.delete_role_policy(RoleName=rogue, PolicyName="admin")
+        iam.delete_role(RoleName=rogue)

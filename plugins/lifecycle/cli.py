@@ -589,6 +589,12 @@ def airflow(port: int = typer.Option(None, help="port of the UI / API server; de
     raise typer.Exit(run_airflow(s, port or s.airflow_port))
 
 
+# `lifecycle review` (issue 8): lifecycle/security/review.py
+from lifecycle.security.review import cli as _review_cli  # noqa: E402
+
+app.command("review")(_review_cli)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     try:
         app()
