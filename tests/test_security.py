@@ -261,3 +261,101 @@ def test_review_catches_a_public_bucket_and_a_wildcard_policy(settings, applied)
         s3.delete_bucket(Bucket=leaky)
         iam.delete_role_policy(RoleName=rogue, PolicyName="admin")
         iam.delete_role(RoleName=rogue)
+
+
+# ---- per-stage IAM roles, enforced by moto -------------------------------------------------------
+
+STAGES = ("ingest-sales", "ingest-activity", "transform", "warehouse-load", "serve", "observability", "airflow")
+PROBE = "_security-probe/x"
+
+
+def _s3_call(s3, settings, op: str, zone: str, key: str):
+    bucket = settings.bucket(zone)
+    if op == "put":
+        return s3.put_object(Bucket=bucket, Key=key, Body=b"probe")
+    if op == "get":
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return s3.delete_object(Bucket=bucket, Key=key)
+
+
+# (stage, operation, zone, key, allowed): each stage's own work, and what is outside it
+S3_CASES = [
+    ("ingest-sales", "put", "raw", f"sales/{PROBE}", True),
+    ("ingest-sales", "get", "clean", f"orders/{PROBE}", False),
+    ("ingest-sales", "delete", "raw", f"events/{PROBE}", False),
+    ("ingest-sales", "put", "clean", f"orders/{PROBE}", False),
+    ("ingest-activity", "put", "raw", f"events/{PROBE}", True),
+    ("ingest-activity", "get", "raw", f"reviews/{PROBE}", True),
+    ("ingest-activity", "get", "clean", f"orders/{PROBE}", False),
+    ("ingest-activity", "delete", "raw", f"events/{PROBE}", False),
+    ("ingest-activity", "put", "raw", f"sales/{PROBE}", False),
+    ("transform", "get", "raw", f"sales/{PROBE}", True),
+    ("transform", "put", "clean", f"orders/{PROBE}", True),
+    ("transform", "delete", "raw", f"sales/{PROBE}", False),
+    ("transform", "put", "raw", f"sales/{PROBE}", False),
+    ("transform", "put", "serving", f"dashboard/{PROBE}", False),
+    ("warehouse-load", "get", "clean", f"orders/{PROBE}", True),
+    ("warehouse-load", "put", "clean", f"orders/{PROBE}", False),
+    ("warehouse-load", "get", "raw", f"sales/{PROBE}", False),
+    ("serve", "put", "serving", f"dashboard/{PROBE}", True),
+    ("serve", "put", "clean", f"orders/{PROBE}", False),
+    ("serve", "put", "curated", f"features/{PROBE}", False),
+    ("serve", "get", "raw", f"sales/{PROBE}", False),
+    ("observability", "get", "clean", f"orders/{PROBE}", True),
+    ("observability", "put", "serving", "dashboard/observability.html", True),
+    ("observability", "put", "serving", "dashboard/index.html", False),
+    ("observability", "delete", "clean", f"orders/{PROBE}", False),
+    ("airflow", "get", "deploy", f"dags/{PROBE}", True),
+    ("airflow", "put", "raw", f"sales/{PROBE}", False),
+    ("airflow", "get", "clean", f"orders/{PROBE}", False),
+]
+
+
+@pytest.fixture(scope="module")
+def stage_clients(settings, applied):
+    """Each stage's S3 client, its role assumed before moto enforces (see enforcement.py);
+    the probe objects exist."""
+    from lifecycle.security.enforcement import stage_settings
+
+    s3 = aws(settings, "s3")
+    for zone, key in {(c[2], c[3]) for c in S3_CASES}:
+        s3.put_object(Bucket=settings.bucket(zone), Key=key, Body=b"probe")
+    clients = {}
+    for stage in STAGES:
+        st = stage_settings(settings, stage)
+        ident = aws(st, "sts").get_caller_identity()["Arn"]
+        assert f":assumed-role/{settings.role_name(stage)}/" in ident
+        clients[stage] = (st, aws(st, "s3"), aws(st, "iam"))
+    return clients
+
+
+def _status(call) -> int:
+    from botocore.exceptions import ClientError
+
+    try:
+        call()
+    except ClientError as exc:
+        return exc.response["ResponseMetadata"]["HTTPStatusCode"]
+    return 200
+
+
+def test_each_stage_role_is_allowed_its_own_s3_work_and_denied_the_rest(settings, stage_clients):
+    from lifecycle.security.enforcement import enforced
+
+    admin = aws(settings, "s3")
+    with enforced(settings):
+        # the emulator's dummy admin key is no identity at all now: enforcement is on
+        assert _status(lambda: admin.list_buckets()) == 403
+        got = {}
+        for stage, op, zone, key, _ in S3_CASES:
+            s3 = stage_clients[stage][1]
+            got[(stage, op, zone, key)] = _status(lambda s3=s3, op=op, zone=zone, key=key:
+                                                  _s3_call(s3, settings, op, zone, key))
+        # and none may touch IAM
+        iam = {stage: _status(lambda i=c[2]: i.create_user(UserName=f"{settings.name_prefix}-intruder"))
+               for stage, c in stage_clients.items()}
+    want = {(s, o, z, k): (200 if ok else 403) for s, o, z, k, ok in S3_CASES}
+    assert {k: (200 if v in (200, 204) else v) for k, v in got.items()} == want
+    assert set(iam.values()) == {403}
+    # the denied deletes left the objects in place
+    assert admin.get_object(Bucket=settings.bucket("raw"), Key=f"events/{PROBE}")["Body"].read() == b"probe"

@@ -100,6 +100,11 @@ class Settings:
     service_endpoints: dict[str, str] = field(default_factory=dict)
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
+    # per-stage AWS credentials (lifecycle.security, docs/security.md): with stage_roles on, a
+    # stage's code (``settings.for_stage(...)``) calls AWS as the stage's IAM role, assumed
+    # through STS from the process's own credentials. Default on for the aws target.
+    stage_roles: bool = False
+    stage: str | None = None
     # Postgres (RDS stand-in `sales`, Redshift stand-in `warehouse`, Airflow metadata `airflow`)
     pg_host: str = "127.0.0.1"
     pg_port: int = EMBEDDED_DEFAULTS["pg_port"]
@@ -209,6 +214,8 @@ class Settings:
             airflow_db=env.get("LIFECYCLE_AIRFLOW_DB") or "airflow",
             bi_reader_user=env.get("LIFECYCLE_BI_READER_USER") or "bi_reader",
             bi_reader_password=env.get("LIFECYCLE_BI_READER_PASSWORD") or None,
+            stage_roles=_env_choice(env, "LIFECYCLE_STAGE_ROLES",
+                                    ("true", "false") if target == "aws" else ("false", "true")) == "true",
             cdc_user=env.get("LIFECYCLE_PG_CDC_USER") or "lifecycle_cdc",
             cdc_password=env.get("LIFECYCLE_PG_CDC_PASSWORD") or None,
             loader_user=env.get("LIFECYCLE_PG_LOADER_USER") or "lifecycle_loader",
@@ -315,6 +322,16 @@ class Settings:
     def role_name(self, stage: str) -> str:
         """IAM role of a pipeline stage (infra/iam/<stage>.json)."""
         return f"{self.name_prefix}-{stage}"
+
+    def role_arn(self, stage: str) -> str:
+        return f"arn:aws:iam::{self.aws_account_id}:role/{self.role_name(stage)}"
+
+    def for_stage(self, stage: str) -> Settings:
+        """These settings as seen by a pipeline stage: its AWS clients use the stage's IAM role
+        when ``stage_roles`` is on (``lifecycle.clients.aws``), else nothing changes."""
+        from dataclasses import replace
+
+        return replace(self, stage=stage) if self.stage_roles else self
 
     @property
     def pii_salt_secret(self) -> str:

@@ -386,6 +386,7 @@ def capture_changes(settings: Settings, max_changes: int = MAX_CHANGES_PER_BATCH
 
 def run(settings: Settings) -> dict:
     """One ingestion run: full load if the lake has none (or the slot is missing), then CDC."""
+    settings = settings.for_stage("ingest-sales")  # its IAM role when stage roles are on
     from lifecycle.dataops import alerts
 
     s3 = aws(settings, "s3")

@@ -313,6 +313,7 @@ def load_landing(settings: Settings, interval_start: datetime, interval_end: dat
 def run(settings: Settings, interval_start: datetime, interval_end: datetime) -> dict:
     """What the ``warehouse_load`` task returns: rows per table (in landing, and copied by this
     run), for XCom and the metrics."""
+    settings = settings.for_stage("warehouse-load")  # its IAM role when stage roles are on
     details: dict = {}
     rows = load_landing(settings, interval_start, interval_end, details=details)
     return {"rows_out": rows, "tables": len(rows),
