@@ -43,12 +43,8 @@ def bucket_policy(settings: Settings, bucket: str, account: str, spec: dict) -> 
              "Action": ["s3:DeleteObjectVersion", "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration",
                         "s3:DeleteBucket", "s3:DeleteBucketPolicy", "s3:PutBucketPolicy"],
              "Resource": [arn, f"{arn}/*"], "Condition": {"ArnLike": {"aws:PrincipalArn": roles}}})
-        # and no deletes at all, except ingest-sales replacing its own snapshot on a CDC
-        # resync (lifecycle.ingest.sales_cdc.full_load): versioning keeps the old objects
+        # and no deletes at all: raw is append-only for the pipeline
         statements.append(
             {"Sid": "DenyPipelineDeletes", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject",
-             "Resource": f"{arn}/*",
-             "Condition": {"ArnLike": {"aws:PrincipalArn": roles},
-                           "ArnNotEquals": {"aws:PrincipalArn": f"arn:aws:iam::{account}:role/"
-                                                                f"{settings.role_name('ingest-sales')}"}}})
+             "Resource": f"{arn}/*", "Condition": {"ArnLike": {"aws:PrincipalArn": roles}}})
     return {"Version": "2012-10-17", "Statement": statements}
