@@ -416,3 +416,27 @@ def test_no_secret_in_task_logs_xcom_rendered_templates_or_lineage(secret_run):
     # and the scan can fail: a text holding one of them is reported
     assert leaks({"probe": f"x {secret_run['known']['AWS_SECRET_ACCESS_KEY']} y"}, secret_run["known"]) == [
         ("probe", "AWS_SECRET_ACCESS_KEY")]
+
+
+def test_duckdb_writes_the_lake_with_the_stage_role_and_is_refused_outside_it(settings, stage_clients):
+    """The lake jobs' DuckDB (httpfs) gets the transform role's temporary credentials, so the
+    same boundaries hold for it: clean yes, raw no."""
+    import duckdb
+
+    from lifecycle.clients import credentials
+    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.security.enforcement import enforced
+
+    st = stage_clients["transform"][0]
+    key_id, _, token = credentials(st)
+    assert token and key_id != settings.aws_access_key_id
+    con = connect_duckdb(st)
+    try:
+        with enforced(settings):
+            con.execute(f"COPY (SELECT 42 AS x) TO 's3://{settings.bucket('clean')}/{PROBE}.parquet' (FORMAT parquet)")
+            assert con.execute(f"SELECT x FROM 's3://{settings.bucket('clean')}/{PROBE}.parquet'").fetchall() == [(42,)]
+            with pytest.raises(duckdb.Error, match="403"):
+                con.execute(f"COPY (SELECT 1 AS x) TO 's3://{settings.bucket('raw')}/sales/{PROBE}.parquet' "
+                            "(FORMAT parquet)")
+    finally:
+        con.close()

@@ -83,6 +83,7 @@ def airflow_env(settings: Settings, api_port: int | None = None) -> dict[str, st
         "LIFECYCLE_NAME_PREFIX": settings.name_prefix,
         "LIFECYCLE_AWS_ACCOUNT_ID": settings.aws_account_id,
         "LIFECYCLE_RUN_DEADLINE_MINUTES": str(settings.run_deadline_minutes),
+        "LIFECYCLE_STAGE_ROLES": "true" if settings.stage_roles else "false",
         "AWS_DEFAULT_REGION": settings.region,
         # local endpoints only: never route the emulator or the execution API through a proxy
         "NO_PROXY": "*",
