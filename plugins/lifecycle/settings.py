@@ -358,14 +358,21 @@ class Settings:
     def pg_login(self, role: str = "admin") -> tuple[str, str | None]:
         """(user, password) of a Postgres role: ``admin`` (setup, operations), ``cdc``,
         ``loader``, ``dbt``, ``bi_reader``. On Redshift the loader and dbt use the admin login
-        (the roles are created by the cluster's admin there, docs/security.md)."""
+        (the roles are created by the cluster's admin there, docs/security.md). Off the
+        embedded target a stage role without a password set uses the admin login."""
         if role not in self.PG_ROLES:
             raise SettingsError(f"unknown Postgres role {role!r}; use one of {', '.join(self.PG_ROLES)}")
         if role == "admin" or (self.warehouse_engine == "redshift" and role in ("loader", "dbt")):
             return self.pg_user, self.pg_password
-        return {"cdc": (self.cdc_user, self.cdc_password), "loader": (self.loader_user, self.loader_password),
-                "dbt": (self.dbt_user, self.dbt_password),
-                "bi_reader": (self.bi_reader_user, self.bi_reader_password)}[role]
+        user, password = {"cdc": (self.cdc_user, self.cdc_password),
+                          "loader": (self.loader_user, self.loader_password),
+                          "dbt": (self.dbt_user, self.dbt_password),
+                          "bi_reader": (self.bi_reader_user, self.bi_reader_password)}[role]
+        if password is None and self.target != "embedded" and role != "bi_reader":
+            # a server that checks passwords and no password set for this stage's role yet:
+            # the stage keeps the admin login (docs/security.md, "Postgres roles")
+            return self.pg_user, self.pg_password
+        return user, password
 
     def pg_dsn(self, database: str, role: str = "admin") -> str:
         """libpq keyword DSN (works for psycopg2 and psycopg 3), logged in as ``role``."""

@@ -37,7 +37,14 @@ def _ensure_role(cur, user: str, password: str | None, attributes: str) -> None:
     cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
     if not cur.fetchone():
         cur.execute(f"CREATE ROLE {_ident(user)} LOGIN")
-    cur.execute(f"ALTER ROLE {_ident(user)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE {attributes}")
+    cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    if cur.fetchone()[0]:
+        cur.execute(f"ALTER ROLE {_ident(user)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE {attributes}")
+    elif "NOREPLICATION" not in attributes:
+        # RDS: the admin is no superuser and may not set REPLICATION; its role grants it
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = 'rds_replication'")
+        if cur.fetchone():
+            cur.execute(f"GRANT rds_replication TO {_ident(user)}")
     if password:
         cur.execute(f"ALTER ROLE {_ident(user)} PASSWORD %s", (password,))
 
