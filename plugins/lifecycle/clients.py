@@ -48,11 +48,23 @@ def _stage_session(region: str, key_id: str | None, secret: str | None, sts_endp
     return boto3.session.Session(botocore_session=core, region_name=region)
 
 
+@lru_cache(maxsize=8)
+def _account(region: str, key_id: str | None, secret: str | None, sts_endpoint: str | None) -> str:
+    return _session(region, key_id, secret).client("sts", endpoint_url=sts_endpoint).get_caller_identity()["Account"]
+
+
+def _role_arn(settings: Settings) -> str:
+    """ARN of the settings' stage role, in the account of the base credentials."""
+    account = _account(settings.region, settings.aws_access_key_id, settings.aws_secret_access_key,
+                       settings.endpoint_for("sts"))
+    return f"arn:aws:iam::{account}:role/{settings.role_name(settings.stage)}"
+
+
 def aws(settings: Settings, service: str):
     """A boto3 client for ``service`` on the selected target (one per service, target and
     stage: creating a client costs ~50 ms, and boto3 clients are thread-safe). With
     ``settings.stage`` set (``Settings.for_stage``) it calls AWS as that stage's IAM role."""
-    role = settings.role_arn(settings.stage) if settings.stage else None
+    role = _role_arn(settings) if settings.stage else None
     return _client(settings.region, settings.aws_access_key_id, settings.aws_secret_access_key,
                    service, settings.endpoint_for(service), role, settings.endpoint_for("sts"))
 
@@ -71,8 +83,7 @@ def credentials(settings: Settings) -> tuple[str | None, str | None, str | None]
     if not settings.stage:
         return settings.aws_access_key_id, settings.aws_secret_access_key, None
     frozen = _stage_session(settings.region, settings.aws_access_key_id, settings.aws_secret_access_key,
-                            settings.endpoint_for("sts"), settings.role_arn(settings.stage)
-                            ).get_credentials().get_frozen_credentials()
+                            settings.endpoint_for("sts"), _role_arn(settings)).get_credentials().get_frozen_credentials()
     return frozen.access_key, frozen.secret_key, frozen.token
 
 

@@ -323,9 +323,6 @@ class Settings:
         """IAM role of a pipeline stage (infra/iam/<stage>.json)."""
         return f"{self.name_prefix}-{stage}"
 
-    def role_arn(self, stage: str) -> str:
-        return f"arn:aws:iam::{self.aws_account_id}:role/{self.role_name(stage)}"
-
     def for_stage(self, stage: str) -> Settings:
         """These settings as seen by a pipeline stage: its AWS clients use the stage's IAM role
         when ``stage_roles`` is on (``lifecycle.clients.aws``), else nothing changes."""
