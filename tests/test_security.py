@@ -76,6 +76,28 @@ def test_raw_denies_deletes_to_pipeline_roles(settings, applied):
     assert all(r.startswith(f"{settings.name_prefix}-") for r in applied["out"]["iam_roles"])
 
 
+def test_the_embedded_moto_applies_unconditional_bucket_policy_statements_only(settings, applied):
+    """moto ignores conditions (a conditional Deny would deny everything); the embedded
+    target's launcher (lifecycle/security/moto_server.py) leaves those statements out of
+    moto's evaluation and keeps the unconditional ones."""
+    s3, bucket = aws(settings, "s3"), settings.bucket("policy-probe")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "NoReads", "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Sid": "NoPlainHttp", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+         "Resource": f"arn:aws:s3:::{bucket}/*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}))
+    try:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"x")  # the conditional Deny is not applied
+        with pytest.raises(Exception) as denied:
+            s3.get_object(Bucket=bucket, Key="k")
+        assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    finally:
+        s3.delete_bucket_policy(Bucket=bucket)
+        s3.delete_object(Bucket=bucket, Key="k")
+        s3.delete_bucket(Bucket=bucket)
+
+
 def test_apply_twice_keeps_the_same_policies(settings, applied):
     from lifecycle import infra
 
