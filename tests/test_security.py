@@ -203,6 +203,22 @@ def test_each_stage_logs_in_as_its_own_role(settings, databases):
         settings.dbt_user: (False, False, False, False), settings.bi_reader_user: (False, False, False, False)}
 
 
+def test_stage_logins_come_from_the_settings_and_fall_back_only_off_the_embedded_target():
+    from lifecycle.settings import Settings, SettingsError
+
+    embedded = Settings.from_env({"LIFECYCLE_PG_LOADER_PASSWORD": "lp"})
+    assert embedded.pg_login("cdc") == ("lifecycle_cdc", None)  # trusted loopback: the role, no password
+    assert embedded.pg_login("loader") == ("lifecycle_loader", "lp")
+    assert "user=lifecycle_dbt" in embedded.pg_dsn("warehouse", "dbt") and "password" not in embedded.pg_dsn(
+        "warehouse", "dbt")
+    compose = Settings.from_env({"LIFECYCLE_TARGET": "compose", "AWS_ENDPOINT_URL": "http://emulator:4566",
+                                 "LIFECYCLE_PG_PASSWORD": "admin-pw", "LIFECYCLE_PG_CDC_PASSWORD": "cdc-pw"})
+    assert compose.pg_login("cdc") == ("lifecycle_cdc", "cdc-pw")
+    assert compose.pg_login("loader") == ("postgres", "admin-pw")  # no password for it yet
+    with pytest.raises(SettingsError):
+        compose.pg_login("root")
+
+
 @pytest.mark.parametrize("role, database, statement", [
     # cdc: reads the source, never writes it
     ("cdc", "sales", "UPDATE public.products SET name = name"),
