@@ -458,6 +458,20 @@ def test_no_secret_in_task_logs_xcom_rendered_templates_or_lineage(secret_run):
         ("probe", "AWS_SECRET_ACCESS_KEY")]
 
 
+def test_a_stage_entry_point_runs_with_its_role(settings, databases, stage_clients):
+    """``sales_cdc.run`` with stage roles on: every AWS call of the stage goes through the
+    ingest-sales role (its clients are the stage's), and the run works."""
+    from lifecycle.clients import aws as client_for
+    from lifecycle.ingest import sales_cdc
+    from lifecycle.security.enforcement import stage_settings
+
+    st = stage_settings(settings, "ingest-sales")
+    assert client_for(st.for_stage("ingest-sales"), "s3") is stage_clients["ingest-sales"][1]
+    out = sales_cdc.run(st)
+    assert set(out["full_load"]) | set(out["changes"]) or out["lag_after"]["exists"]
+    assert client_for(st, "sts").get_caller_identity()["Arn"].split("/")[1] == settings.role_name("ingest-sales")
+
+
 def test_duckdb_writes_the_lake_with_the_stage_role_and_is_refused_outside_it(settings, stage_clients):
     """The lake jobs' DuckDB (httpfs) gets the transform role's temporary credentials, so the
     same boundaries hold for it: clean yes, raw no."""
