@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 SCALE ?= 1000000
 EVENTS ?= 200000
 
-.PHONY: help install browser demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset bench deploy pre-commit
+.PHONY: help install browser demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset bench deploy pre-commit secrets
 
 # `make help` lists every target with a `## ` description on its line (tests/test_make.py
 # checks that each .PHONY target has one), so the list cannot go stale.
@@ -85,6 +85,12 @@ dbt-docs: install dbt-manifest ## generate the dbt docs into dbt_project/target
 # (LIFECYCLE_MWAA_BUCKET; AWS credentials from the usual chain). docs/aws.md.
 deploy: install dbt-manifest ## package dags/, plugins.zip, requirements.txt for Amazon MWAA; sync to LIFECYCLE_MWAA_BUCKET
 	$(BIN)/lifecycle deploy
+
+# Secret scanner: re-scan a copy of the baseline (line numbers move); fail on any finding not
+# audited as a false positive there (docs/security.md).
+secrets: install ## secret scanner (detect-secrets) over the tracked files, against .secrets.baseline
+	@tmp=$$(mktemp) && cp .secrets.baseline $$tmp && $(BIN)/detect-secrets scan --baseline $$tmp \
+	  && $(BIN)/python -m lifecycle.security.secrets_check $$tmp; rc=$$?; rm -f $$tmp; exit $$rc
 
 # Re-resolve the pinned dependencies (needs the package registry).
 lock: install ## re-resolve the pinned dependencies (needs the package registry)

@@ -208,6 +208,12 @@ def warehouse(settings, tmp_path_factory):
     _execute(settings.pg_dsn("postgres"), f'CREATE DATABASE "{TEST_DB}"')
     dsn = settings.pg_dsn(TEST_DB)
     _execute(dsn, LANDING_DDL + LANDING_ROWS)
+    # dbt logs in as its own role (lifecycle.security.pg_roles): give it this database too
+    from dataclasses import replace
+
+    from lifecycle.security import pg_roles
+
+    pg_roles.apply_warehouse(replace(settings, warehouse_db=TEST_DB))
     tmp = tmp_path_factory.mktemp("dbt")
     try:
         yield {"dsn": dsn, "env": _dbt_env(settings, tmp), "tmp": tmp}

@@ -53,7 +53,7 @@ SERVING_DDL = """
 CREATE SCHEMA marts;
 CREATE TABLE marts.fct_order_items (order_id bigint, product_id bigint);
 CREATE TABLE marts.fct_events (session_id varchar, product_id bigint, event_type varchar);
-CREATE SCHEMA landing;
+CREATE SCHEMA IF NOT EXISTS landing;  -- `lifecycle infra apply` creates it for the loader role
 CREATE TABLE landing.orders (order_id bigint);
 INSERT INTO landing.orders VALUES (1);
 CREATE SCHEMA serving_next;

@@ -84,6 +84,7 @@ def airflow_env(settings: Settings, api_port: int | None = None) -> dict[str, st
         "LIFECYCLE_NAME_PREFIX": settings.name_prefix,
         "LIFECYCLE_AWS_ACCOUNT_ID": settings.aws_account_id,
         "LIFECYCLE_RUN_DEADLINE_MINUTES": str(settings.run_deadline_minutes),
+        "LIFECYCLE_STAGE_ROLES": "true" if settings.stage_roles else "false",
         "AWS_DEFAULT_REGION": settings.region,
         # local endpoints only: never route the emulator or the execution API through a proxy
         "NO_PROXY": "*",
@@ -102,4 +103,13 @@ def airflow_env(settings: Settings, api_port: int | None = None) -> dict[str, st
         value = getattr(settings, f"sales_pg_{name}")
         if value:
             env[f"LIFECYCLE_SALES_PG_{name.upper()}"] = str(value)
+    # the stage logins of lifecycle.security.pg_roles (tasks and dbt connect as these)
+    for var, value in (("LIFECYCLE_PG_CDC_USER", settings.cdc_user), ("LIFECYCLE_PG_CDC_PASSWORD", settings.cdc_password),
+                       ("LIFECYCLE_PG_LOADER_USER", settings.loader_user),
+                       ("LIFECYCLE_PG_LOADER_PASSWORD", settings.loader_password),
+                       ("LIFECYCLE_PG_DBT_USER", settings.dbt_user), ("LIFECYCLE_PG_DBT_PASSWORD", settings.dbt_password),
+                       ("LIFECYCLE_BI_READER_USER", settings.bi_reader_user),
+                       ("LIFECYCLE_BI_READER_PASSWORD", settings.bi_reader_password)):
+        if value:
+            env[var] = value
     return env

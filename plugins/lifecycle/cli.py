@@ -852,6 +852,12 @@ from lifecycle.deploy import deploy_cmd  # noqa: E402
 app.command("deploy")(deploy_cmd)
 
 
+# `lifecycle review` (issue 8): lifecycle/security/review.py
+from lifecycle.security.review import cli as _review_cli  # noqa: E402
+
+app.command("review")(_review_cli)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     try:
         app()

@@ -29,24 +29,71 @@ def _session(region: str, key_id: str | None, secret: str | None) -> boto3.sessi
     )
 
 
+@lru_cache(maxsize=32)
+def _stage_session(region: str, key_id: str | None, secret: str | None, sts_endpoint: str | None,
+                   role_arn: str) -> boto3.session.Session:
+    """A session whose credentials are the role's, assumed through STS from the base
+    credentials and refreshed before they expire (botocore's own assume-role fetcher)."""
+    import botocore.session
+    from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+
+    base = _session(region, key_id, secret)
+    fetcher = AssumeRoleCredentialFetcher(
+        client_creator=lambda svc, **kw: base.client(svc, endpoint_url=sts_endpoint, region_name=region, **kw),
+        source_credentials=base.get_credentials(), role_arn=role_arn,
+        extra_args={"RoleSessionName": role_arn.rsplit("/", 1)[-1]})
+    core = botocore.session.Session()
+    core._credentials = DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials,
+                                                       method="assume-role")
+    return boto3.session.Session(botocore_session=core, region_name=region)
+
+
+@lru_cache(maxsize=8)
+def _account(region: str, key_id: str | None, secret: str | None, sts_endpoint: str | None) -> str:
+    return _session(region, key_id, secret).client("sts", endpoint_url=sts_endpoint).get_caller_identity()["Account"]
+
+
+def _role_arn(settings: Settings) -> str:
+    """ARN of the settings' stage role, in the account of the base credentials."""
+    account = _account(settings.region, settings.aws_access_key_id, settings.aws_secret_access_key,
+                       settings.endpoint_for("sts"))
+    return f"arn:aws:iam::{account}:role/{settings.role_name(settings.stage)}"
+
+
 def aws(settings: Settings, service: str):
-    """A boto3 client for ``service`` on the selected target (one per service and target:
-    creating a client costs ~50 ms, and boto3 clients are thread-safe)."""
+    """A boto3 client for ``service`` on the selected target (one per service, target and
+    stage: creating a client costs ~50 ms, and boto3 clients are thread-safe). With
+    ``settings.stage`` set (``Settings.for_stage``) it calls AWS as that stage's IAM role."""
+    role = _role_arn(settings) if settings.stage else None
     return _client(settings.region, settings.aws_access_key_id, settings.aws_secret_access_key,
-                   service, settings.endpoint_for(service))
+                   service, settings.endpoint_for(service), role, settings.endpoint_for("sts"))
 
 
-@lru_cache(maxsize=128)
-def _client(region: str, key_id: str | None, secret: str | None, service: str, endpoint: str | None):
-    return _session(region, key_id, secret).client(service, endpoint_url=endpoint, config=_RETRY)
+@lru_cache(maxsize=256)
+def _client(region: str, key_id: str | None, secret: str | None, service: str, endpoint: str | None,
+            role_arn: str | None = None, sts_endpoint: str | None = None):
+    session = (_stage_session(region, key_id, secret, sts_endpoint, role_arn) if role_arn
+               else _session(region, key_id, secret))
+    return session.client(service, endpoint_url=endpoint, config=_RETRY)
+
+
+def credentials(settings: Settings) -> tuple[str | None, str | None, str | None]:
+    """(key id, secret, session token) the settings' clients use, for tools that take keys
+    rather than a boto3 session (DuckDB's httpfs secret)."""
+    if not settings.stage:
+        return settings.aws_access_key_id, settings.aws_secret_access_key, None
+    frozen = _stage_session(settings.region, settings.aws_access_key_id, settings.aws_secret_access_key,
+                            settings.endpoint_for("sts"), _role_arn(settings)).get_credentials().get_frozen_credentials()
+    return frozen.access_key, frozen.secret_key, frozen.token
 
 
 @contextlib.contextmanager
-def pg(settings: Settings, database: str, autocommit: bool = False) -> Iterator:
-    """A psycopg2 connection that commits on success and always closes."""
+def pg(settings: Settings, database: str, autocommit: bool = False, role: str = "admin") -> Iterator:
+    """A psycopg2 connection, logged in as ``role`` (``Settings.pg_login``), that commits on
+    success and always closes."""
     import psycopg2
 
-    conn = psycopg2.connect(settings.pg_dsn(database), connect_timeout=10)
+    conn = psycopg2.connect(settings.pg_dsn(database, role), connect_timeout=10)
     conn.autocommit = autocommit
     try:
         yield conn

@@ -20,6 +20,7 @@ import yaml
 
 from lifecycle import lakeformation
 from lifecycle.clients import aws
+from lifecycle.security import pg_roles
 from lifecycle.settings import REPO_ROOT, Settings
 
 INFRA_DIR = REPO_ROOT / "infra"
@@ -46,8 +47,14 @@ def _err_code(exc: Exception) -> str:
     return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
 
 
-def apply_buckets(settings: Settings, spec: dict) -> list[str]:
+def apply_buckets(settings: Settings, spec: dict, account: str | None = None) -> list[str]:
+    """Each bucket: Block Public Access, default encryption, versioning where declared and the
+    Deny-only bucket policy of ``lifecycle.security.bucket_policy`` (TLS only, no wrong SSE
+    header, no deletes by pipeline roles where declared)."""
+    from lifecycle.security.bucket_policy import bucket_policy
+
     s3 = aws(settings, "s3")
+    account = account or settings.aws_account_id
     names = []
     for b in spec.get("buckets", []):
         name = settings.bucket(b["zone"])
@@ -73,6 +80,7 @@ def apply_buckets(settings: Settings, spec: dict) -> list[str]:
         )
         if b.get("versioning"):
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_policy(Bucket=name, Policy=json.dumps(bucket_policy(settings, name, account, b)))
         names.append(name)
     return names
 
@@ -223,7 +231,7 @@ def apply(settings: Settings) -> dict[str, list[str]]:
     account = account_id(settings)
     spec = load_spec(settings, account)
     return {
-        "buckets": apply_buckets(settings, spec),
+        "buckets": apply_buckets(settings, spec, account),
         "kinesis_streams": apply_streams(settings, spec),
         "dynamodb_tables": apply_dynamodb(settings, spec),
         "sns_topics": apply_topics(settings, spec),
@@ -233,6 +241,7 @@ def apply(settings: Settings) -> dict[str, list[str]]:
         "secrets": apply_secrets(settings, spec),
         "iam_roles": apply_iam(settings, spec, account),
         "lake_formation": lakeformation.apply(settings, account),  # after the roles it grants to
+        "postgres_roles": pg_roles.apply(settings),
     }
 
 

@@ -266,7 +266,7 @@ def start_moto(settings: Settings) -> bool:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     log = open(settings.run_dir / "moto.log", "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(settings.moto_port)],
+        [sys.executable, "-m", "lifecycle.security.moto_server", "-H", "127.0.0.1", "-p", str(settings.moto_port)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )
     _moto_pidfile(settings).write_text(str(proc.pid))

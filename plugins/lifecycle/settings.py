@@ -106,6 +106,11 @@ class Settings:
     service_endpoints: dict[str, str] = field(default_factory=dict)
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
+    # per-stage AWS credentials (lifecycle.security, docs/security.md): with stage_roles on, a
+    # stage's code (``settings.for_stage(...)``) calls AWS as the stage's IAM role, assumed
+    # through STS from the process's own credentials. Default on for the aws target.
+    stage_roles: bool = False
+    stage: str | None = None
     # Postgres (RDS stand-in `sales`, Redshift stand-in `warehouse`, Airflow metadata `airflow`)
     pg_host: str = "127.0.0.1"
     pg_port: int = EMBEDDED_DEFAULTS["pg_port"]
@@ -122,6 +127,14 @@ class Settings:
     # the read-only BI role (Metabase, QuickSight): reads schema `serving` of the warehouse only
     bi_reader_user: str = "bi_reader"
     bi_reader_password: str | None = None
+    # one login per pipeline stage (lifecycle.security.pg_roles; passwords only from the env,
+    # None = no password, as on the embedded Postgres that trusts loopback)
+    cdc_user: str = "lifecycle_cdc"  # REPLICATION, CONNECT on `sales`, SELECT on the published tables
+    cdc_password: str | None = None
+    loader_user: str = "lifecycle_loader"  # owns and writes schema `landing` of the warehouse only
+    loader_password: str | None = None
+    dbt_user: str = "lifecycle_dbt"  # reads `landing`, owns the models' schemas
+    dbt_password: str | None = None
     # Metabase (compose `bi` profile, or one you run): where its API is, its first admin
     metabase_url: str = "http://localhost:3000"
     metabase_admin_email: str = "admin@lifecycle.local"
@@ -218,6 +231,14 @@ class Settings:
             airflow_db=env.get("LIFECYCLE_AIRFLOW_DB") or "airflow",
             bi_reader_user=env.get("LIFECYCLE_BI_READER_USER") or "bi_reader",
             bi_reader_password=env.get("LIFECYCLE_BI_READER_PASSWORD") or None,
+            stage_roles=_env_choice(env, "LIFECYCLE_STAGE_ROLES",
+                                    ("true", "false") if target == "aws" else ("false", "true")) == "true",
+            cdc_user=env.get("LIFECYCLE_PG_CDC_USER") or "lifecycle_cdc",
+            cdc_password=env.get("LIFECYCLE_PG_CDC_PASSWORD") or None,
+            loader_user=env.get("LIFECYCLE_PG_LOADER_USER") or "lifecycle_loader",
+            loader_password=env.get("LIFECYCLE_PG_LOADER_PASSWORD") or None,
+            dbt_user=env.get("LIFECYCLE_PG_DBT_USER") or "lifecycle_dbt",
+            dbt_password=env.get("LIFECYCLE_PG_DBT_PASSWORD") or None,
             metabase_url=(env.get("LIFECYCLE_METABASE_URL")
                           or ("http://metabase:3000" if target == "compose" else "http://localhost:3000")),
             metabase_admin_email=env.get("LIFECYCLE_METABASE_ADMIN_EMAIL") or "admin@lifecycle.local",
@@ -320,6 +341,13 @@ class Settings:
         """IAM role of a pipeline stage (infra/iam/<stage>.json)."""
         return f"{self.name_prefix}-{stage}"
 
+    def for_stage(self, stage: str) -> Settings:
+        """These settings as seen by a pipeline stage: its AWS clients use the stage's IAM role
+        when ``stage_roles`` is on (``lifecycle.clients.aws``), else nothing changes."""
+        from dataclasses import replace
+
+        return replace(self, stage=stage) if self.stage_roles else self
+
     @property
     def pii_salt_secret(self) -> str:
         return f"{self.name_prefix}/pii-salt"
@@ -341,17 +369,43 @@ class Settings:
 
     # ---- Postgres -----------------------------------------------------------------------
     def pg_server(self, database: str) -> tuple[str, int, str, str]:
-        """(host, port, user, password) of the server holding ``database``: the sales server
-        for ``sales_db``, the warehouse server (which also holds Airflow's metadata) otherwise."""
+        """(host, port, admin user, admin password) of the server holding ``database``: the
+        sales server for ``sales_db``, the warehouse server (which also holds Airflow's
+        metadata) otherwise."""
         if database == self.sales_db:
             return (self.sales_pg_host or self.pg_host, self.sales_pg_port or self.pg_port,
                     self.sales_pg_user or self.pg_user, self.sales_pg_password or self.pg_password)
         return self.pg_host, self.pg_port, self.pg_user, self.pg_password
 
-    def pg_dsn(self, database: str) -> str:
-        """libpq keyword DSN (works for psycopg2 and psycopg 3)."""
-        host, port, user, password = self.pg_server(database)
-        return f"host={host} port={port} dbname={database} user={user} password={password}"
+    PG_ROLES = ("admin", "cdc", "loader", "dbt", "bi_reader")
+
+    def pg_login(self, role: str = "admin", database: str | None = None) -> tuple[str, str | None]:
+        """(user, password) of a Postgres role: ``admin`` (setup, operations; the admin of the
+        server holding ``database``), ``cdc``, ``loader``, ``dbt``, ``bi_reader``. On Redshift
+        the loader and dbt use the admin login (the roles are created by the cluster's admin
+        there, docs/security.md). Off the embedded target a stage role without a password set
+        uses the admin login."""
+        if role not in self.PG_ROLES:
+            raise SettingsError(f"unknown Postgres role {role!r}; use one of {', '.join(self.PG_ROLES)}")
+        admin = self.pg_server(database or (self.sales_db if role == "cdc" else self.warehouse_db))[2:]
+        if role == "admin" or (self.warehouse_engine == "redshift" and role in ("loader", "dbt")):
+            return admin
+        user, password = {"cdc": (self.cdc_user, self.cdc_password),
+                          "loader": (self.loader_user, self.loader_password),
+                          "dbt": (self.dbt_user, self.dbt_password),
+                          "bi_reader": (self.bi_reader_user, self.bi_reader_password)}[role]
+        if password is None and self.target != "embedded" and role != "bi_reader":
+            # a server that checks passwords and no password set for this stage's role yet:
+            # the stage keeps the admin login (docs/security.md, "Postgres roles")
+            return admin
+        return user, password
+
+    def pg_dsn(self, database: str, role: str = "admin") -> str:
+        """libpq keyword DSN (works for psycopg2 and psycopg 3), logged in as ``role``."""
+        host, port = self.pg_server(database)[:2]
+        user, password = self.pg_login(role, database)
+        dsn = f"host={host} port={port} dbname={database} user={user}"
+        return f"{dsn} password={password}" if password else dsn
 
     def pg_url(self, database: str, driver: str = "postgresql") -> str:
         host, port, user, password = self.pg_server(database)

@@ -81,6 +81,7 @@ def claim(settings: Settings, dedupe_key: str) -> bool:
 def publish(settings: Settings, alert: dict, dedupe_key: str | None = None) -> str | None:
     """Publish ``alert``; with a dedupe key (default: the alert's own), only once per key.
     Returns the SNS message id, or None when the key was already alerted."""
+    settings = settings.for_stage("airflow")  # alerts go out as the orchestrator (infra/iam/airflow.json)
     dedupe_key = dedupe_key or alert.get("dedupe_key")
     if dedupe_key and not claim(settings, dedupe_key):
         return None

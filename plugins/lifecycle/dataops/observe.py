@@ -197,6 +197,7 @@ def evaluate(ds: Dataset, prof: dict, hist: list[dict], completeness: float | No
 
 def run(settings: Settings, start: datetime, end: datetime, datasets: tuple[Dataset, ...] = DATASETS) -> dict:
     """Profile, monitor, store, publish metrics, alert and write the page for ``[start, end)``."""
+    settings = settings.for_stage("observability")  # its IAM role when stage roles are on
     from lifecycle.dataops import alerts, metrics
     from lifecycle.jobs.runner import connect_duckdb
 

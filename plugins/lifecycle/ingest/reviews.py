@@ -80,6 +80,7 @@ def run(settings: Settings, point_in_time: datetime) -> dict:
     a run) gets a fresh export, and the affected shards restart at TRIM_HORIZON: the new
     export's ``exportTime`` keeps the records before it from being replayed.
     """
+    settings = settings.for_stage("ingest-activity")  # its IAM role when stage roles are on
     exported = None
     if latest_export(settings) is None:
         exported = export(settings, point_in_time)

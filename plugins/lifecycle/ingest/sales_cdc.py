@@ -132,7 +132,7 @@ def _table_columns(cur, table: str) -> list[tuple[str, int, int]]:
 
 def slot_lag(settings: Settings) -> dict:
     """How far the slot is behind: WAL bytes, and seconds since the oldest unconsumed commit."""
-    with pg(settings, settings.sales_db, autocommit=True) as conn, conn.cursor() as cur:
+    with pg(settings, settings.sales_db, autocommit=True, role="cdc") as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, active "
             "FROM pg_replication_slots WHERE slot_name = %s", (SLOT,),
@@ -230,11 +230,11 @@ def full_load(settings: Settings) -> dict[str, int]:
     """(Re)create the slot, then snapshot every table to its LOAD file. Returns rows per table."""
     s3, bucket = aws(settings, "s3"), settings.bucket("raw")
     counts: dict[str, int] = {}
-    with pg(settings, settings.sales_db, autocommit=True) as conn, conn.cursor() as cur:
+    with pg(settings, settings.sales_db, autocommit=True, role="cdc") as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
                     "WHERE slot_name = %s", (SLOT,))
         cur.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (SLOT,))
-    with pg(settings, settings.sales_db) as conn:
+    with pg(settings, settings.sales_db, role="cdc") as conn:
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         with conn.cursor() as cur:
             cur.execute("SET TimeZone = 'UTC'")
@@ -321,7 +321,7 @@ def capture_changes(settings: Settings, max_changes: int = MAX_CHANGES_PER_BATCH
     files: list[str] = []
     columns_added: dict[str, list[str]] = {}
     batches = 0
-    with pg(settings, settings.sales_db, autocommit=True) as conn, conn.cursor() as cur:
+    with pg(settings, settings.sales_db, autocommit=True, role="cdc") as conn, conn.cursor() as cur:
         cur.execute("SET TimeZone = 'UTC'")
         # Decode up to the WAL position of "now". Other databases of the cluster (Airflow's
         # metadata, the warehouse) write WAL too; once everything up to `upto` is decoded
@@ -386,10 +386,11 @@ def capture_changes(settings: Settings, max_changes: int = MAX_CHANGES_PER_BATCH
 
 def run(settings: Settings) -> dict:
     """One ingestion run: full load if the lake has none (or the slot is missing), then CDC."""
+    settings = settings.for_stage("ingest-sales")  # its IAM role when stage roles are on
     from lifecycle.dataops import alerts
 
     s3 = aws(settings, "s3")
-    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.sales_db, role="cdc") as conn, conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (SLOT,))
         slot_exists = cur.fetchone() is not None
     has_load = _has_full_load(s3, settings.bucket("raw"))

@@ -149,6 +149,7 @@ def frame_records(records: list[dict]) -> tuple[list[bytes], list[bytes]]:
 
 
 def run(settings: Settings, max_records: int = MAX_RECORDS_PER_SHARD_BATCH) -> dict:
+    settings = settings.for_stage("ingest-activity")  # its IAM role when stage roles are on
     kinesis, s3 = aws(settings, "kinesis"), aws(settings, "s3")
     stream, bucket = settings.stream_name, settings.bucket("raw")
     shards = kinesis.list_shards(StreamName=stream)["Shards"]

@@ -17,6 +17,7 @@ from lifecycle.settings import Settings
 
 
 def run_lake_jobs(settings: Settings, start: datetime, end: datetime, context: dict | None = None) -> dict:
+    settings = settings.for_stage("transform")  # its IAM role when stage roles are on
     if settings.jobs_engine != "glue":
         from lifecycle.jobs.runner import run_lake_clean
 

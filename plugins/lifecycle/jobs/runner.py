@@ -142,9 +142,13 @@ def configure_s3(con, settings: Settings) -> None:
     """(Re)create the connection's S3 secret from the settings."""
     host_port, use_ssl = settings.s3_host_port()
     parts = ["TYPE s3", f"REGION {_sql_str(settings.region)}"]
-    if settings.aws_access_key_id and settings.aws_secret_access_key:
-        parts += [f"KEY_ID {_sql_str(settings.aws_access_key_id)}",
-                  f"SECRET {_sql_str(settings.aws_secret_access_key)}"]
+    from lifecycle.clients import credentials
+
+    key_id, secret, token = credentials(settings)  # the stage role's, when it has one
+    if key_id and secret:
+        parts += [f"KEY_ID {_sql_str(key_id)}", f"SECRET {_sql_str(secret)}"]
+        if token:
+            parts.append(f"SESSION_TOKEN {_sql_str(token)}")
     else:  # aws target without static keys: the instance role / SSO chain
         parts.append("PROVIDER credential_chain")
     if host_port:

@@ -99,6 +99,7 @@ def publish_dashboard(settings: Settings) -> dict:
 
 
 def run(settings: Settings) -> dict:
+    settings = settings.for_stage("serve")  # its IAM role when stage roles are on
     swapped = swap(settings)
     counts = serving_counts(settings)
     out = {"swapped": swapped, "tables": counts, "rows_out": sum(counts.values())}

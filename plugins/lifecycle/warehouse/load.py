@@ -67,8 +67,12 @@ def ensure_landing(settings: Settings) -> set[str]:
     """Create the landing schema, its tables and the manifest if missing; add new columns.
     Returns the tables that gained a column (they are reloaded whole)."""
     altered: set[str] = set()
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    with pg(settings, settings.warehouse_db, role="loader") as conn, conn.cursor() as cur:
+        # the loader may not CREATE on the database (lifecycle.security.pg_roles creates the
+        # schema for it), and IF NOT EXISTS checks that privilege first: ask before creating
+        cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SCHEMA,))
+        if not cur.fetchone():
+            cur.execute(f"CREATE SCHEMA {SCHEMA}")
         cur.execute("SELECT table_name, column_name FROM information_schema.columns "
                     "WHERE table_schema = %s", (SCHEMA,))
         existing = set(cur.fetchall())
@@ -215,7 +219,7 @@ def load_table(settings: Settings, duck, spec: TableSpec, interval_start: dateti
     current = clean_object_etags(settings, spec)
     target = f"{SCHEMA}.{_q(spec.name)}"
     started = time.perf_counter()
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.warehouse_db, role="loader") as conn, conn.cursor() as cur:
         cur.execute(f"SELECT s3_key, etag FROM {SCHEMA}.{MANIFEST} WHERE table_name = %s", (spec.name,))
         loaded = dict(cur.fetchall())
         groups_now: dict[str, dict[str, str]] = {}
@@ -309,6 +313,7 @@ def load_landing(settings: Settings, interval_start: datetime, interval_end: dat
 def run(settings: Settings, interval_start: datetime, interval_end: datetime) -> dict:
     """What the ``warehouse_load`` task returns: rows per table (in landing, and copied by this
     run), for XCom and the metrics."""
+    settings = settings.for_stage("warehouse-load")  # its IAM role when stage roles are on
     details: dict = {}
     rows = load_landing(settings, interval_start, interval_end, details=details)
     return {"rows_out": rows, "tables": len(rows),
