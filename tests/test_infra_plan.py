@@ -19,9 +19,15 @@ READ_ONLY = re.compile(r"^(Describe|Get|List|Head)[A-Z]")
 
 
 @pytest.fixture
-def aws_account():
-    """An empty moto account and Settings of the aws target (fresh boto3 clients)."""
+def aws_account(monkeypatch):
+    """An empty moto account and Settings of the aws target (fresh boto3 clients). The plan
+    covers AWS resources only: the Postgres roles that `infra apply` also creates (there is no
+    server here) are tested in test_security.py."""
     from moto import mock_aws
+
+    from lifecycle.security import pg_roles
+
+    monkeypatch.setattr(pg_roles, "apply", lambda settings: [])
 
     from lifecycle import clients
     from lifecycle.settings import Settings

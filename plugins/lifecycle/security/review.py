@@ -228,8 +228,19 @@ def review(settings: Settings) -> list[Finding]:
 
 
 def cli(as_json: bool = typer.Option(False, "--json", help="print the findings as JSON")) -> None:
-    """Review the selected target's deployment (Well-Architected data analytics lens); exit 1 on a high finding."""
-    findings = review(Settings.from_env())
+    """Review the deployment against the Well-Architected data analytics lens.
+
+    Checks the selected target's buckets, IAM roles and policies, Lake Formation grants,
+    topics, alarms, log groups and tables; prints findings by severity; exits 1 on a high one.
+
+    \b
+    Example:
+      lifecycle review
+      LIFECYCLE_TARGET=aws lifecycle review --json
+    """
+    from lifecycle.cli import _settings
+
+    findings = review(_settings())
     if as_json:
         typer.echo(json.dumps([asdict(f) for f in findings], indent=2))
     else:
