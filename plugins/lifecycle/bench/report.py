@@ -80,6 +80,18 @@ def lag_summary(results: list[StageResult]) -> str:
     return ""
 
 
+def incremental_summary(results: list[StageResult]) -> str:
+    """One line: the whole lifecycle's incremental cost and each stage's, or ''."""
+    for r in results:
+        if r.stage == "lifecycle_incremental" and not r.error:
+            d = r.details
+            parts = ", ".join(f"{k} {v['incremental_s']:.2f}/{v['full_s']:.2f} s = {v['cost']}"
+                              for k, v in d["per_stage"].items())
+            return (f"Incremental after 1 % new data (incremental ÷ full): whole **{d['cost_vs_full']}** "
+                    f"(target ≤ {d['target_cost']}); {parts}")
+    return ""
+
+
 def below_target(results: list[StageResult]) -> list[str]:
     return [r.stage for r in results if not r.meets_target]
 
@@ -101,9 +113,9 @@ def render_markdown(meta: dict[str, Any], results: list[StageResult]) -> str:
         render_table(results),
         "",
     ]
-    lag = lag_summary(results)
-    if lag:
-        parts += [lag, ""]
+    for line in (lag_summary(results), incremental_summary(results)):
+        if line:
+            parts += [line, ""]
     parts.append("Below target: " + (", ".join(below) if below else "none"))
     for r in results:
         if r.error:
