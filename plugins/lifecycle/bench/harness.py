@@ -1,10 +1,13 @@
 """``lifecycle.bench.main``: build the workload, run the selected stages, write the reports.
 
-Input: argv (see ``parser()``): ``--scale`` orders (default 1,000,000), ``--events``
-(default 200,000), ``--stages`` (comma list of full_load, cdc, cdc_lag, kinesis, clean,
-load, dbt, dbt_incremental; default all; ``cdc`` also measures ``full_load``), ``--out`` (default
-``<repo>/bench/results``), ``--keep`` (leave the benchmark environment running), and knobs
-for the shard count, the CDC transaction size and the lag test.
+Input: argv (see ``parser()``): ``--scale`` orders (default 1,000,000; a comma list, or
+``--scaling``, runs each scale in turn and adds a scaling report, ``lifecycle.bench.scaling``),
+``--events`` (default 200,000; one value or one per scale), ``--stages`` (comma list of
+full_load, cdc, cdc_lag, kinesis, clean, load, dbt, dbt_incremental, clean_incremental,
+lifecycle_incremental, orchestration; default all; ``cdc`` also measures ``full_load``,
+``lifecycle_incremental`` every full stage), ``--out`` (default ``<repo>/bench/results``),
+``--keep`` (leave the benchmark environment running), and knobs for the shard count, the
+CDC transaction size, the lag test and the DAGs of the orchestration stage.
 Output: ``<out>/<UTC timestamp>.json`` and ``.md`` (see ``lifecycle.bench.report``), the
 table printed; exit code 0 when every selected stage ran, 1 when one failed (a stage below
 its target is reported, not an error).
@@ -29,7 +32,7 @@ from lifecycle.bench.measure import StageResult, timed
 from lifecycle.settings import REPO_ROOT
 
 STAGES = ("full_load", "cdc", "cdc_lag", "kinesis", "clean", "load", "dbt", "dbt_incremental",
-          "clean_incremental", "lifecycle_incremental")
+          "clean_incremental", "lifecycle_incremental", "orchestration")
 # lifecycle_incremental reruns every stage after 1 % new data: it needs the full stages first
 NEEDS = {"cdc": {"full_load"},
          "lifecycle_incremental": {"full_load", "kinesis", "clean", "load", "dbt", "dbt_incremental",
@@ -61,6 +64,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--txn-rows", type=int, default=10_000, help="rows per transaction of the CDC changes")
     p.add_argument("--lag-seconds", type=float, default=None,
                    help="duration of the cdc_lag write load (default 20; 5 below 100,000 orders)")
+    p.add_argument("--orchestration-dags", default="",
+                   help="DAGs the orchestration stage runs with dag.test (default: every lifecycle DAG)")
     p.add_argument("--lag-rate", type=float, default=500.0, help="rows/s of the cdc_lag write load")
     return p
 
@@ -151,7 +156,7 @@ def _postgres_version(settings) -> str | None:
 def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
     """One benchmark run at ``scale`` orders and ``n_events`` events in a fresh environment;
     returns ``{"meta", "results", "json", "md"}`` (the reports are written)."""
-    from lifecycle.bench import dbt_bench, incremental, report, stages
+    from lifecycle.bench import dbt_bench, incremental, orchestration, report, stages
     from lifecycle.bench.environment import bench_environment
 
     selected = _selected(args.stages)
@@ -162,7 +167,8 @@ def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
     start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
     end = start + timedelta(days=1)
     need = set(selected)
-    downstream = need & {"clean", "load", "dbt", "dbt_incremental", "clean_incremental", "lifecycle_incremental"}
+    downstream = need & {"clean", "load", "dbt", "dbt_incremental", "clean_incremental", "lifecycle_incremental",
+                         "orchestration"}
     timestamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     meta: dict = {"timestamp": timestamp, "load_average_start": None,
                   "params": {"scale": scale, "events": n_events, "shards": shards, "stages": selected,
@@ -266,6 +272,12 @@ def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
         if "dbt_incremental" in need:  # last: it adds copies of 1 % of the rows straight into landing
             measure("dbt_incremental", dbt_bench.stage_dbt_incremental, env, env.home / "dbt-incremental")
 
+        if "orchestration" in need:  # last: the DAGs run the whole lifecycle again, on this data
+            orch = measure("orchestration", orchestration.stage_orchestration, env, env.home / "orchestration",
+                           args.orchestration_dags)
+            if not orch.error:
+                _log(f"Airflow's share of the DAG runs' wall time: {orch.details['overhead']['airflow_share']}")
+
         whole = _whole(results)
         if whole:
             results.append(whole)
@@ -277,7 +289,8 @@ def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
     json_path, md_path = report.write(Path(args.out), meta, results)
     print()
     print(report.render_table(results))
-    for line in (report.lag_summary(results), report.incremental_summary(results)):
+    for line in (report.lag_summary(results), report.incremental_summary(results),
+                 report.orchestration_summary(results)):
         if line:
             print(line)
     below = report.below_target(results)
