@@ -167,8 +167,8 @@ def connect_duckdb(settings: Settings):
     tmp = os.path.join(tempfile.gettempdir(), "lifecycle-duckdb")
     os.makedirs(tmp, exist_ok=True)
     con.execute(f"SET temp_directory = {_sql_str(tmp)}")
-    # bounded memory: tables and operators past the limit spill to temp_directory
-    con.execute(f"SET memory_limit = {_sql_str(settings.duckdb_memory_limit)}")
+    if settings.duckdb_memory_limit:  # opt-in: past it DuckDB spills to temp_directory, or fails
+        con.execute(f"SET memory_limit = {_sql_str(settings.duckdb_memory_limit)}")
     configure_s3(con, settings)
     return con
 
