@@ -64,6 +64,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--txn-rows", type=int, default=10_000, help="rows per transaction of the CDC changes")
     p.add_argument("--lag-seconds", type=float, default=None,
                    help="duration of the cdc_lag write load (default 20; 5 below 100,000 orders)")
+    p.add_argument("--duckdb-memory-limit", default=None,
+                   help="DuckDB memory_limit of the lake jobs and the load (e.g. 2GB; default: DuckDB's own)")
     p.add_argument("--orchestration-dags", default="",
                    help="DAGs the orchestration stage runs with dag.test (default: every lifecycle DAG)")
     p.add_argument("--lag-rate", type=float, default=500.0, help="rows/s of the cdc_lag write load")
@@ -193,6 +195,12 @@ def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
 
     meta["import_seconds"] = round(warm_up(), 2)
     with bench_environment(keep=args.keep) as env:
+        if args.duckdb_memory_limit:
+            from dataclasses import replace
+
+            env.settings = replace(env.settings, duckdb_memory_limit=args.duckdb_memory_limit)
+            env.env["LIFECYCLE_DUCKDB_MEMORY_LIMIT"] = args.duckdb_memory_limit
+            meta["params"]["duckdb_memory_limit"] = args.duckdb_memory_limit
         s = env.settings
         _log(f"environment at {env.home} (postgres :{s.pg_port}, moto :{s.moto_port})")
         meta["versions"] = report.versions(_postgres_version(s))
