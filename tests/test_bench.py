@@ -16,7 +16,7 @@ import pytest
 
 from lifecycle.bench.harness import STAGES
 
-pytestmark = pytest.mark.timeout(480)
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,9 @@ def report(tmp_path_factory):
     from lifecycle.bench import main
 
     out = tmp_path_factory.mktemp("bench")
-    code = main(["--scale", "2000", "--events", "2000", "--out", str(out)])
+    # the orchestration stage runs two small DAGs only (all of them take minutes even at this scale)
+    code = main(["--scale", "2000", "--events", "2000", "--out", str(out),
+                 "--orchestration-dags", "ingest_reviews,warehouse_load"])
     files = sorted(out.glob("*.json"))
     assert len(files) == 1, f"expected one JSON report in {out}, got {files}"
     doc = json.loads(files[0].read_text())
@@ -69,6 +71,18 @@ def test_each_stage_processed_the_same_rows_as_its_baseline(report):
     # dbt after 1 % new data: new orders and events went in, same serving as a full refresh
     inc = stages["dbt_incremental"]["details"]
     assert 0 < inc["new_orders"] <= 2000 // 100 and inc["new_events"] > 0
+    # the whole lifecycle after 1 % new data: every stage timed against its full run
+    whole = stages["lifecycle_incremental"]["details"]
+    assert set(whole["per_stage"]) == {"ingest_sales", "ingest_events", "clean", "load", "dbt"}
+    assert all(v["incremental_s"] > 0 and v["cost"] > 0 for v in whole["per_stage"].values())
+    assert whole["cost_vs_full"] > 0 and whole["load_rows_copied"] > 0
+    # Airflow's overhead: two DAG runs with their tasks, and every DAG file parsed
+    orch = stages["orchestration"]["details"]
+    assert set(orch["overhead"]["runs"]) == {"ingest_reviews", "warehouse_load"}
+    for run in orch["overhead"]["runs"].values():
+        assert run["state"] == "success" and run["tasks"] >= 1 and 0 < run["task_seconds"] <= run["wall_s"]
+    assert orch["parse"]["warm"]["import_errors"] == {}
+    assert {"dbt_build.py", "lake_clean.py", "ingest_sales.py"} <= set(orch["parse"]["warm"]["files"])
 
 
 def test_report_describes_the_machine_and_versions(report):
@@ -80,3 +94,47 @@ def test_report_describes_the_machine_and_versions(report):
     lag = doc["stages"]["cdc_lag"]["details"]
     assert lag["samples"] > 0 and lag["lag_seconds"]["max"] is not None
     assert isinstance(doc["below_target"], list)
+
+
+@pytest.fixture(scope="module")
+def scaling(tmp_path_factory):
+    from lifecycle.bench import main
+
+    out = tmp_path_factory.mktemp("bench-scaling")
+    code = main(["--scale", "1000,2000", "--events", "500", "--stages", "full_load,kinesis,clean",
+                 "--out", str(out)])
+    files = sorted(out.glob("scaling-*.json"))
+    assert len(files) == 1, f"expected one scaling report in {out}, got {sorted(out.iterdir())}"
+    return {"code": code, "doc": json.loads(files[0].read_text()),
+            "runs": sorted(p for p in out.glob("*.json") if not p.name.startswith("scaling-"))}
+
+
+def test_scaling_mode_reports_time_per_row_and_memory_per_scale(scaling):
+    doc = scaling["doc"]
+    assert scaling["code"] == 0 and len(scaling["runs"]) == 2
+    assert doc["scales"] == [1000, 2000] and doc["machine"]["cpu_logical"] >= 1
+    for name in ("full_load", "kinesis", "clean"):
+        st = doc["stages"][name]
+        assert set(st["per_scale"]) == {"1000", "2000"}, name
+        for cell in st["per_scale"].values():
+            assert cell["us_per_row"] > 0 and cell["peak_rss_mb"] > 0, (name, cell)
+        (step,) = st["steps"]
+        assert step["from"] == 1000 and step["to"] == 2000 and step["time_per_row_growth"] > 0
+        assert step["suspect"] == (step["time_per_row_growth"] > doc["growth_limit"])
+    assert doc["stages"]["full_load"]["per_scale"]["2000"]["rows"] > doc["stages"]["full_load"]["per_scale"]["1000"]["rows"]
+
+
+def test_scaling_flags_a_stage_whose_time_per_row_grows():
+    from lifecycle.bench import scaling
+    from lifecycle.bench.measure import StageResult
+
+    def run(scale, secs):
+        return {"meta": {"params": {"scale": scale, "events": 10}},
+                "results": [StageResult("linear", scale, scale * 1e-6, scale, scale * 1e-6, 0.5),
+                            StageResult("quadratic", scale, secs, scale, scale * 1e-6, 0.5)]}
+
+    doc = scaling.summarise([run(1000, 0.001), run(10_000, 0.1)])  # 10× rows, 100× time
+    assert [s["suspect"] for s in doc["stages"]["linear"]["steps"]] == [False]
+    assert [s["suspect"] for s in doc["stages"]["quadratic"]["steps"]] == [True]
+    assert doc["suspects"] == ["quadratic 1,000→10,000 ×10.0"]
+    assert "**suspect**" in scaling.render(doc)

@@ -167,6 +167,10 @@ class Settings:
     lineage_url: str | None = None  # Marquez (compose profile `lineage`); None: a local file
     # Amazon MWAA: the environment's source bucket `lifecycle deploy` syncs to
     mwaa_bucket: str | None = None
+    # DuckDB's memory_limit for the lake jobs and the load (e.g. "2GB"): past it DuckDB spills
+    # to its temp directory or fails. None: DuckDB's default, 80 % of RAM. Not set by default:
+    # at 1M orders 2GB made clean_sales fail with an out-of-memory error (docs/bench.md)
+    duckdb_memory_limit: str | None = None
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -262,6 +266,7 @@ class Settings:
             run_deadline_minutes=_env_int(env, "LIFECYCLE_RUN_DEADLINE_MINUTES", 120),
             lineage_url=env.get("LIFECYCLE_LINEAGE_URL") or None,
             mwaa_bucket=env.get("LIFECYCLE_MWAA_BUCKET") or None,
+            duckdb_memory_limit=env.get("LIFECYCLE_DUCKDB_MEMORY_LIMIT") or None,
         )
 
     # ---- AWS names ----------------------------------------------------------------------

@@ -184,6 +184,19 @@ def _serving_fingerprint(env: BenchEnvironment) -> dict[str, str]:
     return out
 
 
+def fresh_build(env: BenchEnvironment, work: Path) -> tuple[list[str], float]:
+    """The models' schemas dropped and one full ``dbt build`` (so every model is dbt's own);
+    returns the table-like relations and the build's seconds."""
+    _, nodes, tables = _compile(env, work)
+    _drop_schemas(env, {n["schema"] for n in nodes.values() if n["resource_type"] == "model"})
+    started = time.perf_counter()
+    first = _dbt(env, work, "build")
+    first_s = time.perf_counter() - started
+    if first.returncode != 0:
+        raise RuntimeError(f"dbt build failed:\n{first.stdout[-4000:]}")
+    return tables, first_s
+
+
 def stage_dbt_incremental(env: BenchEnvironment, work: Path, fraction: float = 0.01) -> StageResult:
     """``dbt build`` after ``fraction`` new data, with the incremental marts (fct_orders,
     fct_events) against a ``dbt build --full-refresh`` of the same data (the baseline).
@@ -192,13 +205,7 @@ def stage_dbt_incremental(env: BenchEnvironment, work: Path, fraction: float = 0
     details), then ``NEW_DATA_SQL`` in landing. Rows (both sides) = rows of the table-like
     models after the build; the serving tables of both builds must be identical.
     """
-    _, nodes, tables = _compile(env, work)
-    _drop_schemas(env, {n["schema"] for n in nodes.values() if n["resource_type"] == "model"})
-    started = time.perf_counter()
-    first = _dbt(env, work, "build")
-    first_s = time.perf_counter() - started
-    if first.returncode != 0:
-        raise RuntimeError(f"dbt build failed:\n{first.stdout[-4000:]}")
+    tables, first_s = fresh_build(env, work)
     s = env.settings
     every = max(round(1 / fraction), 1)
     with pg(s, s.warehouse_db) as conn, conn.cursor() as cur:

@@ -1,10 +1,13 @@
 """``lifecycle.bench.main``: build the workload, run the selected stages, write the reports.
 
-Input: argv (see ``parser()``): ``--scale`` orders (default 1,000,000), ``--events``
-(default 200,000), ``--stages`` (comma list of full_load, cdc, cdc_lag, kinesis, clean,
-load, dbt, dbt_incremental; default all; ``cdc`` also measures ``full_load``), ``--out`` (default
-``<repo>/bench/results``), ``--keep`` (leave the benchmark environment running), and knobs
-for the shard count, the CDC transaction size and the lag test.
+Input: argv (see ``parser()``): ``--scale`` orders (default 1,000,000; a comma list, or
+``--scaling``, runs each scale in turn and adds a scaling report, ``lifecycle.bench.scaling``),
+``--events`` (default 200,000; one value or one per scale), ``--stages`` (comma list of
+full_load, cdc, cdc_lag, kinesis, clean, load, dbt, dbt_incremental, clean_incremental,
+lifecycle_incremental, orchestration; default all; ``cdc`` also measures ``full_load``,
+``lifecycle_incremental`` every full stage), ``--out`` (default ``<repo>/bench/results``),
+``--keep`` (leave the benchmark environment running), and knobs for the shard count, the
+CDC transaction size, the lag test and the DAGs of the orchestration stage.
 Output: ``<out>/<UTC timestamp>.json`` and ``.md`` (see ``lifecycle.bench.report``), the
 table printed; exit code 0 when every selected stage ran, 1 when one failed (a stage below
 its target is reported, not an error).
@@ -29,7 +32,11 @@ from lifecycle.bench.measure import StageResult, timed
 from lifecycle.settings import REPO_ROOT
 
 STAGES = ("full_load", "cdc", "cdc_lag", "kinesis", "clean", "load", "dbt", "dbt_incremental",
-          "clean_incremental")
+          "clean_incremental", "lifecycle_incremental", "orchestration")
+# lifecycle_incremental reruns every stage after 1 % new data: it needs the full stages first
+NEEDS = {"cdc": {"full_load"},
+         "lifecycle_incremental": {"full_load", "kinesis", "clean", "load", "dbt", "dbt_incremental",
+                                   "clean_incremental"}}
 # cdc_lag runs for a fixed time against an offered load: not a throughput, not in `whole`;
 # dbt_incremental compares two dbt builds (incremental vs full refresh) and clean_incremental
 # an incremental lake run with the full one: not in `whole` either
@@ -41,8 +48,13 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lifecycle bench", description=(
         "Benchmark every lifecycle stage against a raw baseline on the same data, in a private "
         "embedded environment. Reports ratios (stage rows/s ÷ baseline rows/s)."))
-    p.add_argument("--scale", type=int, default=1_000_000, help="orders to generate (default 1,000,000)")
-    p.add_argument("--events", type=int, default=200_000, help="Kinesis events (default 200,000)")
+    p.add_argument("--scale", type=_ints, default=[1_000_000],
+                   help="orders to generate (default 1,000,000); a comma list (100000,1000000) runs the "
+                        "workload at each scale in turn and adds a scaling report")
+    p.add_argument("--scaling", action="store_true",
+                   help=f"shorthand for --scale {','.join(str(x) for x in SCALING)} (10 M: 30+ min)")
+    p.add_argument("--events", type=_ints, default=[200_000],
+                   help="Kinesis events (default 200,000), one value or one per scale")
     p.add_argument("--stages", default="all", help=f"comma list of {', '.join(STAGES)} or 'all'")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the JSON and Markdown results")
     p.add_argument("--keep", action="store_true", help="leave the benchmark environment running")
@@ -52,8 +64,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--txn-rows", type=int, default=10_000, help="rows per transaction of the CDC changes")
     p.add_argument("--lag-seconds", type=float, default=None,
                    help="duration of the cdc_lag write load (default 20; 5 below 100,000 orders)")
+    p.add_argument("--duckdb-memory-limit", default=None,
+                   help="DuckDB memory_limit of the lake jobs and the load (e.g. 2GB; default: DuckDB's own)")
+    p.add_argument("--orchestration-dags", default="",
+                   help="DAGs the orchestration stage runs with dag.test (default: every lifecycle DAG)")
     p.add_argument("--lag-rate", type=float, default=500.0, help="rows/s of the cdc_lag write load")
     return p
+
+
+SCALING = (100_000, 1_000_000, 10_000_000)
+
+
+def _ints(text: str) -> list[int]:
+    """``"100000,1e6,2_000"`` → ``[100000, 1000000, 2000]``."""
+    try:
+        out = [int(float(x)) if "e" in x.lower() else int(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a comma list of integers: {text!r}") from exc
+    if not out or min(out) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive integers: {text!r}")
+    return out
 
 
 def _selected(text: str) -> list[str]:
@@ -63,8 +93,9 @@ def _selected(text: str) -> list[str]:
     unknown = wanted - set(STAGES) - {"whole"}
     if unknown:
         raise SystemExit(f"unknown stage(s): {', '.join(sorted(unknown))}; use {', '.join(STAGES)}")
-    if "cdc" in wanted:
-        wanted.add("full_load")
+    for stage, needs in NEEDS.items():
+        if stage in wanted:
+            wanted |= needs
     return [s for s in STAGES if s in wanted]
 
 
@@ -124,12 +155,13 @@ def _postgres_version(settings) -> str | None:
         return None
 
 
-def run(args: argparse.Namespace) -> int:
-    from lifecycle.bench import dbt_bench, report, stages
+def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
+    """One benchmark run at ``scale`` orders and ``n_events`` events in a fresh environment;
+    returns ``{"meta", "results", "json", "md"}`` (the reports are written)."""
+    from lifecycle.bench import dbt_bench, incremental, orchestration, report, stages
     from lifecycle.bench.environment import bench_environment
 
     selected = _selected(args.stages)
-    scale, n_events = args.scale, args.events
     shards = args.shards or min(max(n_events // 2000, 16), 128)
     changes = min(args.changes or scale, scale)
     lag_seconds = args.lag_seconds if args.lag_seconds is not None else (20.0 if scale >= 100_000 else 5.0)
@@ -137,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
     start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
     end = start + timedelta(days=1)
     need = set(selected)
-    downstream = need & {"clean", "load", "dbt", "dbt_incremental", "clean_incremental"}
+    downstream = need & {"clean", "load", "dbt", "dbt_incremental", "clean_incremental", "lifecycle_incremental",
+                         "orchestration"}
     timestamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     meta: dict = {"timestamp": timestamp, "load_average_start": None,
                   "params": {"scale": scale, "events": n_events, "shards": shards, "stages": selected,
@@ -162,6 +195,12 @@ def run(args: argparse.Namespace) -> int:
 
     meta["import_seconds"] = round(warm_up(), 2)
     with bench_environment(keep=args.keep) as env:
+        if args.duckdb_memory_limit:
+            from dataclasses import replace
+
+            env.settings = replace(env.settings, duckdb_memory_limit=args.duckdb_memory_limit)
+            env.env["LIFECYCLE_DUCKDB_MEMORY_LIMIT"] = args.duckdb_memory_limit
+            meta["params"]["duckdb_memory_limit"] = args.duckdb_memory_limit
         s = env.settings
         _log(f"environment at {env.home} (postgres :{s.pg_port}, moto :{s.moto_port})")
         meta["versions"] = report.versions(_postgres_version(s))
@@ -223,13 +262,29 @@ def run(args: argparse.Namespace) -> int:
             load_landing(s, start, end)
         if "dbt" in need:
             measure("dbt", dbt_bench.stage_dbt, env, env.home / "dbt")
-        if "dbt_incremental" in need:  # last: it adds 1 % new rows to landing
-            measure("dbt_incremental", dbt_bench.stage_dbt_incremental, env, env.home / "dbt-incremental")
-        # last: it adds data the stages above would otherwise see
+        if "lifecycle_incremental" in need:
+            # untimed: the dbt stage leaves its baseline's copies; the incremental build needs dbt's own
+            _, secs = dbt_bench.fresh_build(env, env.home / "dbt-incremental")
+            _log(f"dbt models rebuilt by dbt (untimed) in {secs:.1f} s")
+        # after the full stages: it adds data the stages above would otherwise see
         if "clean_incremental" in need and not full_clean.error:
             inc = measure("clean_incremental", stages.stage_clean_incremental, env, start, end, full_clean,
                           scale, n_events)
             _log(f"incremental clean after 1% new data: {inc.details.get('cost_vs_full')} of the full run")
+            if "lifecycle_incremental" in need:
+                whole_inc = measure("lifecycle_incremental", incremental.stage_lifecycle_incremental, env,
+                                    start, end, inc, {r.stage: r for r in results},
+                                    env.home / "dbt-incremental")
+                _log(f"whole lifecycle after 1% new data: {whole_inc.details.get('cost_vs_full')} of the full run")
+
+        if "dbt_incremental" in need:  # last: it adds copies of 1 % of the rows straight into landing
+            measure("dbt_incremental", dbt_bench.stage_dbt_incremental, env, env.home / "dbt-incremental")
+
+        if "orchestration" in need:  # last: the DAGs run the whole lifecycle again, on this data
+            orch = measure("orchestration", orchestration.stage_orchestration, env, env.home / "orchestration",
+                           args.orchestration_dags)
+            if not orch.error:
+                _log(f"Airflow's share of the DAG runs' wall time: {orch.details['overhead']['airflow_share']}")
 
         whole = _whole(results)
         if whole:
@@ -242,13 +297,33 @@ def run(args: argparse.Namespace) -> int:
     json_path, md_path = report.write(Path(args.out), meta, results)
     print()
     print(report.render_table(results))
-    lag = report.lag_summary(results)
-    if lag:
-        print(lag)
+    for line in (report.lag_summary(results), report.incremental_summary(results),
+                 report.orchestration_summary(results)):
+        if line:
+            print(line)
     below = report.below_target(results)
     print(f"below target: {', '.join(below) if below else 'none'}")
     print(f"results: {json_path} and {md_path}")
-    return 1 if any(r.error for r in results) else 0
+    return {"meta": meta, "results": results, "json": json_path, "md": md_path}
+
+
+def run(args: argparse.Namespace) -> int:
+    from lifecycle.bench import scaling
+
+    scales = list(SCALING) if args.scaling else args.scale
+    if len(args.events) not in (1, len(scales)):
+        raise SystemExit("--events: one value, or one per scale")
+    events = args.events if len(args.events) == len(scales) else [args.events[0]] * len(scales)
+    runs = []
+    for scale, n_events in zip(scales, events, strict=True):
+        _log(f"==== scale {scale:,} orders, {n_events:,} events")
+        runs.append(run_scale(args, scale, n_events))
+    if len(runs) > 1:
+        json_path, md_path, text = scaling.write(Path(args.out), runs)
+        print()
+        print(text)
+        print(f"scaling results: {json_path} and {md_path}")
+    return 1 if any(r.error for run_ in runs for r in run_["results"]) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

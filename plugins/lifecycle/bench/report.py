@@ -80,6 +80,41 @@ def lag_summary(results: list[StageResult]) -> str:
     return ""
 
 
+def incremental_summary(results: list[StageResult]) -> str:
+    """One line: the whole lifecycle's incremental cost and each stage's, or ''."""
+    for r in results:
+        if r.stage == "lifecycle_incremental" and not r.error:
+            d = r.details
+            parts = ", ".join(f"{k} {v['incremental_s']:.2f}/{v['full_s']:.2f} s = {v['cost']}"
+                              for k, v in d["per_stage"].items())
+            return (f"Incremental after 1 % new data (incremental ÷ full): whole **{d['cost_vs_full']}** "
+                    f"(target ≤ {d['target_cost']}); {parts}")
+    return ""
+
+
+def orchestration_summary(results: list[StageResult]) -> str:
+    """The DAG runs' wall time split into work and Airflow, and every DAG file's parse time."""
+    for r in results:
+        if r.stage == "orchestration" and r.details.get("overhead"):
+            o, parse = r.details["overhead"], r.details["parse"]
+            lines = [f"Orchestration (dag.test of {len(o['runs'])} DAGs, {o['tasks']} tasks): wall {o['wall_s']:.1f} s, "
+                     f"tasks {o['task_seconds']:.1f} s, Airflow **{o['airflow_s']:.1f} s = {o['airflow_share']:.0%}**",
+                     "", "| DAG | tasks | wall s | task s | Airflow s | Airflow share |", "|---|---:|---:|---:|---:|---:|"]
+            for dag, d in o["runs"].items():
+                lines.append(f"| {dag} | {d['tasks']} | {d['wall_s']:.2f} | {d['task_seconds']:.2f} | "
+                             f"{d['airflow_s']:.2f} | {_fmt(d['airflow_share'] and d['airflow_share'] * 100)} % |")
+            lines += ["", f"DAG file parse times (DagBag; target < {parse['target_s']:g} s each; cold = first "
+                      "in the process, with the imports):", "",
+                      "| DAG file | DAGs | tasks | cold s | warm s |", "|---|---:|---:|---:|---:|"]
+            cold = parse["cold"]["files"]
+            for f, w in sorted(parse["warm"]["files"].items(), key=lambda kv: -kv[1]["seconds"]):
+                c = cold.get(f, {}).get("seconds")
+                mark = "" if w["seconds"] < parse["target_s"] else " **over**"
+                lines.append(f"| {f} | {w['dags']} | {w['tasks']} | {_fmt(c, 3)} | {w['seconds']:.3f}{mark} |")
+            return "\n".join(lines)
+    return ""
+
+
 def below_target(results: list[StageResult]) -> list[str]:
     return [r.stage for r in results if not r.meets_target]
 
@@ -101,9 +136,9 @@ def render_markdown(meta: dict[str, Any], results: list[StageResult]) -> str:
         render_table(results),
         "",
     ]
-    lag = lag_summary(results)
-    if lag:
-        parts += [lag, ""]
+    for line in (lag_summary(results), incremental_summary(results), orchestration_summary(results)):
+        if line:
+            parts += [line, ""]
     parts.append("Below target: " + (", ".join(below) if below else "none"))
     for r in results:
         if r.error:

@@ -174,6 +174,12 @@ def connect_duckdb(settings: Settings):
     tmp = settings.home / "duckdb" / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     con.execute(f"SET temp_directory = {_sql_str(str(tmp))}")
+    # an S3 upload buffers one multipart part per open file, of max_filesize / 10,000 parts:
+    # ~80 MB by default, and a partitioned write keeps a file open per partition (30 days of
+    # orders: 2.3 GB). 50GB makes parts of 5 MB, S3's minimum, and still allows 50 GB objects
+    con.execute("SET s3_uploader_max_filesize = '50GB'")
+    if settings.duckdb_memory_limit:  # opt-in: past it DuckDB spills to temp_directory, or fails
+        con.execute(f"SET memory_limit = {_sql_str(settings.duckdb_memory_limit)}")
     configure_s3(con, settings)
     return con
 

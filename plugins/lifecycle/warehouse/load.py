@@ -63,9 +63,10 @@ def _utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-def ensure_landing(settings: Settings) -> set[str]:
+def ensure_landing(settings: Settings, specs: dict[str, TableSpec] | None = None) -> set[str]:
     """Create the landing schema, its tables and the manifest if missing; add new columns.
-    Returns the tables that gained a column (they are reloaded whole)."""
+    Returns the tables that gained a column (they are reloaded whole). ``specs``: the tables'
+    effective specs when the caller already has them (each one is a Glue ``GetTable``)."""
     altered: set[str] = set()
     with pg(settings, settings.warehouse_db, role="loader") as conn, conn.cursor() as cur:
         # the loader may not CREATE on the database (lifecycle.security.pg_roles creates the
@@ -80,7 +81,7 @@ def ensure_landing(settings: Settings) -> set[str]:
             from lifecycle.warehouse.redshift import redshift_type as column_type
         else:
             column_type = postgres_type
-        for spec in (effective_spec(settings, name) for name in CLEAN_TABLES):
+        for spec in (specs[name] if specs else effective_spec(settings, name) for name in CLEAN_TABLES):
             cols = ", ".join(f"{_q(c)} {column_type(t)}" for c, t in spec.all_columns)
             cur.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{_q(spec.name)} ({cols})")
             # a column added to the contract after the table was created (ALTER only then:
@@ -205,76 +206,100 @@ def _stop_producer(duck, path: str, thread: threading.Thread) -> None:
 
 
 def load_table(settings: Settings, duck, spec: TableSpec, interval_start: datetime,
-               interval_end: datetime, method: str = "pipe", mode: str = "incremental") -> dict:
+               interval_end: datetime, method: str = "pipe", mode: str = "incremental",
+               conn=None) -> dict:
     """Bring ``landing.<table>`` to the table's clean objects, in one transaction: only the
     partitions whose objects changed (``mode="incremental"``), or everything (``"full"``).
 
     Returns ``{"rows": rows in the landing table, "copied": rows copied now, "files": objects
     copied, "skipped_files": unchanged objects, "partitions": partitions replaced, "mode":
-    "full" | "incremental" | "unchanged", "seconds"}``.
+    "full" | "incremental" | "unchanged", "seconds"}``. ``conn``: a warehouse connection to
+    use (committed at the end of the table), else one of its own.
     """
+    if conn is None:
+        with pg(settings, settings.warehouse_db, role="loader") as own:
+            return load_table(settings, duck, spec, interval_start, interval_end, method, mode, conn=own)
+    try:
+        with conn.cursor() as cur:
+            result = _load_table(settings, duck, spec, interval_start, interval_end, method, mode, cur)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return result
+
+
+def _load_table(settings: Settings, duck, spec: TableSpec, interval_start: datetime,
+                interval_end: datetime, method: str, mode: str, cur) -> dict:
     from psycopg2.extras import execute_values
 
     bucket = settings.bucket("clean")
     current = clean_object_etags(settings, spec)
     target = f"{SCHEMA}.{_q(spec.name)}"
     started = time.perf_counter()
-    with pg(settings, settings.warehouse_db, role="loader") as conn, conn.cursor() as cur:
-        cur.execute(f"SELECT s3_key, etag FROM {SCHEMA}.{MANIFEST} WHERE table_name = %s", (spec.name,))
-        loaded = dict(cur.fetchall())
-        groups_now: dict[str, dict[str, str]] = {}
-        for k, etag in current.items():
-            groups_now.setdefault(_partition_of(spec, k), {})[k] = etag
-        groups_before: dict[str, dict[str, str]] = {}
-        for k, etag in loaded.items():
-            groups_before.setdefault(_partition_of(spec, k), {})[k] = etag
-        changed = sorted(g for g in set(groups_now) | set(groups_before)
-                         if groups_now.get(g) != groups_before.get(g))
-        full = mode == "full" or not spec.partition or set(changed) >= set(groups_before)
-        if full and mode != "full" and not changed:
-            full = False
-        if full:
-            changed = sorted(set(groups_now) | set(groups_before))
-        keys = sorted(k for g in changed for k in groups_now.get(g, {}))
-        per_file: dict[str, int] = {}
-        if keys:
-            files = "[" + ", ".join(_sql_str(f"s3://{bucket}/{k}") for k in keys) + "]"
-            for name, rows in duck.execute(
-                f"SELECT file_name, num_rows FROM parquet_file_metadata({files})"
-            ).fetchall():
-                per_file[name[len(f"s3://{bucket}/"):]] = int(rows)
-        expected = sum(per_file.values())
-        copy_sql = (f"COPY {target} ({', '.join(_q(c) for c in spec.column_names)}) "
-                    "FROM STDIN WITH (FORMAT csv)")
-        if full:
-            cur.execute(f"TRUNCATE {target}")
-            cur.execute(f"DELETE FROM {SCHEMA}.{MANIFEST} WHERE table_name = %s", (spec.name,))
-        elif changed:
-            col, typ = spec.partition
-            values = [g for g in changed if g != HIVE_NULL]
-            cur.execute(f"DELETE FROM {target} WHERE {_q(col)} = ANY(%s::{postgres_type(typ)}[])"
-                        + (f" OR {_q(col)} IS NULL" if HIVE_NULL in changed else ""), (values,))
-            cur.execute(f"DELETE FROM {SCHEMA}.{MANIFEST} WHERE table_name = %s AND s3_key = ANY(%s)",
-                        (spec.name, sorted(k for g in changed for k in groups_before.get(g, {}))))
-        copied = 0
-        if expected and settings.warehouse_engine == "redshift":
-            from lifecycle.warehouse.redshift import copy_partitions
+    if settings.warehouse_engine != "redshift":
+        # the commit does not wait for the WAL flush (~50 ms an fsync on a busy disk): a
+        # crash may lose the last load, data and manifest rows together (one transaction),
+        # and the next run reloads those partitions; it can never leave a half-loaded table
+        cur.execute("SET LOCAL synchronous_commit = off")
+    cur.execute(f"SELECT s3_key, etag FROM {SCHEMA}.{MANIFEST} WHERE table_name = %s", (spec.name,))
+    loaded = dict(cur.fetchall())
+    groups_now: dict[str, dict[str, str]] = {}
+    for k, etag in current.items():
+        groups_now.setdefault(_partition_of(spec, k), {})[k] = etag
+    groups_before: dict[str, dict[str, str]] = {}
+    for k, etag in loaded.items():
+        groups_before.setdefault(_partition_of(spec, k), {})[k] = etag
+    changed = sorted(g for g in set(groups_now) | set(groups_before)
+                     if groups_now.get(g) != groups_before.get(g))
+    full = mode == "full" or not spec.partition or set(changed) >= set(groups_before)
+    if full and mode != "full" and not changed:
+        full = False
+    if full:
+        changed = sorted(set(groups_now) | set(groups_before))
+    keys = sorted(k for g in changed for k in groups_now.get(g, {}))
+    per_file: dict[str, int] = {}
+    if keys:
+        files = "[" + ", ".join(_sql_str(f"s3://{bucket}/{k}") for k in keys) + "]"
+        for name, rows in duck.execute(
+            f"SELECT file_name, num_rows FROM parquet_file_metadata({files})"
+        ).fetchall():
+            per_file[name[len(f"s3://{bucket}/"):]] = int(rows)
+    expected = sum(per_file.values())
+    copy_sql = (f"COPY {target} ({', '.join(_q(c) for c in spec.column_names)}) "
+                "FROM STDIN WITH (FORMAT csv)")
+    if full:
+        cur.execute(f"TRUNCATE {target}")
+        cur.execute(f"DELETE FROM {SCHEMA}.{MANIFEST} WHERE table_name = %s", (spec.name,))
+    elif changed:
+        col, typ = spec.partition
+        values = [g for g in changed if g != HIVE_NULL]
+        cur.execute(f"DELETE FROM {target} WHERE {_q(col)} = ANY(%s::{postgres_type(typ)}[])"
+                    + (f" OR {_q(col)} IS NULL" if HIVE_NULL in changed else ""), (values,))
+        cur.execute(f"DELETE FROM {SCHEMA}.{MANIFEST} WHERE table_name = %s AND s3_key = ANY(%s)",
+                    (spec.name, sorted(k for g in changed for k in groups_before.get(g, {}))))
+    copied = 0
+    if expected and settings.warehouse_engine == "redshift":
+        from lifecycle.warehouse.redshift import copy_partitions
 
-            copied = copy_partitions(settings, cur, spec, target, keys, _partition_of, HIVE_NULL, LOADED_AT)
-        elif expected:
-            run = _copy_via_pipe if method == "pipe" else _copy_via_file
-            copied = run(duck, cur, _export_sql(bucket, spec, keys), copy_sql)
-        if copied != expected:
-            raise RuntimeError(f"landing.{spec.name}: copied {copied} rows, the files hold {expected}")
-        if per_file:
-            execute_values(
-                cur,
-                f"INSERT INTO {SCHEMA}.{MANIFEST} (table_name, s3_key, etag, rows, interval_start, "
-                "interval_end, loaded_at) VALUES %s",
-                [(spec.name, k, current[k], n, _utc(interval_start), _utc(interval_end))
-                 for k, n in sorted(per_file.items())],
-                template="(%s, %s, %s, %s, %s, %s, now())",
-            )
+        copied = copy_partitions(settings, cur, spec, target, keys, _partition_of, HIVE_NULL, LOADED_AT)
+    elif expected:
+        run = _copy_via_pipe if method == "pipe" else _copy_via_file
+        copied = run(duck, cur, _export_sql(bucket, spec, keys), copy_sql)
+    if copied != expected:
+        raise RuntimeError(f"landing.{spec.name}: copied {copied} rows, the files hold {expected}")
+    if per_file:
+        execute_values(
+            cur,
+            f"INSERT INTO {SCHEMA}.{MANIFEST} (table_name, s3_key, etag, rows, interval_start, "
+            "interval_end, loaded_at) VALUES %s",
+            [(spec.name, k, current[k], n, _utc(interval_start), _utc(interval_end))
+             for k, n in sorted(per_file.items())],
+            template="(%s, %s, %s, %s, %s, %s, now())",
+        )
+    if full:  # truncated and copied in this transaction: the count is known
+        total = copied
+    else:
         cur.execute(f"SELECT count(*) FROM {target}")
         (total,) = cur.fetchone()
     return {"rows": int(total), "copied": copied, "files": len(per_file),
@@ -295,16 +320,18 @@ def load_landing(settings: Settings, interval_start: datetime, interval_end: dat
         raise ValueError(f"method={method!r}; use one of {', '.join(METHODS)}")
     if mode not in MODES:
         raise ValueError(f"mode={mode!r}; use one of {', '.join(MODES)}")
-    altered = ensure_landing(settings)
+    specs = {name: effective_spec(settings, name) for name in CLEAN_TABLES}
+    altered = ensure_landing(settings, specs)
     duck = connect_duckdb(settings)
     out = {}
     try:
-        for name in tables or CLEAN_TABLES:
-            result = load_table(settings, duck, effective_spec(settings, name), interval_start,
-                                interval_end, method, "full" if name in altered else mode)
-            out[name] = result["rows"]
-            if details is not None:
-                details[name] = result
+        with pg(settings, settings.warehouse_db, role="loader") as conn:  # one connection, a transaction per table
+            for name in tables or CLEAN_TABLES:
+                result = load_table(settings, duck, specs[name], interval_start, interval_end, method,
+                                    "full" if name in altered else mode, conn=conn)
+                out[name] = result["rows"]
+                if details is not None:
+                    details[name] = result
         return out
     finally:
         duck.close()
