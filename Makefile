@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 SCALE ?= 1000000
 EVENTS ?= 200000
 
-.PHONY: help install browser demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset bench
+.PHONY: help install browser demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset bench chaos
 
 help:
 	@echo "make demo      install, start the embedded services, run the whole lifecycle once, report"
@@ -19,6 +19,7 @@ help:
 	@echo "make airflow   Airflow 3 on the embedded services, UI on http://localhost:8080"
 	@echo "make up|down|status   the embedded services (Postgres + moto)"
 	@echo "make lint      ruff (with Airflow's AIR rules)"
+	@echo "make chaos     the fault-injection suite (tests/chaos, quick and slow cases); table in .lifecycle/chaos-report.md"
 	@echo "make bench     stage throughput vs raw baselines (SCALE=1000000 EVENTS=200000); results in bench/results/"
 	@echo "make dbt-docs  generate dbt docs into dbt_project/target"
 	@echo "make browser   install Chromium (Debian package) for the dashboard test, if missing"
@@ -57,6 +58,10 @@ demo: install dbt-manifest
 
 test: install dbt-manifest
 	$(BIN)/python -m pytest
+
+# every chaos case, the slow ones too (the quick ones also run in `make test`); docs/chaos.md
+chaos: install dbt-manifest
+	$(BIN)/python -m pytest tests/chaos -m chaos -p no:cacheprovider
 
 bench: install dbt-manifest
 	$(BIN)/python -m lifecycle.bench --scale $(SCALE) --events $(EVENTS)

@@ -295,8 +295,10 @@ def simulate(
 def run(dags: str = typer.Option(None, help="comma-separated DAG ids; default: the whole lifecycle")):
     """Run the lifecycle's DAGs once, in order, with Airflow's dag.test()."""
     from lifecycle import orchestrate
+    from lifecycle.preflight import require
 
     s = _settings()
+    require(s)  # a wrong endpoint, credential or database: named now, not deep in a task
     orchestrate.configure_airflow(s)
     orchestrate.migrate_metadata(s)
     orchestrate.build_dbt_manifest()
@@ -587,6 +589,13 @@ def airflow(port: int = typer.Option(None, help="port of the UI / API server; de
 
     s = _settings()
     raise typer.Exit(run_airflow(s, port or s.airflow_port))
+
+
+from lifecycle.preflight import preflight_command  # noqa: E402
+from lifecycle.recovery import recover_app  # noqa: E402
+
+app.command("preflight")(preflight_command)
+app.add_typer(recover_app, name="recover")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -37,6 +37,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lifecycle import faults
 from lifecycle.clients import aws, pg
 from lifecycle.ingest.pgoutput import Begin, Change, Commit, Relation, Truncate, decode, lsn_to_str
 from lifecycle.settings import Settings
@@ -264,6 +265,7 @@ def full_load(settings: Settings) -> dict[str, int]:
                 named.close()
                 writer.close()
                 s3.put_object(Bucket=bucket, Key=f"{PREFIX}/{table}/{LOAD_FILE}", Body=sink.getvalue())
+                faults.point("sales_cdc.full_load")
                 _save_columns(s3, bucket, table, cols)
                 counts[table] = n
     return counts
@@ -372,11 +374,13 @@ def capture_changes(settings: Settings, max_changes: int = MAX_CHANGES_PER_BATCH
             for table, arrow in batch.tables().items():
                 key = f"{PREFIX}/{table}/{name}"
                 _put_parquet(s3, bucket, key, arrow)
+                faults.point("sales_cdc.write")
                 files.append(key)
                 for op in arrow.column("Op").to_pylist():
                     totals[table][op] += 1
             for table, cols in evolved.items():
                 _save_columns(s3, bucket, table, cols)
+            faults.point("sales_cdc.before_advance")
             # only now, with the objects durably written, consume the batch
             cur.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (SLOT, lsn_to_str(last.end_lsn)))
             batches += 1

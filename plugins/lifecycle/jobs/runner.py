@@ -31,6 +31,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from lifecycle import faults
 from lifecycle.catalog import (
     CLEAN_TABLES,
     QUARANTINE,
@@ -525,6 +526,7 @@ class JobContext:
             self._con.execute(f"COPY ({select_sql}) TO {_sql_str(target)} ({options})")
         finally:
             self._con.execute(f"SET threads = {int(threads)}")
+        faults.point("lake.write")
 
     def write_clean(self, df, bucket: str, table: str) -> int:
         """Replace lake ``table`` with ``df`` (all partitions: stale ones disappear)."""

@@ -39,6 +39,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+from lifecycle import faults
 from lifecycle.catalog import CLEAN_TABLES, TableSpec, duckdb_type, effective_spec, postgres_type
 from lifecycle.clients import aws, pg
 from lifecycle.settings import Settings
@@ -273,6 +274,7 @@ def load_table(settings: Settings, duck, spec: TableSpec, interval_start: dateti
             )
         cur.execute(f"SELECT count(*) FROM {target}")
         (total,) = cur.fetchone()
+        faults.point("warehouse.before_commit")
     return {"rows": int(total), "copied": copied, "files": len(per_file),
             "skipped_files": len(current) - len(per_file), "partitions": len(changed),
             "mode": "full" if full else ("incremental" if changed else "unchanged"),
@@ -299,6 +301,7 @@ def load_landing(settings: Settings, interval_start: datetime, interval_end: dat
             result = load_table(settings, duck, effective_spec(settings, name), interval_start,
                                 interval_end, method, "full" if name in altered else mode)
             out[name] = result["rows"]
+            faults.point("warehouse.table_done")
             if details is not None:
                 details[name] = result
         return out
