@@ -308,6 +308,12 @@ class JobContext:
         # a new full load (a re-snapshot) replaces the table's history: rebuild from it
         self.require_unchanged(f"{name}.load", load, f"the full load of {name} changed")
         keys = self._new_keys(name, {k: e for k, e in objects.items() if k not in load})
+        if self.incremental and keys:
+            done = [k for k in self.bookmark.seen(name) if k not in keys]
+            if done and min(keys) < max(done):
+                # a file that replays before one already applied (a late or repeated delivery):
+                # applied on top of the current state it would undo later changes; rebuild
+                raise FullRebuild(f"{self.job_name}: {min(keys)} arrived after {max(done)} was applied")
         if not self.incremental:
             keys = list(load) + keys
         table = self._table_name(f"raw_{name}")
