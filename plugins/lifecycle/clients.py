@@ -19,7 +19,9 @@ from botocore.config import Config
 
 from lifecycle.settings import Settings
 
-_RETRY = Config(retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=5, read_timeout=60)
+
+def _retry(max_attempts: int) -> Config:
+    return Config(retries={"max_attempts": max_attempts, "mode": "adaptive"}, connect_timeout=5, read_timeout=60)
 
 
 @lru_cache(maxsize=64)
@@ -33,12 +35,13 @@ def aws(settings: Settings, service: str):
     """A boto3 client for ``service`` on the selected target (one per service and target:
     creating a client costs ~50 ms, and boto3 clients are thread-safe)."""
     return _client(settings.region, settings.aws_access_key_id, settings.aws_secret_access_key,
-                   service, settings.endpoint_for(service))
+                   service, settings.endpoint_for(service), settings.aws_max_attempts)
 
 
 @lru_cache(maxsize=128)
-def _client(region: str, key_id: str | None, secret: str | None, service: str, endpoint: str | None):
-    return _session(region, key_id, secret).client(service, endpoint_url=endpoint, config=_RETRY)
+def _client(region: str, key_id: str | None, secret: str | None, service: str, endpoint: str | None,
+            max_attempts: int = 8):
+    return _session(region, key_id, secret).client(service, endpoint_url=endpoint, config=_retry(max_attempts))
 
 
 @contextlib.contextmanager

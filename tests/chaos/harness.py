@@ -75,3 +75,25 @@ def s3_snapshot(settings, zones=("raw", "clean", "quarantine")) -> dict[str, str
 def fault_dir(tmp_path) -> dict:
     os.makedirs(tmp_path, exist_ok=True)
     return {"LIFECYCLE_FAULT_DIR": str(tmp_path)}
+
+
+def child_popen(settings, *stages: str, fault: str | None = None, env: dict | None = None) -> subprocess.Popen:
+    full = {**lifecycle_env(settings), **(env or {})}
+    full.pop("LIFECYCLE_FAULT", None)
+    if fault:
+        full["LIFECYCLE_FAULT"] = fault
+    return subprocess.Popen([sys.executable, "-m", "lifecycle.chaos.stages", *stages], env=full,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    """Until the fault point created ``path`` (the stage is paused there)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"the stage ended before its fault point:\n{out[-2000:]}\n{err[-3000:]}")
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
