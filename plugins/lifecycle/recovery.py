@@ -5,8 +5,9 @@ Input: ``Settings``. Output:
   bookmarks are dropped first, so each job runs in full over every raw object), then the
   Glue Catalog re-registered; returns the lake run's metadata.
 - ``rebuild_warehouse``: every ``landing`` table reloaded in full from the clean zone (the
-  load manifest no longer trusted), then ``dbt build --full-refresh`` (serving rebuilt
-  from landing); returns rows per landing table.
+  load manifest no longer trusted), then ``dbt build --full-refresh`` and the serving
+  publish (recommendations, then ``serving_next`` swapped in as ``serving``); returns rows
+  per landing table.
 
 Why these are needed: the lake jobs' bookmarks remember the *inputs* they processed and
 the warehouse load's manifest remembers the *objects* it copied; neither looks at what is
@@ -40,7 +41,12 @@ def rebuild_warehouse(settings: Settings, dbt: bool = True) -> dict:
     start, end = default_interval()
     rows = load_landing(settings, start, end, mode="full")
     if dbt:
+        from lifecycle.serve import publish, recommend
+
         run_dbt(settings, "--full-refresh")
+        # dbt builds serving_next; serve_publish's two tasks swap it in as `serving`
+        recommend.run(settings)
+        publish.run(settings)
     return {"landing_rows": rows, "dbt_full_refresh": dbt}
 
 
