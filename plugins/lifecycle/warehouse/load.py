@@ -217,6 +217,10 @@ def load_table(settings: Settings, duck, spec: TableSpec, interval_start: dateti
     target = f"{SCHEMA}.{_q(spec.name)}"
     started = time.perf_counter()
     with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        # two loads of one table at once (a manual run beside the scheduled one): the second
+        # waits for the first and then finds its objects in the manifest, instead of failing
+        # on the manifest's key (or, for a table without one, copying the rows twice)
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{SCHEMA}.{spec.name}",))
         cur.execute(f"SELECT s3_key, etag FROM {SCHEMA}.{MANIFEST} WHERE table_name = %s", (spec.name,))
         loaded = dict(cur.fetchall())
         groups_now: dict[str, dict[str, str]] = {}
