@@ -389,7 +389,17 @@ def capture_changes(settings: Settings, max_changes: int = MAX_CHANGES_PER_BATCH
 
 
 def run(settings: Settings) -> dict:
-    """One ingestion run: full load if the lake has none (or the slot is missing), then CDC."""
+    """One ingestion run: full load if the lake has none (or the slot is missing), then CDC.
+
+    Runs one at a time: a second run started meanwhile (a manual run beside the scheduled
+    one) waits on a session advisory lock, then finds only what is left; without it the two
+    would read the same batch and the slower one would fail to advance the slot."""
+    with pg(settings, settings.sales_db, autocommit=True) as lock, lock.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"lifecycle:{SLOT}",))
+        return _run(settings)  # the lock goes with the connection
+
+
+def _run(settings: Settings) -> dict:
     from lifecycle.dataops import alerts
 
     s3 = aws(settings, "s3")
