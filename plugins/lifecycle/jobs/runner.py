@@ -291,6 +291,23 @@ class JobContext:
         if self.incremental and self.bookmark.seen(name) != objects:
             raise FullRebuild(f"{self.job_name}: {why}")
 
+    def require_no_late_references(self, bucket: str, source: str, reason: str, field: str, known) -> None:
+        """In an incremental run: when records quarantined for ``reason`` (a reference to an
+        unknown key) now name a key of ``known`` (a DataFrame of that key) — the referenced
+        row arrived after them, a late dimension — rebuild in full, so they are classified
+        again, as a full run over the same raw objects would."""
+        key = f"{source}/data_0.parquet"
+        if not self.incremental or not self.list_keys(bucket, key):
+            return
+        # CASE: only the rejected records of that reason are valid JSON for certain
+        (late,) = self._con.execute(
+            f"SELECT count(*) FROM read_parquet({_sql_str(f's3://{bucket}/{key}')}) q WHERE CASE WHEN "
+            f"reason = {_sql_str(reason)} THEN try_cast(json_extract_string(payload, "
+            f"{_sql_str('$.' + field)}) AS BIGINT) IN (SELECT * FROM ({known.sql(dialect='duckdb', optimize=False)})) "
+            "ELSE false END").fetchone()
+        if late:
+            raise FullRebuild(f"{self.job_name}: {late} record(s) quarantined as {reason} now name a known {field}")
+
     @staticmethod
     def _file_list(bucket: str, keys: list[str]) -> str:
         return "[" + ", ".join(_sql_str(f"s3://{bucket}/{k}") for k in keys) + "]"
