@@ -299,12 +299,24 @@ class JobContext:
         key = f"{source}/data_0.parquet"
         if not self.incremental or not self.list_keys(bucket, key):
             return
-        # CASE: only the rejected records of that reason are valid JSON for certain
+        import json
+
+        # parsed here, not by DuckDB: its JSON functions raise on the malformed records beside
+        # them, whatever the filter (the planner may evaluate them first)
+        named = set()
+        for (payload,) in self._con.execute(
+                f"SELECT payload FROM read_parquet({_sql_str(f's3://{bucket}/{key}')}) WHERE reason = ?",
+                [reason]).fetchall():
+            try:
+                value = json.loads(payload).get(field)
+                named.add(int(value))
+            except (ValueError, TypeError, AttributeError):
+                continue
+        if not named:
+            return
         (late,) = self._con.execute(
-            f"SELECT count(*) FROM read_parquet({_sql_str(f's3://{bucket}/{key}')}) q WHERE CASE WHEN "
-            f"reason = {_sql_str(reason)} THEN try_cast(json_extract_string(payload, "
-            f"{_sql_str('$.' + field)}) AS BIGINT) IN (SELECT * FROM ({known.sql(dialect='duckdb', optimize=False)})) "
-            "ELSE false END").fetchone()
+            f"SELECT count(*) FROM ({known.sql(dialect='duckdb', optimize=False)}) k "
+            f"WHERE k.{_ident(field)} IN ({', '.join(str(v) for v in sorted(named))})").fetchone()
         if late:
             raise FullRebuild(f"{self.job_name}: {late} record(s) quarantined as {reason} now name a known {field}")
 
