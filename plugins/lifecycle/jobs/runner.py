@@ -778,7 +778,21 @@ def publish_job_run(settings: Settings, result: dict) -> None:
 
 
 def run_lake_clean(settings: Settings, interval_start: datetime, interval_end: datetime) -> dict:
-    """Run every clean job (sales first), then register the clean tables in the Glue Catalog."""
+    """Run every clean job (sales first), then register the clean tables in the Glue Catalog.
+
+    One run at a time: Airflow's ``max_active_runs=1`` keeps the DAG's runs apart, and a run
+    outside the scheduler (``lifecycle jobs run all`` beside the scheduled one) waits on a
+    Postgres session advisory lock (released when the process ends, even by a kill). Two
+    runs at once would both merge the same new raw objects: the second would quarantine the
+    first's events as duplicates of themselves (the chaos suite's case 7 found it)."""
+    from lifecycle.clients import pg
+
+    with pg(settings, settings.sales_db, autocommit=True) as lock, lock.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(hashtext('lifecycle:lake_clean'))")
+        return _run_lake_clean(settings, interval_start, interval_end)
+
+
+def _run_lake_clean(settings: Settings, interval_start: datetime, interval_end: datetime) -> dict:
     started = time.perf_counter()
     jobs = {name: run_job(settings, name, interval_start, interval_end) for name in JOBS}
     specs = {t: spec for j in jobs.values() for t, spec in j.pop("specs").items()}
