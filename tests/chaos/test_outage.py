@@ -36,7 +36,10 @@ def test_short_outage_mid_write_is_retried(settings, chaos_case, outage, tmp_pat
     fresh(settings, scale=15)
     run_in_process(settings, "ingest_sales", "ingest_reviews")
     proc = child_popen(settings, "ingest_events", "lake", fault="user_activity.write:pause",
-                       env={"AWS_ENDPOINT_URL": outage.url, "LIFECYCLE_FAULT_DIR": str(tmp_path)})
+                       env={"AWS_ENDPOINT_URL": outage.url, "LIFECYCLE_FAULT_DIR": str(tmp_path),
+                            # ample: botocore's backoff is random (one run of 8 attempts did not
+                            # outlast the 3 s); the case is about retrying, not the budget
+                            "LIFECYCLE_AWS_MAX_ATTEMPTS": "15"})
     marker = tmp_path / "user_activity.write.paused"
     wait_for(marker, proc)
     outage.down()
