@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 SCALE ?= 1000000
 EVENTS ?= 200000
 
-.PHONY: help install browser demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset bench deploy pre-commit secrets
+.PHONY: help install browser demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset bench deploy pre-commit secrets chaos
 
 # `make help` lists every target with a `## ` description on its line (tests/test_make.py
 # checks that each .PHONY target has one), so the list cannot go stale.
@@ -54,6 +54,10 @@ demo: install dbt-manifest ## install, start the embedded services, run the whol
 
 test: install dbt-manifest ## the whole test suite (starts and stops its own services)
 	$(BIN)/python -m pytest
+
+# every chaos case, the slow ones too (the quick ones also run in `make test`); docs/chaos.md
+chaos: install dbt-manifest ## the fault-injection suite (tests/chaos, quick and slow cases); table in .lifecycle/chaos-report.md
+	$(BIN)/python -m pytest tests/chaos -m chaos -p no:cacheprovider
 
 bench: install dbt-manifest ## stage throughput vs raw baselines (SCALE, EVENTS); results in bench/results/
 	$(BIN)/python -m lifecycle.bench --scale $(SCALE) --events $(EVENTS)

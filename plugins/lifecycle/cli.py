@@ -439,12 +439,14 @@ def run(
       lifecycle run --dags warehouse_load,dbt_build,serve_publish
     """
     from lifecycle import orchestrate
+    from lifecycle.preflight import require
 
     valid = sorted(p.stem for p in (orchestrate.REPO_ROOT / "dags").glob("*.py"))
     ids = tuple(dags.split(",")) if dags else orchestrate.LIFECYCLE_DAGS
     if bad := unknown_name_message("DAG(s)", list(ids), valid):
         _fail(bad, USAGE)
     s = _settings(services=True)
+    require(s)  # a wrong endpoint, credential or database: named now, not deep in a task
     # on a terminal the progress bar stands for the task logs (-v brings them back)
     orchestrate.configure_airflow(s, quiet=sys.stderr.isatty() and not verbose)
     orchestrate.migrate_metadata(s)
@@ -856,6 +858,13 @@ app.command("deploy")(deploy_cmd)
 from lifecycle.security.review import cli as _review_cli  # noqa: E402
 
 app.command("review")(_review_cli)
+
+
+from lifecycle.preflight import preflight_command  # noqa: E402
+from lifecycle.recovery import recover_app  # noqa: E402
+
+app.command("preflight")(preflight_command)
+app.add_typer(recover_app, name="recover")
 
 
 def main() -> None:  # pragma: no cover - console entry point

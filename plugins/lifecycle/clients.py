@@ -19,7 +19,9 @@ from botocore.config import Config
 
 from lifecycle.settings import Settings
 
-_RETRY = Config(retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=5, read_timeout=60)
+
+def _retry(max_attempts: int) -> Config:
+    return Config(retries={"max_attempts": max_attempts, "mode": "adaptive"}, connect_timeout=5, read_timeout=60)
 
 
 @lru_cache(maxsize=64)
@@ -66,15 +68,16 @@ def aws(settings: Settings, service: str):
     ``settings.stage`` set (``Settings.for_stage``) it calls AWS as that stage's IAM role."""
     role = _role_arn(settings) if settings.stage else None
     return _client(settings.region, settings.aws_access_key_id, settings.aws_secret_access_key,
-                   service, settings.endpoint_for(service), role, settings.endpoint_for("sts"))
+                   service, settings.endpoint_for(service), role, settings.endpoint_for("sts"),
+                   settings.aws_max_attempts)
 
 
 @lru_cache(maxsize=256)
 def _client(region: str, key_id: str | None, secret: str | None, service: str, endpoint: str | None,
-            role_arn: str | None = None, sts_endpoint: str | None = None):
+            role_arn: str | None = None, sts_endpoint: str | None = None, max_attempts: int = 8):
     session = (_stage_session(region, key_id, secret, sts_endpoint, role_arn) if role_arn
                else _session(region, key_id, secret))
-    return session.client(service, endpoint_url=endpoint, config=_RETRY)
+    return session.client(service, endpoint_url=endpoint, config=_retry(max_attempts))
 
 
 def credentials(settings: Settings) -> tuple[str | None, str | None, str | None]:

@@ -150,3 +150,140 @@ def print_report(report: dict, echo=print) -> None:
         echo(f"  [{mark}] {c['name'].ljust(width)}  expected {c['expected']}  got {c['actual']}")
     echo(f"  reconciliation: {'PASSED' if report['ok'] else 'FAILED'} "
          f"({sum(c['ok'] for c in report['checks'])}/{len(report['checks'])} checks)")
+
+
+# ---- per layer, per table and per event type (the chaos suite: lifecycle.chaos) ------------
+
+# source table → (key columns, measure summed in every layer)
+LAYER_TABLES = {
+    "orders": (("order_id",), "order_id"),
+    "order_items": (("order_id", "line_no"), "quantity * unit_price"),
+    "products": (("product_id",), "unit_price"),
+    "customers": (("customer_id",), "customer_id"),
+}
+
+
+def _lake_rows(con, settings: Settings, table: str, sql_cols: str, where: str = "") -> list[tuple]:
+    from lifecycle.catalog import lake_table
+    from lifecycle.lake_query import _has_objects
+
+    spec = lake_table(table)
+    bucket = settings.bucket(spec.zone if spec.zone != "clean" else "clean")
+    if not _has_objects(settings, bucket, f"{table}/"):
+        return []
+    pattern = f"s3://{bucket}/{table}/*/*.parquet" if spec.partition else f"s3://{bucket}/{table}/*.parquet"
+    return con.execute(f"SELECT {sql_cols} FROM read_parquet('{pattern}', hive_partitioning="
+                       f"{'true' if spec.partition else 'false'}, union_by_name=true) {where}").fetchall()
+
+
+def _pg_rows(settings: Settings, database: str, sql: str) -> list[tuple]:
+    with pg(settings, database) as conn, conn.cursor() as cur:
+        cur.execute("SET TimeZone = 'UTC'")
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def _keyset_checks(name: str, layers: dict[str, list[tuple]], measure: dict[str, object]) -> list[dict]:
+    """count, duplicates, key set and Σ measure of every layer against the first one."""
+    (first, rows0), *others = layers.items()
+    keys0 = {r for r in rows0}
+    checks = []
+    for layer, rows in others:
+        keys = set(rows)
+        checks.append(_check(f"{name}: {first} = {layer} (rows)", len(rows0), len(rows)))
+        checks.append(_check(f"{name}: no duplicate key in {layer}", 0, len(rows) - len(keys)))
+        missing, extra = len(keys0 - keys), len(keys - keys0)
+        checks.append(_check(f"{name}: {first} = {layer} (key set: missing, extra)", (0, 0), (missing, extra)))
+        checks.append(_check(f"{name}: {first} = {layer} (sum)", measure[first], measure[layer]))
+    return checks
+
+
+def _dec(v) -> Decimal:
+    return Decimal(str(v or 0)).quantize(Decimal("0.01"))
+
+
+def reconcile_layers(settings: Settings, serving: bool = False, bad_expected: dict | None = None) -> dict:
+    """Source against the lake's clean zone and the warehouse ``landing`` schema (and, with
+    ``serving``, everything ``reconcile`` checks), table by table and event type by type:
+    row counts, duplicate keys, key sets (missing and extra keys) and a sum.
+
+    - ``sales`` tables: source = clean = landing (keys, Σ measure of ``LAYER_TABLES``);
+    - reviews: DynamoDB = clean = landing (keys);
+    - events, per type: the simulator's ledger = clean = landing (counts), clean = landing
+      (event-id sets, Σ quantity); Kinesis records = clean + quarantined + error prefix;
+    - quarantine: rejected records per reason = the bad records the simulator sent, per kind
+      (``bad_expected`` overrides the ledger, for cases that add records of their own).
+    """
+    from collections import Counter
+
+    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.lake_query import _has_objects, lake_counts
+    from lifecycle.simulator import ledger
+
+    checks: list[dict] = []
+    con = connect_duckdb(settings)
+    try:
+        for table, (keys, measure) in LAYER_TABLES.items():
+            cols = ", ".join(keys)
+            layers = {
+                "source": _pg_rows(settings, settings.sales_db, f"SELECT {cols} FROM public.{table}"),
+                "clean": _lake_rows(con, settings, table, cols),
+                "landing": _pg_rows(settings, settings.warehouse_db, f"SELECT {cols} FROM landing.{table}"),
+            }
+            sums = {
+                "source": _dec(_pg_rows(settings, settings.sales_db, f"SELECT sum({measure}) FROM public.{table}")[0][0]),
+                "clean": _dec((_lake_rows(con, settings, table, f"sum({measure})") or [(0,)])[0][0]),
+                "landing": _dec(_pg_rows(settings, settings.warehouse_db,
+                                         f"SELECT sum({measure}) FROM landing.{table}")[0][0]),
+            }
+            checks += _keyset_checks(table, layers, sums)
+
+        ddb_keys = []
+        for page in aws(settings, "dynamodb").get_paginator("scan").paginate(
+                TableName=settings.reviews_table, ConsistentRead=True, ProjectionExpression="product_id, review_id"):
+            ddb_keys += [(int(i["product_id"]["N"]), i["review_id"]["S"]) for i in page["Items"]]
+        reviews = {"dynamodb": ddb_keys,
+                   "clean": _lake_rows(con, settings, "reviews", "product_id, review_id"),
+                   "landing": _pg_rows(settings, settings.warehouse_db,
+                                       "SELECT product_id, review_id FROM landing.reviews")}
+        checks += _keyset_checks("reviews", reviews, {k: len(v) for k, v in reviews.items()})
+
+        book = ledger(settings)
+        lake = lake_counts(settings)
+        clean_events = _lake_rows(con, settings, "events", "event_type, event_id, coalesce(quantity, 0)")
+        landing_events = _pg_rows(settings, settings.warehouse_db,
+                                  "SELECT event_type, event_id, coalesce(quantity, 0) FROM landing.events")
+        for etype in EVENT_COLUMNS:
+            expected = int(book["events_good"].get(etype, 0))
+            c = [(r[1],) for r in clean_events if r[0] == etype]
+            w = [(r[1],) for r in landing_events if r[0] == etype]
+            checks.append(_check(f"events/{etype}: simulator = clean (rows)", expected, len(c)))
+            checks += _keyset_checks(f"events/{etype}", {"clean": c, "landing": w}, {
+                "clean": sum(r[2] for r in clean_events if r[0] == etype),
+                "landing": sum(r[2] for r in landing_events if r[0] == etype)})
+        in_stream = count_stream_records(settings)
+        checks.append(_check("Kinesis records = clean events + quarantined + error prefix", in_stream,
+                             lake["events_total"] + lake["quarantined_events"] + lake["processing_failed_events"]))
+        reasons: Counter = Counter()
+        quarantine = settings.bucket("quarantine")
+        if _has_objects(settings, quarantine, "events/data_0.parquet"):
+            reasons.update(dict(con.execute(
+                f"SELECT reason, count(*) FROM read_parquet('s3://{quarantine}/events/data_0.parquet') "
+                "GROUP BY 1").fetchall()))
+            (no_reason,) = con.execute(
+                f"SELECT count(*) FROM read_parquet('s3://{quarantine}/events/data_0.parquet') "
+                "WHERE reason IS NULL OR reason = ''").fetchone()
+            checks.append(_check("quarantine: every record has a reason", 0, int(no_reason)))
+        bad = dict(bad_expected if bad_expected is not None else book["events_bad"])
+        failed = lake["processing_failed_events"]
+        checks.append(_check("quarantine by reason = bad records sent by kind",
+                             {k: v for k, v in sorted(bad.items()) if v},
+                             {k: v for k, v in sorted(reasons.items()) if v} if not failed
+                             else {**dict(reasons), "processing_failed": failed}))
+    finally:
+        con.close()
+    report = {"checks": checks}
+    if serving:
+        report["checks"] += reconcile(settings)["checks"]
+    report["ok"] = all(c["ok"] for c in report["checks"])
+    return report

@@ -164,6 +164,9 @@ class Settings:
     # DataOps
     aws_account_id: str = "123456789012"  # moto's and LocalStack's account; on AWS from the env
     run_deadline_minutes: int = 120
+    # attempts of every AWS call (botocore's adaptive retry mode, exponential backoff with
+    # jitter): an endpoint that is away for a while is waited for before a task fails
+    aws_max_attempts: int = 8
     lineage_url: str | None = None  # Marquez (compose profile `lineage`); None: a local file
     # Amazon MWAA: the environment's source bucket `lifecycle deploy` syncs to
     mwaa_bucket: str | None = None
@@ -264,6 +267,7 @@ class Settings:
             glue_workers=_env_int(env, "LIFECYCLE_GLUE_WORKERS", 2),
             aws_account_id=env.get("LIFECYCLE_AWS_ACCOUNT_ID") or "123456789012",
             run_deadline_minutes=_env_int(env, "LIFECYCLE_RUN_DEADLINE_MINUTES", 120),
+            aws_max_attempts=max(1, _env_int(env, "LIFECYCLE_AWS_MAX_ATTEMPTS", 8)),
             lineage_url=env.get("LIFECYCLE_LINEAGE_URL") or None,
             mwaa_bucket=env.get("LIFECYCLE_MWAA_BUCKET") or None,
             duckdb_memory_limit=env.get("LIFECYCLE_DUCKDB_MEMORY_LIMIT") or None,

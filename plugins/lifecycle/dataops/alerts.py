@@ -11,6 +11,12 @@ scheduler and the task runner both noticing, a re-evaluated alarm) is one messag
 expire after ``DEDUPE_TTL_DAYS`` (DynamoDB TTL attribute ``expires_at``). Task failures are
 alerted from ``on_failure_callback``, which Airflow calls only when no retry is left, and
 their key is ``task_failed|dag|task|run|map_index|try``: one alert per failure, none per retry.
+
+AWS unreachable (the failure may well be that): ``publish`` cannot claim the key nor reach
+SNS, so it keeps the alert in ``<LIFECYCLE_HOME>/alerts-pending/`` (one JSON file per
+dedupe key: the same failure reported twice is still one file) and ``flush_pending``, called
+before every task (``callbacks.on_task_start``) and every publish, sends it once AWS answers
+again: the alert arrives late but once, instead of being lost in a log line.
 """
 
 from __future__ import annotations
@@ -78,11 +84,60 @@ def claim(settings: Settings, dedupe_key: str) -> bool:
     return True
 
 
+def _pending_dir(settings: Settings):
+    return settings.home / "alerts-pending"
+
+
+def _unreachable(exc: Exception) -> bool:
+    from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError
+
+    return isinstance(exc, (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError))
+
+
+def _keep(settings: Settings, alert: dict, dedupe_key: str | None) -> str:
+    import hashlib
+
+    folder = _pending_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256((dedupe_key or json.dumps(alert, sort_keys=True, default=str)).encode()).hexdigest()[:32]
+    path = folder / f"{name}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"alert": alert, "dedupe_key": dedupe_key}, default=str))
+    tmp.replace(path)
+    return str(path)
+
+
+def flush_pending(settings: Settings) -> int:
+    """Publish the alerts kept while AWS was unreachable; returns how many were sent now."""
+    folder = _pending_dir(settings)
+    if not folder.is_dir():
+        return 0
+    sent = 0
+    for path in sorted(folder.glob("*.json")):
+        kept = json.loads(path.read_text())
+        if _publish(settings, kept["alert"], kept["dedupe_key"]):
+            sent += 1
+        path.unlink(missing_ok=True)
+    return sent
+
+
 def publish(settings: Settings, alert: dict, dedupe_key: str | None = None) -> str | None:
     """Publish ``alert``; with a dedupe key (default: the alert's own), only once per key.
-    Returns the SNS message id, or None when the key was already alerted."""
+    Returns the SNS message id, or None when the key was already alerted (or AWS is
+    unreachable: then the alert is kept and sent by a later ``flush_pending``)."""
     settings = settings.for_stage("airflow")  # alerts go out as the orchestrator (infra/iam/airflow.json)
     dedupe_key = dedupe_key or alert.get("dedupe_key")
+    try:
+        flush_pending(settings)
+        return _publish(settings, alert, dedupe_key)
+    except Exception as exc:
+        if not _unreachable(exc):
+            raise
+        _keep(settings, alert, dedupe_key)
+        return None
+
+
+def _publish(settings: Settings, alert: dict, dedupe_key: str | None) -> str | None:
     if dedupe_key and not claim(settings, dedupe_key):
         return None
     if alert.get("kind") == "task_failed":

@@ -60,13 +60,21 @@ def on_task_failure(context) -> None:
 
 
 def on_task_start(context) -> None:
-    """Before the task runs: start its lineage from a clean slate (see ``lineage.reset``)."""
+    """Before the task runs: start its lineage from a clean slate (see ``lineage.reset``), and
+    send the alerts kept while AWS was unreachable."""
     try:
         from lifecycle.dataops import lineage
 
         lineage.reset()
     except Exception:
         log.exception("could not reset the lineage collector")
+    try:  # alerts kept while AWS was unreachable (alerts.flush_pending)
+        from lifecycle.dataops import alerts
+        from lifecycle.settings import Settings
+
+        alerts.flush_pending(Settings.from_env())
+    except Exception:
+        log.exception("could not send the pending alerts")
 
 
 def on_task_success(context) -> None:

@@ -31,6 +31,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 
+from lifecycle import faults
 from lifecycle.clients import aws
 from lifecycle.settings import Settings
 
@@ -270,6 +271,7 @@ def run(settings: Settings, max_records: int = MAX_RECORDS_PER_SHARD_BATCH,
             body = "".join(record_line(r) + "\n" for r in records).encode()
             key = object_key(settings, sid, records[0])
             s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+            faults.point("review_stream.write")
             _set_checkpoint(settings, sid, checkpoint, records[-1]["dynamodb"]["SequenceNumber"],
                             closed, arn)
             keys.append(key)

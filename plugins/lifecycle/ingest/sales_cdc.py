@@ -37,6 +37,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lifecycle import faults
 from lifecycle.clients import aws, pg
 from lifecycle.ingest.pgoutput import Begin, Change, Commit, Relation, Truncate, decode, lsn_to_str
 from lifecycle.settings import Settings
@@ -264,6 +265,7 @@ def full_load(settings: Settings) -> dict[str, int]:
                 named.close()
                 writer.close()
                 s3.put_object(Bucket=bucket, Key=f"{PREFIX}/{table}/{LOAD_FILE}", Body=sink.getvalue())
+                faults.point("sales_cdc.full_load")
                 _save_columns(s3, bucket, table, cols)
                 counts[table] = n
     return counts
@@ -372,11 +374,13 @@ def capture_changes(settings: Settings, max_changes: int = MAX_CHANGES_PER_BATCH
             for table, arrow in batch.tables().items():
                 key = f"{PREFIX}/{table}/{name}"
                 _put_parquet(s3, bucket, key, arrow)
+                faults.point("sales_cdc.write")
                 files.append(key)
                 for op in arrow.column("Op").to_pylist():
                     totals[table][op] += 1
             for table, cols in evolved.items():
                 _save_columns(s3, bucket, table, cols)
+            faults.point("sales_cdc.before_advance")
             # only now, with the objects durably written, consume the batch
             cur.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (SLOT, lsn_to_str(last.end_lsn)))
             batches += 1
@@ -385,8 +389,18 @@ def capture_changes(settings: Settings, max_changes: int = MAX_CHANGES_PER_BATCH
 
 
 def run(settings: Settings) -> dict:
-    """One ingestion run: full load if the lake has none (or the slot is missing), then CDC."""
+    """One ingestion run: full load if the lake has none (or the slot is missing), then CDC.
+
+    Runs one at a time: a second run started meanwhile (a manual run beside the scheduled
+    one) waits on a session advisory lock, then finds only what is left; without it the two
+    would read the same batch and the slower one would fail to advance the slot."""
     settings = settings.for_stage("ingest-sales")  # its IAM role when stage roles are on
+    with pg(settings, settings.sales_db, autocommit=True, role="cdc") as lock, lock.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"lifecycle:{SLOT}",))
+        return _run(settings)  # the lock goes with the connection
+
+
+def _run(settings: Settings) -> dict:
     from lifecycle.dataops import alerts
 
     s3 = aws(settings, "s3")

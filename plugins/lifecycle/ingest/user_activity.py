@@ -26,6 +26,7 @@ import gzip
 import json
 import time
 
+from lifecycle import faults
 from lifecycle.clients import aws
 from lifecycle.settings import Settings
 
@@ -172,6 +173,7 @@ def run(settings: Settings, max_records: int = MAX_RECORDS_PER_SHARD_BATCH) -> d
             if lines:
                 s3.put_object(Bucket=bucket, Key=key + (".gz" if settings.firehose_compression == "gzip" else ""),
                               Body=_encode(b"".join(lines), settings), ContentType="application/x-ndjson")
+            faults.point("user_activity.write")
             _set_checkpoint(settings, sid, checkpoint, records[-1]["SequenceNumber"], closed)
             keys.append(key)
             total += len(records)

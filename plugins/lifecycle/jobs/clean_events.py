@@ -19,6 +19,10 @@ arrived in, from the Firehose prefix: a clock or producer bug, not a real event)
 delivered is kept: the first by raw key — Firehose names objects by arrival time — then line;
 a record whose event_id is already in the clean table is a duplicate of it).
 
+A record quarantined as ``unknown_product`` whose product has reached the clean zone since
+(the event was ingested before the product's CDC) makes the next run a full one, which
+delivers it: no event is lost to the order in which the sources arrive.
+
 Incremental runs (job bookmark): only the raw objects not processed before are read; their
 valid events are merged into the partitions of their dates and their rejected records added
 to the quarantine table. The first-delivered rule makes this give the same tables as a full
@@ -135,6 +139,9 @@ def main(argv: list[str], ctx) -> None:
     args = get_resolved_options(argv, ARGUMENTS)
     lines = ctx.read_lines(args["raw_bucket"], "events/*/*/*/*/*", name="events")
     products = ctx.read_clean(args["clean_bucket"], "products")
+    # events that named a product before its row reached the lake are not lost for good
+    ctx.require_no_late_references(args["quarantine_bucket"], "events", "unknown_product", "product_id",
+                                   products.select("product_id"))
     existing = (ctx.read_clean(args["clean_bucket"], "events", columns=["event_id"])
                 if ctx.incremental else None)
     classified = ctx.persist(classify(parse(lines), products, existing), "classified")

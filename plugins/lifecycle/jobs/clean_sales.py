@@ -101,6 +101,16 @@ def order_status_history(changes):
     )
 
 
+def without_redeliveries(changes):
+    """Drop change rows delivered twice: the same row (every column, ``Op`` and commit time)
+    at the same position of a batch, in a later file. DMS and our CDC writer deliver at least
+    once; a batch written again under another name would otherwise replay its changes twice,
+    interleaved with themselves (the status history then gets versions that never were)."""
+    same = [c for c in changes.columns if c not in ("_file",)]
+    first = Window.partitionBy(*same).orderBy(F.col("_file"))
+    return changes.withColumn("_copy", F.row_number().over(first)).where(F.col("_copy") == 1).drop("_copy")
+
+
 def current_state(changes, keys: tuple[str, ...], columns: list[str]):
     """Replay DMS change rows (``Op``, ``_file``, ``_row``) into the table's current rows."""
     phase = F.when(F.col("_file").startswith("LOAD"), F.lit(0)).otherwise(F.lit(1))
@@ -193,7 +203,8 @@ def main(argv: list[str], ctx) -> None:
     raw, clean = args["raw_bucket"], args["clean_bucket"]
     state, extras, changes = {}, {}, {}
     for table, (keys, columns) in SOURCES.items():
-        changes[table] = ctx.read_dms(raw, f"sales/public/{table}", columns, name=table)
+        changes[table] = without_redeliveries(
+            ctx.read_dms(raw, f"sales/public/{table}", columns, name=table))
         extras[table] = new_columns(changes[table], columns)
         state[table] = current_state(changes[table], keys, list(columns) + extras[table])
 

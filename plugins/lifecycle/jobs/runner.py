@@ -30,6 +30,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from lifecycle import faults
 from lifecycle.catalog import (
     CLEAN_TABLES,
     QUARANTINE,
@@ -303,6 +304,35 @@ class JobContext:
         if self.incremental and self.bookmark.seen(name) != objects:
             raise FullRebuild(f"{self.job_name}: {why}")
 
+    def require_no_late_references(self, bucket: str, source: str, reason: str, field: str, known) -> None:
+        """In an incremental run: when records quarantined for ``reason`` (a reference to an
+        unknown key) now name a key of ``known`` (a DataFrame of that key) — the referenced
+        row arrived after them, a late dimension — rebuild in full, so they are classified
+        again, as a full run over the same raw objects would."""
+        key = f"{source}/data_0.parquet"
+        if not self.incremental or not self.list_keys(bucket, key):
+            return
+        import json
+
+        # parsed here, not by DuckDB: its JSON functions raise on the malformed records beside
+        # them, whatever the filter (the planner may evaluate them first)
+        named = set()
+        for (payload,) in self._con.execute(
+                f"SELECT payload FROM read_parquet({_sql_str(f's3://{bucket}/{key}')}) WHERE reason = ?",
+                [reason]).fetchall():
+            try:
+                value = json.loads(payload).get(field)
+                named.add(int(value))
+            except (ValueError, TypeError, AttributeError):
+                continue
+        if not named:
+            return
+        (late,) = self._con.execute(
+            f"SELECT count(*) FROM ({known.sql(dialect='duckdb', optimize=False)}) k "
+            f"WHERE k.{_ident(field)} IN ({', '.join(str(v) for v in sorted(named))})").fetchone()
+        if late:
+            raise FullRebuild(f"{self.job_name}: {late} record(s) quarantined as {reason} now name a known {field}")
+
     @staticmethod
     def _file_list(bucket: str, keys: list[str]) -> str:
         return "[" + ", ".join(_sql_str(f"s3://{bucket}/{k}") for k in keys) + "]"
@@ -320,6 +350,12 @@ class JobContext:
         # a new full load (a re-snapshot) replaces the table's history: rebuild from it
         self.require_unchanged(f"{name}.load", load, f"the full load of {name} changed")
         keys = self._new_keys(name, {k: e for k, e in objects.items() if k not in load})
+        if self.incremental and keys:
+            done = [k for k in self.bookmark.seen(name) if k not in keys]
+            if done and min(keys) < max(done):
+                # a file that replays before one already applied (a late or repeated delivery):
+                # applied on top of the current state it would undo later changes; rebuild
+                raise FullRebuild(f"{self.job_name}: {min(keys)} arrived after {max(done)} was applied")
         if not self.incremental:
             keys = list(load) + keys
         table = self._table_name(f"raw_{name}")
@@ -538,6 +574,7 @@ class JobContext:
             self._con.execute(f"COPY ({select_sql}) TO {_sql_str(target)} ({options})")
         finally:
             self._con.execute(f"SET threads = {int(threads)}")
+        faults.point("lake.write")
 
     def write_clean(self, df, bucket: str, table: str) -> int:
         """Replace lake ``table`` with ``df`` (all partitions: stale ones disappear)."""
@@ -754,7 +791,21 @@ def publish_job_run(settings: Settings, result: dict) -> None:
 
 
 def run_lake_clean(settings: Settings, interval_start: datetime, interval_end: datetime) -> dict:
-    """Run every clean job (sales first), then register the clean tables in the Glue Catalog."""
+    """Run every clean job (sales first), then register the clean tables in the Glue Catalog.
+
+    One run at a time: Airflow's ``max_active_runs=1`` keeps the DAG's runs apart, and a run
+    outside the scheduler (``lifecycle jobs run all`` beside the scheduled one) waits on a
+    Postgres session advisory lock (released when the process ends, even by a kill). Two
+    runs at once would both merge the same new raw objects: the second would quarantine the
+    first's events as duplicates of themselves (the chaos suite's case 7 found it)."""
+    from lifecycle.clients import pg
+
+    with pg(settings, settings.sales_db, autocommit=True) as lock, lock.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(hashtext('lifecycle:lake_clean'))")
+        return _run_lake_clean(settings, interval_start, interval_end)
+
+
+def _run_lake_clean(settings: Settings, interval_start: datetime, interval_end: datetime) -> dict:
     started = time.perf_counter()
     jobs = {name: run_job(settings, name, interval_start, interval_end) for name in JOBS}
     specs = {t: spec for j in jobs.values() for t, spec in j.pop("specs").items()}

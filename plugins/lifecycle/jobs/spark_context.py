@@ -494,6 +494,9 @@ class SparkJobContext:
     def changed_partition_values(self, table: str) -> list[str]:
         return []  # only used by incremental runs
 
+    def require_no_late_references(self, bucket: str, source: str, reason: str, field: str, known) -> None:
+        return None  # only for incremental runs: a full run classifies every record again
+
     def clean_inputs_unchanged(self, bucket: str, tables: list[str]) -> bool:
         return False
 

@@ -39,6 +39,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+from lifecycle import faults
 from lifecycle.catalog import CLEAN_TABLES, TableSpec, duckdb_type, effective_spec, postgres_type
 from lifecycle.clients import aws, pg
 from lifecycle.settings import Settings
@@ -242,6 +243,10 @@ def _load_table(settings: Settings, duck, spec: TableSpec, interval_start: datet
         # crash may lose the last load, data and manifest rows together (one transaction),
         # and the next run reloads those partitions; it can never leave a half-loaded table
         cur.execute("SET LOCAL synchronous_commit = off")
+    # two loads of one table at once (a manual run beside the scheduled one): the second
+    # waits for the first and then finds its objects in the manifest, instead of failing
+    # on the manifest's key (or, for a table without one, copying the rows twice)
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{SCHEMA}.{spec.name}",))
     cur.execute(f"SELECT s3_key, etag FROM {SCHEMA}.{MANIFEST} WHERE table_name = %s", (spec.name,))
     loaded = dict(cur.fetchall())
     groups_now: dict[str, dict[str, str]] = {}
@@ -302,6 +307,7 @@ def _load_table(settings: Settings, duck, spec: TableSpec, interval_start: datet
     else:
         cur.execute(f"SELECT count(*) FROM {target}")
         (total,) = cur.fetchone()
+    faults.point("warehouse.before_commit")
     return {"rows": int(total), "copied": copied, "files": len(per_file),
             "skipped_files": len(current) - len(per_file), "partitions": len(changed),
             "mode": "full" if full else ("incremental" if changed else "unchanged"),
@@ -330,6 +336,7 @@ def load_landing(settings: Settings, interval_start: datetime, interval_end: dat
                 result = load_table(settings, duck, specs[name], interval_start, interval_end, method,
                                     "full" if name in altered else mode, conn=conn)
                 out[name] = result["rows"]
+                faults.point("warehouse.table_done")
                 if details is not None:
                     details[name] = result
         return out

@@ -1,0 +1,81 @@
+"""Rebuild the lake or the warehouse after it was damaged by hand (docs/recovery.md).
+
+Input: ``Settings``. Output:
+- ``rebuild_lake``: every clean and curated table rewritten from the raw zone (the job
+  bookmarks are dropped first, so each job runs in full over every raw object), then the
+  Glue Catalog re-registered; returns the lake run's metadata.
+- ``rebuild_warehouse``: every ``landing`` table reloaded in full from the clean zone (the
+  load manifest no longer trusted), then ``dbt build --full-refresh`` and the serving
+  publish (recommendations, then ``serving_next`` swapped in as ``serving``); returns rows
+  per landing table.
+
+Why these are needed: the lake jobs' bookmarks remember the *inputs* they processed and
+the warehouse load's manifest remembers the *objects* it copied; neither looks at what is
+left of its outputs. Objects or rows deleted by hand downstream are therefore never
+noticed by the incremental runs; a full rebuild from the layer below replays them. The
+raw zone is the replayable source of the lake (and a new full load of ``sales``,
+``lifecycle cdc resnapshot``, rebuilds raw ``sales/`` itself).
+"""
+
+from __future__ import annotations
+
+from lifecycle.settings import Settings
+
+
+def rebuild_lake(settings: Settings) -> dict:
+    from lifecycle.chaos.stages import default_interval
+    from lifecycle.jobs import bookmarks
+    from lifecycle.jobs.runner import JOBS, run_lake_clean
+
+    bookmarks.reset(settings, list(JOBS))
+    start, end = default_interval()
+    result = run_lake_clean(settings, start, end)
+    return {"rows_out": result["rows_out"], "rejected": result["rejected"],
+            "modes": {j: r["mode"] for j, r in result["jobs"].items()}}
+
+
+def rebuild_warehouse(settings: Settings, dbt: bool = True) -> dict:
+    from lifecycle.chaos.stages import default_interval, run_dbt
+    from lifecycle.warehouse.load import load_landing
+
+    start, end = default_interval()
+    rows = load_landing(settings, start, end, mode="full")
+    if dbt:
+        from lifecycle.serve import publish, recommend
+
+        run_dbt(settings, "--full-refresh")
+        # dbt builds serving_next; serve_publish's two tasks swap it in as `serving`
+        recommend.run(settings)
+        publish.run(settings)
+    return {"landing_rows": rows, "dbt_full_refresh": dbt}
+
+
+def _typer_app():
+    import json
+
+    import typer
+
+    app = typer.Typer(help="Rebuild a damaged layer from the one below (docs/recovery.md).",
+                      no_args_is_help=True)
+
+    def settings() -> Settings:
+        from lifecycle.preflight import require
+
+        s = Settings.from_env()
+        require(s)
+        return s
+
+    @app.command("lake")
+    def lake():
+        """Rewrite every clean and curated table from raw/ (bookmarks dropped, full job runs)."""
+        typer.echo(json.dumps(rebuild_lake(settings()), indent=2, default=str))
+
+    @app.command("warehouse")
+    def warehouse(dbt: bool = typer.Option(True, help="also dbt build --full-refresh (serving)")):
+        """Reload every landing table in full from the clean zone, then rebuild serving."""
+        typer.echo(json.dumps(rebuild_warehouse(settings(), dbt=dbt), indent=2, default=str))
+
+    return app
+
+
+recover_app = _typer_app()

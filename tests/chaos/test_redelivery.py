@@ -1,0 +1,105 @@
+"""Case 2: the same Kinesis batch and the same CDC batch delivered twice. Nothing doubled.
+
+- Kinesis, to the consumer: its checkpoints are lost after a run (the lease table rolled
+  back), so the next run reads the same records again: it must rewrite the same raw objects.
+- Kinesis, from the producer: a batch of records is put into the stream a second time (a
+  producer retry after a timeout): every copy is a new stream record with the same
+  ``event_id``; the clean zone keeps one, the copies are quarantined as ``duplicate_event_id``.
+- CDC: a batch of changes lands in raw a second time (a second file with the same rows,
+  right after the first in replay order): the current state and the status history must
+  not change.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+import pytest
+
+from chaos.harness import assert_reconciled, fresh, reconcile, run_in_process, s3_snapshot
+from lifecycle.chaos.stages import TO_LANDING
+from lifecycle.clients import aws
+
+
+def _stream_records(settings) -> list[dict]:
+    kinesis, out = aws(settings, "kinesis"), []
+    for shard in kinesis.list_shards(StreamName=settings.stream_name)["Shards"]:
+        it = kinesis.get_shard_iterator(StreamName=settings.stream_name, ShardId=shard["ShardId"],
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while it:
+            resp = kinesis.get_records(ShardIterator=it, Limit=10_000)
+            out += resp["Records"]
+            it = resp.get("NextShardIterator")
+            if not resp["Records"]:
+                break
+    return out
+
+
+def test_kinesis_batch_delivered_twice(settings, chaos_case):
+    from lifecycle.simulator import put_events
+
+    chaos_case.fault = "Kinesis: checkpoints lost (batch re-read) + a batch of 40 records re-put by the producer"
+    summary = fresh(settings, scale=15)
+    run_in_process(settings, "ingest_events")
+    raw_before = {k: v for k, v in s3_snapshot(settings, ("raw",)).items() if "/events/" in "/" + k}
+    # the consumer's progress is lost: it reads the very same batch again
+    ddb = aws(settings, "dynamodb")
+    for item in ddb.scan(TableName=settings.checkpoint_table)["Items"]:
+        ddb.delete_item(TableName=settings.checkpoint_table, Key={"lease_key": item["lease_key"]})
+    run_in_process(settings, "ingest_events")
+    raw_after = {k: v for k, v in s3_snapshot(settings, ("raw",)).items() if "/events/" in "/" + k}
+    assert raw_after == raw_before, "a re-read batch must rewrite the same raw objects, not add new ones"
+    # the producer sends a batch again: new stream records, same events
+    again = _stream_records(settings)[:40]
+    put_events(settings, [r["Data"] for r in again], [r["PartitionKey"] for r in again])
+    run_in_process(settings, *TO_LANDING)
+    report = reconcile(settings, chaos_case, bad_expected={"duplicate_event_id": len(again)})
+    assert_reconciled(report)
+    chaos_case.outcome = (f"re-read batch rewrote the same {len(raw_before)} raw object(s); {len(again)} re-put "
+                          f"records quarantined as duplicate_event_id; {sum(summary['events_good'].values())} "
+                          "events once each")
+
+
+@pytest.mark.chaos_slow
+def test_cdc_batch_delivered_twice(settings, chaos_case):
+    from lifecycle.simulator import simulate_day
+
+    chaos_case.fault = "CDC: every CDC file of a day delivered a second time, after it was applied"
+    fresh(settings, scale=15)
+    run_in_process(settings, "ingest_sales", "lake")
+    simulate_day(settings, date(2026, 11, 21), scale=15)  # a second day: inserts, updates, deletes
+    run_in_process(settings, "ingest_sales", "lake")  # the day's CDC files applied (incremental)
+    s3, bucket = aws(settings, "s3"), settings.bucket("raw")
+    cdc = [k for k in s3_snapshot(settings, ("raw",)) if k.startswith("raw/sales/public/")
+           and not k.rsplit("/", 1)[-1].startswith("LOAD")]
+    assert cdc, "the second day must have produced CDC files"
+    for key in cdc:
+        key = key[len("raw/"):]
+        # same rows, a name that replays right after the original (before any later batch)
+        s3.copy_object(Bucket=bucket, Key=key.replace(".parquet", "-redelivered.parquet"),
+                       CopySource={"Bucket": bucket, "Key": key})
+    result = run_in_process(settings, "ingest_events", "ingest_reviews", "lake", "warehouse")
+    # the repeated files replay before files already applied: the job must not apply them on
+    # top of the current state (that would undo the later changes) but rebuild
+    assert "arrived after" in result["lake"]["jobs"]["clean_sales"].get("full_rebuild_reason", "")
+    report = reconcile(settings, chaos_case)
+    history = _history_duplicates(settings)
+    report["checks"].append({"name": "order_status_history: no duplicate (order_id, valid_from)",
+                             "expected": 0, "actual": history, "ok": history == 0})
+    chaos_case.reconciled({"checks": report["checks"][-1:]})
+    assert_reconciled(report)
+    chaos_case.outcome = f"{len(cdc)} CDC file(s) delivered twice: current state and status history unchanged"
+
+
+def _history_duplicates(settings) -> int:
+    from lifecycle.jobs.runner import connect_duckdb
+
+    con = connect_duckdb(settings)
+    try:
+        rows = con.execute(f"SELECT order_id, valid_from FROM read_parquet("
+                           f"'s3://{settings.bucket('clean')}/order_status_history/*/*.parquet', "
+                           "hive_partitioning=true)").fetchall()
+    finally:
+        con.close()
+    return sum(n - 1 for n in Counter(rows).values())
