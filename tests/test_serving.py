@@ -54,8 +54,8 @@ CREATE SCHEMA marts;
 CREATE TABLE marts.fct_order_items (order_id bigint, product_id bigint);
 CREATE TABLE marts.fct_events (session_id varchar, product_id bigint, event_type varchar);
 CREATE SCHEMA IF NOT EXISTS landing;  -- `lifecycle infra apply` creates it for the loader role
-CREATE TABLE landing.orders (order_id bigint);
-INSERT INTO landing.orders VALUES (1);
+CREATE TABLE landing.bi_probe (order_id bigint);  -- not a loader table: later tests load those
+INSERT INTO landing.bi_probe VALUES (1);
 CREATE SCHEMA serving_next;
 CREATE TABLE serving_next.daily_sales (order_date date, orders bigint, items bigint,
     revenue numeric(14,2), customers bigint);
@@ -113,7 +113,7 @@ def test_bi_reader_reads_every_serving_table(settings, served):
 
 
 @pytest.mark.parametrize("statement", [
-    "SELECT * FROM landing.orders",
+    "SELECT * FROM landing.bi_probe",
     "SELECT * FROM marts.fct_order_items",
     "INSERT INTO serving.daily_sales VALUES ('2026-01-01', 1, 1, 1, 1)",
     "DELETE FROM serving.daily_sales",
