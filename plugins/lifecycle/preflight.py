@@ -102,7 +102,15 @@ def check_env(env: dict[str, str] | None = None) -> tuple[Settings, list[str]]:
 
 
 def preflight_command() -> None:
-    """Check the settings and the connections (AWS endpoint, credentials, buckets, Postgres)."""
+    """Check the settings and the connections (AWS endpoint, credentials, buckets, Postgres).
+
+    Names the setting at fault and exits 2; `lifecycle run` and `recover` run it first.
+
+    \b
+    Example:
+      lifecycle preflight
+      LIFECYCLE_TARGET=compose lifecycle preflight
+    """
     import typer
 
     try:

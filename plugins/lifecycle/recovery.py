@@ -56,23 +56,35 @@ def _typer_app():
     import typer
 
     app = typer.Typer(help="Rebuild a damaged layer from the one below (docs/recovery.md).",
-                      no_args_is_help=True)
+                      epilog="Example: lifecycle recover lake", no_args_is_help=True)
 
     def settings() -> Settings:
+        from lifecycle.cli import _settings
         from lifecycle.preflight import require
 
-        s = Settings.from_env()
+        s = _settings()  # a malformed setting: one line and exit 2, as every command
         require(s)
         return s
 
     @app.command("lake")
     def lake():
-        """Rewrite every clean and curated table from raw/ (bookmarks dropped, full job runs)."""
+        """Rewrite every clean and curated table from raw/ (bookmarks dropped, full job runs).
+
+        \b
+        Example:
+          lifecycle recover lake
+        """
         typer.echo(json.dumps(rebuild_lake(settings()), indent=2, default=str))
 
     @app.command("warehouse")
     def warehouse(dbt: bool = typer.Option(True, help="also dbt build --full-refresh (serving)")):
-        """Reload every landing table in full from the clean zone, then rebuild serving."""
+        """Reload every landing table in full from the clean zone, then rebuild serving.
+
+        \b
+        Example:
+          lifecycle recover warehouse
+          lifecycle recover warehouse --no-dbt
+        """
         typer.echo(json.dumps(rebuild_warehouse(settings(), dbt=dbt), indent=2, default=str))
 
     return app
