@@ -439,14 +439,18 @@ def run(
       lifecycle run --dags warehouse_load,dbt_build,serve_publish
     """
     from lifecycle import orchestrate
-    from lifecycle.preflight import require
+    from lifecycle.preflight import PreflightError, check
 
     valid = sorted(p.stem for p in (orchestrate.REPO_ROOT / "dags").glob("*.py"))
     ids = tuple(dags.split(",")) if dags else orchestrate.LIFECYCLE_DAGS
     if bad := unknown_name_message("DAG(s)", list(ids), valid):
         _fail(bad, USAGE)
-    s = _settings(services=True)
-    require(s)  # a wrong endpoint, credential or database: named now, not deep in a task
+    s = _settings()
+    try:  # a wrong endpoint, credential or database: named now, not deep in a task
+        check(s)
+    except PreflightError as exc:  # the setting at fault; and when it is only that they are down, how to start them
+        down = services_down_message(s)
+        _fail(f"preflight: {exc}" + (f"\n{down}" if down else ""), USAGE)
     # on a terminal the progress bar stands for the task logs (-v brings them back)
     orchestrate.configure_airflow(s, quiet=sys.stderr.isatty() and not verbose)
     orchestrate.migrate_metadata(s)
