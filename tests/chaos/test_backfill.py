@@ -3,7 +3,8 @@
 Two daily intervals run through the lifecycle (the original runs); then a third day of
 data arrives in the sources; then the two past intervals are run again, oldest first (what
 ``airflow backfill create --dag-id ... --from-date ... --to-date ...`` makes the scheduler
-do, here with the stages called directly: see docs/chaos.md for why not the scheduler).
+do, here with the stages called directly: see docs/chaos.md for why not the scheduler;
+test_airflow_scheduler.py backfills the simulator DAG through the real scheduler).
 
 Expected: the simulator's interval-keyed DAG returns what it returned originally (a day is
 simulated once); every immutable fact of those intervals (the clean events of each date,
