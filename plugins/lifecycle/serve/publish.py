@@ -12,6 +12,7 @@ Rerunning after a publish finds no ``serving_next`` and changes nothing.
 
 from __future__ import annotations
 
+from lifecycle import faults
 from lifecycle.clients import aws, pg
 from lifecycle.settings import Settings
 
@@ -61,6 +62,7 @@ def swap(settings: Settings) -> bool:
         cur.execute(f"GRANT USAGE ON SCHEMA {LIVE} TO {reader}")
         cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {LIVE} TO {reader}")
         cur.execute(f"DROP SCHEMA IF EXISTS {OLD} CASCADE")
+        faults.point("serve.before_commit")  # chaos: a worker killed with the swap not committed
     return True
 
 
