@@ -30,7 +30,7 @@ def pg_env():
 def _crash_restart(settings) -> None:
     from lifecycle.services import _as_pg_user, _pg_bin, start_postgres
 
-    subprocess.run(_as_pg_user([str(_pg_bin("pg_ctl")), "-D", str(settings.pg_data_dir), "-w", "-t", "60",
+    subprocess.run(_as_pg_user([str(_pg_bin(settings, "pg_ctl")), "-D", str(settings.pg_data_dir), "-w", "-t", "60",
                                 "-m", "immediate", "stop"]), check=True, capture_output=True)
     start_postgres(settings)
 
