@@ -98,6 +98,11 @@ def airflow_env(settings: Settings, api_port: int | None = None) -> dict[str, st
         env[f"AWS_ENDPOINT_URL_{svc.upper()}"] = url
     if settings.lineage_url:
         env["LIFECYCLE_LINEAGE_URL"] = settings.lineage_url
+    # a source database on its own server (compose's sales-db, RDS, the benchmark's source)
+    for name in ("host", "port", "user", "password"):
+        value = getattr(settings, f"sales_pg_{name}")
+        if value:
+            env[f"LIFECYCLE_SALES_PG_{name.upper()}"] = str(value)
     # the sales database on its own server (compose `sales-db`, RDS on AWS)
     for name in ("host", "port", "user", "password"):
         value = getattr(settings, f"sales_pg_{name}")

@@ -69,6 +69,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--orchestration-dags", default="",
                    help="DAGs the orchestration stage runs with dag.test (default: every lifecycle DAG)")
     p.add_argument("--lag-rate", type=float, default=500.0, help="rows/s of the cdc_lag write load")
+    p.add_argument("--shared-source", action="store_true",
+                   help="keep the source database on the warehouse's Postgres server (the embedded default's "
+                        "layout; by default the source gets its own server, as RDS and compose's sales-db)")
     return p
 
 
@@ -194,7 +197,8 @@ def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
         return r
 
     meta["import_seconds"] = round(warm_up(), 2)
-    with bench_environment(keep=args.keep) as env:
+    meta["params"]["source_server"] = "shared" if args.shared_source else "separate"
+    with bench_environment(keep=args.keep, separate_source=not args.shared_source) as env:
         if args.duckdb_memory_limit:
             from dataclasses import replace
 
@@ -202,7 +206,8 @@ def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
             env.env["LIFECYCLE_DUCKDB_MEMORY_LIMIT"] = args.duckdb_memory_limit
             meta["params"]["duckdb_memory_limit"] = args.duckdb_memory_limit
         s = env.settings
-        _log(f"environment at {env.home} (postgres :{s.pg_port}, moto :{s.moto_port})")
+        _log(f"environment at {env.home} (postgres :{s.pg_port}"
+             + (f", source postgres :{s.sales_pg_port}" if s.sales_pg_port else "") + f", moto :{s.moto_port})")
         meta["versions"] = report.versions(_postgres_version(s))
         wl: dict = {}
         meta["workload"] = wl
@@ -292,7 +297,9 @@ def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
         meta["machine"] = report.machine()
         if args.keep:
             _log(f"environment kept: LIFECYCLE_HOME={env.home} LIFECYCLE_PG_PORT={s.pg_port} "
-                 f"LIFECYCLE_MOTO_PORT={s.moto_port}")
+                 + (f"LIFECYCLE_SALES_PG_PORT={s.sales_pg_port} (source server state: {env.source.home}) "
+                    if env.source else "")
+                 + f"LIFECYCLE_MOTO_PORT={s.moto_port}")
 
     json_path, md_path = report.write(Path(args.out), meta, results)
     print()

@@ -46,7 +46,8 @@ def percentiles(values: list[float], points=(50, 95)) -> dict[str, float | None]
 
 
 class RssSampler:
-    """Peak RSS (MiB) of the bench process (+children), Postgres and moto while running."""
+    """Peak RSS (MiB) of the bench process (+children), Postgres (and the source's own server,
+    if separate) and moto while running."""
 
     def __init__(self, settings: Settings, interval: float = 0.1):
         self.settings = settings
@@ -64,6 +65,12 @@ class RssSampler:
         groups = {"bench_process": psutil.Process(os.getpid())}
         if st.pg_pid:
             groups["postgres"] = psutil.Process(st.pg_pid)
+        if self.settings.sales_pg_port and self.settings.sales_pg_port != self.settings.pg_port:
+            # the source on its own server: its postmaster is whoever listens on its port
+            for conn in psutil.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr.port == self.settings.sales_pg_port and conn.pid:
+                    groups["postgres_source"] = psutil.Process(conn.pid)
+                    break
         if st.moto_pid:
             groups["moto"] = psutil.Process(st.moto_pid)
         return groups
