@@ -137,3 +137,31 @@ def test_cdc_status_and_resnapshot_commands(env):
     assert "lag:" in res.output and "orders" in res.output and "full load: yes" in res.output
     res = CliRunner().invoke(app, ["cdc", "resnapshot", "--yes"])
     assert res.exit_code == 0 and '"orders": 1' in res.output
+
+
+def test_the_full_load_reproduces_every_value_exactly(env):
+    """NULL vs '', quotes, commas, newlines, padded char, numeric scale, false, microseconds:
+    the LOAD file holds what the source holds (it is streamed as CSV into Arrow)."""
+    from lifecycle.ingest import sales_cdc
+
+    awkward = 'say "hi",\nthen\r\nleave \\N'
+    with pg(env, env.sales_db) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO customers VALUES (2,'b@x.org','','', 'GB', "
+                    "'2025-03-01 10:00:00.000123+00', '2025-03-01 10:00:00+00')")
+        cur.execute("INSERT INTO products VALUES (11,'SKU-11','Bowl','kitchen',%s,0.10,false,now())", (awkward,))
+        cur.execute("INSERT INTO products VALUES (12,'SKU-12','Cup','kitchen','',1234.5,true,now())")
+    with pg(env, env.sales_db, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_drop_replication_slot(%s)", (sales_cdc.SLOT,))
+    sales_cdc.run(env)  # the slot is gone: a new full load
+    for table, key in (("customers", "customer_id"), ("products", "product_id")):
+        load = _read(env, f"sales/public/{table}/LOAD00000001.parquet")
+        assert set(load.column("Op").to_pylist()) == {"I"}
+        with pg(env, env.sales_db) as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT * FROM {table} ORDER BY {key}")
+            names = [d[0] for d in cur.description]
+            want = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        got = [{k: v for k, v in row.items() if k not in ("Op", "_commit_ts")} for row in load.to_pylist()]
+        assert got == want, table
+    products = {r["product_id"]: r for r in _read(env, "sales/public/products/LOAD00000001.parquet").to_pylist()}
+    assert products[10]["description"] is None and products[12]["description"] == ""
+    assert products[11]["description"] == awkward and products[11]["active"] is False
