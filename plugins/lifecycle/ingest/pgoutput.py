@@ -117,19 +117,30 @@ class _Reader:
         return PG_EPOCH + timedelta(microseconds=self.i64())
 
     def tuple_data(self) -> list[str | None]:
-        n = self.i16()
+        # the hot loop of CDC (once per column of every change): locals and precompiled
+        # structs instead of the helpers above, ~2x faster here
+        buf, pos = self.buf, self.pos
+        (n,) = _I16.unpack_from(buf, pos)
+        pos += 2
         out: list[str | None] = []
+        append = out.append
         for _ in range(n):
-            kind = chr(self.u8())
-            if kind == "n":
-                out.append(None)
-            elif kind == "u":
+            kind = buf[pos]
+            pos += 1
+            if kind == 110:  # "n": NULL
+                append(None)
+            elif kind == 117:  # "u": unchanged TOAST
                 raise UnchangedToast("unchanged TOASTed value; set REPLICA IDENTITY FULL on the table")
             else:  # "t" text (or "b" binary, which we never request)
-                length = self.i32()
-                out.append(self.buf[self.pos:self.pos + length].decode())
-                self.pos += length
+                (length,) = _I32.unpack_from(buf, pos)
+                pos += 4
+                append(buf[pos:pos + length].decode())
+                pos += length
+        self.pos = pos
         return out
+
+
+_I16, _I32 = struct.Struct("!h"), struct.Struct("!i")
 
 
 def decode(message: bytes):
