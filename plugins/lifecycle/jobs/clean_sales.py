@@ -205,6 +205,10 @@ def main(argv: list[str], ctx) -> None:
     for table, (keys, columns) in SOURCES.items():
         changes[table] = without_redeliveries(
             ctx.read_dms(raw, f"sales/public/{table}", columns, name=table))
+        if table == "orders":
+            # read three times (current state, status history, changed keys): computed once.
+            # Measured at 1M orders: the two window passes were a third of the job, thrice.
+            changes[table] = ctx.persist(changes[table], "order_changes")
         extras[table] = new_columns(changes[table], columns)
         state[table] = current_state(changes[table], keys, list(columns) + extras[table])
 
@@ -214,7 +218,7 @@ def main(argv: list[str], ctx) -> None:
                      clean, "customers")
     ctx.upsert_clean(clean_products(state["products"], extras["products"]),
                      _keys(changes["products"], ("product_id",)), clean, "products")
-    orders = clean_orders(state["orders"], extras["orders"])
+    orders = ctx.persist(clean_orders(state["orders"], extras["orders"]), "orders")  # also dates the items
     changed_orders = _keys(changes["orders"], ("order_id",))
     ctx.upsert_clean(orders, changed_orders, clean, "orders")
     if not ctx.incremental:
