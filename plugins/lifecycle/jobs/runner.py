@@ -182,7 +182,9 @@ def connect_duckdb(settings: Settings):
     # ~80 MB by default, and a partitioned write keeps a file open per partition (30 days of
     # orders: 2.3 GB). 50GB makes parts of 5 MB, S3's minimum, and still allows 50 GB objects
     con.execute("SET s3_uploader_max_filesize = '50GB'")
-    if settings.duckdb_memory_limit:  # opt-in: past it DuckDB spills to temp_directory, or fails
+    # 2GB unless LIFECYCLE_DUCKDB_MEMORY_LIMIT says otherwise (none: DuckDB's own, 80 % of
+    # RAM): past it DuckDB spills to temp_directory, or fails
+    if settings.duckdb_memory_limit:
         con.execute(f"SET memory_limit = {_sql_str(settings.duckdb_memory_limit)}")
     configure_s3(con, settings)
     return con
