@@ -3,11 +3,12 @@
 Input: a boto3 S3 client, a bucket, and the objects a DuckDB ``COPY`` wrote under a staging
 prefix ``_lifecycle/staging/<job>/<run token>/<write>/`` of that bucket; below it the keys
 are the final ones (``<table>/<partition>=<value>/data_0.parquet``...).
-Output: ``promote`` copies each staged object to its final key (server-side, boto3's managed
-copy: multipart above 8 MB, so objects past 5 GB too), then, for a full replace, deletes the
-final objects under the table's prefix that the write did not produce (what DuckDB's
-``OVERWRITE`` did before writing). ``discard`` deletes a prefix (best effort on a failure
-path); ``clear_job`` deletes what a killed run of a job left under its staging prefix.
+Output: ``promote`` copies each staged object to its final key (server-side: ``CopyObject``,
+or boto3's managed multipart copy past CopyObject's 5 GB limit), then, for a full replace,
+deletes the final objects under the table's prefix that the write did not produce (what
+DuckDB's ``OVERWRITE`` did before writing). ``discard`` deletes staging objects, best
+effort (they are invisible to readers); ``clear_job`` deletes what a killed run of a job
+left under its staging prefix.
 
 Why: a DuckDB COPY that fails by exception (out of memory, a network error) can complete
 multipart uploads of the files it had open, leaving truncated Parquet objects, and
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 PREFIX = "_lifecycle/staging/"
 # parallel copies of one write's objects (boto3's default pool holds 10 connections)
 _WORKERS = 8
+# the largest object one CopyObject request may copy
+_SINGLE_COPY_MAX = 5 * 1024**3
 
 
 def run_token() -> str:
@@ -45,11 +48,16 @@ def job_prefix(job: str) -> str:
     return f"{PREFIX}{job}/"
 
 
-def list_keys(s3, bucket: str, prefix: str) -> list[str]:
-    keys = []
+def list_objects(s3, bucket: str, prefix: str) -> dict[str, int]:
+    """``{key: size}`` of the objects under ``prefix``."""
+    found = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys.extend(o["Key"] for o in page.get("Contents", []))
-    return sorted(keys)
+        found.update({o["Key"]: o["Size"] for o in page.get("Contents", [])})
+    return dict(sorted(found.items()))
+
+
+def list_keys(s3, bucket: str, prefix: str) -> list[str]:
+    return list(list_objects(s3, bucket, prefix))
 
 
 def delete_keys(s3, bucket: str, keys: list[str]) -> None:
@@ -61,26 +69,30 @@ def delete_keys(s3, bucket: str, keys: list[str]) -> None:
 def promote(s3, bucket: str, staged: str, replace_prefix: str | None = None) -> list[str]:
     """Copy every object under ``staged`` (a prefix ending in ``/``) to its key below it;
     with ``replace_prefix``, then delete the objects under that prefix the write did not
-    produce. Returns the final keys written. The staged objects are left for the caller."""
-    keys = list_keys(s3, bucket, staged)
-    finals = [k[len(staged):] for k in keys]
+    produce. Returns the staged keys (left for the caller to delete)."""
+    sizes = list_objects(s3, bucket, staged)
 
-    def copy(pair: tuple[str, str]) -> None:
-        s3.copy({"Bucket": bucket, "Key": pair[0]}, bucket, pair[1])
+    def copy(key: str) -> None:
+        source, final = {"Bucket": bucket, "Key": key}, key[len(staged):]
+        if sizes[key] <= _SINGLE_COPY_MAX:
+            s3.copy_object(CopySource=source, Bucket=bucket, Key=final)  # one request
+        else:  # past CopyObject's 5 GB: the managed copy, in parts (UploadPartCopy)
+            s3.copy(source, bucket, final)
 
-    with ThreadPoolExecutor(max_workers=min(_WORKERS, max(len(keys), 1))) as pool:
-        list(pool.map(copy, zip(keys, finals, strict=True)))
+    with ThreadPoolExecutor(max_workers=min(_WORKERS, max(len(sizes), 1))) as pool:
+        list(pool.map(copy, sizes))
     if replace_prefix is not None:
-        written = set(finals)
+        written = {k[len(staged):] for k in sizes}
         delete_keys(s3, bucket, [k for k in list_keys(s3, bucket, replace_prefix) if k not in written])
-    return finals
+    return list(sizes)
 
 
-def discard(s3, bucket: str, prefix: str) -> None:
-    """Delete every object under ``prefix``; on a failure path: never raises, logs."""
+def discard(s3, bucket: str, prefix: str, keys: list[str] | None = None) -> None:
+    """Delete ``keys``, or every object under ``prefix``; never raises, logs: a leftover is
+    invisible to readers and the job's next run deletes it (``clear_job``)."""
     try:
-        delete_keys(s3, bucket, list_keys(s3, bucket, prefix))
-    except Exception as err:  # noqa: BLE001 - the original failure is the one to report
+        delete_keys(s3, bucket, list_keys(s3, bucket, prefix) if keys is None else keys)
+    except Exception as err:  # noqa: BLE001 - on a failure path the original error is the one to report
         log.warning("could not delete staging objects s3://%s/%s: %s", bucket, prefix, err)
 
 
