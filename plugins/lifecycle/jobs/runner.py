@@ -592,14 +592,14 @@ class JobContext:
             self._con.execute(f"COPY ({select_sql}) TO {_sql_str(target)} "
                               f"({options}{', OVERWRITE_OR_IGNORE' if partitioned else ''})")
             faults.point("lake.staged")
-            staging.promote(s3, bucket, staged, f"{path}/" if replace else None)
+            done = staging.promote(s3, bucket, staged, f"{path}/" if replace else None)
         except BaseException:
             staging.discard(s3, bucket, staged)
             raise
         finally:
             self._con.execute(f"SET threads = {int(threads)}")
         faults.point("lake.write")
-        staging.discard(s3, bucket, staged)
+        staging.discard(s3, bucket, staged, done)
 
     def write_clean(self, df, bucket: str, table: str) -> int:
         """Replace lake ``table`` with ``df`` (all partitions: stale ones disappear)."""
