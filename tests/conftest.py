@@ -52,8 +52,9 @@ def reset_lake(settings) -> None:
 
     prefixes = {"raw": ["sales/", "events/", "events-errors/", "reviews/"],
                 # _lifecycle/: the job bookmarks go with the tables they describe
-                "clean": [f"{name}/" for name in CLEAN_TABLES] + ["_lifecycle/job-bookmarks/"],
-                "curated": [f"{name}/" for name in CURATED_TABLES],
+                # _lifecycle/staging/: what a killed job left before promoting its writes
+                "clean": [f"{name}/" for name in CLEAN_TABLES] + ["_lifecycle/job-bookmarks/", "_lifecycle/staging/"],
+                "curated": [f"{name}/" for name in CURATED_TABLES] + ["_lifecycle/staging/"],
                 "quarantine": ["events/", "_lifecycle/"]}
     s3 = aws(settings, "s3")
     for zone, zone_prefixes in prefixes.items():

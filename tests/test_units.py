@@ -57,10 +57,42 @@ def test_aws_target_has_no_emulator_endpoints():
     ({"LIFECYCLE_TARGET": "compose"}, "AWS_ENDPOINT_URL"),
     ({"LIFECYCLE_TARGET": "aws"}, "LIFECYCLE_PG_HOST"),
     ({"LIFECYCLE_PG_PORT": "fivefourthreetwo"}, "LIFECYCLE_PG_PORT.*whole number"),
+    ({"LIFECYCLE_DUCKDB_MEMORY_LIMIT": "2 apples"}, "LIFECYCLE_DUCKDB_MEMORY_LIMIT.*memory size.*none"),
+    ({"LIFECYCLE_DUCKDB_MEMORY_LIMIT": "2048"}, "LIFECYCLE_DUCKDB_MEMORY_LIMIT"),  # DuckDB: no unit, an error
+    ({"LIFECYCLE_DUCKDB_MEMORY_LIMIT": "0"}, "LIFECYCLE_DUCKDB_MEMORY_LIMIT"),
+    ({"LIFECYCLE_DUCKDB_MEMORY_LIMIT": "2KB"}, "LIFECYCLE_DUCKDB_MEMORY_LIMIT.*at least 128MB"),
 ])
 def test_bad_settings_say_what_to_do(env, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
+
+
+def test_duckdb_memory_is_bounded_by_default():
+    assert Settings().duckdb_memory_limit == Settings.from_env({}).duckdb_memory_limit == "2GB"
+    assert Settings.from_env({"LIFECYCLE_DUCKDB_MEMORY_LIMIT": ""}).duckdb_memory_limit == "2GB"
+    assert Settings.from_env({"LIFECYCLE_DUCKDB_MEMORY_LIMIT": " 4GiB "}).duckdb_memory_limit == "4GiB"
+    assert Settings.from_env({"LIFECYCLE_DUCKDB_MEMORY_LIMIT": "512 MB"}).duckdb_memory_limit == "512 MB"
+    # none: no memory_limit is set, DuckDB keeps its own (80 % of RAM)
+    assert Settings.from_env({"LIFECYCLE_DUCKDB_MEMORY_LIMIT": "None"}).duckdb_memory_limit is None
+
+
+@pytest.mark.parametrize("value, expected", [(None, "1.8 GiB"), ("4GiB", "4.0 GiB"), ("none", "")])
+def test_duckdb_connection_gets_the_memory_limit(tmp_path, value, expected):
+    import duckdb
+
+    from lifecycle.jobs import runner
+
+    env = {"LIFECYCLE_HOME": str(tmp_path)} | ({"LIFECYCLE_DUCKDB_MEMORY_LIMIT": value} if value else {})
+    con = runner.connect_duckdb(Settings.from_env(env))
+    try:
+        got = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    finally:
+        con.close()
+    own = duckdb.connect()
+    try:
+        assert got == (expected or own.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+    finally:
+        own.close()
 
 
 def test_no_endpoint_or_bucket_literals_outside_settings():

@@ -24,6 +24,7 @@ No module outside this one may contain an endpoint, bucket or host literal.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +76,34 @@ def _env_choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str
     if value not in choices:
         raise SettingsError(f"{name}={value!r}: use one of {', '.join(choices)}")
     return value
+
+
+DUCKDB_MEMORY_LIMIT = "2GB"
+# what DuckDB's memory_limit accepts: a number and a unit (a bare number is an error there);
+# K, KB, kilobyte... are powers of 1000, KiB... of 1024
+_MEMORY_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:(i)b|b)?|(kilo|mega|giga|tera)bytes?|b|bytes?)",
+                          re.IGNORECASE)
+# below this a lake job cannot even start (DuckDB needs a few MB per thread)
+_MEMORY_MIN = 128 * 10**6
+
+
+def parse_memory_limit(raw: str | None, name: str, default: str = DUCKDB_MEMORY_LIMIT) -> str | None:
+    """A DuckDB memory size (``2GB``, ``512MB``, ``4GiB``) of at least 128MB; None or empty:
+    ``default``; ``none``: None, DuckDB's own limit (80 % of RAM). ``name`` is the setting (or
+    option) the value came from, for the error."""
+    raw = (raw or "").strip()
+    if not raw:
+        return default
+    if raw.lower() == "none":
+        return None
+    size = _MEMORY_SIZE.fullmatch(raw)
+    if size:
+        unit, binary = (size.group(2) or size.group(4) or " ")[0].lower(), bool(size.group(3))
+        power = " kmgt".index(unit)
+        if float(size.group(1)) * (1024 if binary else 1000) ** power >= _MEMORY_MIN:
+            return raw
+    raise SettingsError(f"{name}={raw!r} is not a memory size of at least 128MB such as 2GB, 512MB or "
+                        "4GiB (none: DuckDB's own limit, 80 % of RAM)")
 
 
 def _jobs_engine(env: dict[str, str], target: str) -> str:
@@ -170,10 +199,10 @@ class Settings:
     lineage_url: str | None = None  # Marquez (compose profile `lineage`); None: a local file
     # Amazon MWAA: the environment's source bucket `lifecycle deploy` syncs to
     mwaa_bucket: str | None = None
-    # DuckDB's memory_limit for the lake jobs and the load (e.g. "2GB"): past it DuckDB spills
-    # to its temp directory or fails. None: DuckDB's default, 80 % of RAM. Not set by default:
-    # at 1M orders 2GB made clean_sales fail with an out-of-memory error (docs/bench.md)
-    duckdb_memory_limit: str | None = None
+    # DuckDB's memory_limit for the lake jobs and the load: past it DuckDB spills to its temp
+    # directory (or fails). 2GB held at 1M and 10M orders (docs/bench.md, "Bounded memory");
+    # None (LIFECYCLE_DUCKDB_MEMORY_LIMIT=none): DuckDB's own, 80 % of RAM
+    duckdb_memory_limit: str | None = DUCKDB_MEMORY_LIMIT
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -270,7 +299,8 @@ class Settings:
             aws_max_attempts=max(1, _env_int(env, "LIFECYCLE_AWS_MAX_ATTEMPTS", 8)),
             lineage_url=env.get("LIFECYCLE_LINEAGE_URL") or None,
             mwaa_bucket=env.get("LIFECYCLE_MWAA_BUCKET") or None,
-            duckdb_memory_limit=env.get("LIFECYCLE_DUCKDB_MEMORY_LIMIT") or None,
+            duckdb_memory_limit=parse_memory_limit(env.get("LIFECYCLE_DUCKDB_MEMORY_LIMIT"),
+                                                   "LIFECYCLE_DUCKDB_MEMORY_LIMIT"),
         )
 
     # ---- AWS names ----------------------------------------------------------------------

@@ -31,6 +31,8 @@ CASES = [
     ("lake", "lake.write@3", 1),
     ("lake", "lake.write@4", 2),
     ("lake", "lake.write@12", 2),
+    # after a COPY to staging, before its promotion: readers keep the previous objects
+    ("lake", "lake.staged@4", 2),
     ("warehouse", "warehouse.before_commit@3", 1),
     ("warehouse", "warehouse.table_done@2", 2),
 ]

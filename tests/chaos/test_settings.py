@@ -37,6 +37,7 @@ BROKEN = {
     "wrong Postgres port": ({"LIFECYCLE_PG_PORT": "{port}"}, "LIFECYCLE_PG_PORT"),
     "wrong sales database": ({"LIFECYCLE_SALES_DB": "sales_typo"}, "LIFECYCLE_SALES_DB"),
     "malformed number": ({"LIFECYCLE_PG_PORT": "55x32"}, "LIFECYCLE_PG_PORT"),
+    "malformed memory size": ({"LIFECYCLE_DUCKDB_MEMORY_LIMIT": "2 apples"}, "LIFECYCLE_DUCKDB_MEMORY_LIMIT"),
 }
 
 

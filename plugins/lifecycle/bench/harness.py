@@ -64,8 +64,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--txn-rows", type=int, default=10_000, help="rows per transaction of the CDC changes")
     p.add_argument("--lag-seconds", type=float, default=None,
                    help="duration of the cdc_lag write load (default 20; 5 below 100,000 orders)")
-    p.add_argument("--duckdb-memory-limit", default=None,
-                   help="DuckDB memory_limit of the lake jobs and the load (e.g. 2GB; default: DuckDB's own)")
+    p.add_argument("--duckdb-memory-limit", default=None, type=_memory_limit,
+                   help="DuckDB memory_limit of the lake jobs and the load (e.g. 4GB; default 2GB as in "
+                        "Settings, whatever the shell's LIFECYCLE_DUCKDB_MEMORY_LIMIT; none: DuckDB's own, "
+                        "80%% of RAM)")
     p.add_argument("--orchestration-dags", default="",
                    help="DAGs the orchestration stage runs with dag.test (default: every lifecycle DAG)")
     p.add_argument("--lag-rate", type=float, default=500.0, help="rows/s of the cdc_lag write load")
@@ -76,6 +78,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 SCALING = (100_000, 1_000_000, 10_000_000)
+
+
+def _memory_limit(text: str) -> str:
+    """``--duckdb-memory-limit``: checked as the setting is (``2GB``, ``512MB``, ``none``)."""
+    from lifecycle.settings import SettingsError, parse_memory_limit
+
+    try:
+        parse_memory_limit(text, "--duckdb-memory-limit")
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
 
 
 def _ints(text: str) -> list[int]:
@@ -202,9 +215,12 @@ def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
         if args.duckdb_memory_limit:
             from dataclasses import replace
 
-            env.settings = replace(env.settings, duckdb_memory_limit=args.duckdb_memory_limit)
-            env.env["LIFECYCLE_DUCKDB_MEMORY_LIMIT"] = args.duckdb_memory_limit
-            meta["params"]["duckdb_memory_limit"] = args.duckdb_memory_limit
+            from lifecycle.settings import parse_memory_limit
+
+            limit = parse_memory_limit(args.duckdb_memory_limit, "--duckdb-memory-limit")
+            env.settings = replace(env.settings, duckdb_memory_limit=limit)
+            env.env["LIFECYCLE_DUCKDB_MEMORY_LIMIT"] = limit or "none"
+        meta["params"]["duckdb_memory_limit"] = env.settings.duckdb_memory_limit or "none (DuckDB's own)"
         s = env.settings
         _log(f"environment at {env.home} (postgres :{s.pg_port}"
              + (f", source postgres :{s.sales_pg_port}" if s.sales_pg_port else "") + f", moto :{s.moto_port})")

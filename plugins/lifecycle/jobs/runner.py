@@ -15,7 +15,8 @@ session time zone UTC as ``spark.sql.session.timeZone`` would be on Glue), activ
 on it so ``from pyspark.sql import ...`` resolves to SQLFrame, and owns reads and writes
 (``JobContext``): the raw layouts are listed with boto3 and read by DuckDB into tables the
 job sees as DataFrames, and each output is checked against ``lifecycle.catalog`` and written
-with ``COPY ... (FORMAT parquet, PARTITION_BY (...), OVERWRITE)``.
+with ``COPY ... (FORMAT parquet, PARTITION_BY (...))`` to a staging prefix, then promoted to
+the table's keys (``lifecycle.jobs.staging``): a failed write leaves the previous objects.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from lifecycle.catalog import (
     with_extra_columns,
 )
 from lifecycle.clients import aws
-from lifecycle.jobs import bookmarks
+from lifecycle.jobs import bookmarks, staging
 from lifecycle.jobs.bookmarks import Bookmark
 from lifecycle.settings import Settings
 
@@ -54,6 +55,8 @@ CLEAN_JOBS = ("clean_sales", "clean_events", "curate_sessions", "clean_reviews")
 # then the curated zone, from the clean tables
 CURATED_JOBS = ("curate_features",)
 JOBS = CLEAN_JOBS + CURATED_JOBS
+# the zones the jobs write (each write staged under _lifecycle/staging/ of its bucket)
+LAKE_ZONES = ("clean", "curated", "quarantine")
 
 
 class JobError(RuntimeError):
@@ -179,7 +182,9 @@ def connect_duckdb(settings: Settings):
     # ~80 MB by default, and a partitioned write keeps a file open per partition (30 days of
     # orders: 2.3 GB). 50GB makes parts of 5 MB, S3's minimum, and still allows 50 GB objects
     con.execute("SET s3_uploader_max_filesize = '50GB'")
-    if settings.duckdb_memory_limit:  # opt-in: past it DuckDB spills to temp_directory, or fails
+    # 2GB unless LIFECYCLE_DUCKDB_MEMORY_LIMIT says otherwise (none: DuckDB's own, 80 % of
+    # RAM): past it DuckDB spills to temp_directory, or fails
+    if settings.duckdb_memory_limit:
         con.execute(f"SET memory_limit = {_sql_str(settings.duckdb_memory_limit)}")
     configure_s3(con, settings)
     return con
@@ -253,6 +258,9 @@ class JobContext:
                                         "columns_added": {}, "columns_held_back": {}}
         # the contract of each table as written: CLEAN_TABLES plus columns new in the source
         self.specs: dict[str, TableSpec] = {}
+        # writes go to _lifecycle/staging/<job>/<token>/<n>/ first (lifecycle.jobs.staging)
+        self._run_token = staging.run_token()
+        self._writes = 0
 
     # -- helpers
     def _table_name(self, label: str) -> str:
@@ -564,28 +572,44 @@ class JobContext:
                           f"ORDER BY {', '.join(_ident(c) for c in order)}")
         return name
 
-    def _copy(self, select_sql: str, target: str, options: str) -> None:
+    def _copy(self, select_sql: str, bucket: str, path: str, options: str, replace: bool = False) -> None:
+        """Write ``select_sql`` to ``s3://<bucket>/<path>`` (an object, or a table prefix with
+        ``PARTITION_BY`` in ``options``) through a staging prefix (``lifecycle.jobs.staging``):
+        readers see the previous objects until the COPY succeeded, then whole new ones.
+        ``replace``: the write is the whole table: objects under ``<path>/`` it did not
+        produce are deleted after the promotion (DuckDB's ``OVERWRITE``)."""
+        self._writes += 1
+        staged = f"{staging.job_prefix(self.job_name)}{self._run_token}/{self._writes}/"
+        s3 = aws(self._settings, "s3")
+        partitioned = "PARTITION_BY" in options
         # Multi-threaded COPY splits row groups at thread-dependent points, so the same rows
         # could give different bytes; the materialized, ordered table is written by one
         # thread so a rerun gives byte-identical objects (same ETags).
         threads = self._con.execute("SELECT current_setting('threads')").fetchone()[0]
         self._con.execute("SET threads = 1")
         try:
-            self._con.execute(f"COPY ({select_sql}) TO {_sql_str(target)} ({options})")
+            target = f"s3://{bucket}/{staged}{path}"
+            self._con.execute(f"COPY ({select_sql}) TO {_sql_str(target)} "
+                              f"({options}{', OVERWRITE_OR_IGNORE' if partitioned else ''})")
+            faults.point("lake.staged")
+            done = staging.promote(s3, bucket, staged, f"{path}/" if replace else None)
+        except BaseException:
+            staging.discard(s3, bucket, staged)
+            raise
         finally:
             self._con.execute(f"SET threads = {int(threads)}")
         faults.point("lake.write")
+        staging.discard(s3, bucket, staged, done)
 
     def write_clean(self, df, bucket: str, table: str) -> int:
         """Replace lake ``table`` with ``df`` (all partitions: stale ones disappear)."""
         spec = lake_table(table)
         name = self._materialize(df, spec, table)
         if spec.partition:
-            self._copy(f"SELECT * FROM {_ident(name)}", f"s3://{bucket}/{table}",
-                       f"FORMAT parquet, PARTITION_BY ({_ident(spec.partition[0])}), OVERWRITE")
+            self._copy(f"SELECT * FROM {_ident(name)}", bucket, table,
+                       f"FORMAT parquet, PARTITION_BY ({_ident(spec.partition[0])})", replace=True)
         else:
-            self._copy(f"SELECT * FROM {_ident(name)}", f"s3://{bucket}/{table}/data_0.parquet",
-                       "FORMAT parquet")
+            self._copy(f"SELECT * FROM {_ident(name)}", bucket, f"{table}/data_0.parquet", "FORMAT parquet")
         rows = self._count(name)
         self.metrics["rows_out"][table] = rows
         return rows
@@ -657,12 +681,11 @@ class JobContext:
             written = {str(r[0]) for r in self._con.execute(f"SELECT DISTINCT {part} FROM {_ident(merged)}").fetchall()}
             if written:
                 # same object names as a full write (data_0.parquet per partition): replaced
-                self._copy(f"SELECT * FROM {_ident(merged)}", f"s3://{bucket}/{table}",
-                           f"FORMAT parquet, PARTITION_BY ({part}), OVERWRITE_OR_IGNORE")
+                self._copy(f"SELECT * FROM {_ident(merged)}", bucket, table,
+                           f"FORMAT parquet, PARTITION_BY ({part})")
             self._delete_prefixes(bucket, [f"{marker}{v}/" for v in values if v not in written], objects)
         else:
-            self._copy(f"SELECT * FROM {_ident(merged)}", f"s3://{bucket}/{table}/data_0.parquet",
-                       "FORMAT parquet")
+            self._copy(f"SELECT * FROM {_ident(merged)}", bucket, f"{table}/data_0.parquet", "FORMAT parquet")
         rows = self._count(new)
         self.metrics["rows_out"][table] = rows
         self.metrics.setdefault("partitions_rewritten", {})[table] = len(values) if spec.partition else 1
@@ -690,7 +713,7 @@ class JobContext:
                 f"CREATE TABLE {_ident(merged)} AS SELECT {cols} FROM ("
                 f"SELECT {cols} FROM read_parquet({_sql_str(f's3://{bucket}/{key}')}) "
                 f"UNION ALL SELECT {cols} FROM {_ident(new)}) ORDER BY {order}")
-            self._copy(f"SELECT * FROM {_ident(merged)}", f"s3://{bucket}/{key}", "FORMAT parquet")
+            self._copy(f"SELECT * FROM {_ident(merged)}", bucket, key, "FORMAT parquet")
         self.metrics["rejected"] += rows
         return rows
 
@@ -701,8 +724,7 @@ class JobContext:
         current state like the clean tables: clean + quarantine = every raw record, once.
         """
         name = self._materialize(df, QUARANTINE, f"quarantine_{source}")
-        self._copy(f"SELECT * FROM {_ident(name)}", f"s3://{bucket}/{source}/data_0.parquet",
-                   "FORMAT parquet")
+        self._copy(f"SELECT * FROM {_ident(name)}", bucket, f"{source}/data_0.parquet", "FORMAT parquet")
         rows = self._count(name)
         self.metrics["rejected"] += rows
         return rows
@@ -744,6 +766,8 @@ def run_job(settings: Settings, job_name: str, interval_start: datetime,
         engine = _engine(settings)
         module = importlib.import_module(f"lifecycle.jobs.{job_name}")
         started = time.perf_counter()
+        # what a killed run of this job left in staging (it ran no finally); never read
+        staging.clear_job(aws(settings, "s3"), [settings.bucket(z) for z in LAKE_ZONES], job_name)
         mark = bookmarks.load(settings, job_name) if option != "job-bookmark-disable" else None
         if mark and mark.exists and option == "job-bookmark-enable":
             # set before the first write: a run that dies half-way makes the next one full
