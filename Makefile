@@ -10,8 +10,9 @@ export DO_NOT_TRACK := 1
 
 SCALE ?= 1000000
 EVENTS ?= 200000
+LATENCY_EVENTS ?= 5
 
-.PHONY: help install browser demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset bench deploy pre-commit secrets chaos
+.PHONY: help install browser demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset bench bench-latency deploy pre-commit secrets chaos
 
 # `make help` lists every target with a `## ` description on its line (tests/test_make.py
 # checks that each .PHONY target has one), so the list cannot go stale.
@@ -61,6 +62,9 @@ chaos: install dbt-manifest ## the fault-injection suite (tests/chaos, quick and
 
 bench: install dbt-manifest ## stage throughput vs raw baselines (SCALE, EVENTS); results in bench/results/
 	$(BIN)/python -m lifecycle.bench --scale $(SCALE) --events $(EVENTS)
+
+bench-latency: install dbt-manifest ## event produced -> visible in serving, under the real scheduler (LATENCY_EVENTS)
+	$(BIN)/python -m lifecycle.bench.latency --events $(LATENCY_EVENTS)
 
 lint: install ## ruff (with Airflow's AIR rules)
 	$(BIN)/ruff check dags plugins tests
