@@ -174,6 +174,9 @@ class Settings:
     # to its temp directory or fails. None: DuckDB's default, 80 % of RAM. Not set by default:
     # at 1M orders 2GB made clean_sales fail with an out-of-memory error (docs/bench.md)
     duckdb_memory_limit: str | None = None
+    # how the warehouse load writes into Postgres (lifecycle.warehouse.load): binary (DuckDB's
+    # postgres extension, binary COPY), pipe or file (CSV into psycopg2's COPY)
+    load_method: str = "binary"
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -271,6 +274,7 @@ class Settings:
             lineage_url=env.get("LIFECYCLE_LINEAGE_URL") or None,
             mwaa_bucket=env.get("LIFECYCLE_MWAA_BUCKET") or None,
             duckdb_memory_limit=env.get("LIFECYCLE_DUCKDB_MEMORY_LIMIT") or None,
+            load_method=_env_choice(env, "LIFECYCLE_LOAD_METHOD", ("binary", "pipe", "file")),
         )
 
     # ---- AWS names ----------------------------------------------------------------------
