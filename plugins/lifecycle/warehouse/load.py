@@ -19,11 +19,20 @@ transaction. A table without partitions is replaced whole when any object change
 on the same clean zone copies nothing; ``mode="full"`` (or a column added to the landing table)
 reloads the whole table. Readers see the old or the new state, never a mix.
 
-DuckDB reads the listed objects (so data and manifest agree) and writes CSV that Postgres
-ingests with ``COPY ... FROM STDIN``. ``method="pipe"`` (default) streams through a FIFO
-while DuckDB and Postgres work concurrently (bounded memory, no spool file); ``method="file"``
-spools to a temporary CSV first. Measured on 1.2M clean rows: pipe ~800k rows/s, file
-~700k rows/s, Postgres COPY of a ready local CSV alone ~1.3M rows/s.
+DuckDB reads the listed objects (so data and manifest agree) and writes them into Postgres,
+by ``Settings.load_method`` (``LIFECYCLE_LOAD_METHOD``) or the ``method`` argument:
+``"binary"`` (default): DuckDB's ``postgres`` extension (the ``duckdb-extension-postgres``
+wheel, loaded from its file) attaches the warehouse as the loader role (login in a DuckDB
+secret) and ``INSERT INTO <attached>.landing.<table> SELECT ... FROM read_parquet(...)``
+becomes a binary ``COPY ... FROM STDIN``: no CSV written or parsed. The transaction is
+DuckDB's ``BEGIN ... COMMIT`` on the attached database, which is one Postgres transaction
+(READ COMMITTED) on one connection: the lock, the deletes and the manifest rows go through
+``postgres_execute``/``postgres_query`` on that same connection, beside the inserts.
+``"pipe"``: CSV streamed through a FIFO into psycopg2's ``COPY ... FROM STDIN (FORMAT csv)``
+while DuckDB and Postgres work concurrently (bounded memory, no spool file); ``"file"``: the
+same CSV spooled to a temporary file first. Measured against Postgres' ``COPY`` of a ready
+local CSV of the same rows (docs/bench.md, "Warehouse load"): the binary load ~1.5× as fast as
+that COPY on 2.5M rows of one table, the pipe ~0.65–1.0× of it.
 
 With ``LIFECYCLE_WAREHOUSE_ENGINE=redshift`` (aws target) the same step is a Redshift ``COPY
 ... FROM 's3://<clean>/_lifecycle/redshift-manifests/...' IAM_ROLE ... FORMAT AS PARQUET
@@ -210,13 +219,13 @@ def _stop_producer(duck, path: str, thread: threading.Thread) -> None:
 
 def _lit(value) -> str:
     """A Postgres literal (the statements also run through ``postgres_execute``, which takes
-    no parameters): text, int, timestamptz, or an array of text."""
+    no parameters), written as psycopg2 would: text, int, timestamptz, or an array."""
     if isinstance(value, datetime):
         return _sql_str(_utc(value).isoformat()) + "::timestamptz"
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, list | tuple):
-        return "ARRAY[" + ", ".join(_lit(v) for v in value) + "]::text[]"
+    if isinstance(value, list | tuple):  # as psycopg2 adapts a list
+        return "ARRAY[" + ", ".join(_lit(v) for v in value) + "]" if value else "'{}'"
     return _sql_str(str(value))
 
 
