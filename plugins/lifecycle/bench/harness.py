@@ -64,6 +64,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--txn-rows", type=int, default=10_000, help="rows per transaction of the CDC changes")
     p.add_argument("--lag-seconds", type=float, default=None,
                    help="duration of the cdc_lag write load (default 20; 5 below 100,000 orders)")
+    p.add_argument("--load-method", default=None, choices=("binary", "pipe", "file"),
+                   help="the warehouse load's transfer method (default: binary)")
     p.add_argument("--duckdb-memory-limit", default=None,
                    help="DuckDB memory_limit of the lake jobs and the load (e.g. 2GB; default: DuckDB's own)")
     p.add_argument("--orchestration-dags", default="",
@@ -201,6 +203,12 @@ def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
             env.settings = replace(env.settings, duckdb_memory_limit=args.duckdb_memory_limit)
             env.env["LIFECYCLE_DUCKDB_MEMORY_LIMIT"] = args.duckdb_memory_limit
             meta["params"]["duckdb_memory_limit"] = args.duckdb_memory_limit
+        if args.load_method:
+            from dataclasses import replace
+
+            env.settings = replace(env.settings, load_method=args.load_method)
+            env.env["LIFECYCLE_LOAD_METHOD"] = args.load_method
+            meta["params"]["load_method"] = args.load_method
         s = env.settings
         _log(f"environment at {env.home} (postgres :{s.pg_port}, moto :{s.moto_port})")
         meta["versions"] = report.versions(_postgres_version(s))

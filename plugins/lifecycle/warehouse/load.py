@@ -32,9 +32,9 @@ DuckDB's ``BEGIN ... COMMIT`` on the attached database, which is one Postgres tr
 while DuckDB and Postgres work concurrently (bounded memory, no spool file); ``"file"``: the
 same CSV spooled to a temporary file first. Measured against Postgres' ``COPY`` of a ready
 local CSV of the same rows (docs/bench.md, "Warehouse load: binary COPY"): on 5.6M rows
-(1M orders) on a shared machine, the binary load ran at 0.68–1.29× that COPY's speed and the
-pipe at 0.54–0.64×, the binary load taking 0.50–0.82× the pipe's time in the same run; on
-2.5M rows of one local Parquet file, 1.5× against ~1.0×.
+(1M orders) on a busy shared machine, the binary load ran at 0.66–1.29× that COPY's speed
+and the pipe at 0.35–0.64×, the binary load taking 0.50–0.82× the pipe's time in the same
+run; on 2.5M rows of one local Parquet file, 1.5× against ~1.0×.
 
 With ``LIFECYCLE_WAREHOUSE_ENGINE=redshift`` (aws target) the same step is a Redshift ``COPY
 ... FROM 's3://<clean>/_lifecycle/redshift-manifests/...' IAM_ROLE ... FORMAT AS PARQUET
