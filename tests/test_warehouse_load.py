@@ -4,7 +4,10 @@ Input: a generated raw zone (DMS LOAD + one CDC file per sales table, Firehose e
 a DynamoDB export) turned into the clean zone by the real jobs.
 Asserts: per landing table the row count and a checksum over every column equal the same
 over the clean Parquet (read by DuckDB); ``load_manifest`` lists every object with its rows;
-a rerun (with either transfer method) leaves the same rows, not twice as many.
+a rerun (with any transfer method) leaves the same rows, not twice as many; the binary method
+(DuckDB's postgres extension) loads the same rows as the CSV pipe, in one Postgres transaction
+with the lock, the deletes and the manifest rows, and a failure before its commit leaves the
+previous state whole.
 """
 
 from __future__ import annotations
@@ -192,7 +195,7 @@ def test_landing_reconciles_with_clean_zone(settings, lake):
     rows = load_landing(settings, START, END)
     seconds = time.perf_counter() - started
     total = sum(rows.values())
-    print(f"\nload (pipe): {total} rows in {seconds:.2f} s = {total / seconds:,.0f} rows/s")
+    print(f"\nload ({settings.load_method}): {total} rows in {seconds:.2f} s = {total / seconds:,.0f} rows/s")
     from lifecycle.catalog import CLEAN_TABLES
 
     assert rows == {t: n for t, n in lake["rows_out"].items() if t in CLEAN_TABLES}
@@ -213,14 +216,14 @@ def test_manifest_lists_every_object(settings, lake):
     assert {(s, e) for *_, s, e in m} == {(START, END)}
 
 
-@pytest.mark.parametrize("method", ["file", "pipe"])
+@pytest.mark.parametrize("method", ["binary", "file", "pipe"])
 def test_rerun_replaces_not_appends(settings, lake, method):
     from lifecycle.warehouse.load import load_landing
 
     load_landing(settings, START, END)
     before, manifest_before = landing_checksums(settings), manifest(settings)
     started = time.perf_counter()
-    rows = load_landing(settings, START, END, method=method)
+    rows = load_landing(settings, START, END, method=method, mode="full")
     seconds = time.perf_counter() - started
     print(f"\nload ({method}): {sum(rows.values())} rows in {seconds:.2f} s = "
           f"{sum(rows.values()) / seconds:,.0f} rows/s")
@@ -319,3 +322,113 @@ def test_incremental_load_replaces_only_changed_partitions(settings, lake):
     assert after.keys() == before.keys()
     assert all(after[d] == before[d] for d in before if str(d) != dates[0])  # untouched partitions
     assert after[date.fromisoformat(dates[0])] != before[date.fromisoformat(dates[0])]
+
+
+def _contract_rows_copy(settings, suffix: str) -> None:
+    """A copy of every landing table's contract columns in schema ``landing_<suffix>``."""
+    from lifecycle.catalog import CLEAN_TABLES
+
+    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP SCHEMA IF EXISTS landing_{suffix} CASCADE; CREATE SCHEMA landing_{suffix}")
+        for name, spec in CLEAN_TABLES.items():
+            cols = ", ".join(f'"{c}"' for c in spec.column_names)
+            cur.execute(f"CREATE TABLE landing_{suffix}.{name} AS SELECT {cols} FROM landing.{name}")
+
+
+def test_binary_and_csv_methods_load_identical_rows(settings, lake):
+    """Row for row (EXCEPT both ways): types, NULLs, quotes and newlines, decimals, times."""
+    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.warehouse.load import load_landing
+
+    load_landing(settings, START, END, method="pipe", mode="full")
+    _contract_rows_copy(settings, "pipe")
+    load_landing(settings, START, END, method="binary", mode="full")
+    _contract_rows_copy(settings, "binary")
+    try:
+        with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+            for name in CLEAN_TABLES:
+                cur.execute(f"SELECT (SELECT count(*) FROM landing_binary.{name}), "
+                            f"(SELECT count(*) FROM (SELECT * FROM landing_pipe.{name} EXCEPT ALL "
+                            f"SELECT * FROM landing_binary.{name}) a), "
+                            f"(SELECT count(*) FROM (SELECT * FROM landing_binary.{name} EXCEPT ALL "
+                            f"SELECT * FROM landing_pipe.{name}) b)")
+                n, only_pipe, only_binary = cur.fetchone()
+                assert (only_pipe, only_binary) == (0, 0), name
+                assert n == lake["rows_out"][name], name
+            cur.execute("SELECT count(*) FROM landing.orders WHERE _loaded_at IS NULL")
+            assert cur.fetchone() == (0,)  # the column default applies to the binary COPY too
+    finally:
+        with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+            cur.execute("DROP SCHEMA landing_pipe CASCADE; DROP SCHEMA landing_binary CASCADE")
+
+
+def test_binary_load_is_one_transaction_and_rolls_back_whole(settings, lake, monkeypatch):
+    """Just before the commit (a changed partition deleted, its rows inserted, the manifest
+    rewritten), one loader backend holds the advisory lock and the locks of the DELETE, the
+    binary COPY and the manifest rows; nothing is visible outside; a failure there leaves the
+    previous state whole, and the next load reconciles."""
+    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.warehouse import load
+
+    load.load_landing(settings, START, END, method="binary", mode="full")
+    keys = load.clean_objects(settings, CLEAN_TABLES["events"])
+    first = sorted({k.split("event_date=")[1].split("/")[0] for k in keys})[0]
+    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:  # a changed partition
+        cur.execute("DELETE FROM landing.load_manifest WHERE table_name = 'events' AND s3_key = %s",
+                    ([k for k in keys if f"event_date={first}/" in k][0],))
+        cur.execute("DELETE FROM landing.events WHERE event_date = %s AND event_id IN "
+                    "(SELECT event_id FROM landing.events WHERE event_date = %s LIMIT 5)", (first, first))
+    before, manifest_before = landing_checksums(settings), manifest(settings)
+    seen: dict = {}
+
+    def point(name: str) -> None:
+        if name != "warehouse.before_commit":
+            return
+        with pg(settings, settings.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")
+            seen["advisory"] = {p for (p,) in cur.fetchall()}
+            cur.execute("SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                        "WHERE c.relname IN ('events', 'load_manifest') AND c.relnamespace = 'landing'::regnamespace "
+                        "AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_backend_pid()")
+            seen["writers"] = {p for (p,) in cur.fetchall()}
+            cur.execute("SELECT usename, state FROM pg_stat_activity WHERE pid = ANY(%s)",
+                        (list(seen["advisory"]),))
+            seen["backend"] = cur.fetchall()
+            seen["outside"] = landing_checksums(settings)["events"], manifest(settings)
+        raise RuntimeError("injected before the commit")
+
+    monkeypatch.setattr(load.faults, "point", point)
+    with pytest.raises(RuntimeError, match="injected"):
+        load.load_landing(settings, START, END, method="binary", tables=["events"])
+    assert len(seen["advisory"]) == 1 and seen["writers"] == seen["advisory"]
+    assert seen["backend"] == [(settings.pg_login("loader")[0], "idle in transaction")]
+    assert seen["outside"] == (before["events"], manifest_before)
+    assert landing_checksums(settings) == before and manifest(settings) == manifest_before
+    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        assert cur.fetchone() == (0,)
+    monkeypatch.undo()
+    details: dict = {}
+    load.load_landing(settings, START, END, method="binary", tables=["events"], details=details)
+    assert (details["events"]["mode"], details["events"]["partitions"]) == ("incremental", 1)
+    assert landing_checksums(settings) == clean_checksums(settings)
+
+
+def test_binary_login_error_does_not_show_the_password(settings):
+    """A refused login names the loader's user, never its password (the login is a DuckDB
+    secret, not a DSN, and the original exception is not chained)."""
+    import dataclasses
+
+    import duckdb
+
+    from lifecycle.warehouse.load import attach_warehouse
+
+    wrong = dataclasses.replace(settings, loader_user="no_such_loader", loader_password="pw-d41d8cd98f00")
+    duck = duckdb.connect()
+    try:
+        with pytest.raises(RuntimeError) as err:
+            attach_warehouse(wrong, duck)
+        assert "no_such_loader" in str(err.value) and "pw-d41d8cd98f00" not in str(err.value)
+        assert err.value.__cause__ is None and err.value.__suppress_context__  # no chained original
+    finally:
+        duck.close()

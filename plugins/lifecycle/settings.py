@@ -203,6 +203,9 @@ class Settings:
     # directory (or fails). 2GB held at 1M and 10M orders (docs/bench.md, "Bounded memory");
     # None (LIFECYCLE_DUCKDB_MEMORY_LIMIT=none): DuckDB's own, 80 % of RAM
     duckdb_memory_limit: str | None = DUCKDB_MEMORY_LIMIT
+    # how the warehouse load writes into Postgres (lifecycle.warehouse.load): binary (DuckDB's
+    # postgres extension, binary COPY), pipe or file (CSV into psycopg2's COPY)
+    load_method: str = "binary"
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -301,6 +304,7 @@ class Settings:
             mwaa_bucket=env.get("LIFECYCLE_MWAA_BUCKET") or None,
             duckdb_memory_limit=parse_memory_limit(env.get("LIFECYCLE_DUCKDB_MEMORY_LIMIT"),
                                                    "LIFECYCLE_DUCKDB_MEMORY_LIMIT"),
+            load_method=_env_choice(env, "LIFECYCLE_LOAD_METHOD", ("binary", "pipe", "file")),
         )
 
     # ---- AWS names ----------------------------------------------------------------------

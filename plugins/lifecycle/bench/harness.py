@@ -64,6 +64,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--txn-rows", type=int, default=10_000, help="rows per transaction of the CDC changes")
     p.add_argument("--lag-seconds", type=float, default=None,
                    help="duration of the cdc_lag write load (default 20; 5 below 100,000 orders)")
+    p.add_argument("--load-method", default=None, choices=("binary", "pipe", "file"),
+                   help="the warehouse load's transfer method (default: binary)")
     p.add_argument("--duckdb-memory-limit", default=None, type=_memory_limit,
                    help="DuckDB memory_limit of the lake jobs and the load (e.g. 4GB; default 2GB as in "
                         "Settings, whatever the shell's LIFECYCLE_DUCKDB_MEMORY_LIMIT; none: DuckDB's own, "
@@ -221,6 +223,12 @@ def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
             env.settings = replace(env.settings, duckdb_memory_limit=limit)
             env.env["LIFECYCLE_DUCKDB_MEMORY_LIMIT"] = limit or "none"
         meta["params"]["duckdb_memory_limit"] = env.settings.duckdb_memory_limit or "none (DuckDB's own)"
+        if args.load_method:
+            from dataclasses import replace
+
+            env.settings = replace(env.settings, load_method=args.load_method)
+            env.env["LIFECYCLE_LOAD_METHOD"] = args.load_method
+            meta["params"]["load_method"] = args.load_method
         s = env.settings
         _log(f"environment at {env.home} (postgres :{s.pg_port}"
              + (f", source postgres :{s.sales_pg_port}" if s.sales_pg_port else "") + f", moto :{s.moto_port})")

@@ -126,20 +126,27 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def httpfs_extension_path() -> str:
-    """The httpfs extension shipped in the ``duckdb-extension-httpfs`` wheel (no download)."""
+def extension_path(name: str) -> str:
+    """The DuckDB extension ``name`` shipped in the ``duckdb-extension-<name>`` wheel (no
+    download: DuckDB's extension repository is not reachable everywhere this runs)."""
     import duckdb
-    import duckdb_extension_httpfs
 
-    base = os.path.join(os.path.dirname(duckdb_extension_httpfs.__file__), "extensions")
-    wanted = os.path.join(base, f"v{duckdb.__version__}", "httpfs.duckdb_extension")
+    package = importlib.import_module(f"duckdb_extension_{name}")
+    base = os.path.join(os.path.dirname(package.__file__), "extensions")
+    wanted = os.path.join(base, f"v{duckdb.__version__}", f"{name}.duckdb_extension")
     if os.path.exists(wanted):
         return wanted
-    found = sorted(glob.glob(os.path.join(base, "*", "httpfs.duckdb_extension")))
+    found = sorted(glob.glob(os.path.join(base, "*", f"{name}.duckdb_extension")))
     if not found:
-        raise RuntimeError(f"no httpfs extension under {base}; reinstall duckdb-extension-httpfs "
+        raise RuntimeError(f"no {name} extension under {base}; reinstall duckdb-extension-{name} "
                            f"matching duckdb {duckdb.__version__}")
     return found[-1]
+
+
+def load_extension(con, name: str) -> None:
+    """INSTALL (from the wheel's file) and LOAD a DuckDB extension on ``con``."""
+    con.execute(f"INSTALL {_sql_str(extension_path(name))}")
+    con.execute(f"LOAD {name}")
 
 
 def configure_s3(con, settings: Settings) -> None:
@@ -170,8 +177,7 @@ def connect_duckdb(settings: Settings):
     ext_dir = settings.home / "duckdb" / "extensions"
     ext_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "extension_directory": str(ext_dir)})
-    con.execute(f"INSTALL {_sql_str(httpfs_extension_path())}")
-    con.execute("LOAD httpfs")
+    load_extension(con, "httpfs")
     con.execute("SET TimeZone = 'UTC'")
     # overwritten objects keep their key; never serve an older copy from the cache
     con.execute("SET enable_external_file_cache = false")
