@@ -42,17 +42,29 @@ rows_now as (
         sum(review_count) as review_count
 
     from (
-        select product_id, count(*) as line_rows, 0 as event_rows, 0 as review_count
+        select
+            product_id,
+            count(*) as line_rows,
+            0 as event_rows,
+            0 as review_count
         from {{ ref('fct_order_items') }}
         where is_counted
         group by product_id
         union all
-        select product_id, 0 as line_rows, count(*) as event_rows, 0 as review_count
+        select
+            product_id,
+            0 as line_rows,
+            count(*) as event_rows,
+            0 as review_count
         from {{ ref('fct_events') }}
         where event_type in ('page_view', 'add_to_cart')
         group by product_id
         union all
-        select product_id, 0 as line_rows, 0 as event_rows, count(*) as review_count
+        select
+            product_id,
+            0 as line_rows,
+            0 as event_rows,
+            count(*) as review_count
         from {{ ref('fct_reviews') }}
         group by product_id
     ) as per_mart

@@ -33,8 +33,8 @@ hashed as (
         created_at,
         {{ utc_date('created_at') }} as review_date,
         _loaded_at,
-        {{ row_hash(['review_id', 'product_id', 'customer_id', 'rating', 'title', 'body', 'created_at']) }}
-        as row_hash
+        {{ row_hash(['review_id', 'product_id', 'customer_id', 'rating', 'title', 'body',
+                     'created_at']) }} as row_hash
 
     from reviews
 
