@@ -7,6 +7,10 @@
   the row into landing; a model recomputes only the keys with a source row loaded after it.
   Rows are written only when their content changed (changed_rows_only), so the watermark may
   lag behind an unchanged reload: the keys are then re-examined, never missed.
+  A subquery, not a literal read beforehand: Postgres then assumes a third of the rows pass
+  `_loaded_at > <watermark>` and hash-joins the affected keys; with a literal it trusts
+  statistics taken before the load (no row that new) and picks nested loops, quadratic in
+  the rows of the load.
 -#}
 {% macro incremental_watermark(column='_loaded_at') -%}
     (

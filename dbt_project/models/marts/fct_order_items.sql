@@ -6,7 +6,9 @@
 -- recomputed are those whose order row or any line was loaded after this table's watermark
 -- (a status change rewrites every line's status/is_counted); of those, only the orders whose
 -- lines' group_hash changed are written. Lines gone from the source (or of an order gone)
--- are deleted by the post_hook. `dbt build --full-refresh` rebuilds it.
+-- are deleted by the post_hook. `dbt build --full-refresh` rebuilds it. The incremental path
+-- builds the lines of the affected orders with int_order_lines' own SQL (macros/order_lines.sql)
+-- filtered before its join: filtering the view's output would join every line first.
 {{
     config(
         materialized='incremental',
@@ -23,21 +25,30 @@
 
 with
 {% if is_incremental() %}
+watermark as (
+
+    select {{ incremental_watermark() }} as loaded_at
+
+),
+
 affected as (
 
     select order_id from {{ ref('stg_sales__orders') }}
-    where _loaded_at > {{ incremental_watermark() }}
+    where _loaded_at > (select loaded_at from watermark)
     union
     select order_id from {{ ref('stg_sales__order_items') }}
-    where _loaded_at > {{ incremental_watermark() }}
+    where _loaded_at > (select loaded_at from watermark)
 
 ),
 {% endif %}
 
 order_lines as (
 
+    {% if is_incremental() -%}
+    {{ order_lines('select order_id from affected') }}
+    {%- else -%}
     select * from {{ ref('int_order_lines') }}
-    {% if is_incremental() %}where order_id in (select order_id from affected){% endif %}
+    {%- endif %}
 
 ),
 

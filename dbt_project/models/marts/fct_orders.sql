@@ -49,8 +49,11 @@ orders as (
 
 order_lines as (
 
+    {% if is_incremental() -%}
+    {{ order_lines('select order_id from affected') }}
+    {%- else -%}
     select * from {{ ref('int_order_lines') }}
-    {% if is_incremental() %}where order_id in (select order_id from affected){% endif %}
+    {%- endif %}
 
 ),
 
