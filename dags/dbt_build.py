@@ -26,8 +26,9 @@ dimensions) and the serving tables `daily_sales`, `product_performance`, `funnel
 with enforced contracts, built into **`serving_next`** only; `serve_publish` swaps them into
 `serving` atomically, so readers never see a half-built schema.
 
-`fct_orders` and `fct_events` are incremental: only rows loaded into `landing` since their
-last build are recomputed, and only changed rows are written (`--full-refresh` rebuilds).
+The marts are incremental (the serving tables copy small incremental aggregates): only
+what rows loaded into `landing` since their last build touch is recomputed, and only changed
+rows are written (`--full-refresh` rebuilds; dbt_project/README.md, "Incremental models").
 
 One task per model, `<model>_model_build`: `dbt build` of the model with its data tests
 and unit tests. Relationship tests run as their own tasks after both of their models. A failing

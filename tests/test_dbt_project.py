@@ -13,9 +13,12 @@ log path in a temp dir (``dbt_project/target`` is left alone), and checks:
 - nothing is built into ``serving`` (serve_publish owns that);
 - source freshness (orders, events) runs and only ever warns;
 - an order line whose order does not exist makes ``dbt build`` fail on the relationships test;
-- the incremental marts (fct_orders, fct_events): a rerun on the same data rewrites no row
-  (Postgres ``xmin`` unchanged), a changed line, a deleted and a new order rewrite exactly
-  those orders and serving shows the same numbers as a full refresh;
+- the incremental marts: a rerun on the same data rewrites no row (Postgres ``xmin``
+  unchanged), a changed line, a deleted and a new order rewrite exactly those orders and
+  serving shows the same numbers as a full refresh; after new orders, a changed status, a
+  deleted order, new events, a new review and a new customer (loaded as warehouse_load
+  would: whole partitions / tables with a new ``_loaded_at``) every mart and serving table
+  equals a ``--full-refresh`` build row for row, and unchanged rows are not rewritten;
 - through Cosmos (``dags/dbt_build.py`` under ``dag.test()``): a contract violation and a
   failing data test fail exactly their own tasks, and each sends one SNS alert naming it;
 - ``dbt parse`` writes a manifest, and ``dags/dbt_build.py`` renders from it in a real
@@ -47,8 +50,17 @@ MODELS = (
     "int_order_lines", "int_sessions",
     "fct_orders", "fct_order_items", "dim_customers", "dim_products", "fct_events", "fct_reviews",
     "fct_order_status_changes",
+    "agg_daily_sales", "agg_funnel_daily", "agg_product_performance",
     "daily_sales", "product_performance", "funnel_daily",
 )
+
+# the incremental models and their key (delete+insert on it)
+INCREMENTAL = {
+    "fct_orders": "order_id", "fct_events": "event_id", "fct_order_items": "order_line_id",
+    "fct_order_status_changes": "order_id, valid_from", "fct_reviews": "review_id",
+    "dim_customers": "customer_id", "agg_daily_sales": "order_date", "agg_funnel_daily": "event_date",
+    "agg_product_performance": "product_id",
+}
 
 LANDING_DDL = """
 DROP SCHEMA IF EXISTS landing CASCADE;
@@ -61,20 +73,24 @@ CREATE TABLE landing.order_items (
     order_date date, _loaded_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE landing.order_status_history (
     order_id bigint, status varchar, valid_from timestamptz, valid_to timestamptz,
-    is_current boolean, change_op varchar);
+    is_current boolean, change_op varchar,
+    _loaded_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE landing.customers (
     customer_id bigint, email_hash varchar, full_name_masked varchar, phone_masked varchar,
-    country varchar, created_at timestamptz, updated_at timestamptz);
+    country varchar, created_at timestamptz, updated_at timestamptz,
+    _loaded_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE landing.products (
     product_id bigint, sku varchar, name varchar, category varchar, description varchar,
-    unit_price numeric(10,2), active boolean, updated_at timestamptz);
+    unit_price numeric(10,2), active boolean, updated_at timestamptz,
+    _loaded_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE landing.events (
     event_id varchar, event_type varchar, event_ts timestamptz, customer_id bigint,
     product_id bigint, order_id bigint, page varchar, quantity int, event_date date,
     _loaded_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE landing.reviews (
     product_id bigint, review_id varchar, customer_id bigint, rating int, title varchar,
-    body varchar, created_at timestamptz);
+    body varchar, created_at timestamptz,
+    _loaded_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE landing.sessions (
     session_id varchar, customer_id bigint, session_start timestamptz, session_end timestamptz,
     event_count bigint, page_views bigint, add_to_carts bigint, checkouts bigint,
@@ -302,7 +318,7 @@ def test_serving_contract_types_and_schemas(built, warehouse):
     assert "serving" not in by_schema and "analytics" not in by_schema
     assert by_schema["staging"] == {m for m in MODELS if m.startswith("stg_")}
     assert by_schema["intermediate"] == {"int_order_lines", "int_sessions"}
-    assert by_schema["marts"] == {m for m in MODELS if m[:4] in ("fct_", "dim_")}
+    assert by_schema["marts"] == {m for m in MODELS if m[:4] in ("fct_", "dim_", "agg_")}
 
 
 def test_sessions_split_at_30_minutes(built, warehouse):
@@ -352,6 +368,7 @@ def test_orphan_order_line_fails_the_build(built, warehouse):
 
 
 def _xmins(dsn: str, table: str, key: str) -> dict:
+    """{key: xmin} of a mart's rows (xmin changes when a row is rewritten)."""
     return dict(_query(dsn, f"SELECT {key}, xmin::text FROM marts.{table}"))
 
 
@@ -398,6 +415,119 @@ def test_incremental_marts_write_only_what_changed(built, warehouse):
             INSERT INTO landing.order_items VALUES (104, 1, 1, 1, 9.50, '2026-01-11');""")
 
 
+
+def _dump(dsn: str, relation: str) -> list[tuple]:
+    """Every row of a relation, every column but _loaded_at, in a total order. _loaded_at is
+    bookkeeping, not content: a row reloaded unchanged is not rewritten by an incremental
+    build, so it keeps the time of the load that last changed it (a full refresh: the last load)."""
+    schema, table = relation.split(".")
+    cols = [c for (c,) in _query(dsn, "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                                      f"'{schema}' AND table_name = '{table}' ORDER BY ordinal_position")]
+    assert cols, relation
+    select = ", ".join(c for c in cols if c != "_loaded_at")
+    return _query(dsn, f"SELECT {select} FROM {relation} ORDER BY ({select})::text")
+
+
+MARTS_AND_SERVING = [f"marts.{m}" for m in MODELS if m[:4] in ("fct_", "dim_", "agg_")] + [
+    f"serving_next.{m}" for m in ("daily_sales", "funnel_daily", "product_performance")]
+
+LANDING_TABLES = ("orders", "order_items", "order_status_history", "customers", "products", "events",
+                  "reviews", "sessions")
+
+# What later loads bring, as warehouse_load would write it: each changed partition (orders,
+# lines and status history by order_date, events and sessions by date) and each unpartitioned
+# table (customers, reviews) replaced whole, so its unchanged rows get the new _loaded_at too.
+NEW_DATA = """
+-- order 101 is shipped (a new status version ends the 'paid' one); the 2026-01-10 partition
+-- of orders, lines and history is reloaded, 102 and 101's lines unchanged
+UPDATE landing.orders SET status = 'shipped', updated_at = '2026-01-12 08:00+00' WHERE order_id = 101;
+UPDATE landing.order_status_history SET valid_to = '2026-01-12 08:00+00', is_current = false
+WHERE order_id = 101 AND status = 'paid';
+INSERT INTO landing.order_status_history VALUES (101, 'shipped', '2026-01-12 08:00+00', NULL, true, 'U');
+-- order 104 (customer 3's only order) is deleted; order 105 of a new customer 4 arrives
+DELETE FROM landing.order_items WHERE order_id = 104;
+DELETE FROM landing.orders WHERE order_id = 104;
+INSERT INTO landing.orders VALUES (105, 4, 'placed', '2026-01-12 09:00+00', '2026-01-12 09:00+00', '2026-01-12');
+INSERT INTO landing.order_items VALUES (105, 1, 3, 4, 5.00, '2026-01-12'), (105, 2, 1, 1, 10.00, '2026-01-12');
+INSERT INTO landing.order_status_history VALUES (105, 'placed', '2026-01-12 09:00+00', NULL, true, 'I');
+INSERT INTO landing.customers VALUES
+  (4, 'h4', 'G*** H***', '+44 *** 04', 'gb', '2026-01-12 08:30+00', '2026-01-12 08:30+00');
+-- new events (customer 4's session, an anonymous one) on a new date, a new review
+INSERT INTO landing.events VALUES
+  ('e10', 'page_view',   '2026-01-12 08:40+00', 4,    3, NULL, '/p/3', NULL, '2026-01-12'),
+  ('e11', 'add_to_cart', '2026-01-12 08:45+00', 4,    3, NULL, '/p/3', 4,    '2026-01-12'),
+  ('e12', 'page_view',   '2026-01-12 10:00+00', NULL, 2, NULL, '/p/2', NULL, '2026-01-12');
+INSERT INTO landing.sessions VALUES
+  ('c4-1', 4,    '2026-01-12 08:40+00', '2026-01-12 08:45+00', 2, 1, 1, 0, 0, false, '2026-01-12'),
+  ('a-e12', NULL, '2026-01-12 10:00+00', '2026-01-12 10:00+00', 1, 1, 0, 0, 0, false, '2026-01-12');
+INSERT INTO landing.reviews VALUES (3, 'r5', 4, 2, 'meh', 'body', '2026-01-12 11:00+00');
+-- the reloads: every row of a replaced partition / table carries this load's time
+UPDATE landing.orders SET _loaded_at = now() WHERE order_date IN ('2026-01-10', '2026-01-12');
+UPDATE landing.order_items SET _loaded_at = now() WHERE order_date IN ('2026-01-10', '2026-01-12');
+UPDATE landing.order_status_history SET _loaded_at = now()
+WHERE order_id IN (SELECT order_id FROM landing.orders WHERE order_date IN ('2026-01-10', '2026-01-12'));
+UPDATE landing.customers SET _loaded_at = now();
+UPDATE landing.reviews SET _loaded_at = now();
+"""
+
+
+def test_incremental_build_equals_full_refresh(built, warehouse):
+    """After new orders, a changed status (a new history version of an existing order), a
+    deleted order, new events, a new review and a new customer, every mart and serving table
+    of the incremental build equals the full refresh's, row for row; a rerun without new data
+    writes no row."""
+    dsn, env, tmp = warehouse["dsn"], warehouse["env"], warehouse["tmp"]
+    _execute(dsn, "DROP SCHEMA IF EXISTS landing_saved CASCADE; CREATE SCHEMA landing_saved;" + "".join(
+        f"CREATE TABLE landing_saved.{t} AS SELECT * FROM landing.{t};" for t in LANDING_TABLES))
+    try:
+        proc = _dbt(["build", "--full-refresh"], env, tmp / "target-inc-base")
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        before = {m: _xmins(dsn, m, f"ROW({k})::text") for m, k in INCREMENTAL.items()}
+
+        proc = _dbt(["build"], env, tmp / "target-inc-rerun")
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        for model, key in INCREMENTAL.items():  # no new data: not one row rewritten
+            assert _xmins(dsn, model, f"ROW({key})::text") == before[model], model
+
+        _execute(dsn, NEW_DATA)
+        proc = _dbt(["build"], env, tmp / "target-inc-new")
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        incremental = {rel: _dump(dsn, rel) for rel in MARTS_AND_SERVING}
+        after = {m: _xmins(dsn, m, f"ROW({k})::text") for m, k in INCREMENTAL.items()}
+        # reloaded but unchanged: not rewritten
+        assert after["fct_orders"]["(102)"] == before["fct_orders"]["(102)"]
+        assert after["fct_order_items"]["(102-1)"] == before["fct_order_items"]["(102-1)"]
+        assert after["fct_reviews"]["(r1)"] == before["fct_reviews"]["(r1)"]
+        assert after["dim_customers"]["(2)"] == before["dim_customers"]["(2)"]
+        # changed: rewritten; deleted: gone
+        assert after["fct_orders"]["(101)"] != before["fct_orders"]["(101)"] and "(104)" not in after["fct_orders"]
+        assert after["dim_customers"]["(3)"] != before["dim_customers"]["(3)"]  # lost its only order
+        assert "(2026-01-12)" in after["agg_funnel_daily"] and "(105-2)" in after["fct_order_items"]
+        history = _query(dsn, "SELECT status, is_current, seconds_in_status FROM marts.fct_order_status_changes "
+                              "WHERE order_id = 101 ORDER BY valid_from")
+        assert history == [("placed", False, 300), ("paid", False, 168900), ("shipped", True, None)]
+        assert _query(dsn, "SELECT order_count, lifetime_revenue FROM marts.dim_customers "
+                           "WHERE customer_id IN (3, 4) ORDER BY customer_id") == [(0, Decimal("0.00")),
+                                                                                  (1, Decimal("30.00"))]
+
+        proc = _dbt(["build", "--full-refresh"], env, tmp / "target-inc-full")
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        for rel in MARTS_AND_SERVING:
+            assert _dump(dsn, rel) == incremental[rel], rel
+
+        after = {m: _xmins(dsn, m, f"ROW({k})::text") for m, k in INCREMENTAL.items()}
+        proc = _dbt(["build"], env, tmp / "target-inc-rerun2")
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        for model, key in INCREMENTAL.items():
+            assert _xmins(dsn, model, f"ROW({key})::text") == after[model], model
+    finally:
+        # the dataset as it was, reloaded (new _loaded_at), and the models rebuilt on it
+        _execute(dsn, "".join(
+            f"TRUNCATE landing.{t}; INSERT INTO landing.{t} SELECT * FROM landing_saved.{t};"
+            f"UPDATE landing.{t} SET _loaded_at = now();" for t in LANDING_TABLES)
+            + "DROP SCHEMA landing_saved CASCADE;")
+        _dbt(["build", "--full-refresh"], env, tmp / "target-inc-restore")
+
 def test_contract_violation_and_failing_test_fail_their_cosmos_tasks_and_alert(settings, built, warehouse,
                                                                                 tmp_path):
     """The real DAG file, rendered by Cosmos from a manifest of a copy of the project in which
@@ -414,9 +544,9 @@ def test_contract_violation_and_failing_test_fail_their_cosmos_tasks_and_alert(s
     shutil.copytree(REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
     model = project / "models" / "serving" / "daily_sales.sql"
     sql = model.read_text()
-    assert "cast(coalesce(sum(order_revenue), 0) as numeric(14, 2)) as revenue" in sql
-    model.write_text(sql.replace("cast(coalesce(sum(order_revenue), 0) as numeric(14, 2)) as revenue",
-                                 "cast(coalesce(sum(order_revenue), 0) as double precision) as revenue"))
+    assert "cast(revenue as numeric(14, 2)) as revenue" in sql
+    model.write_text(sql.replace("cast(revenue as numeric(14, 2)) as revenue",
+                                 "cast(revenue as double precision) as revenue"))
     env = {**lifecycle_env(settings), **{k: v for k, v in warehouse["env"].items() if k.startswith(("LIFECYCLE_",
                                                                                                     "DBT_", "PGTZ"))}}
     env.update({"LIFECYCLE_DBT_PROJECT_DIR": str(project),
@@ -502,7 +632,7 @@ def test_parse_writes_manifest_and_cosmos_dag_renders(tmp_path):
         else:
             assert sources == [], f"{uid} reads a source; only staging models may"
     assert len(manifest["unit_tests"]) == 5
-    for model in ("fct_orders", "fct_events"):
+    for model in INCREMENTAL:
         config = nodes[f"model.lifecycle.{model}"]["config"]
         assert config["materialized"] == "incremental" and config["unique_key"], model
 

@@ -25,3 +25,7 @@ def hash(field):  # noqa: A001 - dbt's macro name
 
 def datediff(first_date, second_date, datepart):
     return f"(({second_date})::date - ({first_date})::date)"
+
+
+def listagg(measure, delimiter_text="','", order_by_clause=None, limit_num=None):
+    return f"string_agg({measure}, {delimiter_text} {order_by_clause or ''})"

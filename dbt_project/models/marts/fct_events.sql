@@ -19,10 +19,7 @@
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
         indexes=[{'columns': ['event_id'], 'unique': True}, {'columns': ['event_date']}],
-        post_hook=[
-            "{% if is_incremental() %}delete from {{ this }} as t where not exists (select 1 from "
-            ~ "{{ ref('stg_activity__events') }} as s where s.event_id = t.event_id){% endif %}"
-        ],
+        post_hook="{{ delete_gone_keys(ref('stg_activity__events'), ['event_id']) }}",
     )
 }}
 
@@ -30,8 +27,7 @@ with
 {% if is_incremental() %}
 watermark as (
 
-    select coalesce(max(_loaded_at), cast('1900-01-01 00:00:00+00' as {{ dbt.type_timestamp() }})) as loaded_at
-    from {{ this }}
+    select {{ incremental_watermark() }} as loaded_at
 
 ),
 
@@ -110,11 +106,5 @@ hashed as (
 
 select * from hashed
 {% if is_incremental() %}
-where
-    not exists (
-        select 1 from {{ this }} as current_rows
-        where
-            current_rows.event_id = hashed.event_id
-            and current_rows.row_hash = hashed.row_hash
-    )
+where {{ changed_rows_only('hashed', 'event_id') }}
 {% endif %}

@@ -17,10 +17,7 @@
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
         indexes=[{'columns': ['order_id'], 'unique': True}],
-        post_hook=[
-            "{% if is_incremental() %}delete from {{ this }} as t where not exists (select 1 from "
-            ~ "{{ ref('stg_sales__orders') }} as s where s.order_id = t.order_id){% endif %}"
-        ],
+        post_hook="{{ delete_gone_keys(ref('stg_sales__orders'), ['order_id']) }}",
     )
 }}
 
@@ -28,8 +25,7 @@ with
 {% if is_incremental() %}
 watermark as (
 
-    select coalesce(max(_loaded_at), cast('1900-01-01 00:00:00+00' as {{ dbt.type_timestamp() }})) as loaded_at
-    from {{ this }}
+    select {{ incremental_watermark() }} as loaded_at
 
 ),
 
@@ -53,8 +49,11 @@ orders as (
 
 order_lines as (
 
+    {% if is_incremental() -%}
+    {{ order_lines('select order_id from affected') }}
+    {%- else -%}
     select * from {{ ref('int_order_lines') }}
-    {% if is_incremental() %}where order_id in (select order_id from affected){% endif %}
+    {%- endif %}
 
 ),
 
@@ -106,11 +105,5 @@ hashed as (
 
 select * from hashed
 {% if is_incremental() %}
-where
-    not exists (
-        select 1 from {{ this }} as current_rows
-        where
-            current_rows.order_id = hashed.order_id
-            and current_rows.row_hash = hashed.row_hash
-    )
+where {{ changed_rows_only('hashed', 'order_id') }}
 {% endif %}

@@ -1,12 +1,46 @@
 -- One row per product review currently present.
-select
-    review_id,
-    product_id,
-    customer_id,
-    rating,
-    title,
-    body,
-    created_at,
-    {{ utc_date('created_at') }} as review_date
+--
+-- Incremental (delete+insert on review_id): the reviews loaded after this table's watermark
+-- (landing.reviews is reloaded whole when the export changes) whose row_hash differs from the
+-- stored one are written; reviews gone from the source are deleted by the post_hook.
+{{
+    config(
+        materialized='incremental',
+        unique_key='review_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        indexes=[{'columns': ['review_id'], 'unique': True}],
+        post_hook="{{ delete_gone_keys(ref('stg_reviews__reviews'), ['review_id']) }}",
+    )
+}}
 
-from {{ ref('stg_reviews__reviews') }}
+with reviews as (
+
+    select * from {{ ref('stg_reviews__reviews') }}
+    {% if is_incremental() %}where _loaded_at > {{ incremental_watermark() }}{% endif %}
+
+),
+
+hashed as (
+
+    select
+        review_id,
+        product_id,
+        customer_id,
+        rating,
+        title,
+        body,
+        created_at,
+        {{ utc_date('created_at') }} as review_date,
+        _loaded_at,
+        {{ row_hash(['review_id', 'product_id', 'customer_id', 'rating', 'title', 'body',
+                     'created_at']) }} as row_hash
+
+    from reviews
+
+)
+
+select * from hashed
+{% if is_incremental() %}
+where {{ changed_rows_only('hashed', 'review_id') }}
+{% endif %}

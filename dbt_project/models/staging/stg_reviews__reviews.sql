@@ -14,7 +14,8 @@ renamed as (
         rating,
         title,
         body,
-        created_at
+        created_at,
+        _loaded_at
 
     from source
 

@@ -14,7 +14,8 @@ renamed as (
         phone_masked,
         upper(country) as country_code,
         created_at,
-        updated_at
+        updated_at,
+        _loaded_at
 
     from source
 

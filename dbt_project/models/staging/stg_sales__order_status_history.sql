@@ -13,7 +13,8 @@ renamed as (
         valid_from,
         valid_to,
         is_current,
-        change_op
+        change_op,
+        _loaded_at
 
     from source
 
