@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     from lifecycle.simulator import put_events, simulate_day
 
     results = []
+    load_start = [round(x, 2) for x in os.getloadavg()]
     with bench_environment() as bench:
         s = bench.settings
         today = datetime.now(UTC).date()
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                "worst_to_serving_s": max(serving) if serving else None,
                "note": "each put announced by an asset event on source_user_activity_kinesis (as the simulator "
                        "does); without it, add up to one hourly schedule interval",
-               "load_average_end": [round(x, 2) for x in os.getloadavg()]}
+               "load_average_start": load_start, "load_average_end": [round(x, 2) for x in os.getloadavg()]}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"latency-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
