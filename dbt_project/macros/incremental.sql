@@ -62,3 +62,17 @@
         )
     {%- endif -%}
 {%- endmacro %}
+
+{#
+  The orders to recompute in an incremental run of a mart built per order (fct_orders,
+  fct_order_items): those whose order row or any of whose lines was loaded after `watermark`
+  (an expression). The model must declare both refs (`-- depends_on:`), since this runs only
+  when is_incremental().
+#}
+{% macro affected_orders(watermark) -%}
+    select order_id from {{ ref('stg_sales__orders') }}
+    where _loaded_at > {{ watermark }}
+    union
+    select order_id from {{ ref('stg_sales__order_items') }}
+    where _loaded_at > {{ watermark }}
+{%- endmacro %}

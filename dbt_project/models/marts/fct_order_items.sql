@@ -33,11 +33,7 @@ watermark as (
 
 affected as (
 
-    select order_id from {{ ref('stg_sales__orders') }}
-    where _loaded_at > (select loaded_at from watermark)
-    union
-    select order_id from {{ ref('stg_sales__order_items') }}
-    where _loaded_at > (select loaded_at from watermark)
+    {{ affected_orders('(select loaded_at from watermark)') }}
 
 ),
 {% endif %}

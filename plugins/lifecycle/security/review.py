@@ -177,6 +177,11 @@ def check_lake_formation(settings: Settings) -> list[Finding]:
 
 # ---- reliability + operations: topics, alarms, logs; cost ------------------------------------
 
+def _missing(declared: list[dict], deployed, code: str, why: str) -> list[Finding]:
+    """A finding for each resource ``infra/resources.yaml`` declares that is not deployed."""
+    return [Finding("medium", "operations", code, d["name"], why) for d in declared if d["name"] not in deployed]
+
+
 def check_operations(settings: Settings) -> list[Finding]:
     from lifecycle.infra import load_spec
 
@@ -190,9 +195,7 @@ def check_operations(settings: Settings) -> list[Finding]:
             out.append(Finding("medium", "reliability", "REL-TOPIC-NO-SUBSCRIBER", arn, "nobody receives this topic"))
     alarms = {a["AlarmName"]: a for page in cw.get_paginator("describe_alarms").paginate(
         AlarmNamePrefix=f"{settings.name_prefix}-") for a in page["MetricAlarms"]}
-    for a in spec.get("cloudwatch_alarms", []):
-        if a["name"] not in alarms:
-            out.append(Finding("medium", "operations", "OPS-ALARM-MISSING", a["name"], "declared alarm is not deployed"))
+    out += _missing(spec.get("cloudwatch_alarms", []), alarms, "OPS-ALARM-MISSING", "declared alarm is not deployed")
     for name, a in sorted(alarms.items()):
         actions = a.get("AlarmActions", [])
         if not a.get("ActionsEnabled") or not actions:
@@ -202,9 +205,7 @@ def check_operations(settings: Settings) -> list[Finding]:
                                f"the alarm's actions {actions} are not existing topics"))
     groups = {g["logGroupName"]: g for page in logs.get_paginator("describe_log_groups").paginate(
         logGroupNamePrefix=f"/{settings.name_prefix}/") for g in page["logGroups"]}
-    for g in spec.get("log_groups", []):
-        if g["name"] not in groups:
-            out.append(Finding("medium", "operations", "OPS-LOG-GROUP-MISSING", g["name"], "declared log group is missing"))
+    out += _missing(spec.get("log_groups", []), groups, "OPS-LOG-GROUP-MISSING", "declared log group is missing")
     for name, g in sorted(groups.items()):
         if not g.get("retentionInDays"):
             out.append(Finding("low", "cost", "COST-LOG-RETENTION", name, "logs are kept forever (no retention)"))
