@@ -117,6 +117,21 @@ def _selected(text: str) -> list[str]:
     return [s for s in STAGES if s in wanted]
 
 
+# measured: a 10M-order run had used 17 GB under /tmp (Postgres data, WAL and sort files,
+# DuckDB spill) when its dbt stage failed with "No space left on device"
+DISK_BYTES_PER_ORDER = 3_000
+
+
+def _warn_if_short_of_disk(scale: int) -> None:
+    import shutil
+    import tempfile
+
+    free, need = shutil.disk_usage(tempfile.gettempdir()).free, scale * DISK_BYTES_PER_ORDER
+    if free < need:
+        _log(f"WARNING: {free / 1e9:.1f} GB free under {tempfile.gettempdir()}, a run at {scale:,} orders "
+             f"needs about {need / 1e9:.0f} GB: stages may fail with 'No space left on device'")
+
+
 def _log(msg: str) -> None:
     print(f"[bench {datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
 
@@ -195,6 +210,7 @@ def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
                              "cdc_changes": changes, "cdc_txn_rows": args.txn_rows,
                              "lag_seconds": lag_seconds, "lag_rate": args.lag_rate, "day": day.isoformat()}}
     meta["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
+    _warn_if_short_of_disk(scale)
     results: list[StageResult] = []
 
     def measure(name: str, fn, *fargs) -> StageResult | None:
