@@ -102,8 +102,7 @@ def _start_source_server(settings: Settings, env: dict[str, str]) -> tuple[Setti
     ``env``). The ``sales`` database the first server got is dropped, so nothing can use it."""
     from dataclasses import replace
 
-    import psycopg2
-
+    from lifecycle.clients import pg
     from lifecycle.security import pg_roles
     from lifecycle.services import start_postgres
 
@@ -112,14 +111,9 @@ def _start_source_server(settings: Settings, env: dict[str, str]) -> tuple[Setti
     start_postgres(source)
     for server, sql in ((source, f'CREATE DATABASE "{settings.sales_db}"'),
                         (settings, f'DROP DATABASE IF EXISTS "{settings.sales_db}" WITH (FORCE)')):
-        conn = psycopg2.connect(server.pg_dsn("postgres"), connect_timeout=10)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-        finally:
-            conn.close()
+        with pg(server, "postgres", autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute(sql)
     env.update({"LIFECYCLE_SALES_PG_HOST": source.pg_host, "LIFECYCLE_SALES_PG_PORT": str(source.pg_port)})
     settings = replace(settings, sales_pg_host=source.pg_host, sales_pg_port=source.pg_port)
-    pg_roles.apply_sales(settings)  # the CDC role and the publication, on the source server
+    pg_roles.apply_sales(settings)  # the CDC role and its grants, on the source server
     return source, settings

@@ -24,6 +24,7 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -231,8 +232,6 @@ def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
     meta["params"]["source_server"] = "shared" if args.shared_source else "separate"
     with bench_environment(keep=args.keep, separate_source=not args.shared_source) as env:
         if args.duckdb_memory_limit:
-            from dataclasses import replace
-
             from lifecycle.settings import parse_memory_limit
 
             limit = parse_memory_limit(args.duckdb_memory_limit, "--duckdb-memory-limit")
@@ -240,8 +239,6 @@ def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
             env.env["LIFECYCLE_DUCKDB_MEMORY_LIMIT"] = limit or "none"
         meta["params"]["duckdb_memory_limit"] = env.settings.duckdb_memory_limit or "none (DuckDB's own)"
         if args.load_method:
-            from dataclasses import replace
-
             env.settings = replace(env.settings, load_method=args.load_method)
             env.env["LIFECYCLE_LOAD_METHOD"] = args.load_method
             meta["params"]["load_method"] = args.load_method

@@ -285,7 +285,6 @@ def _snapshot_table(conn, table: str, cols: list[tuple[str, int, int]], schema: 
     try:
         with os.fdopen(read_fd, "rb") as source:
             if not source.peek(1):  # an empty table: Arrow refuses an empty CSV
-                producer.join()
                 reader = []
             else:
                 reader = pacsv.open_csv(

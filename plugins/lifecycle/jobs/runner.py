@@ -699,9 +699,7 @@ class JobContext:
 
     def _delete_prefixes(self, bucket: str, prefixes: list[str], objects: dict[str, str]) -> None:
         doomed = [k for k in objects if any(k.startswith(p) for p in prefixes)]
-        s3 = aws(self._settings, "s3")
-        for i in range(0, len(doomed), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in doomed[i:i + 1000]]})
+        staging.delete_keys(aws(self._settings, "s3"), bucket, doomed)
 
     def merge_quarantine(self, df, bucket: str, source: str) -> int:
         """Add this run's rejected records to ``<source>/data_0.parquet`` (an incremental run),
