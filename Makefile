@@ -48,7 +48,7 @@ browser: ## install Chromium (Debian package) for the browser tests, if missing
 	else echo "chromium not found at $(CHROMIUM): install it (Debian/Ubuntu: apt-get install chromium; macOS: brew install --cask chromium, then export LIFECYCLE_CHROMIUM=/Applications/Chromium.app/Contents/MacOS/Chromium) or the browser tests are skipped"; fi
 
 dbt-manifest: install ## parse the dbt project (dbt_project/target/manifest.json) for Cosmos
-	@$(BIN)/python -c 'from lifecycle.orchestrate import build_dbt_manifest; build_dbt_manifest()'
+	@$(BIN)/python -c 'from lifecycle.ops.dag_runs import build_dbt_manifest; build_dbt_manifest()'
 
 demo: install dbt-manifest ## install, start the embedded services, run the whole lifecycle once, report
 	$(BIN)/lifecycle demo

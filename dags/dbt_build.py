@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from airflow.sdk import dag, task
 from cosmos import DbtTaskGroup
 
-from lifecycle.assets import WAREHOUSE_LANDING, WAREHOUSE_MODELS
 from lifecycle.dataops.callbacks import default_args, run_deadline
-from lifecycle.stages import doc_footer, tags
+from lifecycle.pipeline.assets import WAREHOUSE_LANDING, WAREHOUSE_MODELS
+from lifecycle.pipeline.tags import doc_footer, tags
 from lifecycle.warehouse.dbt import SERVING_MODELS, SERVING_SCHEMA, cosmos_configs
 
 DOC = """

@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from lifecycle.assets import RAW_REVIEWS, SOURCE_REVIEWS
 from lifecycle.dataops.callbacks import default_args, run_deadline
-from lifecycle.stages import doc_footer, tags
+from lifecycle.pipeline.assets import RAW_REVIEWS, SOURCE_REVIEWS
+from lifecycle.pipeline.tags import doc_footer, tags
 
 DOC = """
 ### Ingest: DynamoDB → S3 raw (export once, then DynamoDB Streams)
@@ -34,8 +34,8 @@ Emits the `raw_product_reviews` asset. See docs/reviews.md.
 def ingest_reviews():
     @task(outlets=[RAW_REVIEWS])
     def capture_reviews(**context) -> dict:
-        from lifecycle.airflow_context import interval
         from lifecycle.ingest import reviews
+        from lifecycle.pipeline.context import interval
         from lifecycle.settings import Settings
 
         _, end = interval(context)

@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from lifecycle.assets import RAW_SALES, SOURCE_SALES
 from lifecycle.dataops.callbacks import default_args, run_deadline
-from lifecycle.stages import doc_footer, tags
+from lifecycle.pipeline.assets import RAW_SALES, SOURCE_SALES
+from lifecycle.pipeline.tags import doc_footer, tags
 
 DOC = """
 ### Ingest: RDS → S3 raw (DMS layout)

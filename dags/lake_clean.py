@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 from airflow.sdk import dag, task
 
-from lifecycle.assets import CLEAN_LAKE, RAW_EVENTS, RAW_REVIEWS, RAW_SALES
 from lifecycle.dataops.callbacks import default_args, run_deadline
-from lifecycle.stages import doc_footer, tags
+from lifecycle.pipeline.assets import CLEAN_LAKE, RAW_EVENTS, RAW_REVIEWS, RAW_SALES
+from lifecycle.pipeline.tags import doc_footer, tags
 
 DOC = """
 ### Transform: raw → clean (Glue-style jobs)
@@ -36,8 +36,8 @@ when a new batch has more than `LIFECYCLE_QUARANTINE_ALERT_RATE` of its records 
 def lake_clean():
     @task(outlets=[CLEAN_LAKE])
     def run_clean_jobs(**context) -> dict:
-        from lifecycle.airflow_context import interval
-        from lifecycle.jobs.dispatch import run_lake_jobs
+        from lifecycle.jobs.engine.dispatch import run_lake_jobs
+        from lifecycle.pipeline.context import interval
         from lifecycle.settings import Settings
 
         start, end = interval(context)

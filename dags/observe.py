@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 from airflow.sdk import dag, task
 
-from lifecycle.assets import SERVING
 from lifecycle.dataops.callbacks import default_args, run_deadline
-from lifecycle.stages import doc_footer, tags
+from lifecycle.pipeline.assets import SERVING
+from lifecycle.pipeline.tags import doc_footer, tags
 
 DOC = """
 ### DataOps: observe
@@ -34,8 +34,8 @@ on AWS CloudWatch does and this step is skipped).
 def observe():
     @task
     def monitor_datasets(**context) -> dict:
-        from lifecycle.airflow_context import interval
         from lifecycle.dataops.observe import run
+        from lifecycle.pipeline.context import interval
         from lifecycle.settings import Settings
 
         start, end = interval(context)

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 
 from airflow.sdk import dag, task
 
-from lifecycle.assets import SERVING, WAREHOUSE_MODELS
 from lifecycle.dataops.callbacks import default_args, run_deadline
-from lifecycle.stages import doc_footer, tags
+from lifecycle.pipeline.assets import SERVING, WAREHOUSE_MODELS
+from lifecycle.pipeline.tags import doc_footer, tags
 
 DOC = """
 ### Serve: publish

@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 from airflow.sdk import Param, dag, task
 
-from lifecycle.assets import SOURCE_EVENTS, SOURCE_REVIEWS, SOURCE_SALES
 from lifecycle.dataops.callbacks import default_args, run_deadline
-from lifecycle.stages import doc_footer, tags
+from lifecycle.pipeline.assets import SOURCE_EVENTS, SOURCE_REVIEWS, SOURCE_SALES
+from lifecycle.pipeline.tags import doc_footer, tags
 
 DOC = """
 ### Simulator (optional)
@@ -38,9 +38,9 @@ adds yesterday's events that only arrive today.
 def simulate_sales_platform():
     @task(outlets=[SOURCE_SALES, SOURCE_EVENTS, SOURCE_REVIEWS])
     def simulate_day(**context) -> dict:
-        from lifecycle.airflow_context import interval
+        from lifecycle.pipeline.context import interval
         from lifecycle.settings import Settings
-        from lifecycle.simulator import simulate_day as play
+        from lifecycle.sources.simulator import simulate_day as play
 
         start, _ = interval(context)
         p = context["params"]

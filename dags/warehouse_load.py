@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 from airflow.sdk import dag, task
 
-from lifecycle.assets import CLEAN_LAKE, WAREHOUSE_LANDING
 from lifecycle.dataops.callbacks import default_args, run_deadline
-from lifecycle.stages import doc_footer, tags
+from lifecycle.pipeline.assets import CLEAN_LAKE, WAREHOUSE_LANDING
+from lifecycle.pipeline.tags import doc_footer, tags
 
 DOC = """
 ### Load: clean zone → warehouse landing
@@ -29,7 +29,7 @@ loaded in `landing.load_manifest`. A rerun replaces, never appends.
 def warehouse_load():
     @task(outlets=[WAREHOUSE_LANDING])
     def copy_into_landing(**context) -> dict:
-        from lifecycle.airflow_context import interval
+        from lifecycle.pipeline.context import interval
         from lifecycle.settings import Settings
         from lifecycle.warehouse.load import run
 

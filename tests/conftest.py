@@ -15,7 +15,7 @@ import pytest
 def settings():
     """Settings of a fresh embedded environment, with services up; torn down at the end.
     Its variables are put in ``os.environ`` so subprocesses (dbt, Airflow) use it too."""
-    from lifecycle.services import isolated_environment
+    from lifecycle.ops.services import isolated_environment
 
     with isolated_environment(prefix="lifecycle-test-") as (s, env):
         os.environ.update(env)
@@ -27,7 +27,8 @@ def reset_environment(settings) -> None:
     """A fresh AWS (moto reset) and fresh `sales`/`warehouse` databases, infra re-applied."""
     import urllib.request
 
-    from lifecycle import infra, services
+    from lifecycle.infra import apply as infra
+    from lifecycle.ops import services
 
     req = urllib.request.Request(f"{settings.aws_endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(req, timeout=30).read()
@@ -37,7 +38,7 @@ def reset_environment(settings) -> None:
 
 def lifecycle_env(settings) -> dict:
     """The environment a `lifecycle` subprocess needs to act on the test environment."""
-    from lifecycle.airflow_env import airflow_env
+    from lifecycle.pipeline.environment import airflow_env
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(airflow_env(settings))
@@ -47,8 +48,8 @@ def lifecycle_env(settings) -> dict:
 def reset_lake(settings) -> None:
     """Empty what the lake jobs read and write: raw sources, clean and curated tables, job
     bookmarks, quarantine."""
-    from lifecycle.catalog import CLEAN_TABLES, CURATED_TABLES
     from lifecycle.clients import aws
+    from lifecycle.lake.catalog import CLEAN_TABLES, CURATED_TABLES
 
     prefixes = {"raw": ["sales/", "events/", "events-errors/", "reviews/"],
                 # _lifecycle/: the job bookmarks go with the tables they describe

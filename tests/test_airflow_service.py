@@ -33,9 +33,9 @@ import psutil
 import pytest
 from conftest import reset_environment
 
-from lifecycle.airflow_runner import start_components, stop_components, wait_healthy
-from lifecycle.services import free_port
-from lifecycle.stages import STAGES
+from lifecycle.ops.airflow import start_components, stop_components, wait_healthy
+from lifecycle.ops.services import free_port
+from lifecycle.pipeline.tags import STAGES
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "test-output" / "airflow-ui"
@@ -61,7 +61,7 @@ def _request(url: str, token: str | None = None, body: dict | None = None, form:
 def airflow(settings, tmp_path_factory):
     from dataclasses import replace
 
-    from lifecycle.services import ensure_databases
+    from lifecycle.ops.services import ensure_databases
 
     settings = replace(settings, airflow_db="airflow_service_test")
     ensure_databases(settings)

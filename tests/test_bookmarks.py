@@ -20,7 +20,7 @@ START, END = datetime(2026, 9, 2, tzinfo=UTC), datetime(2026, 9, 3, tzinfo=UTC)
 
 def _ingest(settings, day: date) -> None:
     from lifecycle.ingest import reviews, sales_cdc, user_activity
-    from lifecycle.simulator import simulate_day
+    from lifecycle.sources.simulator import simulate_day
 
     simulate_day(settings, day, scale=40, bad_rate=0.1, late_rate=0.1)
     sales_cdc.run(settings)
@@ -37,8 +37,8 @@ def _keys(settings, zone: str, prefix: str) -> set[str]:
 
 def lake_state(settings) -> dict[str, list[tuple]]:
     """Every clean and curated table and the events quarantine, as sorted rows."""
-    from lifecycle.catalog import CLEAN_TABLES, CURATED_TABLES
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.lake.catalog import CLEAN_TABLES, CURATED_TABLES
 
     con = connect_duckdb(settings)
     out = {}
@@ -60,7 +60,7 @@ def lake_state(settings) -> dict[str, list[tuple]]:
 
 @pytest.fixture(scope="module")
 def two_runs(settings):
-    from lifecycle.jobs.runner import run_lake_clean
+    from lifecycle.jobs.engine.runner import run_lake_clean
 
     reset_environment(settings)
     _ingest(settings, D1)
@@ -91,7 +91,7 @@ def _keys_partitions(rows) -> set:
 
 
 def test_a_rerun_with_nothing_new_reads_nothing(settings, two_runs):
-    from lifecycle.jobs.runner import run_lake_clean
+    from lifecycle.jobs.engine.runner import run_lake_clean
 
     third = run_lake_clean(settings, START, END)
     assert all(set(j["files_in"].values()) <= {0} for name, j in third["jobs"].items()
@@ -101,8 +101,8 @@ def test_a_rerun_with_nothing_new_reads_nothing(settings, two_runs):
 
 
 def test_reset_reprocesses_everything_into_identical_tables(settings, two_runs):
-    from lifecycle.jobs import bookmarks
-    from lifecycle.jobs.runner import JOBS, run_lake_clean
+    from lifecycle.jobs.engine import bookmarks
+    from lifecycle.jobs.engine.runner import JOBS, run_lake_clean
 
     incremental = two_runs[3]
     assert sorted(bookmarks.reset(settings, list(JOBS))) == sorted(JOBS)
@@ -115,7 +115,7 @@ def test_reset_reprocesses_everything_into_identical_tables(settings, two_runs):
 
 def test_a_run_that_died_half_way_is_followed_by_a_full_one(settings, two_runs, monkeypatch):
     """The bookmark is marked in flight before the first write; a crash leaves it so."""
-    from lifecycle.jobs import runner
+    from lifecycle.jobs.engine import runner
 
     def crash(*args, **kwargs):
         raise RuntimeError("worker killed")
@@ -147,7 +147,7 @@ def test_job_run_metadata_is_in_cloudwatch(settings, two_runs):
 def test_curated_tables_are_in_the_catalog_as_written(settings, two_runs):
     """lake_curated: every curated table with its contract's columns, Parquet, at its S3 prefix,
     and the training set's label both ways (a set a model can learn from)."""
-    from lifecycle.catalog import CURATED_TABLES, hive_type
+    from lifecycle.lake.catalog import CURATED_TABLES, hive_type
 
     glue = aws(settings, "glue")
     for name, spec in CURATED_TABLES.items():

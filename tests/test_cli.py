@@ -1,7 +1,7 @@
 """The `lifecycle` CLI as a new user meets it: help with examples, exit codes, errors that say what to do.
 
 Most cases need no services at all (the errors come before any work); the port and Airflow
-cases use the session's embedded environment. Exit codes (``lifecycle.cli_support``): 0 ok,
+cases use the session's embedded environment. Exit codes (``lifecycle.cli.support``): 0 ok,
 1 something failed, 2 usage, settings or a missing prerequisite.
 """
 
@@ -17,7 +17,7 @@ from conftest import lifecycle_env
 from typer.testing import CliRunner
 
 from lifecycle.cli import app
-from lifecycle.services import free_port
+from lifecycle.ops.services import free_port
 
 RUNNER = CliRunner()
 
@@ -145,7 +145,7 @@ def test_colour_only_when_asked_and_never_with_no_color(nowhere):
 
 
 def test_progress_is_silent_when_not_on_a_terminal(capfd):
-    from lifecycle.cli_support import progress
+    from lifecycle.cli.support import progress
 
     with progress("working", total=3) as advance:
         advance()

@@ -34,7 +34,7 @@ from unittest import mock
 import pytest
 from test_compose import _airflow_env, _env_example, _env_of, _services
 
-from lifecycle import services
+from lifecycle.ops import services
 from lifecycle.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -111,7 +111,7 @@ def test_dag_conventions(parsed, dag_id):
 def test_dag_is_tagged_with_its_stage_and_links_its_readme_section(parsed, dag_id):
     """The DAG list groups by `stage:*` / `undercurrent:*` tags; each DAG's doc names the README
     section and docs/ page of its stage, and both exist."""
-    from lifecycle.stages import STAGES
+    from lifecycle.pipeline.tags import STAGES
 
     d = parsed["dags"][dag_id]
     stages = [s for s in STAGES.values() if s.tag in d["tags"]]

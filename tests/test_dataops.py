@@ -79,7 +79,7 @@ def test_sparkline():
 
 
 def test_airflow_ships_task_logs_to_cloudwatch_and_lineage_to_a_file():
-    from lifecycle.airflow_env import airflow_env
+    from lifecycle.pipeline.environment import airflow_env
 
     s = Settings.from_env({"LIFECYCLE_HOME": "/tmp/lifecycle-dataops-unit"})
     env = airflow_env(s)

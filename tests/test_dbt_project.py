@@ -537,8 +537,8 @@ def test_contract_violation_and_failing_test_fail_their_cosmos_tasks_and_alert(s
 
     from conftest import lifecycle_env
 
-    from lifecycle import infra
     from lifecycle.dataops.alerts import read_alerts
+    from lifecycle.infra import apply as infra
 
     project = tmp_path / "dbt_project"
     shutil.copytree(REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
@@ -562,7 +562,7 @@ def test_contract_violation_and_failing_test_fail_their_cosmos_tasks_and_alert(s
     _execute(warehouse["dsn"], "INSERT INTO landing.order_items VALUES (999, 1, 1, 1, 10.00, '2026-01-10')")
     script = f"""
 import json
-from lifecycle import orchestrate
+from lifecycle.ops import dag_runs as orchestrate
 from lifecycle.settings import Settings
 s = Settings.from_env()
 orchestrate.configure_airflow(s, quiet=True)

@@ -1,6 +1,6 @@
 """`lifecycle deploy` (make deploy): the MWAA bucket layout, against moto in-process.
 
-Input: the repository, packaged by ``lifecycle.deploy.package``; an empty versioned bucket.
+Input: the repository, packaged by ``lifecycle.ops.deploy.package``; an empty versioned bucket.
 Output: assertions that the objects land where MWAA reads them, that ``plugins.zip`` holds an
 importable ``lifecycle`` package (by ``zipimport`` and unzipped), that ``requirements.txt``
 pins the lock's versions, and that a rerun uploads nothing while a changed or removed DAG
@@ -27,7 +27,7 @@ BUCKET = "airflow-lifecycle-test"
 
 @pytest.fixture(scope="module")
 def packaged():
-    from lifecycle.deploy import package
+    from lifecycle.ops.deploy import package
 
     return package()
 
@@ -69,7 +69,7 @@ def _puts():
 
 
 def test_objects_land_where_mwaa_reads_them(mwaa, packaged):
-    from lifecycle.deploy import sync
+    from lifecycle.ops.deploy import sync
 
     settings, s3 = mwaa
     result = sync(settings, packaged)
@@ -93,7 +93,7 @@ def test_objects_land_where_mwaa_reads_them(mwaa, packaged):
 
 
 def test_plugins_zip_imports(mwaa, packaged, tmp_path):
-    from lifecycle.deploy import sync
+    from lifecycle.ops.deploy import sync
 
     settings, s3 = mwaa
     sync(settings, packaged)
@@ -109,7 +109,7 @@ def test_plugins_zip_imports(mwaa, packaged, tmp_path):
     home = tmp_path / "airflow"
     zipfile.ZipFile(archive).extractall(home / "plugins")
     (home / "infra").symlink_to(home / "plugins" / "infra")  # what startup.sh does
-    code = ("import lifecycle.settings as s, lifecycle.infra as i, lifecycle.deploy, lifecycle.cli; "
+    code = ("import lifecycle.settings as s, lifecycle.infra.apply as i, lifecycle.ops.deploy, lifecycle.cli; "
             "print(s.__file__); print(sorted(i.load_spec(s.Settings())))")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIFECYCLE_", "AIRFLOW"))}
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
@@ -120,7 +120,7 @@ def test_plugins_zip_imports(mwaa, packaged, tmp_path):
 
 
 def test_rerun_uploads_only_what_changed(mwaa, packaged):
-    from lifecycle.deploy import package, sync
+    from lifecycle.ops.deploy import package, sync
 
     settings, s3 = mwaa
     sync(settings, packaged)
@@ -142,7 +142,7 @@ def test_rerun_uploads_only_what_changed(mwaa, packaged):
 
 
 def test_deploy_needs_the_bucket_setting():
-    from lifecycle.deploy import sync
+    from lifecycle.ops.deploy import sync
     from lifecycle.settings import Settings, SettingsError
 
     with pytest.raises(SettingsError, match="LIFECYCLE_MWAA_BUCKET"):

@@ -90,7 +90,7 @@ def test_every_lifecycle_command_in_the_readme_is_real(shown):
 
 
 def test_every_dag_and_stage_page_named_in_the_tour_exists():
-    from lifecycle.stages import STAGES
+    from lifecycle.pipeline.tags import STAGES
 
     readme = (REPO / "README.md").read_text()
     dags = {p.stem for p in (REPO / "dags").glob("*.py")}

@@ -55,7 +55,7 @@ def _serving_snapshot(settings):
 
 @pytest.fixture(scope="module")
 def first_run(settings):
-    from lifecycle.simulator import simulate_day
+    from lifecycle.sources.simulator import simulate_day
 
     reset_environment(settings)
     summary = simulate_day(settings, date(2026, 11, 20), scale=60, bad_rate=0.1)
@@ -64,7 +64,7 @@ def first_run(settings):
 
 
 def test_serving_reconciles_with_the_sources(settings, first_run):
-    from lifecycle.reconcile import reconcile
+    from lifecycle.dataops.reconcile import reconcile
 
     report = reconcile(settings)
     failed = [c for c in report["checks"] if not c["ok"]]
@@ -188,7 +188,7 @@ def test_serve_publish_published_recommendations_and_the_dashboard(settings, fir
 
 
 def test_rerun_on_the_same_data_changes_nothing(settings, first_run):
-    from lifecycle.reconcile import reconcile
+    from lifecycle.dataops.reconcile import reconcile
 
     before = _serving_snapshot(settings)
     lake_before = reconcile(settings)["lake"]
@@ -198,8 +198,8 @@ def test_rerun_on_the_same_data_changes_nothing(settings, first_run):
 
 
 def test_next_day_and_foreign_writes_flow_through(settings, first_run):
-    from lifecycle.reconcile import reconcile
-    from lifecycle.simulator import simulate_day
+    from lifecycle.dataops.reconcile import reconcile
+    from lifecycle.sources.simulator import simulate_day
 
     def page_views_of(day):
         with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
@@ -207,7 +207,7 @@ def test_next_day_and_foreign_writes_flow_through(settings, first_run):
             return cur.fetchone()[0]
 
     views_day1 = page_views_of(date(2026, 11, 20))
-    from lifecycle.simulator import change_reviews
+    from lifecycle.sources.simulator import change_reviews
 
     changed = change_reviews(settings, date(2026, 11, 21), 42, n_updates=3, n_deletes=2)
     day2 = simulate_day(settings, date(2026, 11, 21), scale=40, bad_rate=0.05, late_rate=0.05)
@@ -270,7 +270,7 @@ def test_no_raw_pii_in_the_lake_the_warehouse_or_serving(settings, first_run):
     import hashlib
 
     from lifecycle.clients import aws
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
 
     with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT email, phone FROM customers")

@@ -60,9 +60,9 @@ def _ingest(settings, point_in_time: datetime) -> None:
 def engines(settings, tmp_path_factory):
     from test_jobs import EV3, EV3_BODY, RAW_EVENTS
 
-    from lifecycle.jobs.runner import JOBS, job_arguments, run_lake_clean
-    from lifecycle.jobs.spark_context import mirror_lake, run_job_spark
-    from lifecycle.simulator import change_reviews, simulate_day
+    from lifecycle.jobs.engine.runner import JOBS, job_arguments, run_lake_clean
+    from lifecycle.jobs.engine.spark_context import mirror_lake, run_job_spark
+    from lifecycle.sources.simulator import change_reviews, simulate_day
 
     reset_environment(settings)
     simulate_day(settings, DAY1, scale=40, bad_rate=0.1, late_rate=0.05)
@@ -97,7 +97,7 @@ def _duck():
 
 
 def _s3_con(settings):
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
 
     return connect_duckdb(settings)
 
@@ -114,7 +114,7 @@ def _glob(base: str, partitioned: bool) -> str:
 
 
 def test_every_clean_and_curated_table_is_identical(settings, engines):
-    from lifecycle.catalog import CLEAN_TABLES, CURATED_TABLES, partition_values_in_s3
+    from lifecycle.lake.catalog import CLEAN_TABLES, CURATED_TABLES, partition_values_in_s3
 
     s3con, local = _s3_con(settings), _duck()
     root = engines["root"]

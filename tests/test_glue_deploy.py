@@ -23,7 +23,7 @@ START, END = datetime(2026, 3, 11, tzinfo=UTC), datetime(2026, 3, 12, tzinfo=UTC
 def test_operator_kwargs_are_what_glue_job_operator_takes(settings):
     from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 
-    from lifecycle.jobs.glue_deploy import glue_job_operator_kwargs
+    from lifecycle.jobs.glue.deploy import glue_job_operator_kwargs
 
     s = dataclasses.replace(settings, glue_version="4.0", glue_workers=5)
     kwargs = glue_job_operator_kwargs(s, "clean_sales", (START, END))
@@ -58,9 +58,9 @@ def test_glue_engine_setting_needs_the_aws_target():
 
 
 def test_deploy_uploads_and_defines_every_job(settings):
-    from lifecycle import infra
-    from lifecycle.jobs.glue_deploy import deploy, package
-    from lifecycle.jobs.runner import JOBS
+    from lifecycle.infra import apply as infra
+    from lifecycle.jobs.engine.runner import JOBS
+    from lifecycle.jobs.glue.deploy import deploy, package
 
     infra.apply_buckets(settings, infra.load_spec(settings))
     first = deploy(settings)
@@ -78,17 +78,17 @@ def test_deploy_uploads_and_defines_every_job(settings):
     body = s3.get_object(Bucket=settings.bucket("deploy"), Key="glue/lifecycle.zip")["Body"].read()
     assert body == package(), "the package is reproducible"
     names = zipfile.ZipFile(io.BytesIO(body)).namelist()
-    assert {"lifecycle/jobs/spark_context.py", "lifecycle/jobs/clean_sales.py", "lifecycle/catalog.py",
+    assert {"lifecycle/jobs/engine/spark_context.py", "lifecycle/jobs/clean_sales.py", "lifecycle/lake/catalog.py",
             "lifecycle/settings.py", "lifecycle/clients.py"} <= set(names)
     assert not any("/bench/" in n or "__pycache__" in n for n in names)
 
 
 def test_entry_script_is_thin_and_uses_the_spark_context():
-    from lifecycle.jobs.glue_deploy import ENTRY_SCRIPT
+    from lifecycle.jobs.glue.deploy import ENTRY_SCRIPT
 
     source = ENTRY_SCRIPT.read_text()
     tree = ast.parse(source)
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert {"awsglue.context", "awsglue.job", "lifecycle.jobs.spark_context"} <= imported
+    assert {"awsglue.context", "awsglue.job", "lifecycle.jobs.engine.spark_context"} <= imported
     assert "S3Lake()" in source and "job.commit()" in source
     assert len(source.splitlines()) < 60

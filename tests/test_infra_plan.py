@@ -73,8 +73,8 @@ def _snapshot(settings) -> dict:
 
 
 def test_plan_on_an_empty_account_lists_everything_and_mutates_nothing(aws_account):
-    from lifecycle import infra
-    from lifecycle.infra_plan import plan
+    from lifecycle.infra import apply as infra
+    from lifecycle.infra.plan import plan
 
     before = _snapshot(aws_account)
     with recorded_calls() as calls:
@@ -98,9 +98,9 @@ def test_plan_on_an_empty_account_lists_everything_and_mutates_nothing(aws_accou
 
 
 def test_plan_after_apply_has_nothing_to_do_and_sees_drift(aws_account, capsys):
-    from lifecycle import infra
     from lifecycle.clients import aws
-    from lifecycle.infra_plan import plan, print_plan
+    from lifecycle.infra import apply as infra
+    from lifecycle.infra.plan import plan, print_plan
 
     infra.apply(aws_account)
     assert plan(aws_account) == []

@@ -88,7 +88,7 @@ def test_a_crash_before_the_slot_advances_rewrites_the_same_objects(env, monkeyp
 
 def test_kinesis_consumer_checkpoints_and_never_rereads(env, monkeypatch):
     from lifecycle.ingest import user_activity
-    from lifecycle.simulator import put_events
+    from lifecycle.sources.simulator import put_events
 
     payloads = [f'{{"event_id": "e{i}", "n": {i}}}'.encode() for i in range(120)]
     put_events(env, payloads, [f"k{i % 7}" for i in range(120)])
@@ -131,7 +131,7 @@ def test_reviews_export_in_dynamodb_export_layout(env):
 
 
 def test_simulator_is_deterministic_consistent_and_idempotent(env):
-    from lifecycle.simulator import simulate_day
+    from lifecycle.sources.simulator import simulate_day
 
     reset_environment(env)
     s1 = simulate_day(env, date(2026, 6, 1), scale=30, bad_rate=0.1)
@@ -174,7 +174,7 @@ def test_parents_are_drained_before_children_after_split_and_merge():
 
 def test_exactly_once_across_a_split_and_a_crash_between_shards(env, monkeypatch):
     from lifecycle.ingest import user_activity
-    from lifecycle.simulator import put_events
+    from lifecycle.sources.simulator import put_events
 
     reset_environment(env)
     kinesis = aws(env, "kinesis")
@@ -225,8 +225,8 @@ def test_gzip_delivery_and_the_error_prefix_for_unframeable_records(env):
     from datetime import timedelta
 
     from lifecycle.ingest import user_activity
-    from lifecycle.jobs.runner import run_job
-    from lifecycle.simulator import put_events
+    from lifecycle.jobs.engine.runner import run_job
+    from lifecycle.sources.simulator import put_events
 
     reset_environment(env)
     gz = replace(env, firehose_compression="gzip")
@@ -261,8 +261,8 @@ def test_quarantine_counts_and_a_bad_batch_alerts_once(env):
     from lifecycle.dataops.alerts import read_alerts
     from lifecycle.dataops.quarantine import check
     from lifecycle.ingest import user_activity
-    from lifecycle.jobs.runner import run_lake_clean
-    from lifecycle.simulator import put_events
+    from lifecycle.jobs.engine.runner import run_lake_clean
+    from lifecycle.sources.simulator import put_events
 
     reset_environment(env)
     now = datetime.now(UTC)

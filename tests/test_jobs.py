@@ -233,7 +233,7 @@ def objects(settings, zone: str) -> dict[str, str]:
 
 
 def read(settings, sql: str) -> list[tuple]:
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
 
     con = connect_duckdb(settings)
     try:
@@ -246,7 +246,7 @@ def read(settings, sql: str) -> list[tuple]:
 # ---- tests --------------------------------------------------------------------------------------
 
 def test_get_resolved_options():
-    from lifecycle.jobs.runner import JobError, get_resolved_options
+    from lifecycle.jobs.engine.runner import JobError, get_resolved_options
 
     argv = ["script.py", "--JOB_NAME", "j", "--raw_bucket=r", "--extra", "x", "--clean_bucket", "c"]
     assert get_resolved_options(argv, ["JOB_NAME", "raw_bucket", "clean_bucket"]) == {
@@ -256,8 +256,8 @@ def test_get_resolved_options():
 
 
 def test_empty_raw_zone_gives_empty_tables(settings):
-    from lifecycle import catalog
-    from lifecycle.jobs.runner import run_lake_clean
+    from lifecycle.jobs.engine.runner import run_lake_clean
+    from lifecycle.lake import catalog
 
     reset_lake(settings)
     result = run_lake_clean(settings, START, END)
@@ -277,7 +277,7 @@ def test_empty_raw_zone_gives_empty_tables(settings):
 
 @pytest.fixture(scope="module")
 def cleaned(settings):
-    from lifecycle.jobs.runner import run_lake_clean
+    from lifecycle.jobs.engine.runner import run_lake_clean
 
     reset_lake(settings)
     write_raw(settings)
@@ -435,7 +435,7 @@ def test_reviews_from_newest_complete_export(settings, cleaned):
 
 
 def test_glue_catalog(settings, cleaned):
-    from lifecycle import catalog
+    from lifecycle.lake import catalog
 
     tables = catalog.list_tables(settings)
     assert {t: tables[t] for t in catalog.CLEAN_TABLES} == {
@@ -462,7 +462,7 @@ def test_glue_catalog(settings, cleaned):
 
 
 def test_rerun_gives_identical_objects(settings, cleaned):
-    from lifecycle.jobs.runner import run_lake_clean
+    from lifecycle.jobs.engine.runner import run_lake_clean
 
     first, snapshot = cleaned
     # with job bookmarks (the default) a rerun finds nothing new: no row processed
@@ -473,7 +473,7 @@ def test_rerun_gives_identical_objects(settings, cleaned):
     assert all(c == {"table": "unchanged", "partitions_added": 0, "partitions_removed": 0}
                for c in second["catalog"].values())
     # without them everything is reprocessed, into the same bytes
-    from lifecycle.jobs.runner import run_job
+    from lifecycle.jobs.engine.runner import run_job
 
     third = {job: run_job(settings, job, START, END, bookmark_option="job-bookmark-disable")
              for job in first["jobs"]}
@@ -484,8 +484,8 @@ def test_rerun_gives_identical_objects(settings, cleaned):
 
 def test_stale_partitions_disappear(settings, cleaned):
     """Deleting the only order of a day removes that partition from S3 and the catalog."""
-    from lifecycle import catalog
-    from lifecycle.jobs.runner import run_lake_clean
+    from lifecycle.jobs.engine.runner import run_lake_clean
+    from lifecycle.lake import catalog
 
     s3 = aws(settings, "s3")
     s3.put_object(Bucket=settings.bucket("raw"), Key=f"sales/public/orders/{CDC3}",
@@ -504,8 +504,8 @@ def test_stale_partitions_disappear(settings, cleaned):
 
 
 def test_runner_command_line(settings, cleaned, capsys):
-    """``python -m lifecycle.jobs.runner --JOB_NAME <job> ...`` runs one job from the environment."""
-    from lifecycle.jobs.runner import main
+    """``python -m lifecycle.jobs.engine.runner --JOB_NAME <job> ...`` runs one job from the environment."""
+    from lifecycle.jobs.engine.runner import main
 
     result = main(["runner", "--JOB_NAME", "clean_reviews", "--interval_start", START.isoformat(),
                    "--interval_end", END.isoformat(), "--job-bookmark-option", "job-bookmark-disable"])
@@ -517,7 +517,7 @@ def test_a_new_source_column_flows_to_clean_catalog_and_landing(settings, cleane
     """Additive schema change: a nullable column added in the source reaches the clean table,
     the Glue Catalog and the warehouse; a new column of the PII table is held back."""
     from lifecycle.clients import pg
-    from lifecycle.jobs.runner import run_lake_clean
+    from lifecycle.jobs.engine.runner import run_lake_clean
     from lifecycle.warehouse.load import load_landing
 
     s3, raw = aws(settings, "s3"), settings.bucket("raw")

@@ -27,7 +27,7 @@ ORDERS = [(100, "delivered"), (103, "placed"), (104, "placed")]
 def lake(settings):
     from test_jobs import write_raw
 
-    from lifecycle.jobs.runner import run_lake_clean
+    from lifecycle.jobs.engine.runner import run_lake_clean
 
     reset_lake(settings)
     write_raw(settings)
@@ -42,7 +42,7 @@ def _cli(*args):
 
 
 def test_good_query_reads_the_lake_through_the_catalog(lake):
-    from lifecycle.lake_sql import route, run_query
+    from lifecycle.lake.query import route, run_query
 
     sql = "SELECT order_id, status FROM lake_clean.orders ORDER BY order_id"
     assert route(lake, sql) == "lake"
@@ -59,7 +59,7 @@ def test_good_query_reads_the_lake_through_the_catalog(lake):
 
 
 def test_aggregation_and_join(lake):
-    from lifecycle.lake_sql import run_query
+    from lifecycle.lake.query import run_query
 
     result = run_query(lake, """
         SELECT o.order_date, count(DISTINCT o.order_id) AS orders, sum(i.quantity * i.unit_price) AS revenue
@@ -117,7 +117,7 @@ def test_warehouse_sql_still_runs_on_the_warehouse(lake):
 
 
 def test_athena_path_on_the_aws_target(lake):
-    from lifecycle.lake_sql import run_query
+    from lifecycle.lake.query import run_query
 
     aws_settings = dataclasses.replace(lake, target="aws")
     result = run_query(aws_settings, "SELECT count(*) FROM orders")

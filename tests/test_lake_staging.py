@@ -36,7 +36,7 @@ def _all_readable(settings, snapshot: dict[str, dict[str, str]]) -> None:
 
 @pytest.fixture
 def cleaned_once(settings):
-    from lifecycle.jobs.runner import run_lake_clean
+    from lifecycle.jobs.engine.runner import run_lake_clean
 
     reset_lake(settings)
     write_raw(settings)
@@ -50,7 +50,7 @@ def _fail_in_last_partition(monkeypatch, table: str, partition: str) -> list:
     """Make the COPY of ``table`` raise at the rows of its last ``partition`` value: a DuckDB
     error in the middle of the write, as an out-of-memory error would be. Returns the
     ``(connection, view)`` pairs to drop afterwards."""
-    from lifecycle.jobs import runner
+    from lifecycle.jobs.engine import runner
 
     views = []
     real = runner.JobContext._materialize
@@ -74,7 +74,7 @@ def _fail_in_last_partition(monkeypatch, table: str, partition: str) -> list:
 def test_a_failed_write_leaves_the_previous_objects(settings, cleaned_once, monkeypatch):
     import duckdb
 
-    from lifecycle.jobs.runner import run_job, run_lake_clean
+    from lifecycle.jobs.engine.runner import run_job, run_lake_clean
 
     first, snapshot = cleaned_once
     views = _fail_in_last_partition(monkeypatch, "order_items", "order_date")
@@ -105,9 +105,9 @@ def test_a_failed_write_leaves_the_previous_objects(settings, cleaned_once, monk
 
 
 def test_a_killed_runs_staging_is_ignored_then_removed(settings, cleaned_once):
-    from lifecycle import catalog
-    from lifecycle.jobs.runner import run_lake_clean
-    from lifecycle.lake_query import lake_counts
+    from lifecycle.jobs.engine.runner import run_lake_clean
+    from lifecycle.lake import catalog
+    from lifecycle.lake.counts import lake_counts
 
     first, snapshot = cleaned_once
     s3 = aws(settings, "s3")

@@ -21,7 +21,7 @@ PII = ["email_hash", "full_name_masked", "phone_masked"]
 
 @pytest.fixture(scope="module")
 def applied(settings):
-    from lifecycle import infra
+    from lifecycle.infra import apply as infra
 
     account = infra.account_id(settings)
     first = infra.apply(settings)["lake_formation"]
@@ -29,7 +29,7 @@ def applied(settings):
 
 
 def _listed(settings, account):
-    from lifecycle.lakeformation import _key, current_grants
+    from lifecycle.infra.lakeformation import _key, current_grants
 
     out = {}
     for g in current_grants(settings):
@@ -39,7 +39,7 @@ def _listed(settings, account):
 
 
 def _declared(settings, account):
-    from lifecycle.lakeformation import desired_grants
+    from lifecycle.infra.lakeformation import desired_grants
 
     return {k: v["permissions"] for k, v in desired_grants(settings, account).items()}
 
@@ -58,7 +58,7 @@ def test_apply_gives_exactly_the_declared_grants(settings, applied):
 
 
 def test_rerun_changes_nothing(settings, applied):
-    from lifecycle import infra
+    from lifecycle.infra import apply as infra
 
     before = _listed(settings, applied["account"])
     again = infra.apply(settings)["lake_formation"]
@@ -68,7 +68,7 @@ def test_rerun_changes_nothing(settings, applied):
 
 
 def test_undeclared_grants_are_revoked_others_left_alone(settings, applied):
-    from lifecycle import lakeformation
+    from lifecycle.infra import lakeformation
 
     account = applied["account"]
     lf = aws(settings, "lakeformation")
@@ -96,8 +96,8 @@ def test_undeclared_grants_are_revoked_others_left_alone(settings, applied):
 
 
 def test_analysts_never_get_pii_columns(settings, applied):
-    from lifecycle.catalog import CLEAN_TABLES
-    from lifecycle.lakeformation import current_grants, role_arn
+    from lifecycle.infra.lakeformation import current_grants, role_arn
+    from lifecycle.lake.catalog import CLEAN_TABLES
 
     analyst = role_arn(settings, applied["account"], "analyst")
     mine = [g for g in current_grants(settings) if g["Principal"]["DataLakePrincipalIdentifier"] == analyst]
@@ -115,7 +115,7 @@ def test_analysts_never_get_pii_columns(settings, applied):
     assert select_on["customers"] == PII
     assert all(select_on[t] == [] for t in CLEAN_TABLES if t != "customers")
     # every clean and curated table the catalog holds (curated tables carry no PII at all)
-    from lifecycle.catalog import CURATED_TABLES
+    from lifecycle.lake.catalog import CURATED_TABLES
 
     assert set(CLEAN_TABLES) <= set(select_on) <= set(CLEAN_TABLES) | set(CURATED_TABLES)
     assert all(select_on[t] == [] for t in CURATED_TABLES if t in select_on)
@@ -141,7 +141,7 @@ def test_cli_lists_the_grants(settings, applied):
 
 
 def test_a_table_not_in_the_catalog_yet_is_pending_not_fatal():
-    from lifecycle.lakeformation import _check
+    from lifecycle.infra.lakeformation import _check
 
     missing = {"Failures": [{"RequestEntry": {"Id": "3"}, "Error": {"ErrorCode": "EntityNotFoundException"}}]}
     assert _check(missing, "grant") == ["3"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.services import free_port
+from lifecycle.ops.services import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 MAKE = shutil.which("make")
@@ -39,7 +39,7 @@ def test_make_clean_removes_every_state_the_project_created(tmp_path):
     repo.mkdir()
     for name in ("Makefile", "requirements.lock", "requirements-spark.lock", "pyproject.toml"):
         shutil.copy(REPO / name, repo / name)
-    kept = ["bench/results/committed.json", "plugins/lifecycle/cli.py", "dbt_project/models/x.sql", ".env"]
+    kept = ["bench/results/committed.json", "plugins/lifecycle/cli/__init__.py", "dbt_project/models/x.sql", ".env"]
     created = [".venv/bin/python", ".lifecycle/pgdata/PG_VERSION", ".lifecycle/airflow/airflow.cfg",
                "dbt_project/target/manifest.json", "dbt_project/logs/dbt.log", "dbt_project/dbt_packages/p/x",
                "logs/x.log", "test-output/airflow-ui/01-login.png", ".pytest_cache/v/x", ".ruff_cache/x",

@@ -32,8 +32,8 @@ def _play_day(settings, d: date, scale: int) -> dict:
     from lifecycle.dataops import observe
     from lifecycle.dataops.alerts import read_alerts
     from lifecycle.ingest import reviews, sales_cdc, user_activity
-    from lifecycle.jobs.runner import run_lake_clean
-    from lifecycle.simulator import simulate_day
+    from lifecycle.jobs.engine.runner import run_lake_clean
+    from lifecycle.sources.simulator import simulate_day
     from lifecycle.warehouse.load import run as load
 
     start, end = _interval(d)

@@ -50,7 +50,7 @@ def test_embed_of_nothing_is_empty():
 @pytest.fixture(scope="module")
 def published(settings):
     """One simulated day; its order lines as the marts; embeddings built and published."""
-    from lifecycle.simulator import simulate_day
+    from lifecycle.sources.simulator import simulate_day
 
     reset_environment(settings)
     simulate_day(settings, date(2026, 3, 2), scale=400)

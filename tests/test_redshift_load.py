@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from lifecycle.catalog import CLEAN_TABLES
+from lifecycle.lake.catalog import CLEAN_TABLES
 from lifecycle.settings import Settings, SettingsError
 from lifecycle.warehouse.redshift import manifest, partition_copy_sql, redshift_type
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from conftest import lifecycle_env
 
-from lifecycle.airflow_runner import start_components, stop_components, wait_healthy
-from lifecycle.services import ensure_databases, free_port
+from lifecycle.ops.airflow import start_components, stop_components, wait_healthy
+from lifecycle.ops.services import ensure_databases, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -70,7 +70,7 @@ def dynamodb_rows(settings) -> list[tuple]:
 
 
 def clean_rows(settings) -> list[tuple]:
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
 
     con = connect_duckdb(settings)
     try:
@@ -81,7 +81,7 @@ def clean_rows(settings) -> list[tuple]:
 
 
 def clean(settings) -> dict:
-    from lifecycle.jobs.runner import run_job
+    from lifecycle.jobs.engine.runner import run_job
 
     return run_job(settings, "clean_reviews", START, END)
 
@@ -119,7 +119,7 @@ def clear_reviews_raw(settings) -> None:
 
 def test_export_then_stream_gives_the_table_exactly(env):
     from lifecycle.ingest import review_stream, reviews
-    from lifecycle.simulator import change_reviews
+    from lifecycle.sources.simulator import change_reviews
 
     for i in range(12):
         put_review(env, 1 + i % 4, f"r{i:02d}", 1 + i % 5, body=f"review {i}", customer=i + 1,

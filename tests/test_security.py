@@ -21,7 +21,7 @@ ZONES = ("raw", "clean", "quarantine", "curated", "serving", "deploy")
 
 @pytest.fixture(scope="module")
 def applied(settings):
-    from lifecycle import infra
+    from lifecycle.infra import apply as infra
 
     return {"account": infra.account_id(settings), "out": infra.apply(settings)}
 
@@ -78,7 +78,7 @@ def test_raw_denies_deletes_to_pipeline_roles(settings, applied):
 
 def test_the_embedded_moto_applies_unconditional_bucket_policy_statements_only(settings, applied):
     """moto ignores conditions (a conditional Deny would deny everything); the embedded
-    target's launcher (lifecycle/security/moto_server.py) leaves those statements out of
+    target's launcher (lifecycle/ops/moto_server.py) leaves those statements out of
     moto's evaluation and keeps the unconditional ones."""
     s3, bucket = aws(settings, "s3"), settings.bucket("policy-probe")
     s3.create_bucket(Bucket=bucket)
@@ -99,7 +99,7 @@ def test_the_embedded_moto_applies_unconditional_bucket_policy_statements_only(s
 
 
 def test_apply_twice_keeps_the_same_policies(settings, applied):
-    from lifecycle import infra
+    from lifecycle.infra import apply as infra
 
     before = {z: _statements(settings, settings.bucket(z)) for z in ZONES}
     infra.apply_buckets(settings, infra.load_spec(settings, applied["account"]), applied["account"])
@@ -489,7 +489,7 @@ def test_duckdb_writes_the_lake_with_the_stage_role_and_is_refused_outside_it(se
     import duckdb
 
     from lifecycle.clients import credentials
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
     from lifecycle.security.enforcement import enforced
 
     st = stage_clients["transform"][0]

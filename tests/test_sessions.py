@@ -125,7 +125,7 @@ def session_objects(settings) -> dict[str, str]:
 
 
 def query(settings, sql: str) -> list[tuple]:
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
 
     con = connect_duckdb(settings)
     try:
@@ -140,7 +140,7 @@ def read_sessions(settings) -> list[tuple]:
 
 
 def run(settings) -> dict:
-    from lifecycle.jobs.runner import run_job
+    from lifecycle.jobs.engine.runner import run_job
 
     run_job(settings, "clean_events", START, END)
     return run_job(settings, "curate_sessions", START, END)
@@ -165,7 +165,7 @@ def test_sessions_exact(settings, first):
 
 
 def test_objects_types_and_catalog(settings, first):
-    from lifecycle import catalog
+    from lifecycle.lake import catalog
 
     _, objects = first
     assert sorted(objects) == [f"sessions/session_date={d}/data_0.parquet" for d in (D1, D2, D3)]
@@ -187,7 +187,7 @@ def test_objects_types_and_catalog(settings, first):
 
 
 def test_rerun_gives_identical_objects(settings, first):
-    from lifecycle.jobs.runner import run_job
+    from lifecycle.jobs.engine.runner import run_job
 
     _, objects = first
     again = run_job(settings, "curate_sessions", START, END)
@@ -214,7 +214,7 @@ def test_warehouse_loads_sessions(settings, first):
 def test_late_events_merge_and_move_sessions(settings, first):
     """Late events in a later object: a rebuild merges c4's first two sessions (renumbering
     the next one) and moves c5's start to the day before; 2026-03-03's partition goes."""
-    from lifecycle import catalog
+    from lifecycle.lake import catalog
 
     put(settings, LATE, LATE_EVENTS)
     try:
@@ -237,7 +237,7 @@ def test_late_events_merge_and_move_sessions(settings, first):
 
 
 def test_no_events_no_sessions(settings, first):
-    from lifecycle.jobs.runner import run_job
+    from lifecycle.jobs.engine.runner import run_job
 
     reset(settings)
     result = run_job(settings, "curate_sessions", START, END)

@@ -80,7 +80,7 @@ def test_duckdb_memory_is_bounded_by_default():
 def test_duckdb_connection_gets_the_memory_limit(tmp_path, value, expected):
     import duckdb
 
-    from lifecycle.jobs import runner
+    from lifecycle.jobs.engine import runner
 
     env = {"LIFECYCLE_HOME": str(tmp_path)} | ({"LIFECYCLE_DUCKDB_MEMORY_LIMIT": value} if value else {})
     con = runner.connect_duckdb(Settings.from_env(env))
@@ -168,7 +168,7 @@ WILDCARD_RESOURCE_ALLOWED = {"cloudwatch:PutMetricData", "cloudwatch:GetMetricDa
 
 
 def test_iam_policies_grant_no_wildcard_actions_and_scope_resources():
-    from lifecycle.infra import load_spec, policy_document
+    from lifecycle.infra.apply import load_spec, policy_document
 
     s = Settings.from_env({})
     spec = load_spec(s)
@@ -184,7 +184,7 @@ def test_iam_policies_grant_no_wildcard_actions_and_scope_resources():
 
 
 def test_ingest_roles_cannot_touch_the_clean_zone():
-    from lifecycle.infra import policy_document
+    from lifecycle.infra.apply import policy_document
 
     s = Settings.from_env({})
     for stage in ("ingest-sales", "ingest-activity"):
@@ -195,14 +195,14 @@ def test_ingest_roles_cannot_touch_the_clean_zone():
 # ---- Airflow context → interval ---------------------------------------------------------
 
 def test_interval_uses_the_data_interval_when_there_is_one():
-    from lifecycle.airflow_context import interval
+    from lifecycle.pipeline.context import interval
 
     a, b = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC)
     assert interval({"data_interval_start": a, "data_interval_end": b}) == (a, b)
 
 
 def test_interval_of_an_asset_triggered_run_is_the_previous_utc_day():
-    from lifecycle.airflow_context import interval
+    from lifecycle.pipeline.context import interval
 
     class Run:
         run_after = datetime(2026, 3, 2, 5, 30, tzinfo=UTC)

@@ -70,7 +70,7 @@ CDC_NAME = "20260102-000000000000-0000000000ABCDEF.parquet"
 
 def write_raw(settings, scale: dict[str, int]) -> None:
     """A generated raw zone in the documented layouts (DuckDB writes it straight to S3)."""
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
 
     raw = f"s3://{settings.bucket('raw')}"
     con = connect_duckdb(settings)
@@ -136,8 +136,8 @@ def checksum_sql(spec, source: str) -> str:
 
 
 def clean_checksums(settings) -> dict[str, tuple]:
-    from lifecycle.catalog import CLEAN_TABLES
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.lake.catalog import CLEAN_TABLES
     from lifecycle.warehouse.load import clean_objects
 
     con = connect_duckdb(settings)
@@ -153,7 +153,7 @@ def clean_checksums(settings) -> dict[str, tuple]:
 
 
 def landing_checksums(settings) -> dict[str, tuple]:
-    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.lake.catalog import CLEAN_TABLES
 
     out = {}
     with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
@@ -176,7 +176,7 @@ def manifest(settings) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def lake(settings):
-    from lifecycle.jobs.runner import run_lake_clean
+    from lifecycle.jobs.engine.runner import run_lake_clean
 
     reset_lake(settings)
     write_raw(settings, SCALE)
@@ -196,7 +196,7 @@ def test_landing_reconciles_with_clean_zone(settings, lake):
     seconds = time.perf_counter() - started
     total = sum(rows.values())
     print(f"\nload ({settings.load_method}): {total} rows in {seconds:.2f} s = {total / seconds:,.0f} rows/s")
-    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.lake.catalog import CLEAN_TABLES
 
     assert rows == {t: n for t, n in lake["rows_out"].items() if t in CLEAN_TABLES}
     assert rows["order_items"] > rows["orders"] > 0 and rows["events"] > 0 and rows["reviews"] > 0
@@ -204,7 +204,7 @@ def test_landing_reconciles_with_clean_zone(settings, lake):
 
 
 def test_manifest_lists_every_object(settings, lake):
-    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.lake.catalog import CLEAN_TABLES
     from lifecycle.warehouse.load import clean_objects, load_landing
 
     rows = load_landing(settings, START, END)
@@ -233,7 +233,7 @@ def test_rerun_replaces_not_appends(settings, lake, method):
 
 def test_empty_table_loads_as_empty(settings, lake):
     """A clean table without objects (no partitions yet) truncates its landing table."""
-    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.lake.catalog import CLEAN_TABLES
     from lifecycle.warehouse.load import clean_objects, load_landing
 
     s3 = aws(settings, "s3")
@@ -260,7 +260,7 @@ def test_pipe_failure_in_postgres_does_not_hang(settings, when):
     """If Postgres rejects the COPY, the DuckDB producer is stopped and the error surfaces."""
     import psycopg2
 
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
     from lifecycle.warehouse.load import _copy_via_pipe
 
     duck = connect_duckdb(settings)
@@ -279,7 +279,7 @@ def test_pipe_failure_in_postgres_does_not_hang(settings, when):
 
 def test_incremental_load_replaces_only_changed_partitions(settings, lake):
     """A rerun copies nothing; a vanished and a returning partition are replaced alone."""
-    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.lake.catalog import CLEAN_TABLES
     from lifecycle.warehouse.load import clean_objects, load_landing
 
     load_landing(settings, START, END, mode="full")
@@ -326,7 +326,7 @@ def test_incremental_load_replaces_only_changed_partitions(settings, lake):
 
 def _contract_rows_copy(settings, suffix: str) -> None:
     """A copy of every landing table's contract columns in schema ``landing_<suffix>``."""
-    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.lake.catalog import CLEAN_TABLES
 
     with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute(f"DROP SCHEMA IF EXISTS landing_{suffix} CASCADE; CREATE SCHEMA landing_{suffix}")
@@ -337,7 +337,7 @@ def _contract_rows_copy(settings, suffix: str) -> None:
 
 def test_binary_and_csv_methods_load_identical_rows(settings, lake):
     """Row for row (EXCEPT both ways): types, NULLs, quotes and newlines, decimals, times."""
-    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.lake.catalog import CLEAN_TABLES
     from lifecycle.warehouse.load import load_landing
 
     load_landing(settings, START, END, method="pipe", mode="full")
@@ -367,7 +367,7 @@ def test_binary_load_is_one_transaction_and_rolls_back_whole(settings, lake, mon
     rewritten), one loader backend holds the advisory lock and the locks of the DELETE, the
     binary COPY and the manifest rows; nothing is visible outside; a failure there leaves the
     previous state whole, and the next load reconciles."""
-    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.lake.catalog import CLEAN_TABLES
     from lifecycle.warehouse import load
 
     load.load_landing(settings, START, END, method="binary", mode="full")

@@ -175,13 +175,13 @@ class Settings:
     cdc_lag_alert_seconds: int = 7200
     quarantine_alert_rate: float = 0.2
     firehose_compression: str = "none"
-    # Glue's --job-bookmark-option for the lake jobs (lifecycle.jobs.bookmarks)
+    # Glue's --job-bookmark-option for the lake jobs (lifecycle.jobs.engine.bookmarks)
     job_bookmark_option: str = "job-bookmark-enable"
-    # Athena (ad hoc lake SQL on the aws target; lifecycle.lake_sql)
+    # Athena (ad hoc lake SQL on the aws target; lifecycle.lake.query)
     athena_workgroup: str = "primary"
     athena_output: str | None = None
     # where the Glue-style jobs run: local (DuckDB through SQLFrame) or glue (AWS Glue jobs,
-    # aws target only; lifecycle.jobs.glue_deploy)
+    # aws target only; lifecycle.jobs.glue.deploy)
     jobs_engine: str = "local"
     # the warehouse: postgres (embedded, compose, RDS) or redshift (aws target only; the load
     # becomes a Redshift COPY from S3, lifecycle.warehouse.redshift)

@@ -17,7 +17,7 @@ DAY = date(2026, 11, 20)
 
 def fresh(settings, scale: int = 20, bad_rate: float = 0.0, day: date = DAY) -> dict:
     """A fresh AWS and fresh databases, then one simulated day; returns its summary."""
-    from lifecycle.simulator import simulate_day
+    from lifecycle.sources.simulator import simulate_day
 
     reset_environment(settings)
     return simulate_day(settings, day, scale=scale, bad_rate=bad_rate)
@@ -25,12 +25,12 @@ def fresh(settings, scale: int = 20, bad_rate: float = 0.0, day: date = DAY) -> 
 
 def child(settings, *stages: str, fault: str | None = None, env: dict | None = None,
           timeout: int = 600) -> subprocess.CompletedProcess:
-    """``python -m lifecycle.chaos.stages <stages>`` in a child process (its own worker)."""
+    """``python -m lifecycle.pipeline.stages <stages>`` in a child process (its own worker)."""
     full = {**lifecycle_env(settings), **(env or {})}
     full.pop("LIFECYCLE_FAULT", None)
     if fault:
         full["LIFECYCLE_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "lifecycle.chaos.stages", *stages], env=full,
+    return subprocess.run([sys.executable, "-m", "lifecycle.pipeline.stages", *stages], env=full,
                           capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
@@ -43,13 +43,13 @@ def ok(proc: subprocess.CompletedProcess) -> None:
 
 
 def run_in_process(settings, *stages: str) -> dict:
-    from lifecycle.chaos.stages import run_stages
+    from lifecycle.pipeline.stages import run_stages
 
     return run_stages(settings, stages)
 
 
 def reconcile(settings, case, serving: bool = False, bad_expected: dict | None = None) -> dict:
-    from lifecycle.reconcile import reconcile_layers
+    from lifecycle.dataops.reconcile import reconcile_layers
 
     report = reconcile_layers(settings, serving=serving, bad_expected=bad_expected)
     case.reconciled(report)
@@ -82,7 +82,7 @@ def child_popen(settings, *stages: str, fault: str | None = None, env: dict | No
     full.pop("LIFECYCLE_FAULT", None)
     if fault:
         full["LIFECYCLE_FAULT"] = fault
-    return subprocess.Popen([sys.executable, "-m", "lifecycle.chaos.stages", *stages], env=full,
+    return subprocess.Popen([sys.executable, "-m", "lifecycle.pipeline.stages", *stages], env=full,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
 
 

@@ -51,8 +51,8 @@ def _api(base: str, path: str, token: str | None = None, body: dict | None = Non
 
 @pytest.fixture(scope="module")
 def airflow():
-    from lifecycle.airflow_runner import start_components, stop_components, wait_healthy
-    from lifecycle.services import ensure_databases, free_port, isolated_environment
+    from lifecycle.ops.airflow import start_components, stop_components, wait_healthy
+    from lifecycle.ops.services import ensure_databases, free_port, isolated_environment
 
     with isolated_environment(prefix="lifecycle-chaos-airflow-") as (settings, _env):
         ensure_databases(settings)
@@ -82,7 +82,7 @@ def _q(run_id: str) -> str:
 
 def _trigger(af, dag_id: str, logical_date: datetime | None = None, conf: dict | None = None) -> str:
     body: dict = {"logical_date": logical_date.isoformat() if logical_date else None, "conf": conf or {}}
-    if logical_date:  # a manual run's interval is the day before run_after (lifecycle.airflow_context)
+    if logical_date:  # a manual run's interval is the day before run_after (lifecycle.pipeline.context)
         body["run_after"] = logical_date.isoformat()
     return _api(af["base"], f"/api/v2/dags/{dag_id}/dagRuns", af["token"], body)["dag_run_id"]
 

@@ -21,8 +21,8 @@ import pytest
 from conftest import reset_environment
 
 from chaos.harness import assert_reconciled, reconcile
-from lifecycle.chaos.stages import STAGES, run_stages
 from lifecycle.clients import pg
+from lifecycle.pipeline.stages import STAGES, run_stages
 
 DAYS = (date(2026, 11, 20), date(2026, 11, 21))
 
@@ -33,7 +33,7 @@ def _interval(day: date) -> tuple[datetime, datetime]:
 
 
 def _per_date(settings) -> dict:
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
 
     out = {}
     con = connect_duckdb(settings)
@@ -56,7 +56,7 @@ def _per_date(settings) -> dict:
 
 @pytest.mark.chaos_slow
 def test_backfill_of_past_intervals_after_new_data(settings, chaos_case):
-    from lifecycle.simulator import simulate_day
+    from lifecycle.sources.simulator import simulate_day
 
     chaos_case.fault = "backfill of 2 past daily intervals after a 3rd day of data arrived"
     reset_environment(settings)

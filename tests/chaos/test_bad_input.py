@@ -16,11 +16,11 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from chaos.harness import assert_reconciled, fresh, reconcile, run_in_process
-from lifecycle.chaos.stages import TO_LANDING
+from lifecycle.pipeline.stages import TO_LANDING
 
 
 def test_bad_records_quarantined_good_delivered(settings, chaos_case):
-    from lifecycle.simulator import BAD_KINDS
+    from lifecycle.sources.simulator import BAD_KINDS
 
     chaos_case.fault = "10 % bad event records, every kind"
     summary = fresh(settings, scale=40, bad_rate=0.1)
@@ -66,8 +66,8 @@ def parser(settings):
     a list of raw lines, as its Glue-style job does after reading them from raw/."""
     import pyarrow as pa
 
-    from lifecycle.jobs import runner
-    from lifecycle.jobs.runner import JobContext
+    from lifecycle.jobs.engine import runner
+    from lifecycle.jobs.engine.runner import JobContext
 
     engine = runner._engine(settings)
     from lifecycle.jobs.clean_events import classify, parse

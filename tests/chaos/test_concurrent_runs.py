@@ -15,7 +15,7 @@ from datetime import date
 import pytest
 
 from chaos.harness import assert_reconciled, child, child_popen, fresh, ok, reconcile, run_in_process
-from lifecycle.chaos.stages import TO_LANDING
+from lifecycle.pipeline.stages import TO_LANDING
 
 CASES = {
     "ingest": ("ingest_sales", "ingest_events", "ingest_reviews"),
@@ -27,7 +27,7 @@ CASES = {
 @pytest.mark.chaos_slow
 @pytest.mark.parametrize("which", list(CASES))
 def test_two_runs_of_the_same_interval_at_once(settings, chaos_case, which):
-    from lifecycle.simulator import simulate_day
+    from lifecycle.sources.simulator import simulate_day
 
     stages = CASES[which]
     chaos_case.fault = f"{' + '.join(stages)}: two runs at once, same interval"

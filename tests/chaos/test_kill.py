@@ -1,6 +1,6 @@
 """Case 3: a worker killed (SIGKILL) in the middle of each stage's write, then the task retried.
 
-Each stage runs in a child process (``python -m lifecycle.chaos.stages``) with
+Each stage runs in a child process (``python -m lifecycle.pipeline.stages``) with
 ``LIFECYCLE_FAULT=<point>``: the process kills itself at that point (``lifecycle.faults``),
 after it wrote part of its output and before it recorded its progress. Right after the
 kill every object in the lake must still be whole (readable); then the same stage is run
@@ -18,7 +18,7 @@ from datetime import date
 import pytest
 
 from chaos.harness import assert_reconciled, child, fresh, killed, ok, reconcile, run_in_process
-from lifecycle.chaos.stages import TO_LANDING
+from lifecycle.pipeline.stages import TO_LANDING
 
 CASES = [
     # (stage, fault point[@n-th time], day of the kill)
@@ -41,7 +41,7 @@ CASES = [
 def _whole_objects(settings) -> int:
     """Every Parquet object of raw/clean/quarantine opens and reads; returns how many."""
     from lifecycle.clients import aws
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
 
     s3, con, n = aws(settings, "s3"), connect_duckdb(settings), 0
     try:
@@ -60,7 +60,7 @@ def _whole_objects(settings) -> int:
 @pytest.mark.chaos_slow
 @pytest.mark.parametrize("stage,fault,day", CASES, ids=[f"{s}-{f}-day{d}" for s, f, d in CASES])
 def test_killed_mid_write_then_retried(settings, chaos_case, stage, fault, day):
-    from lifecycle.simulator import simulate_day
+    from lifecycle.sources.simulator import simulate_day
 
     chaos_case.fault = f"SIGKILL in {stage} at {fault} (day {day})"
     fresh(settings, scale=15, bad_rate=0.05)

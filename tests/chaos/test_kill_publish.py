@@ -22,8 +22,8 @@ import pytest
 from conftest import lifecycle_env
 
 from chaos.harness import REPO, assert_reconciled, child, fresh, killed, ok, reconcile, run_in_process
-from lifecycle.chaos.stages import TO_LANDING
 from lifecycle.clients import pg
+from lifecycle.pipeline.stages import TO_LANDING
 
 # schemas that are not dbt's models
 NOT_DBT = ("landing", "serving", "public", "information_schema", "pg_catalog", "pg_toast")
@@ -48,7 +48,7 @@ def test_killed_mid_dbt_build_then_retried(settings, chaos_case):
     fresh(settings, scale=15, bad_rate=0.05)
     run_in_process(settings, *TO_LANDING)
     before = _dbt_relations(settings)
-    proc = subprocess.Popen([sys.executable, "-m", "lifecycle.chaos.stages", "dbt"], env=lifecycle_env(settings),
+    proc = subprocess.Popen([sys.executable, "-m", "lifecycle.pipeline.stages", "dbt"], env=lifecycle_env(settings),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
                             start_new_session=True)
     deadline = time.monotonic() + 600
@@ -71,7 +71,7 @@ def test_killed_mid_dbt_build_then_retried(settings, chaos_case):
 
 @pytest.mark.chaos_slow
 def test_killed_mid_serving_swap_then_retried(settings, chaos_case):
-    from lifecycle.simulator import simulate_day
+    from lifecycle.sources.simulator import simulate_day
 
     chaos_case.fault = "SIGKILL in serve at serve.before_commit (the swap renamed in, not committed)"
     fresh(settings, scale=15, bad_rate=0.05)

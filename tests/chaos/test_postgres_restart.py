@@ -16,19 +16,19 @@ from datetime import date
 import pytest
 
 from chaos.harness import assert_reconciled, child, child_popen, ok, reconcile, run_in_process, wait_for
-from lifecycle.chaos.stages import TO_LANDING
+from lifecycle.pipeline.stages import TO_LANDING
 
 
 @pytest.fixture(scope="module")
 def pg_env():
-    from lifecycle.services import isolated_environment
+    from lifecycle.ops.services import isolated_environment
 
     with isolated_environment(prefix="lifecycle-chaos-pg-") as (s, _env):
         yield s
 
 
 def _crash_restart(settings) -> None:
-    from lifecycle.services import _as_pg_user, _pg_bin, start_postgres
+    from lifecycle.ops.services import _as_pg_user, _pg_bin, start_postgres
 
     subprocess.run(_as_pg_user([str(_pg_bin(settings, "pg_ctl")), "-D", str(settings.pg_data_dir), "-w", "-t", "60",
                                 "-m", "immediate", "stop"]), check=True, capture_output=True)
@@ -43,7 +43,7 @@ CASES = [("ingest_sales", "sales_cdc.write"), ("warehouse", "warehouse.before_co
 def test_postgres_restarted_mid_stage(pg_env, chaos_case, tmp_path, stage, point):
     from conftest import reset_environment
 
-    from lifecycle.simulator import simulate_day
+    from lifecycle.sources.simulator import simulate_day
 
     chaos_case.fault = f"Postgres crash-restarted while {stage} writes ({point})"
     settings = pg_env

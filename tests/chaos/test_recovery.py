@@ -11,14 +11,14 @@ import pytest
 from conftest import lifecycle_env
 
 from chaos.harness import REPO, assert_reconciled, fresh, reconcile, run_in_process
-from lifecycle.chaos.stages import STAGES
 from lifecycle.clients import aws, pg
+from lifecycle.pipeline.stages import STAGES
 
 
 def _lake_fingerprint(settings) -> dict:
-    from lifecycle.catalog import CLEAN_TABLES
-    from lifecycle.jobs.runner import connect_duckdb
-    from lifecycle.lake_query import _has_objects
+    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.lake.catalog import CLEAN_TABLES
+    from lifecycle.lake.counts import _has_objects
 
     con, out = connect_duckdb(settings), {}
     try:

@@ -18,8 +18,8 @@ from datetime import date
 import pytest
 
 from chaos.harness import assert_reconciled, fresh, reconcile, run_in_process, s3_snapshot
-from lifecycle.chaos.stages import TO_LANDING
 from lifecycle.clients import aws
+from lifecycle.pipeline.stages import TO_LANDING
 
 
 def _stream_records(settings) -> list[dict]:
@@ -37,7 +37,7 @@ def _stream_records(settings) -> list[dict]:
 
 
 def test_kinesis_batch_delivered_twice(settings, chaos_case):
-    from lifecycle.simulator import put_events
+    from lifecycle.sources.simulator import put_events
 
     chaos_case.fault = "Kinesis: checkpoints lost (batch re-read) + a batch of 40 records re-put by the producer"
     summary = fresh(settings, scale=15)
@@ -63,7 +63,7 @@ def test_kinesis_batch_delivered_twice(settings, chaos_case):
 
 @pytest.mark.chaos_slow
 def test_cdc_batch_delivered_twice(settings, chaos_case):
-    from lifecycle.simulator import simulate_day
+    from lifecycle.sources.simulator import simulate_day
 
     chaos_case.fault = "CDC: every CDC file of a day delivered a second time, after it was applied"
     fresh(settings, scale=15)
@@ -93,7 +93,7 @@ def test_cdc_batch_delivered_twice(settings, chaos_case):
 
 
 def _history_duplicates(settings) -> int:
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
 
     con = connect_duckdb(settings)
     try:

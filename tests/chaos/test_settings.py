@@ -1,5 +1,5 @@
 """Case 4: a malformed setting or connection. The run must stop at its start with a message
-that names the setting, not with a stack trace deep in a task (``lifecycle.preflight``)."""
+that names the setting, not with a stack trace deep in a task (``lifecycle.dataops.preflight``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from chaos.harness import REPO
 
 
 def _closed_port() -> int:
-    from lifecycle.services import free_port
+    from lifecycle.ops.services import free_port
 
     return free_port()  # bound and released: nothing listens there
 
@@ -43,7 +43,7 @@ BROKEN = {
 
 @pytest.mark.parametrize("what", list(BROKEN))
 def test_broken_setting_is_named_at_the_start(settings, chaos_case, monkeypatch, what):
-    from lifecycle.preflight import PreflightError, check_env
+    from lifecycle.dataops.preflight import PreflightError, check_env
 
     overrides, name = BROKEN[what]
     port = _closed_port()

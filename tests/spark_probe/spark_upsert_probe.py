@@ -12,7 +12,7 @@ partition must disappear), order ``max + 1000`` is added on 2030-01-01 (a new pa
 
 from pyspark.sql import functions as F
 
-from lifecycle.jobs.runner import get_resolved_options
+from lifecycle.jobs.engine.runner import get_resolved_options
 
 
 def main(argv, ctx):
@@ -39,7 +39,7 @@ def main(argv, ctx):
     ctx.write_quarantine(rejected, probe, "quarantine/probe")
     ctx.write_quarantine(rejected, probe, "quarantine/probe")
     # the Spark 3.5 (Glue 5.0) shim of F.lpad gives what PySpark 4's F.lpad gives
-    from lifecycle.jobs.spark_context import lpad_by_name
+    from lifecycle.jobs.engine.spark_context import lpad_by_name
 
     phones = ctx.spark.createDataFrame([("+1 (555) 123-4567",), ("12",), (None,)], "phone string")
     digits = F.regexp_replace(F.col("phone"), "[^0-9]", "")

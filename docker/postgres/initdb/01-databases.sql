@@ -5,7 +5,7 @@
 -- (sales, the RDS stand-in, is the separate service sales-db on the `sources` network)
 -- warehouse : the Redshift stand-in (dbt target, `serving` schema for BI)
 -- airflow   : Airflow's metadata database
--- Same databases and extension as the embedded target (lifecycle.services.ensure_databases).
+-- Same databases and extension as the embedded target (lifecycle.ops.services.ensure_databases).
 CREATE DATABASE warehouse;
 CREATE DATABASE airflow;
 

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lifecycle.services import free_port  # noqa: F401  (re-exported for the harness)
+from lifecycle.ops.services import free_port  # noqa: F401  (re-exported for the harness)
 from lifecycle.settings import Settings
 
 
@@ -73,7 +73,7 @@ class BenchEnvironment:
 def bench_environment(keep: bool = False, separate_source: bool = True) -> Iterator[BenchEnvironment]:
     """Start a private embedded environment; stop and delete it at the end unless ``keep``."""
     from lifecycle.clients import aws
-    from lifecycle.services import isolated_environment
+    from lifecycle.ops.services import isolated_environment
     from lifecycle.sources.sales_db import ensure_schema
 
     with isolated_environment(prefix="lifecycle-bench-", keep=keep) as (settings, env):
@@ -90,7 +90,7 @@ def bench_environment(keep: bool = False, separate_source: bool = True) -> Itera
             yield bench
         finally:
             if source is not None and not keep:
-                from lifecycle.services import stop_postgres
+                from lifecycle.ops.services import stop_postgres
 
                 with contextlib.suppress(Exception):
                     stop_postgres(source)
@@ -103,8 +103,8 @@ def _start_source_server(settings: Settings, env: dict[str, str]) -> tuple[Setti
     from dataclasses import replace
 
     from lifecycle.clients import pg
+    from lifecycle.ops.services import start_postgres
     from lifecycle.security import pg_roles
-    from lifecycle.services import start_postgres
 
     source = Settings(home=settings.home / "sales-db", pg_port=free_port(), pg_user=settings.pg_user,
                       pg_password=settings.pg_password)

@@ -156,7 +156,7 @@ def _whole(results: list[StageResult]) -> StageResult | None:
 
 
 WARM_MODULES = ("pandas", "pyarrow.parquet", "duckdb", "sqlglot", "sqlframe", "sqlframe.duckdb",
-                "lifecycle.ingest.sales_cdc", "lifecycle.ingest.user_activity", "lifecycle.jobs.runner",
+                "lifecycle.ingest.sales_cdc", "lifecycle.ingest.user_activity", "lifecycle.jobs.engine.runner",
                 "lifecycle.warehouse.load", "psutil")
 
 
@@ -192,7 +192,8 @@ def _postgres_version(settings) -> str | None:
 def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
     """One benchmark run at ``scale`` orders and ``n_events`` events in a fresh environment;
     returns ``{"meta", "results", "json", "md"}`` (the reports are written)."""
-    from lifecycle.bench import dbt_bench, incremental, orchestration, report, stages
+    from lifecycle.bench import dbt_bench, incremental, orchestration, report
+    from lifecycle.bench import stage_bench as stages
     from lifecycle.bench.environment import bench_environment
 
     selected = _selected(args.stages)
@@ -293,7 +294,7 @@ def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
         if "clean" in need or "clean_incremental" in need:
             full_clean = measure("clean", stages.stage_clean, env, start, end)
         elif need & {"load", "dbt", "dbt_incremental"}:
-            from lifecycle.jobs.runner import run_lake_clean
+            from lifecycle.jobs.engine.runner import run_lake_clean
 
             run_lake_clean(s, start, end)
         if "load" in need:

@@ -30,9 +30,9 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from lifecycle.assets import SOURCE_EVENTS
 from lifecycle.bench.environment import bench_environment, free_port
 from lifecycle.clients import pg
+from lifecycle.pipeline.assets import SOURCE_EVENTS
 
 
 def _api(base: str, path: str, token: str | None = None, body: dict | None = None):
@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for one event")
     args = p.parse_args(argv)
 
-    from lifecycle.airflow_runner import start_components, stop_components, wait_healthy
-    from lifecycle.simulator import put_events, simulate_day
+    from lifecycle.ops.airflow import start_components, stop_components, wait_healthy
+    from lifecycle.sources.simulator import put_events, simulate_day
 
     results = []
     load_start = [round(x, 2) for x in os.getloadavg()]

@@ -59,7 +59,7 @@ class RssSampler:
     def _groups(self):
         import psutil
 
-        from lifecycle import services
+        from lifecycle.ops import services
 
         st = services.status(self.settings)
         groups = {"bench_process": psutil.Process(os.getpid())}

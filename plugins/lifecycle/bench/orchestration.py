@@ -61,7 +61,7 @@ def run_overhead(dag_ids) -> dict:
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
-    from lifecycle import orchestrate
+    from lifecycle.ops import dag_runs as orchestrate
 
     started = time.perf_counter()
     results = orchestrate.run_dags(dag_ids)
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dags", default="", help="comma list (default: the lifecycle DAGs)")
     args = p.parse_args(argv)
 
-    from lifecycle import orchestrate
+    from lifecycle.ops import dag_runs as orchestrate
     from lifecycle.settings import Settings
 
     settings = Settings.from_env()

@@ -15,7 +15,7 @@ Output:
   UUIDs, valid products/customers/orders, ~1 % truncated records for the quarantine).
 - ``recreate_stream``: ``settings.stream_name`` deleted and recreated with ``shards``
   shards (moto's Kinesis slows down as a shard fills, so the benchmark spreads records).
-- ``put_events``: the payloads put by ``lifecycle.simulator.put_events`` (one producer).
+- ``put_events``: the payloads put by ``lifecycle.sources.simulator.put_events`` (one producer).
 
 The generated rows skip foreign-key triggers (``session_replication_role = replica``):
 they are consistent by construction and the checks would only slow the generation down.
@@ -190,7 +190,7 @@ def recreate_stream(settings: Settings, shards: int) -> None:
 
 def put_events(settings: Settings, payloads: list[bytes], keys: list[str]) -> dict:
     """Put the payloads with the simulator's single producer; returns count and rate."""
-    from lifecycle.simulator import put_events as simulator_put
+    from lifecycle.sources.simulator import put_events as simulator_put
 
     started = time.perf_counter()
     sent = simulator_put(settings, payloads, keys)

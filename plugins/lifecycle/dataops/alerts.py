@@ -25,7 +25,7 @@ import json
 import time
 
 from lifecycle.clients import aws
-from lifecycle.infra import alert_queue_url, alert_topic_arn
+from lifecycle.infra.apply import alert_queue_url, alert_topic_arn
 from lifecycle.settings import Settings
 
 DEDUPE_TTL_DAYS = 14

@@ -38,7 +38,7 @@ def _pg(settings: Settings, db: str, schema: str, table: str) -> str:
 
 def datasets(settings: Settings, dag_id: str, task_id: str) -> tuple[list[str], list[str]]:
     """(inputs, outputs) of a lifecycle task; ([], []) for a task not in the map."""
-    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.lake.catalog import CLEAN_TABLES
 
     clean = [_s3(settings, "clean", t) for t in CLEAN_TABLES]
     wh = settings.warehouse_db

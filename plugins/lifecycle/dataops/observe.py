@@ -199,7 +199,7 @@ def run(settings: Settings, start: datetime, end: datetime, datasets: tuple[Data
     """Profile, monitor, store, publish metrics, alert and write the page for ``[start, end)``."""
     settings = settings.for_stage("observability")  # its IAM role when stage roles are on
     from lifecycle.dataops import alerts, metrics
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
 
     con = connect_duckdb(settings)
     profiles: dict[str, dict] = {}

@@ -216,7 +216,7 @@ def check_schema(table: str, known: list[tuple[str, int, int]] | None,
         raise SchemaChangeError(
             f"breaking schema change in sales.public.{table}: {'; '.join(problems)}. CDC stopped before "
             "writing this batch (the slot keeps the changes, nothing corrupt reached the lake). To go on: "
-            "update the table's contract in lifecycle/jobs/clean_sales.py and lifecycle/catalog.py, then "
+            "update the table's contract in lifecycle/jobs/clean_sales.py and lifecycle/lake/catalog.py, then "
             "run `lifecycle cdc resnapshot` (a new full load in the new shape)."
         )
     known_names = {c[0] for c in known}

@@ -3,7 +3,7 @@
 Arguments: ``--JOB_NAME --clean_bucket --curated_bucket``.
 Input: the clean tables ``customers, products, orders, order_items, events, sessions,
 reviews`` (written by the clean jobs, which run first: ``runner.JOBS``).
-Output (contracts in ``lifecycle.catalog.CURATED_TABLES``, Glue database ``lake_curated``):
+Output (contracts in ``lifecycle.lake.catalog.CURATED_TABLES``, Glue database ``lake_curated``):
 
 - ``s3://<curated>/product_features/``: one row per product — counted orders (status not
   ``cancelled``, as the warehouse counts them), units, revenue (quantity x the line's price),
@@ -32,7 +32,7 @@ from datetime import timedelta
 
 from pyspark.sql import functions as F
 
-from lifecycle.jobs.runner import get_resolved_options
+from lifecycle.jobs.engine.runner import get_resolved_options
 
 ARGUMENTS = ["JOB_NAME", "clean_bucket", "curated_bucket"]
 INPUTS = ["customers", "products", "orders", "order_items", "events", "sessions", "reviews"]

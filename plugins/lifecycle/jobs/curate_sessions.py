@@ -5,7 +5,7 @@ Input: the clean ``events`` table, ``s3://<clean>/events/event_date=*/`` — val
 deduplicated events only, late ones included (``clean_events`` runs first, see
 ``runner.CLEAN_JOBS``).
 Output: ``s3://<clean>/sessions/session_date=<UTC date of session_start>/``, one row per
-session (contract in ``lifecycle.catalog.CLEAN_TABLES`` and docs/lake-layout.md):
+session (contract in ``lifecycle.lake.catalog.CLEAN_TABLES`` and docs/lake-layout.md):
 ``session_id, customer_id, session_start, session_end, event_count, page_views,
 add_to_carts, checkouts, purchases, converted`` and the partition ``session_date``.
 
@@ -44,7 +44,7 @@ from __future__ import annotations
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from lifecycle.jobs.runner import get_resolved_options
+from lifecycle.jobs.engine.runner import get_resolved_options
 
 ARGUMENTS = ["JOB_NAME", "clean_bucket"]
 

@@ -151,7 +151,7 @@ def check_iam(settings: Settings) -> list[Finding]:
 # ---- governance: Lake Formation --------------------------------------------------------------
 
 def check_lake_formation(settings: Settings) -> list[Finding]:
-    from lifecycle.lakeformation import current_grants, describe_resource
+    from lifecycle.infra.lakeformation import current_grants, describe_resource
 
     out = []
     try:
@@ -183,7 +183,7 @@ def _missing(declared: list[dict], deployed, code: str, why: str) -> list[Findin
 
 
 def check_operations(settings: Settings) -> list[Finding]:
-    from lifecycle.infra import load_spec
+    from lifecycle.infra.apply import load_spec
 
     spec = load_spec(settings, settings.aws_account_id)
     out = []

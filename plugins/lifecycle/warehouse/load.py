@@ -2,7 +2,7 @@
 
 Input: ``Settings``, the data interval (recorded in the manifest with every object loaded) and
 the objects of ``s3://<clean>/<table>/`` as the Glue Catalog describes them
-(``lifecycle.catalog.effective_spec``: the contract of ``CLEAN_TABLES`` plus any column the
+(``lifecycle.lake.catalog.effective_spec``: the contract of ``CLEAN_TABLES`` plus any column the
 source gained since, which is added to the landing table).
 Output: ``warehouse.landing.<table>`` for every clean table (its columns plus the partition
 column, Postgres types from the contract, plus ``_loaded_at``: when the row was loaded, the
@@ -52,8 +52,8 @@ from contextlib import nullcontext
 from datetime import UTC, datetime
 
 from lifecycle import faults
-from lifecycle.catalog import CLEAN_TABLES, TableSpec, duckdb_type, effective_spec, postgres_type
 from lifecycle.clients import aws, pg
+from lifecycle.lake.catalog import CLEAN_TABLES, TableSpec, duckdb_type, effective_spec, postgres_type
 from lifecycle.settings import Settings
 
 SCHEMA = "landing"
@@ -265,7 +265,7 @@ def attach_warehouse(settings: Settings, duck) -> None:
     DuckDB secret carries the login: the password is in no DSN, log or error message)."""
     if duck.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [PG_ALIAS]).fetchone()[0]:
         return
-    from lifecycle.jobs.runner import load_extension
+    from lifecycle.jobs.engine.runner import load_extension
 
     load_extension(duck, "postgres")
     host, port = settings.pg_server(settings.warehouse_db)[:2]
@@ -431,7 +431,7 @@ def load_landing(settings: Settings, interval_start: datetime, interval_end: dat
     """Load every clean table (or the given ones) into ``landing``; returns rows per table
     (what the landing table holds after the load). ``details``, when given, receives each
     table's ``load_table`` result."""
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
 
     method = method or settings.load_method
     if method not in METHODS:

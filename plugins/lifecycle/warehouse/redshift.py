@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 
-from lifecycle.catalog import TableSpec, postgres_type
 from lifecycle.clients import aws
+from lifecycle.lake.catalog import TableSpec, postgres_type
 from lifecycle.settings import Settings
 from lifecycle.warehouse.load import _q
 from lifecycle.warehouse.load import _sql_str as _lit

@@ -51,10 +51,12 @@ def _progress():
 
 def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate: float = 0.02,
              late_rate: float = 0.01, verbose: bool = False) -> int:
-    from lifecycle import infra, orchestrate, services
-    from lifecycle.reconcile import print_report, reconcile
-    from lifecycle.simulator import simulate_day
+    from lifecycle.dataops.reconcile import print_report, reconcile
+    from lifecycle.infra import apply as infra
+    from lifecycle.ops import dag_runs as orchestrate
+    from lifecycle.ops import services
     from lifecycle.sources.sales_db import ensure_schema
+    from lifecycle.sources.simulator import simulate_day
 
     t0 = time.monotonic()
     print(f"== lifecycle demo: business date {business_date}, target {settings.target} ==")
@@ -89,7 +91,7 @@ def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate
                       f"reviews: {_result(results, 'ingest_reviews').get('items', 0)} items")
     clean = _result(results, "lake_clean", "run_clean_jobs")
     quarantine = _result(results, "lake_clean", "check_quarantine")
-    from lifecycle.catalog import CURATED_TABLES
+    from lifecycle.lake.catalog import CURATED_TABLES
 
     rows_out = clean.get("rows_out") or {}
     curated = {t: n for t, n in rows_out.items() if t in CURATED_TABLES}

@@ -32,8 +32,8 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lifecycle.catalog import duckdb_type, logical_from_hive
 from lifecycle.clients import aws
+from lifecycle.lake.catalog import duckdb_type, logical_from_hive
 from lifecycle.settings import Settings
 
 OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet"}
@@ -191,7 +191,7 @@ def _resolve(settings: Settings, refs: set[str]) -> dict[tuple[str, str], dict]:
 def run_duckdb(settings: Settings, sql: str, output: str | None = None) -> QueryResult:
     import duckdb
 
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
 
     try:
         tables = _resolve(settings, referenced_tables(sql))

@@ -43,7 +43,7 @@ def services_down_message(settings: Settings) -> str | None:
     """None when the embedded services answer; otherwise what is down and how to start it."""
     if settings.target != "embedded":
         return None
-    from lifecycle import services
+    from lifecycle.ops import services
 
     st = services.status(settings)
     if st.all_up:

@@ -73,9 +73,9 @@ def _warehouse(settings: Settings, sql: str):
 
 
 def reconcile(settings: Settings) -> dict:
-    from lifecycle.lake_query import lake_counts
-    from lifecycle.simulator import ledger
+    from lifecycle.lake.counts import lake_counts
     from lifecycle.sources.sales_db import source_truth
+    from lifecycle.sources.simulator import ledger
 
     checks: list[dict] = []
     truth = source_truth(settings)
@@ -122,7 +122,7 @@ def reconcile(settings: Settings) -> dict:
     checks.append(_check("quarantined + error prefix = bad records sent", sum(book["events_bad"].values()),
                          lake["quarantined_events"] + lake["processing_failed_events"]))
 
-    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.lake.catalog import CLEAN_TABLES
 
     glue = aws(settings, "glue")
     for table, spec in CLEAN_TABLES.items():
@@ -164,8 +164,8 @@ LAYER_TABLES = {
 
 
 def _lake_rows(con, settings: Settings, table: str, sql_cols: str, where: str = "") -> list[tuple]:
-    from lifecycle.catalog import lake_table
-    from lifecycle.lake_query import _has_objects
+    from lifecycle.lake.catalog import lake_table
+    from lifecycle.lake.counts import _has_objects
 
     spec = lake_table(table)
     bucket = settings.bucket(spec.zone if spec.zone != "clean" else "clean")
@@ -216,9 +216,9 @@ def reconcile_layers(settings: Settings, serving: bool = False, bad_expected: di
     """
     from collections import Counter
 
-    from lifecycle.jobs.runner import connect_duckdb
-    from lifecycle.lake_query import _has_objects, lake_counts
-    from lifecycle.simulator import ledger
+    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.lake.counts import _has_objects, lake_counts
+    from lifecycle.sources.simulator import ledger
 
     checks: list[dict] = []
     con = connect_duckdb(settings)

@@ -5,7 +5,7 @@ Output: the action's result on stdout; progress and errors on stderr (colour and
 bars only on a terminal; NO_COLOR=1 turns colour off). Exit codes, the same for every command:
 0 success; 1 the command ran and something failed or a check did not pass; 2 it could not
 run: a usage or settings error or a missing prerequisite (services not running, a port in
-use, Java missing), with a message that says what to do (``lifecycle.cli_support``).
+use, Java missing), with a message that says what to do (``lifecycle.cli.support``).
 
     lifecycle services up|down|status     embedded Postgres + moto
     lifecycle infra apply                  buckets, stream, tables, topic, Glue, IAM
@@ -39,7 +39,7 @@ from typing import Annotated
 
 import typer
 
-from lifecycle.cli_support import FAILED, OK, USAGE, progress, services_down_message, unknown_name_message
+from lifecycle.cli.support import FAILED, OK, USAGE, progress, services_down_message, unknown_name_message
 from lifecycle.settings import Settings, SettingsError
 
 EXIT_CODES = ("Exit codes: 0 success; 1 something failed or a check did not pass; 2 usage, settings or a "
@@ -116,7 +116,7 @@ def services_up():
       lifecycle services up
       LIFECYCLE_PG_PORT=55433 LIFECYCLE_MOTO_PORT=55001 lifecycle services up   # other ports
     """
-    from lifecycle import services
+    from lifecycle.ops import services
 
     s = _settings()
     try:
@@ -142,7 +142,7 @@ def services_down():
     Example:
       lifecycle services down
     """
-    from lifecycle import services
+    from lifecycle.ops import services
 
     services.down(_settings())
     typer.echo("stopped")
@@ -156,7 +156,7 @@ def services_status():
     Example:
       lifecycle services status
     """
-    from lifecycle import services
+    from lifecycle.ops import services
 
     s = _settings()
     st = services.status(s)
@@ -177,12 +177,12 @@ def infra_apply(plan: bool = typer.Option(False, "--plan", help="dry run: print 
       lifecycle infra apply
       LIFECYCLE_TARGET=aws lifecycle infra apply --plan
     """
-    from lifecycle import infra
+    from lifecycle.infra import apply as infra
 
     s = _settings(services=True)
     if plan:
-        from lifecycle.infra_plan import plan as make_plan
-        from lifecycle.infra_plan import print_plan
+        from lifecycle.infra.plan import plan as make_plan
+        from lifecycle.infra.plan import print_plan
 
         print_plan(make_plan(s), typer.echo)
         return
@@ -199,7 +199,8 @@ def lake_grants():
     Example:
       lifecycle lake grants
     """
-    from lifecycle import lake_sql, lakeformation
+    from lifecycle.infra import lakeformation
+    from lifecycle.lake import query as lake_sql
 
     rows = lakeformation.effective_grants(_settings(services=True))
     if not rows:
@@ -225,14 +226,14 @@ def lake_spark_run(
     import importlib.util
     import shutil
 
-    from lifecycle.cli_support import java_missing_message, pyspark_missing_message
+    from lifecycle.cli.support import java_missing_message, pyspark_missing_message
 
     if shutil.which("java") is None:
         _fail(java_missing_message(), USAGE)
     if importlib.util.find_spec("pyspark") is None:
         _fail(pyspark_missing_message(), USAGE)
-    from lifecycle.jobs.runner import CLEAN_JOBS, job_arguments
-    from lifecycle.jobs.spark_context import SparkJobError, mirror_lake, run_job_spark
+    from lifecycle.jobs.engine.runner import CLEAN_JOBS, job_arguments
+    from lifecycle.jobs.engine.spark_context import SparkJobError, mirror_lake, run_job_spark
 
     s = _settings(services=True)
     target = root or str(s.home / "spark-lake")
@@ -263,7 +264,7 @@ def lake_glue_deploy():
     Example:
       LIFECYCLE_TARGET=aws LIFECYCLE_JOBS_ENGINE=glue lifecycle lake glue-deploy
     """
-    from lifecycle.jobs.glue_deploy import deploy
+    from lifecycle.jobs.glue.deploy import deploy
 
     _echo_json(deploy(_settings()))
 
@@ -337,7 +338,7 @@ def jobs_run(
     """
     from dataclasses import replace
 
-    from lifecycle.jobs import bookmarks, runner
+    from lifecycle.jobs.engine import bookmarks, runner
 
     if job != "all" and (bad := unknown_name_message("job", [job], ["all", *runner.JOBS])):
         _fail(bad, USAGE)
@@ -366,7 +367,7 @@ def jobs_list():
       lifecycle jobs list
     """
     from lifecycle.clients import aws
-    from lifecycle.jobs import bookmarks, runner
+    from lifecycle.jobs.engine import bookmarks, runner
 
     s = _settings(services=True)
     s3 = aws(s, "s3")
@@ -391,7 +392,7 @@ def jobs_reset_bookmark(jobs: Annotated[list[str] | None, typer.Argument(help="j
       lifecycle jobs reset-bookmark                 # every job
       lifecycle jobs reset-bookmark clean_events
     """
-    from lifecycle.jobs import bookmarks, runner
+    from lifecycle.jobs.engine import bookmarks, runner
 
     names = jobs or list(runner.JOBS)
     if bad := unknown_name_message("job(s)", names, list(runner.JOBS)):
@@ -414,7 +415,7 @@ def simulate(
     Example:
       lifecycle simulate --date 2026-11-25 --bad-rate 0.05
     """
-    from lifecycle.simulator import simulate_day
+    from lifecycle.sources.simulator import simulate_day
 
     d = _parse_date(day) if day else _default_date()
     s = _settings(services=True)
@@ -438,8 +439,8 @@ def run(
       lifecycle run
       lifecycle run --dags warehouse_load,dbt_build,serve_publish
     """
-    from lifecycle import orchestrate
-    from lifecycle.preflight import PreflightError, check
+    from lifecycle.dataops.preflight import PreflightError, check
+    from lifecycle.ops import dag_runs as orchestrate
 
     valid = sorted(p.stem for p in (orchestrate.REPO_ROOT / "dags").glob("*.py"))
     ids = tuple(dags.split(",")) if dags else orchestrate.LIFECYCLE_DAGS
@@ -470,8 +471,8 @@ def reconcile():
     Example:
       lifecycle reconcile
     """
-    from lifecycle.reconcile import print_report
-    from lifecycle.reconcile import reconcile as check
+    from lifecycle.dataops.reconcile import print_report
+    from lifecycle.dataops.reconcile import reconcile as check
 
     report = check(_settings(services=True))
     print_report(report)
@@ -493,7 +494,7 @@ def demo(
       lifecycle demo
       lifecycle demo --date 2026-11-25 --scale 500 -v
     """
-    from lifecycle.demo import run_demo
+    from lifecycle.ops.demo import run_demo
 
     d = _parse_date(day) if day else _default_date()
     raise typer.Exit(run_demo(_settings(), d, scale=scale, bad_rate=bad_rate, late_rate=late_rate,
@@ -519,7 +520,7 @@ def query(
       lifecycle query "select status, count(*) from lake_clean.orders group by 1"
       lifecycle query "select * from serving.daily_sales" --output daily.csv
     """
-    from lifecycle import lake_sql
+    from lifecycle.lake import query as lake_sql
 
     if lake and warehouse:
         _fail("use --lake or --warehouse, not both", USAGE)
@@ -540,8 +541,8 @@ def query(
 def _warehouse_query(s: Settings, sql: str, output: str | None) -> tuple[list[str], list[tuple]]:
     import psycopg2
 
-    from lifecycle import lake_sql
     from lifecycle.clients import pg
+    from lifecycle.lake import query as lake_sql
 
     try:
         with pg(s, s.warehouse_db) as conn, conn.cursor() as cur:
@@ -828,7 +829,7 @@ def airflow_env_cmd():
     """
     import shlex
 
-    from lifecycle.airflow_env import airflow_env
+    from lifecycle.pipeline.environment import airflow_env
 
     for k, v in airflow_env(_settings()).items():
         typer.echo(f"export {k}={shlex.quote(v)}")
@@ -843,8 +844,8 @@ def airflow(port: int = typer.Option(None, help="port of the UI / API server; de
       lifecycle airflow                     # the UI on port 8080
       LIFECYCLE_AIRFLOW_PORT=8081 lifecycle airflow
     """
-    from lifecycle.airflow_runner import run_airflow
-    from lifecycle.services import port_in_use, port_in_use_message
+    from lifecycle.ops.airflow import run_airflow
+    from lifecycle.ops.services import port_in_use, port_in_use_message
 
     s = _settings(services=True)
     port = port or s.airflow_port
@@ -853,7 +854,7 @@ def airflow(port: int = typer.Option(None, help="port of the UI / API server; de
     raise typer.Exit(run_airflow(s, port))
 
 
-from lifecycle.deploy import deploy_cmd  # noqa: E402
+from lifecycle.ops.deploy import deploy_cmd  # noqa: E402
 
 app.command("deploy")(deploy_cmd)
 
@@ -864,8 +865,8 @@ from lifecycle.security.review import cli as _review_cli  # noqa: E402
 app.command("review")(_review_cli)
 
 
-from lifecycle.preflight import preflight_command  # noqa: E402
-from lifecycle.recovery import recover_app  # noqa: E402
+from lifecycle.dataops.preflight import preflight_command  # noqa: E402
+from lifecycle.ops.recovery import recover_app  # noqa: E402
 
 app.command("preflight")(preflight_command)
 app.add_typer(recover_app, name="recover")

@@ -1,7 +1,7 @@
 """The moto server of the embedded target, with one correction to its bucket policies.
 
-Run as ``python -m lifecycle.security.moto_server -H 127.0.0.1 -p <port>`` (what
-``lifecycle.services.start_moto`` starts); arguments are moto's own.
+Run as ``python -m lifecycle.ops.moto_server -H 127.0.0.1 -p <port>`` (what
+``lifecycle.ops.services.start_moto`` starts); arguments are moto's own.
 
 Why: moto evaluates bucket policies on object requests but ignores their ``Condition``
 (only ``StringEquals`` exists there, and without request context every condition holds), so

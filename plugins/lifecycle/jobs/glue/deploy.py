@@ -6,7 +6,7 @@ stage's IAM role ``<prefix>-transform`` of ``infra/iam``) and a job name of
 ``runner.JOBS``.
 Output:
 - ``package`` / ``upload``: ``s3://<deploy>/glue/glue_entry.py`` (the entry script,
-  ``lifecycle/jobs/glue_entry.py``) and ``s3://<deploy>/glue/lifecycle.zip`` (the package,
+  ``lifecycle/jobs/glue/entry.py``) and ``s3://<deploy>/glue/lifecycle.zip`` (the package,
   for ``--extra-py-files``), byte-identical for identical sources;
 - ``job_definition``: the ``glue.create_job`` arguments of a job (``glueetl``, the role ARN,
   ``--job-bookmark-option job-bookmark-enable`` and the lake's buckets as DefaultArguments);
@@ -28,8 +28,8 @@ from pathlib import Path
 from lifecycle.clients import aws
 from lifecycle.settings import Settings
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]  # plugins/lifecycle
-ENTRY_SCRIPT = Path(__file__).with_name("glue_entry.py")
+PACKAGE_DIR = Path(__file__).resolve().parents[2]  # plugins/lifecycle
+ENTRY_SCRIPT = Path(__file__).with_name("entry.py")
 PREFIX = "glue/"
 # a zip entry's time is part of its bytes; a fixed one makes the archive reproducible
 _ZIP_TIME = (2020, 1, 1, 0, 0, 0)
@@ -90,7 +90,7 @@ def _command(settings: Settings) -> dict:
 
 def job_definition(settings: Settings, job_name: str, account: str) -> dict:
     """``glue.create_job`` arguments of one job."""
-    from lifecycle.jobs.runner import JOBS
+    from lifecycle.jobs.engine.runner import JOBS
 
     if job_name not in JOBS:
         raise ValueError(f"unknown job {job_name!r}; jobs: {', '.join(JOBS)}")
@@ -111,7 +111,7 @@ def job_definition(settings: Settings, job_name: str, account: str) -> dict:
 
 def deploy(settings: Settings, account: str | None = None) -> dict:
     """Upload the scripts, then create or update the Glue job of every clean job."""
-    from lifecycle.jobs.runner import JOBS
+    from lifecycle.jobs.engine.runner import JOBS
 
     if account is None:
         account = aws(settings, "sts").get_caller_identity()["Account"]

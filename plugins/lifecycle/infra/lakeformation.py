@@ -80,7 +80,7 @@ def desired_grants(settings: Settings, account: str, spec: dict | None = None,
     ``tables``: ``{database: [table names]}`` for per-table grants; default: the Glue
     Catalog's tables plus, for the clean database, the tables of the clean contract.
     """
-    from lifecycle.catalog import CLEAN_TABLES
+    from lifecycle.lake.catalog import CLEAN_TABLES
 
     spec = spec or load_spec()
     pii = {tuple(name.split(".", 1)): list(cols) for name, cols in (spec.get("pii_columns") or {}).items()}
@@ -122,7 +122,7 @@ def desired_grants(settings: Settings, account: str, spec: dict | None = None,
 
 
 def _managed_principals(settings: Settings, account: str) -> set[str]:
-    from lifecycle.infra import load_spec as load_resources
+    from lifecycle.infra.apply import load_spec as load_resources
 
     roles = load_resources(settings, account).get("iam_roles", [])
     return {role_arn(settings, account, r) for r in roles}

@@ -4,7 +4,7 @@ Input: ``Settings`` (``Settings.from_env()`` in a child process), a stage name a
 interval. Output: the stage's own return value (as its task would push to XCom).
 
 The chaos suite runs stages here, in the test process or as ``python -m
-lifecycle.chaos.stages <stage> [<stage> ...] [--start ISO --end ISO]`` in a child process
+lifecycle.pipeline.stages <stage> [<stage> ...] [--start ISO --end ISO]`` in a child process
 it can SIGKILL (``lifecycle.faults``): a stage is the unit a worker runs, so a child per stage
 is what a killed worker looks like. Every stage runs ``preflight.check`` first, as the
 ``lifecycle run`` command does.
@@ -50,7 +50,7 @@ def run_stage(settings: Settings, stage: str, start: datetime | None = None,
 
         return reviews.run(settings, point_in_time=end)
     if stage == "lake":
-        from lifecycle.jobs.dispatch import run_lake_jobs
+        from lifecycle.jobs.engine.dispatch import run_lake_jobs
 
         return run_lake_jobs(settings, start, end)
     if stage == "warehouse":
@@ -70,7 +70,7 @@ def run_dbt(settings: Settings, *extra: str) -> dict:
     """``dbt build`` of the whole project (what the Cosmos task group runs model by model)."""
     import os
 
-    from lifecycle.airflow_env import airflow_env
+    from lifecycle.pipeline.environment import airflow_env
     from lifecycle.warehouse.dbt import dbt_command
 
     env = {**os.environ, **airflow_env(settings), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
@@ -88,9 +88,9 @@ def run_stages(settings: Settings, stages=STAGES, start: datetime | None = None,
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from lifecycle.preflight import check
+    from lifecycle.dataops.preflight import check
 
-    parser = argparse.ArgumentParser(prog="python -m lifecycle.chaos.stages")
+    parser = argparse.ArgumentParser(prog="python -m lifecycle.pipeline.stages")
     parser.add_argument("stages", nargs="+", choices=STAGES)
     parser.add_argument("--start")
     parser.add_argument("--end")

@@ -303,7 +303,7 @@ def _list(s3, bucket: str, prefix: str) -> list[str]:
 
 def _clean_baseline(env: BenchEnvironment) -> dict[str, int]:
     """The raw zone read and written back as Parquet by one DuckDB COPY per raw table."""
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
 
     s = env.settings
     s3, raw, out = aws(s, "s3"), s.bucket("raw"), env.baseline_bucket
@@ -338,7 +338,7 @@ def _raw_rows_in(result: dict) -> dict[str, int]:
 
 
 def stage_clean(env: BenchEnvironment, start: datetime, end: datetime) -> StageResult:
-    from lifecycle.jobs import runner
+    from lifecycle.jobs.engine import runner
 
     s = env.settings
     base, base_s = timed(_clean_baseline, env)
@@ -366,7 +366,7 @@ def stage_clean_incremental(env: BenchEnvironment, start: datetime, end: datetim
 
     from lifecycle.bench import workload
     from lifecycle.ingest import sales_cdc, user_activity
-    from lifecycle.jobs import runner
+    from lifecycle.jobs.engine import runner
 
     s = env.settings
     n_orders, n_new_events = max(1, int(scale * share)), max(1, int(n_events * share))
@@ -414,8 +414,8 @@ def _landing_columns(settings, table: str) -> list[str]:
 
 
 def stage_load(env: BenchEnvironment, start: datetime, end: datetime) -> StageResult:
-    from lifecycle.catalog import CLEAN_TABLES
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.lake.catalog import CLEAN_TABLES
     from lifecycle.warehouse import load
 
     s = env.settings

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from datetime import datetime
 
-from lifecycle.airflow_env import airflow_env
+from lifecycle.pipeline.environment import airflow_env
 from lifecycle.settings import REPO_ROOT, Settings
 
 LIFECYCLE_DAGS = (

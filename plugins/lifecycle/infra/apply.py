@@ -18,8 +18,8 @@ from string import Template
 
 import yaml
 
-from lifecycle import lakeformation
 from lifecycle.clients import aws
+from lifecycle.infra import lakeformation
 from lifecycle.security import pg_roles
 from lifecycle.settings import REPO_ROOT, Settings
 

@@ -14,9 +14,9 @@ process (httpfs from the ``duckdb-extension-httpfs`` wheel, an S3 secret from th
 session time zone UTC as ``spark.sql.session.timeZone`` would be on Glue), activates SQLFrame
 on it so ``from pyspark.sql import ...`` resolves to SQLFrame, and owns reads and writes
 (``JobContext``): the raw layouts are listed with boto3 and read by DuckDB into tables the
-job sees as DataFrames, and each output is checked against ``lifecycle.catalog`` and written
+job sees as DataFrames, and each output is checked against ``lifecycle.lake.catalog`` and written
 with ``COPY ... (FORMAT parquet, PARTITION_BY (...))`` to a staging prefix, then promoted to
-the table's keys (``lifecycle.jobs.staging``): a failed write leaves the previous objects.
+the table's keys (``lifecycle.lake.staging``): a failed write leaves the previous objects.
 """
 
 from __future__ import annotations
@@ -32,7 +32,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lifecycle import faults
-from lifecycle.catalog import (
+from lifecycle.clients import aws
+from lifecycle.jobs.engine import bookmarks
+from lifecycle.jobs.engine.bookmarks import Bookmark
+from lifecycle.lake import staging
+from lifecycle.lake.catalog import (
     CLEAN_TABLES,
     QUARANTINE,
     TableSpec,
@@ -44,9 +48,6 @@ from lifecycle.catalog import (
     register_curated_tables,
     with_extra_columns,
 )
-from lifecycle.clients import aws
-from lifecycle.jobs import bookmarks, staging
-from lifecycle.jobs.bookmarks import Bookmark
 from lifecycle.settings import Settings
 
 # sales first: clean_events checks product ids against the clean products it writes;
@@ -264,7 +265,7 @@ class JobContext:
                                         "columns_added": {}, "columns_held_back": {}}
         # the contract of each table as written: CLEAN_TABLES plus columns new in the source
         self.specs: dict[str, TableSpec] = {}
-        # writes go to _lifecycle/staging/<job>/<token>/<n>/ first (lifecycle.jobs.staging)
+        # writes go to _lifecycle/staging/<job>/<token>/<n>/ first (lifecycle.lake.staging)
         self._run_token = staging.run_token()
         self._writes = 0
 
@@ -357,7 +358,7 @@ class JobContext:
     # -- reads
     def read_dms(self, bucket: str, prefix: str, columns: dict[str, str], name: str):
         """A DMS table folder (LOAD + CDC Parquet) with ``Op``, ``_commit_ts``, the declared
-        source columns (logical types of lifecycle.catalog), ``_file`` (object name) and
+        source columns (logical types of lifecycle.lake.catalog), ``_file`` (object name) and
         ``_row`` (row number within the object)."""
         objects = self.list_objects(bucket, f"{prefix.rstrip('/')}/*.parquet")
         load = {k: e for k, e in objects.items() if k.rsplit("/", 1)[-1].startswith("LOAD")}
@@ -580,7 +581,7 @@ class JobContext:
 
     def _copy(self, select_sql: str, bucket: str, path: str, options: str, replace: bool = False) -> None:
         """Write ``select_sql`` to ``s3://<bucket>/<path>`` (an object, or a table prefix with
-        ``PARTITION_BY`` in ``options``) through a staging prefix (``lifecycle.jobs.staging``):
+        ``PARTITION_BY`` in ``options``) through a staging prefix (``lifecycle.lake.staging``):
         readers see the previous objects until the COPY succeeded, then whole new ones.
         ``replace``: the write is the whole table: objects under ``<path>/`` it did not
         produce are deleted after the promotion (DuckDB's ``OVERWRITE``)."""
@@ -757,7 +758,7 @@ def run_job(settings: Settings, job_name: str, interval_start: datetime,
 
     ``bookmark_option`` (default ``settings.job_bookmark_option``): Glue's
     ``--job-bookmark-option``. Enabled, a job with a bookmark runs incrementally and the
-    bookmark advances only after its last write (see ``lifecycle.jobs.bookmarks``).
+    bookmark advances only after its last write (see ``lifecycle.jobs.engine.bookmarks``).
     """
     if job_name not in JOBS:
         raise JobError(f"unknown job {job_name!r}; jobs: {', '.join(JOBS)}")
@@ -854,7 +855,7 @@ def _run_lake_clean(settings: Settings, interval_start: datetime, interval_end: 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """``python -m lifecycle.jobs.runner --JOB_NAME clean_sales|all --interval_start <iso>
+    """``python -m lifecycle.jobs.engine.runner --JOB_NAME clean_sales|all --interval_start <iso>
     --interval_end <iso> [--job-bookmark-option job-bookmark-disable]``: run a job (or every
     lake job) against ``Settings.from_env()``."""
     import json
@@ -878,6 +879,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 if __name__ == "__main__":
     # through the package module, so the jobs share this process's one engine
-    from lifecycle.jobs.runner import main as _main
+    from lifecycle.jobs.engine.runner import main as _main
 
     _main()

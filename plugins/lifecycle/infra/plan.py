@@ -1,6 +1,6 @@
 """`lifecycle infra apply --plan`: what ``infra.apply`` would create or change, changing nothing.
 
-Input: ``Settings`` and the same ``infra/`` files as ``lifecycle.infra``.
+Input: ``Settings`` and the same ``infra/`` files as ``lifecycle.infra.apply``.
 Output: a list of ``Change(kind, name, action, detail)`` (``action``: ``create`` or
 ``update``), empty when the target already matches ``infra/``. Only read calls are made
 (``Describe*``, ``Get*``, ``List*``, ``HeadBucket``; tests/test_infra_plan.py records every
@@ -19,8 +19,9 @@ import json
 from dataclasses import asdict, dataclass
 from urllib.parse import unquote
 
-from lifecycle import infra, lakeformation
 from lifecycle.clients import aws
+from lifecycle.infra import apply as infra
+from lifecycle.infra import lakeformation
 from lifecycle.settings import Settings
 
 

@@ -19,14 +19,14 @@ from lifecycle.settings import Settings
 def run_lake_jobs(settings: Settings, start: datetime, end: datetime, context: dict | None = None) -> dict:
     settings = settings.for_stage("transform")  # its IAM role when stage roles are on
     if settings.jobs_engine != "glue":
-        from lifecycle.jobs.runner import run_lake_clean
+        from lifecycle.jobs.engine.runner import run_lake_clean
 
         return run_lake_clean(settings, start, end)
     from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 
-    from lifecycle.catalog import register_clean_tables, register_curated_tables
-    from lifecycle.jobs.glue_deploy import glue_job_operator_kwargs
-    from lifecycle.jobs.runner import JOBS
+    from lifecycle.jobs.engine.runner import JOBS
+    from lifecycle.jobs.glue.deploy import glue_job_operator_kwargs
+    from lifecycle.lake.catalog import register_clean_tables, register_curated_tables
 
     runs = []
     for job in JOBS:

@@ -3,7 +3,7 @@
 Input (Glue job arguments): ``--JOB_NAME`` (the Glue job), ``--lifecycle_job`` (the module,
 e.g. ``clean_sales``) and the job's own arguments (``--raw_bucket ...``, from the job
 definition's DefaultArguments and the run's arguments); the ``lifecycle`` package comes
-from ``--extra-py-files`` (``lifecycle.jobs.glue_deploy`` uploads both).
+from ``--extra-py-files`` (``lifecycle.jobs.glue.deploy`` uploads both).
 Output: what the job writes, through ``SparkJobContext`` on ``S3Lake`` (``s3://`` read and
 written by Glue's own S3 connector; boto3 for listings and the PII salt).
 
@@ -20,7 +20,7 @@ def main() -> None:
     from awsglue.utils import getResolvedOptions
     from pyspark.context import SparkContext
 
-    from lifecycle.jobs.spark_context import S3Lake, SparkJobContext, _job_module, spark_compat
+    from lifecycle.jobs.engine.spark_context import S3Lake, SparkJobContext, _job_module, spark_compat
 
     args = getResolvedOptions(sys.argv, ["JOB_NAME", "lifecycle_job"])
     glue = GlueContext(SparkContext.getOrCreate())

@@ -23,7 +23,7 @@ The job code is the same module the DuckDB runner runs; only the context differs
 
 Spark replaces ``pyspark`` as a package, and SQLFrame's ``activate()`` replaces the
 ``pyspark`` modules process-wide, so the Spark run is always its own process:
-``run_job_spark`` starts ``python -m lifecycle.jobs.spark_context --lake_root <dir> --jobs
+``run_job_spark`` starts ``python -m lifecycle.jobs.engine.spark_context --lake_root <dir> --jobs
 a,b -- <Glue-style arguments>`` and returns the run metadata it prints. Nothing in this module
 imports ``pyspark`` at import time.
 """
@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lifecycle.catalog import CLEAN_TABLES, QUARANTINE, TableSpec, lake_table, with_extra_columns
+from lifecycle.lake.catalog import CLEAN_TABLES, QUARANTINE, TableSpec, lake_table, with_extra_columns
 
 RESULT_MARKER = "LIFECYCLE_SPARK_RESULT "
 
@@ -151,7 +151,7 @@ class S3Lake:
 # ---- types ----------------------------------------------------------------------------------
 
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$", re.IGNORECASE)
-# lifecycle.catalog's logical types -> Spark SQL type names. `timestamptz` is Spark's
+# lifecycle.lake.catalog's logical types -> Spark SQL type names. `timestamptz` is Spark's
 # TIMESTAMP (an instant, shown in the session time zone), what the jobs' cast("timestamp")
 # gives on both engines; a naive `timestamp` is TIMESTAMP_NTZ.
 _SPARK_TYPES = {"bigint": "bigint", "int": "int", "double": "double", "string": "string",
@@ -579,7 +579,7 @@ def run_job_spark(job_name: str | list[str], root: str | os.PathLike, argv: list
     if "--JOB_NAME" in args:
         i = args.index("--JOB_NAME")
         del args[i:i + 2]
-    cmd = [sys.executable, "-m", "lifecycle.jobs.spark_context", "--lake_root", str(root),
+    cmd = [sys.executable, "-m", "lifecycle.jobs.engine.spark_context", "--lake_root", str(root),
            "--jobs", ",".join(names), "--", *args]
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
     if extra_path:  # folders with more job modules (a test's probe)
@@ -595,13 +595,13 @@ def run_job_spark(job_name: str | list[str], root: str | os.PathLike, argv: list
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m lifecycle.jobs.spark_context --lake_root DIR --jobs a,b -- --raw_bucket ...``"""
+    """``python -m lifecycle.jobs.engine.spark_context --lake_root DIR --jobs a,b -- --raw_bucket ...``"""
     import argparse
 
     argv = sys.argv[1:] if argv is None else argv
     cut = argv.index("--") if "--" in argv else len(argv)
     own, job_args = argv[:cut], argv[cut + 1:]
-    parser = argparse.ArgumentParser(prog="python -m lifecycle.jobs.spark_context")
+    parser = argparse.ArgumentParser(prog="python -m lifecycle.jobs.engine.spark_context")
     parser.add_argument("--lake_root", required=True, help="local directory mirroring the buckets")
     parser.add_argument("--jobs", required=True, help="comma-separated job modules, run in order")
     opts = parser.parse_args(own)

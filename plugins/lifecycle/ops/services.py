@@ -268,7 +268,7 @@ def start_moto(settings: Settings) -> bool:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     log = open(settings.run_dir / "moto.log", "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lifecycle.security.moto_server", "-H", "127.0.0.1", "-p", str(settings.moto_port)],
+        [sys.executable, "-m", "lifecycle.ops.moto_server", "-H", "127.0.0.1", "-p", str(settings.moto_port)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )
     _moto_pidfile(settings).write_text(str(proc.pid))
@@ -362,7 +362,7 @@ def isolated_environment(prefix: str = "lifecycle-env-", keep: bool = False) -> 
     deleted at the end unless ``keep``. Used by the test suite and the benchmark, so neither
     ever touches a running ``make demo``.
     """
-    from lifecycle import infra
+    from lifecycle.infra import apply as infra
 
     # not under a 0700 folder (pytest's basetemp is): the `pgserver` OS user must traverse it
     home = tempfile.mkdtemp(prefix=prefix)

@@ -18,8 +18,8 @@ import sys
 import time
 import urllib.request
 
-from lifecycle.airflow_env import airflow_env
-from lifecycle.orchestrate import build_dbt_manifest, migrate_metadata
+from lifecycle.ops.dag_runs import build_dbt_manifest, migrate_metadata
+from lifecycle.pipeline.environment import airflow_env
 from lifecycle.settings import Settings
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")

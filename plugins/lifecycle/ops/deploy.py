@@ -117,7 +117,7 @@ def requirements_txt(repo: Path = REPO_ROOT) -> str:
 
 def package(repo: Path = REPO_ROOT) -> dict[str, bytes]:
     """Every object of the MWAA bucket: {key: content}."""
-    from lifecycle.orchestrate import build_dbt_manifest
+    from lifecycle.ops.dag_runs import build_dbt_manifest
 
     build_dbt_manifest()  # the manifest ships with the project (Cosmos' LoadMode.DBT_MANIFEST)
     objects = {f"dags/{name}": path.read_bytes() for name, path in _files(repo / "dags", repo / "dags")

@@ -23,9 +23,9 @@ from lifecycle.settings import Settings
 
 
 def rebuild_lake(settings: Settings) -> dict:
-    from lifecycle.chaos.stages import default_interval
-    from lifecycle.jobs import bookmarks
-    from lifecycle.jobs.runner import JOBS, run_lake_clean
+    from lifecycle.jobs.engine import bookmarks
+    from lifecycle.jobs.engine.runner import JOBS, run_lake_clean
+    from lifecycle.pipeline.stages import default_interval
 
     bookmarks.reset(settings, list(JOBS))
     start, end = default_interval()
@@ -35,7 +35,7 @@ def rebuild_lake(settings: Settings) -> dict:
 
 
 def rebuild_warehouse(settings: Settings, dbt: bool = True) -> dict:
-    from lifecycle.chaos.stages import default_interval, run_dbt
+    from lifecycle.pipeline.stages import default_interval, run_dbt
     from lifecycle.warehouse.load import load_landing
 
     start, end = default_interval()
@@ -60,7 +60,7 @@ def _typer_app():
 
     def settings() -> Settings:
         from lifecycle.cli import _settings
-        from lifecycle.preflight import require
+        from lifecycle.dataops.preflight import require
 
         s = _settings()  # a malformed setting: one line and exit 2, as every command
         require(s)

@@ -7,8 +7,8 @@ error prefix, and the hive partitions each partitioned clean table has in S3.
 
 from __future__ import annotations
 
-from lifecycle.catalog import CLEAN_TABLES, partition_values_in_s3
 from lifecycle.clients import aws
+from lifecycle.lake.catalog import CLEAN_TABLES, partition_values_in_s3
 from lifecycle.settings import Settings
 
 
@@ -36,7 +36,7 @@ def processing_failed_records(settings: Settings) -> int:
 
 
 def lake_counts(settings: Settings) -> dict:
-    from lifecycle.jobs.runner import connect_duckdb
+    from lifecycle.jobs.engine.runner import connect_duckdb
 
     clean, quarantine = settings.bucket("clean"), settings.bucket("quarantine")
     con = connect_duckdb(settings)
