@@ -37,7 +37,7 @@ def _keys(settings, zone: str, prefix: str) -> set[str]:
 
 def lake_state(settings) -> dict[str, list[tuple]]:
     """Every clean and curated table and the events quarantine, as sorted rows."""
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import connect_duckdb
     from lifecycle.lake.catalog import CLEAN_TABLES, CURATED_TABLES
 
     con = connect_duckdb(settings)

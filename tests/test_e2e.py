@@ -269,8 +269,7 @@ def test_no_raw_pii_in_the_lake_the_warehouse_or_serving(settings, first_run):
     SHA-256 of an email, which anyone can compute, appears nowhere either)."""
     import hashlib
 
-    from lifecycle.clients import aws
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import aws, connect_duckdb
 
     with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT email, phone FROM customers")

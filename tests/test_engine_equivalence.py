@@ -97,7 +97,7 @@ def _duck():
 
 
 def _s3_con(settings):
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import connect_duckdb
 
     return connect_duckdb(settings)
 

@@ -157,7 +157,7 @@ def _lake_lines(settings) -> list[str]:
 
 
 def test_parents_are_drained_before_children_after_split_and_merge():
-    from lifecycle.ingest.user_activity import _ordered_shards
+    from lifecycle.ingest.shards import parents_first
 
     shards = [  # listed children-first on purpose
         {"ShardId": "shardId-000000000004", "ParentShardId": "shardId-000000000002",
@@ -167,7 +167,7 @@ def test_parents_are_drained_before_children_after_split_and_merge():
         {"ShardId": "shardId-000000000001"},
         {"ShardId": "shardId-000000000000"},
     ]
-    order = [s["ShardId"][-1] for s in _ordered_shards(shards)]
+    order = [s["ShardId"][-1] for s in parents_first(shards)]
     assert order.index("0") < order.index("2") < order.index("4")
     assert order.index("3") < order.index("4") and sorted(order) == ["0", "1", "2", "3", "4"]
 

@@ -233,7 +233,7 @@ def objects(settings, zone: str) -> dict[str, str]:
 
 
 def read(settings, sql: str) -> list[tuple]:
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import connect_duckdb
 
     con = connect_duckdb(settings)
     try:

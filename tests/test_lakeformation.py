@@ -29,11 +29,11 @@ def applied(settings):
 
 
 def _listed(settings, account):
-    from lifecycle.infra.lakeformation import _key, current_grants
+    from lifecycle.infra.lakeformation import current_grants, grant_key
 
     out = {}
     for g in current_grants(settings):
-        key = _key(g["Principal"]["DataLakePrincipalIdentifier"], g["Resource"])
+        key = grant_key(g["Principal"]["DataLakePrincipalIdentifier"], g["Resource"])
         out[key] = set(g["Permissions"])
     return out
 
@@ -89,7 +89,7 @@ def test_undeclared_grants_are_revoked_others_left_alone(settings, applied):
     result = lakeformation.apply(settings, account)
     assert result["revoked"] == 2 and result["granted"] == 0
     listed = _listed(settings, account)
-    assert listed.pop(lakeformation._key(outsider, customers)) == {"SELECT"}
+    assert listed.pop(lakeformation.grant_key(outsider, customers)) == {"SELECT"}
     assert listed == _declared(settings, account)
     lf.revoke_permissions(Principal={"DataLakePrincipalIdentifier": outsider}, Resource=customers,
                           Permissions=["SELECT"])
@@ -141,10 +141,10 @@ def test_cli_lists_the_grants(settings, applied):
 
 
 def test_a_table_not_in_the_catalog_yet_is_pending_not_fatal():
-    from lifecycle.infra.lakeformation import _check
+    from lifecycle.infra.lakeformation import batch_failures
 
     missing = {"Failures": [{"RequestEntry": {"Id": "3"}, "Error": {"ErrorCode": "EntityNotFoundException"}}]}
-    assert _check(missing, "grant") == ["3"]
+    assert batch_failures(missing, "grant") == ["3"]
     denied = {"Failures": [{"RequestEntry": {"Id": "1"}, "Error": {"ErrorCode": "AccessDeniedException"}}]}
     with pytest.raises(RuntimeError, match="could not grant 1"):
-        _check(denied, "grant")
+        batch_failures(denied, "grant")

@@ -70,7 +70,7 @@ def dynamodb_rows(settings) -> list[tuple]:
 
 
 def clean_rows(settings) -> list[tuple]:
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import connect_duckdb
 
     con = connect_duckdb(settings)
     try:

@@ -488,8 +488,7 @@ def test_duckdb_writes_the_lake_with_the_stage_role_and_is_refused_outside_it(se
     same boundaries hold for it: clean yes, raw no."""
     import duckdb
 
-    from lifecycle.clients import credentials
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import connect_duckdb, credentials
     from lifecycle.security.enforcement import enforced
 
     st = stage_clients["transform"][0]

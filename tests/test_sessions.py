@@ -125,7 +125,7 @@ def session_objects(settings) -> dict[str, str]:
 
 
 def query(settings, sql: str) -> list[tuple]:
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import connect_duckdb
 
     con = connect_duckdb(settings)
     try:

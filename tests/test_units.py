@@ -80,10 +80,9 @@ def test_duckdb_memory_is_bounded_by_default():
 def test_duckdb_connection_gets_the_memory_limit(tmp_path, value, expected):
     import duckdb
 
-    from lifecycle.jobs.engine import runner
 
     env = {"LIFECYCLE_HOME": str(tmp_path)} | ({"LIFECYCLE_DUCKDB_MEMORY_LIMIT": value} if value else {})
-    con = runner.connect_duckdb(Settings.from_env(env))
+    con = clients.connect_duckdb(Settings.from_env(env))
     try:
         got = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     finally:

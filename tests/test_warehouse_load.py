@@ -70,7 +70,7 @@ CDC_NAME = "20260102-000000000000-0000000000ABCDEF.parquet"
 
 def write_raw(settings, scale: dict[str, int]) -> None:
     """A generated raw zone in the documented layouts (DuckDB writes it straight to S3)."""
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import connect_duckdb
 
     raw = f"s3://{settings.bucket('raw')}"
     con = connect_duckdb(settings)
@@ -136,7 +136,7 @@ def checksum_sql(spec, source: str) -> str:
 
 
 def clean_checksums(settings) -> dict[str, tuple]:
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import connect_duckdb
     from lifecycle.lake.catalog import CLEAN_TABLES
     from lifecycle.warehouse.load import clean_objects
 
@@ -260,8 +260,8 @@ def test_pipe_failure_in_postgres_does_not_hang(settings, when):
     """If Postgres rejects the COPY, the DuckDB producer is stopped and the error surfaces."""
     import psycopg2
 
-    from lifecycle.jobs.engine.runner import connect_duckdb
-    from lifecycle.warehouse.load import _copy_via_pipe
+    from lifecycle.clients import connect_duckdb
+    from lifecycle.warehouse.load import copy_via_pipe
 
     duck = connect_duckdb(settings)
     try:
@@ -269,7 +269,7 @@ def test_pipe_failure_in_postgres_does_not_hang(settings, when):
             cur.execute("CREATE TEMP TABLE pipe_check (i bigint CHECK (i < 500000))")
             target = "no_such_table" if when == "at_once" else "pipe_check"
             with pytest.raises(psycopg2.Error):
-                _copy_via_pipe(duck, cur, "SELECT i FROM range(2000000) t(i)",
+                copy_via_pipe(duck, cur, "SELECT i FROM range(2000000) t(i)",
                                f"COPY {target} (i) FROM STDIN WITH (FORMAT csv)")
             conn.rollback()
         assert duck.execute("SELECT 42").fetchone() == (42,)  # the connection is usable again

@@ -1,7 +1,9 @@
 """AWS and Postgres clients built from the one ``Settings`` object.
 
 Input: a ``Settings``. Output: boto3 clients pointed at the selected target (moto,
-LocalStack, or AWS) and psycopg2 connections to the ``sales`` / ``warehouse`` databases.
+LocalStack, or AWS), psycopg2 connections to the ``sales`` / ``warehouse`` databases, and
+``connect_duckdb``: a DuckDB connection that reads and writes the lake (httpfs from the
+extension wheel, an S3 secret from the settings, UTC session).
 
 boto3's own per-service endpoint support does what ``localstack-client`` would: the
 settings carry the base endpoint and per-service overrides, so one code path serves all
@@ -11,6 +13,9 @@ three targets.
 from __future__ import annotations
 
 import contextlib
+import glob
+import importlib
+import os
 from collections.abc import Iterator
 from functools import lru_cache
 
@@ -18,6 +23,7 @@ import boto3
 from botocore.config import Config
 
 from lifecycle.settings import Settings
+from lifecycle.sql import literal
 
 
 def _retry(max_attempts: int) -> Config:
@@ -108,3 +114,73 @@ def pg(settings: Settings, database: str, autocommit: bool = False, role: str = 
         raise
     finally:
         conn.close()
+
+
+# ---- DuckDB: the engine of the lake jobs, the lake's ad hoc SQL and the warehouse load ----
+
+def extension_path(name: str) -> str:
+    """The DuckDB extension ``name`` shipped in the ``duckdb-extension-<name>`` wheel (no
+    download: DuckDB's extension repository is not reachable everywhere this runs)."""
+    import duckdb
+
+    package = importlib.import_module(f"duckdb_extension_{name}")
+    base = os.path.join(os.path.dirname(package.__file__), "extensions")
+    wanted = os.path.join(base, f"v{duckdb.__version__}", f"{name}.duckdb_extension")
+    if os.path.exists(wanted):
+        return wanted
+    found = sorted(glob.glob(os.path.join(base, "*", f"{name}.duckdb_extension")))
+    if not found:
+        raise RuntimeError(f"no {name} extension under {base}; reinstall duckdb-extension-{name} "
+                           f"matching duckdb {duckdb.__version__}")
+    return found[-1]
+
+
+def load_extension(con, name: str) -> None:
+    """INSTALL (from the wheel's file) and LOAD a DuckDB extension on ``con``."""
+    con.execute(f"INSTALL {literal(extension_path(name))}")
+    con.execute(f"LOAD {name}")
+
+
+def configure_s3(con, settings: Settings) -> None:
+    """(Re)create the connection's S3 secret from the settings."""
+    host_port, use_ssl = settings.s3_host_port()
+    parts = ["TYPE s3", f"REGION {literal(settings.region)}"]
+    key_id, secret, token = credentials(settings)  # the stage role's, when it has one
+    if key_id and secret:
+        parts += [f"KEY_ID {literal(key_id)}", f"SECRET {literal(secret)}"]
+        if token:
+            parts.append(f"SESSION_TOKEN {literal(token)}")
+    else:  # aws target without static keys: the instance role / SSO chain
+        parts.append("PROVIDER credential_chain")
+    if host_port:
+        parts += [f"ENDPOINT {literal(host_port)}", "URL_STYLE 'path'"]
+    parts.append(f"USE_SSL {'true' if use_ssl else 'false'}")
+    con.execute(f"CREATE OR REPLACE SECRET lifecycle_s3 ({', '.join(parts)})")
+
+
+def connect_duckdb(settings: Settings):
+    """A DuckDB connection that reads and writes the lake of ``settings`` (UTC session)."""
+    import duckdb
+
+    # INSTALL copies the extension into extension_directory (default ~/.duckdb): keep it, and
+    # DuckDB's spill files, under LIFECYCLE_HOME so nothing is written outside the project
+    ext_dir = settings.home / "duckdb" / "extensions"
+    ext_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "extension_directory": str(ext_dir)})
+    load_extension(con, "httpfs")
+    con.execute("SET TimeZone = 'UTC'")
+    # overwritten objects keep their key; never serve an older copy from the cache
+    con.execute("SET enable_external_file_cache = false")
+    tmp = settings.home / "duckdb" / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    con.execute(f"SET temp_directory = {literal(str(tmp))}")
+    # an S3 upload buffers one multipart part per open file, of max_filesize / 10,000 parts:
+    # ~80 MB by default, and a partitioned write keeps a file open per partition (30 days of
+    # orders: 2.3 GB). 50GB makes parts of 5 MB, S3's minimum, and still allows 50 GB objects
+    con.execute("SET s3_uploader_max_filesize = '50GB'")
+    # 2GB unless LIFECYCLE_DUCKDB_MEMORY_LIMIT says otherwise (none: DuckDB's own, 80 % of
+    # RAM): past it DuckDB spills to temp_directory, or fails
+    if settings.duckdb_memory_limit:
+        con.execute(f"SET memory_limit = {literal(settings.duckdb_memory_limit)}")
+    configure_s3(con, settings)
+    return con

@@ -33,7 +33,7 @@ def _interval(day: date) -> tuple[datetime, datetime]:
 
 
 def _per_date(settings) -> dict:
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import connect_duckdb
 
     out = {}
     con = connect_duckdb(settings)

@@ -40,8 +40,7 @@ CASES = [
 
 def _whole_objects(settings) -> int:
     """Every Parquet object of raw/clean/quarantine opens and reads; returns how many."""
-    from lifecycle.clients import aws
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import aws, connect_duckdb
 
     s3, con, n = aws(settings, "s3"), connect_duckdb(settings), 0
     try:

@@ -28,9 +28,9 @@ def pg_env():
 
 
 def _crash_restart(settings) -> None:
-    from lifecycle.ops.services import _as_pg_user, _pg_bin, start_postgres
+    from lifecycle.ops.services import as_pg_user, pg_bin, start_postgres
 
-    subprocess.run(_as_pg_user([str(_pg_bin(settings, "pg_ctl")), "-D", str(settings.pg_data_dir), "-w", "-t", "60",
+    subprocess.run(as_pg_user([str(pg_bin(settings, "pg_ctl")), "-D", str(settings.pg_data_dir), "-w", "-t", "60",
                                 "-m", "immediate", "stop"]), check=True, capture_output=True)
     start_postgres(settings)
 

@@ -16,15 +16,15 @@ from lifecycle.pipeline.stages import STAGES
 
 
 def _lake_fingerprint(settings) -> dict:
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import connect_duckdb
     from lifecycle.lake.catalog import CLEAN_TABLES
-    from lifecycle.lake.counts import _has_objects
+    from lifecycle.lake.counts import has_objects
 
     con, out = connect_duckdb(settings), {}
     try:
         for name, spec in CLEAN_TABLES.items():
             bucket = settings.bucket("clean")
-            if not _has_objects(settings, bucket, f"{name}/"):
+            if not has_objects(settings, bucket, f"{name}/"):
                 out[name] = None
                 continue
             glob = f"s3://{bucket}/{name}/*/*.parquet" if spec.partition else f"s3://{bucket}/{name}/*.parquet"

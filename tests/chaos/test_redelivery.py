@@ -93,7 +93,7 @@ def test_cdc_batch_delivered_twice(settings, chaos_case):
 
 
 def _history_duplicates(settings) -> int:
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import connect_duckdb
 
     con = connect_duckdb(settings)
     try:

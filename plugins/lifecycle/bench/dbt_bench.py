@@ -30,7 +30,7 @@ from lifecycle.settings import REPO_ROOT
 TARGET = 0.5
 
 
-def _dbt(env: BenchEnvironment, work: Path, *args: str) -> subprocess.CompletedProcess:
+def run_dbt(env: BenchEnvironment, work: Path, *args: str) -> subprocess.CompletedProcess:
     from lifecycle.warehouse.dbt import dbt_command
 
     cmd = dbt_command(*args, target="embedded", target_path=work / "target")
@@ -102,7 +102,7 @@ def _compile(env: BenchEnvironment, work: Path) -> tuple[dict, dict, list[str]]:
     """``dbt compile`` into ``work``: the manifest, its compiled nodes and the relations of
     the table-like models."""
     work.mkdir(parents=True, exist_ok=True)
-    compiled = _dbt(env, work, "compile")
+    compiled = run_dbt(env, work, "compile")
     if compiled.returncode != 0:
         raise RuntimeError(f"dbt compile failed:\n{compiled.stdout[-4000:]}\n{compiled.stderr[-2000:]}")
     manifest = json.loads((work / "target" / "manifest.json").read_text())
@@ -119,7 +119,7 @@ def stage_dbt(env: BenchEnvironment, work: Path) -> StageResult:
 
     with RssSampler(env.settings) as rss:
         started = time.perf_counter()
-        built = _dbt(env, work, "build")
+        built = run_dbt(env, work, "build")
         secs = time.perf_counter() - started
     error = None
     if built.returncode != 0:
@@ -190,7 +190,7 @@ def fresh_build(env: BenchEnvironment, work: Path) -> tuple[list[str], float]:
     _, nodes, tables = _compile(env, work)
     _drop_schemas(env, {n["schema"] for n in nodes.values() if n["resource_type"] == "model"})
     started = time.perf_counter()
-    first = _dbt(env, work, "build")
+    first = run_dbt(env, work, "build")
     first_s = time.perf_counter() - started
     if first.returncode != 0:
         raise RuntimeError(f"dbt build failed:\n{first.stdout[-4000:]}")
@@ -219,13 +219,13 @@ def stage_dbt_incremental(env: BenchEnvironment, work: Path, fraction: float = 0
 
     with RssSampler(s) as rss:
         started = time.perf_counter()
-        inc = _dbt(env, work, "build")
+        inc = run_dbt(env, work, "build")
         secs = time.perf_counter() - started
     error = None if inc.returncode == 0 else f"incremental dbt build exited {inc.returncode}: " + inc.stdout[-1500:]
     rows = _table_rows(env, tables)
     incremental_serving = _serving_fingerprint(env)
     started = time.perf_counter()
-    full = _dbt(env, work, "build", "--full-refresh")
+    full = run_dbt(env, work, "build", "--full-refresh")
     base_s = time.perf_counter() - started
     if full.returncode != 0 and error is None:
         error = f"dbt build --full-refresh exited {full.returncode}: " + full.stdout[-1500:]

@@ -34,7 +34,7 @@ FULL_OF = {"ingest_sales": "full_load", "ingest_events": "kinesis", "clean": "cl
 def stage_lifecycle_incremental(env: BenchEnvironment, start: datetime, end: datetime,
                                 clean_inc: StageResult, full: dict[str, StageResult],
                                 work: Path) -> StageResult:
-    from lifecycle.bench.dbt_bench import _dbt
+    from lifecycle.bench.dbt_bench import run_dbt
     from lifecycle.warehouse import load
 
     s = env.settings
@@ -46,7 +46,7 @@ def stage_lifecycle_incremental(env: BenchEnvironment, start: datetime, end: dat
     with RssSampler(s) as rss:
         _, load_s = timed(load.load_landing, s, start, end, details=details_load)
         started = time.perf_counter()
-        built = _dbt(env, work, "build")
+        built = run_dbt(env, work, "build")
         dbt_s = time.perf_counter() - started
     if built.returncode != 0:
         raise RuntimeError(f"incremental dbt build exited {built.returncode}:\n{built.stdout[-1500:]}")

@@ -35,6 +35,7 @@ from lifecycle.bench.environment import BenchEnvironment
 from lifecycle.bench.measure import NullSink, RssSampler, StageResult, percentiles, timed
 from lifecycle.clients import aws, pg
 from lifecycle.sources.sales_db import TABLES
+from lifecycle.sql import ident
 
 TARGET = 0.5            # every stage: at least half its baseline's throughput
 TARGET_LOAD = 0.8       # the warehouse load: at least 80 %
@@ -303,7 +304,7 @@ def _list(s3, bucket: str, prefix: str) -> list[str]:
 
 def _clean_baseline(env: BenchEnvironment) -> dict[str, int]:
     """The raw zone read and written back as Parquet by one DuckDB COPY per raw table."""
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import connect_duckdb
 
     s = env.settings
     s3, raw, out = aws(s, "s3"), s.bucket("raw"), env.baseline_bucket
@@ -399,9 +400,6 @@ def stage_clean_incremental(env: BenchEnvironment, start: datetime, end: datetim
 
 # ---- warehouse load -----------------------------------------------------------------------
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
 
 def _landing_columns(settings, table: str) -> list[str]:
     """The landing table's data columns (without the load's own ``_loaded_at``)."""
@@ -414,7 +412,7 @@ def _landing_columns(settings, table: str) -> list[str]:
 
 
 def stage_load(env: BenchEnvironment, start: datetime, end: datetime) -> StageResult:
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import connect_duckdb
     from lifecycle.lake.catalog import CLEAN_TABLES
     from lifecycle.warehouse import load
 
@@ -434,7 +432,7 @@ def stage_load(env: BenchEnvironment, start: datetime, end: datetime) -> StageRe
                     continue
                 path = os.path.join(tmp, f"{name}.csv")
                 src = "[" + ", ".join(f"'s3://{bucket}/{k}'" for k in keys) + "]"
-                select = ", ".join(_q(c) for c in cols)
+                select = ", ".join(ident(c) for c in cols)
                 duck.execute(f"COPY (SELECT {select} FROM read_parquet({src}, "
                              f"hive_partitioning={'true' if spec.partition else 'false'})) "
                              f"TO '{path}' (FORMAT csv, HEADER false)")
@@ -445,14 +443,14 @@ def stage_load(env: BenchEnvironment, start: datetime, end: datetime) -> StageRe
         with pg(s, s.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
             cur.execute("CREATE SCHEMA IF NOT EXISTS bench_baseline")
             for name in files:
-                cur.execute(f"DROP TABLE IF EXISTS bench_baseline.{_q(name)}")
-                cur.execute(f"CREATE TABLE bench_baseline.{_q(name)} (LIKE landing.{_q(name)} INCLUDING DEFAULTS)")
+                cur.execute(f"DROP TABLE IF EXISTS bench_baseline.{ident(name)}")
+                cur.execute(f"CREATE TABLE bench_baseline.{ident(name)} (LIKE landing.{ident(name)} INCLUDING DEFAULTS)")
         for name, (path, cols) in files.items():
             started = time.perf_counter()
             with pg(s, s.warehouse_db) as conn, conn.cursor() as cur, open(path, "rb") as fh:
-                cur.execute(f"TRUNCATE bench_baseline.{_q(name)}")
-                collist = ", ".join(_q(c) for c in cols)
-                cur.copy_expert(f"COPY bench_baseline.{_q(name)} ({collist}) FROM STDIN WITH (FORMAT csv)",
+                cur.execute(f"TRUNCATE bench_baseline.{ident(name)}")
+                collist = ", ".join(ident(c) for c in cols)
+                cur.copy_expert(f"COPY bench_baseline.{ident(name)} ({collist}) FROM STDIN WITH (FORMAT csv)",
                                 fh, size=1 << 20)
                 per_table[name] = cur.rowcount
             base_s += time.perf_counter() - started

@@ -198,8 +198,8 @@ def evaluate(ds: Dataset, prof: dict, hist: list[dict], completeness: float | No
 def run(settings: Settings, start: datetime, end: datetime, datasets: tuple[Dataset, ...] = DATASETS) -> dict:
     """Profile, monitor, store, publish metrics, alert and write the page for ``[start, end)``."""
     settings = settings.for_stage("observability")  # its IAM role when stage roles are on
+    from lifecycle.clients import connect_duckdb
     from lifecycle.dataops import alerts, metrics
-    from lifecycle.jobs.engine.runner import connect_duckdb
 
     con = connect_duckdb(settings)
     profiles: dict[str, dict] = {}

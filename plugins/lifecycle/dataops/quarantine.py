@@ -30,7 +30,7 @@ def _raw_keys(settings: Settings) -> list[str]:
 
 
 def _quarantined(settings: Settings) -> list[tuple[str, str, int]]:
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import connect_duckdb
 
     bucket = settings.bucket("quarantine")
     if not aws(settings, "s3").list_objects_v2(Bucket=bucket, Prefix="events/data_0.parquet").get("KeyCount"):

@@ -165,11 +165,11 @@ LAYER_TABLES = {
 
 def _lake_rows(con, settings: Settings, table: str, sql_cols: str, where: str = "") -> list[tuple]:
     from lifecycle.lake.catalog import lake_table
-    from lifecycle.lake.counts import _has_objects
+    from lifecycle.lake.counts import has_objects
 
     spec = lake_table(table)
     bucket = settings.bucket(spec.zone if spec.zone != "clean" else "clean")
-    if not _has_objects(settings, bucket, f"{table}/"):
+    if not has_objects(settings, bucket, f"{table}/"):
         return []
     pattern = f"s3://{bucket}/{table}/*/*.parquet" if spec.partition else f"s3://{bucket}/{table}/*.parquet"
     return con.execute(f"SELECT {sql_cols} FROM read_parquet('{pattern}', hive_partitioning="
@@ -216,8 +216,8 @@ def reconcile_layers(settings: Settings, serving: bool = False, bad_expected: di
     """
     from collections import Counter
 
-    from lifecycle.jobs.engine.runner import connect_duckdb
-    from lifecycle.lake.counts import _has_objects, lake_counts
+    from lifecycle.clients import connect_duckdb
+    from lifecycle.lake.counts import has_objects, lake_counts
     from lifecycle.sources.simulator import ledger
 
     checks: list[dict] = []
@@ -266,7 +266,7 @@ def reconcile_layers(settings: Settings, serving: bool = False, bad_expected: di
                              lake["events_total"] + lake["quarantined_events"] + lake["processing_failed_events"]))
         reasons: Counter = Counter()
         quarantine = settings.bucket("quarantine")
-        if _has_objects(settings, quarantine, "events/data_0.parquet"):
+        if has_objects(settings, quarantine, "events/data_0.parquet"):
             reasons.update(dict(con.execute(
                 f"SELECT reason, count(*) FROM read_parquet('s3://{quarantine}/events/data_0.parquet') "
                 "GROUP BY 1").fetchall()))

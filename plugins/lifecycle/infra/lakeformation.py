@@ -60,7 +60,7 @@ def _normal(value):
     return value
 
 
-def _key(principal: str, resource: dict) -> tuple[str, str]:
+def grant_key(principal: str, resource: dict) -> tuple[str, str]:
     return principal, json.dumps(_normal(resource), sort_keys=True)
 
 
@@ -87,7 +87,7 @@ def desired_grants(settings: Settings, account: str, spec: dict | None = None,
     out: dict[tuple[str, str], dict] = {}
 
     def add(principal: str, resource: dict, permissions: list[str]) -> None:
-        entry = out.setdefault(_key(principal, resource),
+        entry = out.setdefault(grant_key(principal, resource),
                                {"principal": principal, "resource": resource, "permissions": set()})
         entry["permissions"] |= set(permissions)
 
@@ -168,7 +168,7 @@ def apply(settings: Settings, account: str, spec: dict | None = None) -> dict:
     for g in current_grants(settings):
         principal = g["Principal"]["DataLakePrincipalIdentifier"]
         if principal in managed:
-            entry = have.setdefault(_key(principal, g["Resource"]),
+            entry = have.setdefault(grant_key(principal, g["Resource"]),
                                     {"resource": g["Resource"], "permissions": set()})
             entry["permissions"] |= set(g.get("Permissions", []))
     to_grant, to_revoke, unchanged = [], [], 0
@@ -183,17 +183,17 @@ def apply(settings: Settings, account: str, spec: dict | None = None) -> dict:
         if extra:  # revoke with the resource exactly as Lake Formation listed it
             to_revoke.append((key[0], got["resource"], sorted(extra)))
     for i in range(0, len(to_revoke), BATCH):
-        _check(lf.batch_revoke_permissions(Entries=_entries(to_revoke[i:i + BATCH])), "revoke")
+        batch_failures(lf.batch_revoke_permissions(Entries=_entries(to_revoke[i:i + BATCH])), "revoke")
     pending: list[str] = []
     for i in range(0, len(to_grant), BATCH):
         batch = to_grant[i:i + BATCH]
-        missing = _check(lf.batch_grant_permissions(Entries=_entries(batch)), "grant")
+        missing = batch_failures(lf.batch_grant_permissions(Entries=_entries(batch)), "grant")
         pending += [describe_resource(batch[int(n)][1]) for n in missing]
     return {"locations": locations, "granted": len(to_grant) - len(pending), "revoked": len(to_revoke),
             "unchanged": unchanged, "grants": len(desired), "pending": sorted(set(pending))}
 
 
-def _check(resp: dict, what: str) -> list[str]:
+def batch_failures(resp: dict, what: str) -> list[str]:
     """Raise on failed entries, except a table that does not exist yet (a contract table
     before the first lake_clean run, on AWS): those entry ids are returned, to be granted
     by the next apply."""

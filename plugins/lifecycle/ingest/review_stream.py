@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 
 from lifecycle import faults
 from lifecycle.clients import aws
+from lifecycle.ingest.shards import parents_first
 from lifecycle.settings import Settings
 
 MAX_RECORDS_PER_SHARD_BATCH = 10_000
@@ -85,24 +86,6 @@ def list_shards(streams, arn: str) -> list[dict]:
             return shards
         kwargs = {"ExclusiveStartShardId": last}
 
-
-def _ordered_shards(shards: list[dict]) -> list[dict]:
-    """Parents before children (the KCL's rule; DynamoDB Streams has one parent per shard)."""
-    by_id = {s["ShardId"]: s for s in shards}
-    ordered, seen = [], set()
-
-    def visit(s):
-        if s["ShardId"] in seen:
-            return
-        seen.add(s["ShardId"])
-        parent = s.get("ParentShardId")
-        if parent in by_id:
-            visit(by_id[parent])
-        ordered.append(s)
-
-    for s in sorted(shards, key=lambda s: s["ShardId"]):
-        visit(s)
-    return ordered
 
 
 # ---- leases (checkpoints) ---------------------------------------------------------------------
@@ -247,7 +230,7 @@ def run(settings: Settings, max_records: int = MAX_RECORDS_PER_SHARD_BATCH,
     per_shard: dict[str, int] = {}
     events: Counter = Counter()
     keys: list[str] = []
-    shards = _ordered_shards(list_shards(streams, arn))
+    shards = parents_first(list_shards(streams, arn))
     listed = {s["ShardId"] for s in shards}
     ended: set[str] = set()
     for shard in shards:

@@ -28,6 +28,7 @@ import time
 
 from lifecycle import faults
 from lifecycle.clients import aws
+from lifecycle.ingest.shards import parents_first
 from lifecycle.settings import Settings
 
 MAX_RECORDS_PER_SHARD_BATCH = 10_000
@@ -61,24 +62,6 @@ def _set_checkpoint(settings: Settings, shard_id: str, previous: str | None, new
         **kwargs,
     )
 
-
-def _ordered_shards(shards: list[dict]) -> list[dict]:
-    """Parents before children (KCL's rule after resharding)."""
-    by_id = {s["ShardId"]: s for s in shards}
-    ordered, seen = [], set()
-
-    def visit(s):
-        if s["ShardId"] in seen:
-            return
-        for parent in (s.get("ParentShardId"), s.get("AdjacentParentShardId")):
-            if parent in by_id:
-                visit(by_id[parent])
-        seen.add(s["ShardId"])
-        ordered.append(s)
-
-    for s in sorted(shards, key=lambda s: s["ShardId"]):
-        visit(s)
-    return ordered
 
 
 def _read_shard(kinesis, stream: str, shard_id: str, after: str | None, limit: int):
@@ -157,7 +140,7 @@ def run(settings: Settings, max_records: int = MAX_RECORDS_PER_SHARD_BATCH) -> d
     per_shard: dict[str, int] = {}
     keys: list[str] = []
     error_count = 0
-    for shard in _ordered_shards(shards):
+    for shard in parents_first(shards):
         sid = shard["ShardId"]
         total = 0
         while True:

@@ -12,7 +12,7 @@ from lifecycle.lake.catalog import CLEAN_TABLES, partition_values_in_s3
 from lifecycle.settings import Settings
 
 
-def _has_objects(settings: Settings, bucket: str, prefix: str) -> bool:
+def has_objects(settings: Settings, bucket: str, prefix: str) -> bool:
     return bool(aws(settings, "s3").list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount"))
 
 
@@ -36,18 +36,18 @@ def processing_failed_records(settings: Settings) -> int:
 
 
 def lake_counts(settings: Settings) -> dict:
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import connect_duckdb
 
     clean, quarantine = settings.bucket("clean"), settings.bucket("quarantine")
     con = connect_duckdb(settings)
     try:
         by_type: dict[str, int] = {}
-        if _has_objects(settings, clean, "events/"):
+        if has_objects(settings, clean, "events/"):
             by_type = dict(con.execute(
                 f"SELECT event_type, count(*) FROM read_parquet('s3://{clean}/events/*/*.parquet', "
                 "hive_partitioning=true) GROUP BY 1").fetchall())
         quarantined = 0
-        if _has_objects(settings, quarantine, "events/data_0.parquet"):
+        if has_objects(settings, quarantine, "events/data_0.parquet"):
             (quarantined,) = con.execute(
                 f"SELECT count(*) FROM read_parquet('s3://{quarantine}/events/data_0.parquet')").fetchone()
     finally:

@@ -13,7 +13,7 @@ How a query runs:
   ``PartitionKeys`` become a DuckDB view ``"<db>"."<table>"`` over
   ``read_parquet('<location>*/…/*.parquet', hive_partitioning=true)`` with the catalog's
   columns and types, on a connection with the lake's S3 settings
-  (``runner.connect_duckdb``). The SQL itself is DuckDB's dialect (close to Athena's Trino
+  (``clients.connect_duckdb``). The SQL itself is DuckDB's dialect (close to Athena's Trino
   for SELECTs). A table the catalog knows but that has no objects yet is empty.
 - ``aws``: the SQL goes to Athena as it is (``start_query_execution`` in the workgroup
   ``settings.athena_workgroup``, results in ``settings.athena_output_location``, default
@@ -35,6 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lifecycle.clients import aws
 from lifecycle.lake.catalog import duckdb_type, logical_from_hive
 from lifecycle.settings import Settings
+from lifecycle.sql import ident, literal
 
 OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet"}
 
@@ -133,12 +134,6 @@ def route(settings: Settings, sql: str) -> str:
 
 # ---- DuckDB (embedded / compose) ------------------------------------------------------------
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _duck_type(hive: str) -> str:
@@ -148,7 +143,7 @@ def _duck_type(hive: str) -> str:
         return "VARCHAR"  # a Glue type the lake does not write (struct, array...): as text
 
 
-def _has_objects(settings: Settings, location: str) -> bool:
+def has_objects(settings: Settings, location: str) -> bool:
     bucket, _, prefix = location.removeprefix("s3://").partition("/")
     resp = aws(settings, "s3").list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
     return bool(resp.get("KeyCount"))
@@ -161,15 +156,15 @@ def view_sql(settings: Settings, table: dict) -> str:
     location = sd["Location"].rstrip("/") + "/"
     columns = [(c["Name"], c["Type"]) for c in sd.get("Columns", [])]
     keys = [(k["Name"], k["Type"]) for k in table.get("PartitionKeys", [])]
-    select = ", ".join(f"CAST({_q(c)} AS {_duck_type(t)}) AS {_q(c)}" for c, t in columns + keys)
-    if not _has_objects(settings, location):
+    select = ", ".join(f"CAST({ident(c)} AS {_duck_type(t)}) AS {ident(c)}" for c, t in columns + keys)
+    if not has_objects(settings, location):
         return f"SELECT {select} FROM (SELECT 1) WHERE false"
     glob = location + "*/" * len(keys) + "*.parquet"
     hive = ""
     if keys:
-        types = ", ".join(f"{_lit(k)}: {_lit(_duck_type(t))}" for k, t in keys)
+        types = ", ".join(f"{literal(k)}: {literal(_duck_type(t))}" for k, t in keys)
         hive = f", hive_partitioning=true, hive_types={{{types}}}"
-    return f"SELECT {select} FROM read_parquet({_lit(glob)}, union_by_name=true{hive})"
+    return f"SELECT {select} FROM read_parquet({literal(glob)}, union_by_name=true{hive})"
 
 
 def _resolve(settings: Settings, refs: set[str]) -> dict[tuple[str, str], dict]:
@@ -191,7 +186,7 @@ def _resolve(settings: Settings, refs: set[str]) -> dict[tuple[str, str], dict]:
 def run_duckdb(settings: Settings, sql: str, output: str | None = None) -> QueryResult:
     import duckdb
 
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import connect_duckdb
 
     try:
         tables = _resolve(settings, referenced_tables(sql))
@@ -201,17 +196,17 @@ def run_duckdb(settings: Settings, sql: str, output: str | None = None) -> Query
     try:
         locations = {}
         for (db, name), table in tables.items():
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(db)}")
-            con.execute(f"CREATE OR REPLACE VIEW {_q(db)}.{_q(name)} AS {view_sql(settings, table)}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(db)}")
+            con.execute(f"CREATE OR REPLACE VIEW {ident(db)}.{ident(name)} AS {view_sql(settings, table)}")
             locations[f"{db}.{name}"] = table["StorageDescriptor"]["Location"]
         if settings.glue_database in {db for db, _ in tables}:
-            con.execute(f"SET schema = {_lit(settings.glue_database)}")  # bare names: the default db
+            con.execute(f"SET schema = {literal(settings.glue_database)}")  # bare names: the default db
         try:
             if output:
                 fmt = _format(output)
                 options = "FORMAT csv, HEADER true" if fmt == "csv" else "FORMAT parquet"
-                con.execute(f"COPY ({sql.rstrip().rstrip(';')}) TO {_lit(str(Path(output).resolve()))} ({options})")
-                rel = con.execute(f"SELECT count(*) FROM read_{fmt}({_lit(str(Path(output).resolve()))})")
+                con.execute(f"COPY ({sql.rstrip().rstrip(';')}) TO {literal(str(Path(output).resolve()))} ({options})")
+                rel = con.execute(f"SELECT count(*) FROM read_{fmt}({literal(str(Path(output).resolve()))})")
                 return QueryResult(["rows_written"], [rel.fetchone()], locations, output)
             cur = con.execute(sql)
             columns = [d[0] for d in cur.description] if cur.description else []

@@ -59,7 +59,7 @@ class Status:
 
 # ---- helpers ------------------------------------------------------------------------------
 
-def _pg_bin(settings: Settings, name: str) -> Path:
+def pg_bin(settings: Settings, name: str) -> Path:
     # pgserver computes a lock path from XDG_RUNTIME_DIR at import (Linux): keep it private to
     # us and inside the project's state folder (macOS uses ~/Library/Caches but creates nothing)
     # (not under run/: that is world-writable when we run as root, and platformdirs then refuses it)
@@ -70,7 +70,7 @@ def _pg_bin(settings: Settings, name: str) -> Path:
     return POSTGRES_BIN_PATH / name
 
 
-def _as_pg_user(cmd: list[str]) -> list[str]:
+def as_pg_user(cmd: list[str]) -> list[str]:
     if os.geteuid() == 0:
         return ["runuser", "-u", PG_USER_OS, "--", *cmd]
     return cmd
@@ -143,7 +143,7 @@ def _pg_pid(settings: Settings) -> int | None:
 def _prepare_pg_dirs(settings: Settings) -> None:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
-        _pg_bin(settings, "postgres")  # sets XDG_RUNTIME_DIR before pgserver is imported
+        pg_bin(settings, "postgres")  # sets XDG_RUNTIME_DIR before pgserver is imported
         from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
 
         ensure_user_exists(PG_USER_OS)
@@ -155,7 +155,7 @@ def _prepare_pg_dirs(settings: Settings) -> None:
         os.chown(settings.pg_data_dir, uid, gid)
         os.chmod(settings.pg_data_dir, 0o700)
         settings.run_dir.chmod(0o777)
-        bin_dir = _pg_bin(settings, "postgres").parent
+        bin_dir = pg_bin(settings, "postgres").parent
         ensure_prefix_permissions(bin_dir)
     else:
         settings.pg_data_dir.mkdir(parents=True, exist_ok=True)
@@ -171,7 +171,7 @@ def start_postgres(settings: Settings) -> bool:
     _prepare_pg_dirs(settings)
     if not (settings.pg_data_dir / "PG_VERSION").exists():
         subprocess.run(
-            _as_pg_user([str(_pg_bin(settings, "initdb")), "-D", str(settings.pg_data_dir), "--auth=trust",
+            as_pg_user([str(pg_bin(settings, "initdb")), "-D", str(settings.pg_data_dir), "--auth=trust",
                          "--encoding=utf8", "-U", settings.pg_user]),
             check=True, capture_output=True,
         )
@@ -185,7 +185,7 @@ def start_postgres(settings: Settings) -> bool:
         "-c max_connections=200 -c shared_buffers=128MB -c fsync=on"
     )
     proc = subprocess.run(
-        _as_pg_user([str(_pg_bin(settings, "pg_ctl")), "-D", str(settings.pg_data_dir), "-w", "-t", "60",
+        as_pg_user([str(pg_bin(settings, "pg_ctl")), "-D", str(settings.pg_data_dir), "-w", "-t", "60",
                      "-l", str(log), "-o", opts, "start"]),
         capture_output=True, text=True,
     )
@@ -199,7 +199,7 @@ def stop_postgres(settings: Settings) -> None:
     if not _pg_pid(settings):
         return
     subprocess.run(
-        _as_pg_user([str(_pg_bin(settings, "pg_ctl")), "-D", str(settings.pg_data_dir), "-w", "-t", "60",
+        as_pg_user([str(pg_bin(settings, "pg_ctl")), "-D", str(settings.pg_data_dir), "-w", "-t", "60",
                      "-m", "fast", "stop"]),
         capture_output=True, text=True,
     )

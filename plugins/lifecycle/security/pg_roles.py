@@ -23,42 +23,40 @@ from __future__ import annotations
 
 from lifecycle.clients import pg
 from lifecycle.settings import Settings
+from lifecycle.sql import ident
 
 LANDING = "landing"
 DBT_SCHEMAS = ("staging", "intermediate", "marts", "serving_next", "analytics")
 _ALTER = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE", "f": "FOREIGN TABLE"}
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
 
 def _ensure_role(cur, user: str, password: str | None, attributes: str) -> None:
     cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
     if not cur.fetchone():
-        cur.execute(f"CREATE ROLE {_ident(user)} LOGIN")
+        cur.execute(f"CREATE ROLE {ident(user)} LOGIN")
     cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
     if cur.fetchone()[0]:
-        cur.execute(f"ALTER ROLE {_ident(user)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE {attributes}")
+        cur.execute(f"ALTER ROLE {ident(user)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE {attributes}")
     elif "NOREPLICATION" not in attributes:
         # RDS: the admin is no superuser and may not set REPLICATION; its role grants it
         cur.execute("SELECT 1 FROM pg_roles WHERE rolname = 'rds_replication'")
         if cur.fetchone():
-            cur.execute(f"GRANT rds_replication TO {_ident(user)}")
+            cur.execute(f"GRANT rds_replication TO {ident(user)}")
     if password:
-        cur.execute(f"ALTER ROLE {_ident(user)} PASSWORD %s", (password,))
+        cur.execute(f"ALTER ROLE {ident(user)} PASSWORD %s", (password,))
 
 
 def _hand_over(cur, schema: str, owner: str) -> None:
     """Make ``owner`` the owner of ``schema`` and of every relation in it."""
-    cur.execute(f"ALTER SCHEMA {_ident(schema)} OWNER TO {_ident(owner)}")
+    cur.execute(f"ALTER SCHEMA {ident(schema)} OWNER TO {ident(owner)}")
     cur.execute("""SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                    WHERE n.nspname = %s AND c.relkind IN ('r','p','v','m','S','f')
                      AND pg_get_userbyid(c.relowner) <> %s
                      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'a'
                                      AND d.classid = 'pg_class'::regclass)""", (schema, owner))
     for name, kind in cur.fetchall():  # owned sequences (serial columns) follow their table
-        cur.execute(f"ALTER {_ALTER[kind]} {_ident(schema)}.{_ident(name)} OWNER TO {_ident(owner)}")
+        cur.execute(f"ALTER {_ALTER[kind]} {ident(schema)}.{ident(name)} OWNER TO {ident(owner)}")
 
 
 def _schemas(cur) -> set[str]:
@@ -67,26 +65,26 @@ def _schemas(cur) -> set[str]:
 
 
 def apply_sales(settings: Settings) -> None:
-    cdc = _ident(settings.cdc_user)
+    cdc = ident(settings.cdc_user)
     with pg(settings, settings.sales_db, autocommit=True) as conn, conn.cursor() as cur:
         _ensure_role(cur, settings.cdc_user, settings.cdc_password, "REPLICATION NOINHERIT")
         cur.execute("SELECT datname FROM pg_database WHERE datname IN (%s, %s)",
                     (settings.sales_db, settings.airflow_db))
         for (db,) in cur.fetchall():
-            cur.execute(f"REVOKE CONNECT ON DATABASE {_ident(db)} FROM PUBLIC")
-        cur.execute(f"GRANT CONNECT ON DATABASE {_ident(settings.sales_db)} TO {cdc}")
+            cur.execute(f"REVOKE CONNECT ON DATABASE {ident(db)} FROM PUBLIC")
+        cur.execute(f"GRANT CONNECT ON DATABASE {ident(settings.sales_db)} TO {cdc}")
         cur.execute(f"GRANT USAGE ON SCHEMA public TO {cdc}")
         cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {cdc}")
         # tables the admin creates later (the source schema, a new source table)
-        cur.execute(f"ALTER DEFAULT PRIVILEGES FOR ROLE {_ident(settings.pg_user)} IN SCHEMA public "
+        cur.execute(f"ALTER DEFAULT PRIVILEGES FOR ROLE {ident(settings.pg_user)} IN SCHEMA public "
                     f"GRANT SELECT ON TABLES TO {cdc}")
 
 
 def apply_warehouse(settings: Settings) -> None:
     from lifecycle.serve.publish import ensure_reader
 
-    loader, dbt = _ident(settings.loader_user), _ident(settings.dbt_user)
-    db = _ident(settings.warehouse_db)
+    loader, dbt = ident(settings.loader_user), ident(settings.dbt_user)
+    db = ident(settings.warehouse_db)
     with pg(settings, settings.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
         _ensure_role(cur, settings.loader_user, settings.loader_password, "NOREPLICATION NOINHERIT")
         _ensure_role(cur, settings.dbt_user, settings.dbt_password, "NOREPLICATION NOINHERIT")

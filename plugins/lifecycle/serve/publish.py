@@ -15,6 +15,7 @@ from __future__ import annotations
 from lifecycle import faults
 from lifecycle.clients import aws, pg
 from lifecycle.settings import Settings
+from lifecycle.sql import ident
 
 NEXT, LIVE, OLD = "serving_next", "serving", "serving_previous"
 READER_ROLE = "bi_reader"  # the default of settings.bi_reader_user
@@ -25,16 +26,13 @@ def _schema_exists(cur, name: str) -> bool:
     return cur.fetchone() is not None
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
 
 def ensure_reader(settings: Settings, cur) -> None:
     """The read-only BI role: LOGIN (with ``settings.bi_reader_password`` when set; the
     embedded Postgres trusts loopback), CONNECT on the warehouse, nothing else. Its only
     grants are on ``serving`` (given by ``swap`` after each rename), so it is refused
     everywhere else (landing, staging, marts, serving_next) and cannot write anywhere."""
-    reader = _ident(settings.bi_reader_user)
+    reader = ident(settings.bi_reader_user)
     cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (settings.bi_reader_user,))
     if not cur.fetchone():
         cur.execute(f"CREATE ROLE {reader} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT")
@@ -42,7 +40,7 @@ def ensure_reader(settings: Settings, cur) -> None:
         cur.execute(f"ALTER ROLE {reader} LOGIN PASSWORD %s", (settings.bi_reader_password,))
     else:
         cur.execute(f"ALTER ROLE {reader} LOGIN")
-    cur.execute(f"GRANT CONNECT ON DATABASE {_ident(settings.warehouse_db)} TO {reader}")
+    cur.execute(f"GRANT CONNECT ON DATABASE {ident(settings.warehouse_db)} TO {reader}")
     # read-only by default in every session of this role (defence in depth)
     cur.execute(f"ALTER ROLE {reader} SET default_transaction_read_only = on")
 
@@ -54,7 +52,7 @@ def swap(settings: Settings) -> bool:
         if not _schema_exists(cur, NEXT):
             return False
         ensure_reader(settings, cur)
-        reader = _ident(settings.bi_reader_user)
+        reader = ident(settings.bi_reader_user)
         cur.execute(f"DROP SCHEMA IF EXISTS {OLD} CASCADE")
         if _schema_exists(cur, LIVE):
             cur.execute(f"ALTER SCHEMA {LIVE} RENAME TO {OLD}")

@@ -55,6 +55,7 @@ from lifecycle import faults
 from lifecycle.clients import aws, pg
 from lifecycle.lake.catalog import CLEAN_TABLES, TableSpec, duckdb_type, effective_spec, postgres_type
 from lifecycle.settings import Settings
+from lifecycle.sql import ident, literal
 
 SCHEMA = "landing"
 MANIFEST = "load_manifest"
@@ -65,12 +66,6 @@ HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 LOADED_AT = "_loaded_at"  # landing metadata column: the load transaction's time
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _utc(ts: datetime) -> datetime:
@@ -96,19 +91,19 @@ def ensure_landing(settings: Settings, specs: dict[str, TableSpec] | None = None
         else:
             column_type = postgres_type
         for spec in (specs[name] if specs else effective_spec(settings, name) for name in CLEAN_TABLES):
-            cols = ", ".join(f"{_q(c)} {column_type(t)}" for c, t in spec.all_columns)
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{_q(spec.name)} ({cols})")
+            cols = ", ".join(f"{ident(c)} {column_type(t)}" for c, t in spec.all_columns)
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{ident(spec.name)} ({cols})")
             # a column added to the contract after the table was created (ALTER only then:
             # it takes an exclusive lock even when there is nothing to do)
             for c, t in spec.all_columns:
                 if any(tn == spec.name for tn, _ in existing) and (spec.name, c) not in existing:
-                    cur.execute(f"ALTER TABLE {SCHEMA}.{_q(spec.name)} ADD COLUMN {_q(c)} {column_type(t)}")
+                    cur.execute(f"ALTER TABLE {SCHEMA}.{ident(spec.name)} ADD COLUMN {ident(c)} {column_type(t)}")
                     altered.add(spec.name)
             # when each row was loaded (COPY leaves it to the default): the watermark of the
             # incremental dbt models (only rows loaded since their last build are recomputed)
             if (spec.name, LOADED_AT) not in existing:
                 now = "GETDATE()" if settings.warehouse_engine == "redshift" else "now()"
-                cur.execute(f"ALTER TABLE {SCHEMA}.{_q(spec.name)} ADD COLUMN {LOADED_AT} "
+                cur.execute(f"ALTER TABLE {SCHEMA}.{ident(spec.name)} ADD COLUMN {LOADED_AT} "
                             f"timestamptz NOT NULL DEFAULT {now}")
         cur.execute(f"""
             CREATE TABLE IF NOT EXISTS {SCHEMA}.{MANIFEST} (
@@ -158,8 +153,8 @@ def _partition_of(spec: TableSpec, key: str) -> str:
 
 
 def _export_sql(bucket: str, spec: TableSpec, keys: list[str]) -> str:
-    files = "[" + ", ".join(_sql_str(f"s3://{bucket}/{k}") for k in keys) + "]"
-    cols = ", ".join(f"CAST({_q(c)} AS {duckdb_type(t)}) AS {_q(c)}" for c, t in spec.all_columns)
+    files = "[" + ", ".join(literal(f"s3://{bucket}/{k}") for k in keys) + "]"
+    cols = ", ".join(f"CAST({ident(c)} AS {duckdb_type(t)}) AS {ident(c)}" for c, t in spec.all_columns)
     return (f"SELECT {cols} FROM read_parquet({files}, "
             f"hive_partitioning={'true' if spec.partition else 'false'})")
 
@@ -167,13 +162,13 @@ def _export_sql(bucket: str, spec: TableSpec, keys: list[str]) -> str:
 def _copy_via_file(duck, cur, select_sql: str, copy_sql: str) -> int:
     with tempfile.TemporaryDirectory(prefix="lifecycle-load-") as tmp:
         path = os.path.join(tmp, "data.csv")
-        duck.execute(f"COPY ({select_sql}) TO {_sql_str(path)} (FORMAT csv, HEADER false)")
+        duck.execute(f"COPY ({select_sql}) TO {literal(path)} (FORMAT csv, HEADER false)")
         with open(path, "rb") as fh:
             cur.copy_expert(copy_sql, fh, size=1 << 20)
     return cur.rowcount
 
 
-def _copy_via_pipe(duck, cur, select_sql: str, copy_sql: str) -> int:
+def copy_via_pipe(duck, cur, select_sql: str, copy_sql: str) -> int:
     """DuckDB writes CSV into a FIFO in a thread while Postgres COPY reads the other end."""
     with tempfile.TemporaryDirectory(prefix="lifecycle-load-") as tmp:
         path = os.path.join(tmp, "data.csv")
@@ -187,7 +182,7 @@ def _copy_via_pipe(duck, cur, select_sql: str, copy_sql: str) -> int:
 
         def produce() -> None:
             try:
-                duck.execute(f"COPY ({select_sql}) TO {_sql_str(path)} (FORMAT csv, HEADER false)")
+                duck.execute(f"COPY ({select_sql}) TO {literal(path)} (FORMAT csv, HEADER false)")
             except BaseException as exc:  # re-raised in the caller after the stream ends
                 error.append(exc)
             finally:
@@ -219,16 +214,16 @@ def _stop_producer(duck, path: str, thread: threading.Thread) -> None:
         thread.join(timeout=0.1)
 
 
-def _lit(value) -> str:
+def pg_literal(value) -> str:
     """A Postgres literal (the statements also run through ``postgres_execute``, which takes
     no parameters), written as psycopg2 would: text, int, timestamptz, or an array."""
     if isinstance(value, datetime):
-        return _sql_str(_utc(value).isoformat()) + "::timestamptz"
+        return literal(_utc(value).isoformat()) + "::timestamptz"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, list | tuple):  # as psycopg2 adapts a list
-        return "ARRAY[" + ", ".join(_lit(v) for v in value) + "]" if value else "'{}'"
-    return _sql_str(str(value))
+        return "ARRAY[" + ", ".join(pg_literal(v) for v in value) + "]" if value else "'{}'"
+    return literal(str(value))
 
 
 class _PsycopgSession:
@@ -265,16 +260,16 @@ def attach_warehouse(settings: Settings, duck) -> None:
     DuckDB secret carries the login: the password is in no DSN, log or error message)."""
     if duck.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [PG_ALIAS]).fetchone()[0]:
         return
-    from lifecycle.jobs.engine.runner import load_extension
+    from lifecycle.clients import load_extension
 
     load_extension(duck, "postgres")
     host, port = settings.pg_server(settings.warehouse_db)[:2]
     user, password = settings.pg_login("loader", settings.warehouse_db)
     # HOST is a name, an address or a Unix socket directory (libpq decides)
-    parts = [f"HOST {_sql_str(str(host))}", f"PORT {int(port)}",
-             f"DATABASE {_sql_str(settings.warehouse_db)}", f"USER {_sql_str(user)}"]
+    parts = [f"HOST {literal(str(host))}", f"PORT {int(port)}",
+             f"DATABASE {literal(settings.warehouse_db)}", f"USER {literal(user)}"]
     if password:
-        parts.append(f"PASSWORD {_sql_str(password)}")
+        parts.append(f"PASSWORD {literal(password)}")
     try:
         duck.execute(f"CREATE OR REPLACE SECRET lifecycle_warehouse_loader (TYPE postgres, {', '.join(parts)})")
         # READ COMMITTED as psycopg2's transactions: the statement after the advisory lock sees
@@ -301,8 +296,8 @@ def _rollback(duck) -> None:
 
 def _insert_binary(duck, spec: TableSpec, select_sql: str) -> int:
     """DuckDB reads the objects and writes them into the landing table with a binary COPY."""
-    target = f"{PG_ALIAS}.{SCHEMA}.{_q(spec.name)}"
-    cols = ", ".join(_q(c) for c in spec.column_names)
+    target = f"{PG_ALIAS}.{SCHEMA}.{ident(spec.name)}"
+    cols = ", ".join(ident(c) for c in spec.column_names)
     (rows,) = duck.execute(f"INSERT INTO {target} ({cols}) {select_sql}").fetchone()
     return int(rows)
 
@@ -349,7 +344,7 @@ def _load_table(settings: Settings, duck, spec: TableSpec, interval_start: datet
                 interval_end: datetime, method: str, mode: str, db) -> dict:
     bucket = settings.bucket("clean")
     current = clean_object_etags(settings, spec)
-    target = f"{SCHEMA}.{_q(spec.name)}"
+    target = f"{SCHEMA}.{ident(spec.name)}"
     started = time.perf_counter()
     if settings.warehouse_engine != "redshift":
         # the commit does not wait for the WAL flush (~50 ms an fsync on a busy disk): a
@@ -359,8 +354,8 @@ def _load_table(settings: Settings, duck, spec: TableSpec, interval_start: datet
     # two loads of one table at once (a manual run beside the scheduled one): the second
     # waits for the first and then finds its objects in the manifest, instead of failing
     # on the manifest's key (or, for a table without one, copying the rows twice)
-    db.execute(f"SELECT pg_advisory_xact_lock(hashtext({_lit(f'{SCHEMA}.{spec.name}')}))")
-    loaded = dict(db.query(f"SELECT s3_key, etag FROM {SCHEMA}.{MANIFEST} WHERE table_name = {_lit(spec.name)}"))
+    db.execute(f"SELECT pg_advisory_xact_lock(hashtext({pg_literal(f'{SCHEMA}.{spec.name}')}))")
+    loaded = dict(db.query(f"SELECT s3_key, etag FROM {SCHEMA}.{MANIFEST} WHERE table_name = {pg_literal(spec.name)}"))
     groups_now: dict[str, dict[str, str]] = {}
     for k, etag in current.items():
         groups_now.setdefault(_partition_of(spec, k), {})[k] = etag
@@ -377,25 +372,25 @@ def _load_table(settings: Settings, duck, spec: TableSpec, interval_start: datet
     keys = sorted(k for g in changed for k in groups_now.get(g, {}))
     per_file: dict[str, int] = {}
     if keys:
-        files = "[" + ", ".join(_sql_str(f"s3://{bucket}/{k}") for k in keys) + "]"
+        files = "[" + ", ".join(literal(f"s3://{bucket}/{k}") for k in keys) + "]"
         for name, rows in duck.execute(
             f"SELECT file_name, num_rows FROM parquet_file_metadata({files})"
         ).fetchall():
             per_file[name[len(f"s3://{bucket}/"):]] = int(rows)
     expected = sum(per_file.values())
-    copy_sql = (f"COPY {target} ({', '.join(_q(c) for c in spec.column_names)}) "
+    copy_sql = (f"COPY {target} ({', '.join(ident(c) for c in spec.column_names)}) "
                 "FROM STDIN WITH (FORMAT csv)")
     if full:
         db.execute(f"TRUNCATE {target}")
-        db.execute(f"DELETE FROM {SCHEMA}.{MANIFEST} WHERE table_name = {_lit(spec.name)}")
+        db.execute(f"DELETE FROM {SCHEMA}.{MANIFEST} WHERE table_name = {pg_literal(spec.name)}")
     elif changed:
         col, typ = spec.partition
         values = [g for g in changed if g != HIVE_NULL]
-        db.execute(f"DELETE FROM {target} WHERE {_q(col)} = ANY({_lit(values)}::{postgres_type(typ)}[])"
-                   + (f" OR {_q(col)} IS NULL" if HIVE_NULL in changed else ""))
+        db.execute(f"DELETE FROM {target} WHERE {ident(col)} = ANY({pg_literal(values)}::{postgres_type(typ)}[])"
+                   + (f" OR {ident(col)} IS NULL" if HIVE_NULL in changed else ""))
         replaced = sorted(k for g in changed for k in groups_before.get(g, {}))
-        db.execute(f"DELETE FROM {SCHEMA}.{MANIFEST} WHERE table_name = {_lit(spec.name)} "
-                   f"AND s3_key = ANY({_lit(replaced)})")
+        db.execute(f"DELETE FROM {SCHEMA}.{MANIFEST} WHERE table_name = {pg_literal(spec.name)} "
+                   f"AND s3_key = ANY({pg_literal(replaced)})")
     copied = 0
     if expected and settings.warehouse_engine == "redshift":
         from lifecycle.warehouse.redshift import copy_partitions
@@ -404,7 +399,7 @@ def _load_table(settings: Settings, duck, spec: TableSpec, interval_start: datet
     elif expected and method == "binary":
         copied = _insert_binary(duck, spec, _export_sql(bucket, spec, keys))
     elif expected:
-        run = _copy_via_pipe if method == "pipe" else _copy_via_file
+        run = copy_via_pipe if method == "pipe" else _copy_via_file
         copied = run(duck, db.cur, _export_sql(bucket, spec, keys), copy_sql)
     if copied != expected:
         raise RuntimeError(f"landing.{spec.name}: copied {copied} rows, the files hold {expected}")
@@ -412,8 +407,8 @@ def _load_table(settings: Settings, duck, spec: TableSpec, interval_start: datet
         db.execute(
             f"INSERT INTO {SCHEMA}.{MANIFEST} (table_name, s3_key, etag, rows, interval_start, "
             "interval_end, loaded_at) VALUES "
-            + ", ".join(f"({_lit(spec.name)}, {_lit(k)}, {_lit(current[k])}, {n}, {_lit(interval_start)}, "
-                        f"{_lit(interval_end)}, now())" for k, n in sorted(per_file.items())))
+            + ", ".join(f"({pg_literal(spec.name)}, {pg_literal(k)}, {pg_literal(current[k])}, {n}, {pg_literal(interval_start)}, "
+                        f"{pg_literal(interval_end)}, now())" for k, n in sorted(per_file.items())))
     if full:  # truncated and copied in this transaction: the count is known
         total = copied
     else:
@@ -431,7 +426,7 @@ def load_landing(settings: Settings, interval_start: datetime, interval_end: dat
     """Load every clean table (or the given ones) into ``landing``; returns rows per table
     (what the landing table holds after the load). ``details``, when given, receives each
     table's ``load_table`` result."""
-    from lifecycle.jobs.engine.runner import connect_duckdb
+    from lifecycle.clients import connect_duckdb
 
     method = method or settings.load_method
     if method not in METHODS:

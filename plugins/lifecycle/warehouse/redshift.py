@@ -21,8 +21,7 @@ import json
 from lifecycle.clients import aws
 from lifecycle.lake.catalog import TableSpec, postgres_type
 from lifecycle.settings import Settings
-from lifecycle.warehouse.load import _q
-from lifecycle.warehouse.load import _sql_str as _lit
+from lifecycle.sql import ident, literal
 
 MANIFESTS = "_lifecycle/redshift-manifests"
 
@@ -49,18 +48,18 @@ def partition_copy_sql(spec: TableSpec, target: str, manifest_url: str, role_arn
                        partition: str | None, loaded_at_column: str) -> list[str]:
     """The statements that add one partition's objects (listed in ``manifest_url``) to
     ``target``; the caller has already deleted that partition's old rows."""
-    stage = _q(f"stage_{spec.name}")
-    data = ", ".join(_q(c) for c, _ in spec.columns)
-    ddl = ", ".join(f"{_q(c)} {redshift_type(t)}" for c, t in spec.columns)
+    stage = ident(f"stage_{spec.name}")
+    data = ", ".join(ident(c) for c, _ in spec.columns)
+    ddl = ", ".join(f"{ident(c)} {redshift_type(t)}" for c, t in spec.columns)
     cols, values = [data], [data]
     if spec.partition:
-        cols.append(_q(spec.partition[0]))
-        values.append("NULL" if partition is None else f"CAST({_lit(partition)} AS {redshift_type(spec.partition[1])})")
-    cols.append(_q(loaded_at_column))
+        cols.append(ident(spec.partition[0]))
+        values.append("NULL" if partition is None else f"CAST({literal(partition)} AS {redshift_type(spec.partition[1])})")
+    cols.append(ident(loaded_at_column))
     values.append("GETDATE()")
     return [
         f"CREATE TEMP TABLE {stage} ({ddl})",
-        f"COPY {stage} FROM {_lit(manifest_url)} IAM_ROLE {_lit(role_arn)} FORMAT AS PARQUET MANIFEST",
+        f"COPY {stage} FROM {literal(manifest_url)} IAM_ROLE {literal(role_arn)} FORMAT AS PARQUET MANIFEST",
         f"INSERT INTO {target} ({', '.join(cols)}) SELECT {', '.join(values)} FROM {stage}",
         f"DROP TABLE {stage}",
     ]

@@ -22,9 +22,7 @@ the table's keys (``lifecycle.lake.staging``): a failed write leaves the previou
 from __future__ import annotations
 
 import fnmatch
-import glob
 import importlib
-import os
 import re
 import threading
 import time
@@ -32,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lifecycle import faults
-from lifecycle.clients import aws
+from lifecycle.clients import aws, configure_s3, connect_duckdb
 from lifecycle.jobs.engine import bookmarks
 from lifecycle.jobs.engine.bookmarks import Bookmark
 from lifecycle.lake import staging
@@ -49,6 +47,7 @@ from lifecycle.lake.catalog import (
     with_extra_columns,
 )
 from lifecycle.settings import Settings
+from lifecycle.sql import ident, literal
 
 # sales first: clean_events checks product ids against the clean products it writes;
 # curate_sessions after clean_events: it rebuilds the sessions from the clean events
@@ -115,86 +114,6 @@ def job_arguments(settings: Settings, job_name: str, interval_start: datetime,
 
 def _utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-# ---- DuckDB ---------------------------------------------------------------------------------
-
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def extension_path(name: str) -> str:
-    """The DuckDB extension ``name`` shipped in the ``duckdb-extension-<name>`` wheel (no
-    download: DuckDB's extension repository is not reachable everywhere this runs)."""
-    import duckdb
-
-    package = importlib.import_module(f"duckdb_extension_{name}")
-    base = os.path.join(os.path.dirname(package.__file__), "extensions")
-    wanted = os.path.join(base, f"v{duckdb.__version__}", f"{name}.duckdb_extension")
-    if os.path.exists(wanted):
-        return wanted
-    found = sorted(glob.glob(os.path.join(base, "*", f"{name}.duckdb_extension")))
-    if not found:
-        raise RuntimeError(f"no {name} extension under {base}; reinstall duckdb-extension-{name} "
-                           f"matching duckdb {duckdb.__version__}")
-    return found[-1]
-
-
-def load_extension(con, name: str) -> None:
-    """INSTALL (from the wheel's file) and LOAD a DuckDB extension on ``con``."""
-    con.execute(f"INSTALL {_sql_str(extension_path(name))}")
-    con.execute(f"LOAD {name}")
-
-
-def configure_s3(con, settings: Settings) -> None:
-    """(Re)create the connection's S3 secret from the settings."""
-    host_port, use_ssl = settings.s3_host_port()
-    parts = ["TYPE s3", f"REGION {_sql_str(settings.region)}"]
-    from lifecycle.clients import credentials
-
-    key_id, secret, token = credentials(settings)  # the stage role's, when it has one
-    if key_id and secret:
-        parts += [f"KEY_ID {_sql_str(key_id)}", f"SECRET {_sql_str(secret)}"]
-        if token:
-            parts.append(f"SESSION_TOKEN {_sql_str(token)}")
-    else:  # aws target without static keys: the instance role / SSO chain
-        parts.append("PROVIDER credential_chain")
-    if host_port:
-        parts += [f"ENDPOINT {_sql_str(host_port)}", "URL_STYLE 'path'"]
-    parts.append(f"USE_SSL {'true' if use_ssl else 'false'}")
-    con.execute(f"CREATE OR REPLACE SECRET lifecycle_s3 ({', '.join(parts)})")
-
-
-def connect_duckdb(settings: Settings):
-    """A DuckDB connection that reads and writes the lake of ``settings`` (UTC session)."""
-    import duckdb
-
-    # INSTALL copies the extension into extension_directory (default ~/.duckdb): keep it, and
-    # DuckDB's spill files, under LIFECYCLE_HOME so nothing is written outside the project
-    ext_dir = settings.home / "duckdb" / "extensions"
-    ext_dir.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "extension_directory": str(ext_dir)})
-    load_extension(con, "httpfs")
-    con.execute("SET TimeZone = 'UTC'")
-    # overwritten objects keep their key; never serve an older copy from the cache
-    con.execute("SET enable_external_file_cache = false")
-    tmp = settings.home / "duckdb" / "tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    con.execute(f"SET temp_directory = {_sql_str(str(tmp))}")
-    # an S3 upload buffers one multipart part per open file, of max_filesize / 10,000 parts:
-    # ~80 MB by default, and a partitioned write keeps a file open per partition (30 days of
-    # orders: 2.3 GB). 50GB makes parts of 5 MB, S3's minimum, and still allows 50 GB objects
-    con.execute("SET s3_uploader_max_filesize = '50GB'")
-    # 2GB unless LIFECYCLE_DUCKDB_MEMORY_LIMIT says otherwise (none: DuckDB's own, 80 % of
-    # RAM): past it DuckDB spills to temp_directory, or fails
-    if settings.duckdb_memory_limit:
-        con.execute(f"SET memory_limit = {_sql_str(settings.duckdb_memory_limit)}")
-    configure_s3(con, settings)
-    return con
 
 
 class _Engine:
@@ -277,7 +196,7 @@ class JobContext:
         return name
 
     def _count(self, table: str) -> int:
-        return self._con.execute(f"SELECT count(*) FROM {_ident(table)}").fetchone()[0]
+        return self._con.execute(f"SELECT count(*) FROM {ident(table)}").fetchone()[0]
 
     def list_objects(self, bucket: str, pattern: str) -> dict[str, str]:
         """``{key: ETag}`` of the objects of ``bucket`` matching ``pattern`` (``*`` within one
@@ -333,7 +252,7 @@ class JobContext:
         # them, whatever the filter (the planner may evaluate them first)
         named = set()
         for (payload,) in self._con.execute(
-                f"SELECT payload FROM read_parquet({_sql_str(f's3://{bucket}/{key}')}) WHERE reason = ?",
+                f"SELECT payload FROM read_parquet({literal(f's3://{bucket}/{key}')}) WHERE reason = ?",
                 [reason]).fetchall():
             try:
                 value = json.loads(payload).get(field)
@@ -344,13 +263,13 @@ class JobContext:
             return
         (late,) = self._con.execute(
             f"SELECT count(*) FROM ({known.sql(dialect='duckdb', optimize=False)}) k "
-            f"WHERE k.{_ident(field)} IN ({', '.join(str(v) for v in sorted(named))})").fetchone()
+            f"WHERE k.{ident(field)} IN ({', '.join(str(v) for v in sorted(named))})").fetchone()
         if late:
             raise FullRebuild(f"{self.job_name}: {late} record(s) quarantined as {reason} now name a known {field}")
 
     @staticmethod
     def _file_list(bucket: str, keys: list[str]) -> str:
-        return "[" + ", ".join(_sql_str(f"s3://{bucket}/{k}") for k in keys) + "]"
+        return "[" + ", ".join(literal(f"s3://{bucket}/{k}") for k in keys) + "]"
 
     def get_secret(self, name: str) -> str:
         return aws(self._settings, "secretsmanager").get_secret_value(SecretId=name)["SecretString"]
@@ -375,8 +294,8 @@ class JobContext:
             keys = list(load) + keys
         table = self._table_name(f"raw_{name}")
         decl = {"Op": "string", "_commit_ts": "timestamptz", **columns}
-        ddl = ", ".join(f"{_ident(c)} {duckdb_type(t)}" for c, t in decl.items())
-        self._con.execute(f"CREATE TABLE {_ident(table)} ({ddl}, _file VARCHAR, _row BIGINT)")
+        ddl = ", ".join(f"{ident(c)} {duckdb_type(t)}" for c, t in decl.items())
+        self._con.execute(f"CREATE TABLE {ident(table)} ({ddl}, _file VARCHAR, _row BIGINT)")
         if keys:
             # filename/file_row_number give the DMS replay order, which SQLFrame's reader
             # cannot expose (on Spark: _metadata.file_name / _metadata.row_index)
@@ -389,11 +308,11 @@ class JobContext:
             extras = [(r[0], r[1]) for r in described
                       if r[0] not in decl and r[0] not in ("filename", "file_row_number")]
             for col, duck_type in extras:
-                self._con.execute(f"ALTER TABLE {_ident(table)} ADD COLUMN {_ident(col)} {duck_type}")
+                self._con.execute(f"ALTER TABLE {ident(table)} ADD COLUMN {ident(col)} {duck_type}")
             cols = [c for c in decl if c in present] + [c for c, _ in extras]
-            select = ", ".join(_ident(c) for c in cols)
+            select = ", ".join(ident(c) for c in cols)
             self._con.execute(
-                f"INSERT INTO {_ident(table)} BY NAME SELECT {select}, "
+                f"INSERT INTO {ident(table)} BY NAME SELECT {select}, "
                 f"parse_filename(filename) AS _file, file_row_number AS _row FROM {src}"
             )
         self.metrics["files_in"][name] = len(keys)
@@ -410,7 +329,7 @@ class JobContext:
         """
         keys = self._new_keys(name, self.list_objects(bucket, pattern) if pattern else {})
         table = self._table_name(f"raw_{name}")
-        self._con.execute(f"CREATE TABLE {_ident(table)} (raw_key VARCHAR, line_no BIGINT, "
+        self._con.execute(f"CREATE TABLE {ident(table)} (raw_key VARCHAR, line_no BIGINT, "
                           "payload VARCHAR, json_ok BOOLEAN)")
         # GZIP objects (Firehose CompressionFormat=GZIP) are decompressed here, in Python
         for key in [k for k in keys if k.endswith(".gz")]:
@@ -446,7 +365,7 @@ class JobContext:
         # thread per object, the second pass runs on all threads
         split = f"{table}_split"
         self._con.execute(f"""
-            CREATE OR REPLACE TABLE {_ident(split)} AS
+            CREATE OR REPLACE TABLE {ident(split)} AS
             SELECT raw_key, line_no, payload FROM (
                 SELECT substr(filename, {strip + 1}) AS raw_key,
                        rtrim(unnest(lines), chr(13)) AS payload,
@@ -457,10 +376,10 @@ class JobContext:
             WHERE trim(payload) <> ''
         """)
         try:
-            self._con.execute(f"INSERT INTO {_ident(table)} SELECT raw_key, line_no, payload, "
-                              f"{self._JSON_OK} FROM {_ident(split)}")
+            self._con.execute(f"INSERT INTO {ident(table)} SELECT raw_key, line_no, payload, "
+                              f"{self._JSON_OK} FROM {ident(split)}")
         finally:
-            self._con.execute(f"DROP TABLE IF EXISTS {_ident(split)}")
+            self._con.execute(f"DROP TABLE IF EXISTS {ident(split)}")
 
     def _insert_lines_lossy(self, table: str, bucket: str, key: str) -> None:
         import pyarrow as pa
@@ -476,7 +395,7 @@ class JobContext:
                           "payload": pa.array([r[1] for r in rows], pa.string())})
         self._con.register("_lossy_lines", batch)
         try:
-            self._con.execute(f"INSERT INTO {_ident(table)} SELECT {_sql_str(key)}, line_no, payload, "
+            self._con.execute(f"INSERT INTO {ident(table)} SELECT {literal(key)}, line_no, payload, "
                               f"{self._JSON_OK} FROM _lossy_lines")
         finally:
             self._con.unregister("_lossy_lines")
@@ -515,17 +434,17 @@ class JobContext:
             keys = list(objects)
         wanted = [(c, t) for c, t in spec.all_columns if columns is None or c in columns]
         name = self._table_name(f"clean_{table}" + ("_changed" if changed_only else ""))
-        ddl = ", ".join(f"{_ident(c)} {duckdb_type(t)}" for c, t in wanted)
-        self._con.execute(f"CREATE TABLE {_ident(name)} ({ddl})")
+        ddl = ", ".join(f"{ident(c)} {duckdb_type(t)}" for c, t in wanted)
+        self._con.execute(f"CREATE TABLE {ident(name)} ({ddl})")
         if keys:
-            cols = ", ".join(_ident(c) for c, _ in wanted)
+            cols = ", ".join(ident(c) for c, _ in wanted)
             where = ""
             if where_in is not None:
                 column, values = where_in
-                where = (f"WHERE {_ident(column)} IN (SELECT * FROM "
+                where = (f"WHERE {ident(column)} IN (SELECT * FROM "
                          f"({values.sql(dialect='duckdb', optimize=False)}))")
             self._con.execute(
-                f"INSERT INTO {_ident(name)} BY NAME SELECT {cols} FROM read_parquet("
+                f"INSERT INTO {ident(name)} BY NAME SELECT {cols} FROM read_parquet("
                 f"{self._file_list(bucket, keys)}, hive_partitioning={str(bool(spec.partition)).lower()}) {where}"
             )
         label = f"clean.{table}" + (".changed" if changed_only and self.incremental else "")
@@ -553,7 +472,7 @@ class JobContext:
     def persist(self, df, label: str):
         """Materialize ``df`` once for several consumers (on Spark: ``df.persist()``)."""
         name = self._table_name(f"persist_{label}")
-        self._con.execute(f"CREATE TABLE {_ident(name)} AS {df.sql(dialect='duckdb', optimize=False)}")
+        self._con.execute(f"CREATE TABLE {ident(name)} AS {df.sql(dialect='duckdb', optimize=False)}")
         return self.spark.table(name)
 
     # -- writes
@@ -575,8 +494,8 @@ class JobContext:
             self.metrics["columns_added"][spec.name] = [c for c, _ in extras]
         order = ([spec.partition[0]] if spec.partition else []) + list(spec.keys)
         name = self._table_name(f"out_{label}")
-        self._con.execute(f"CREATE TABLE {_ident(name)} AS SELECT * FROM ({sql}) "
-                          f"ORDER BY {', '.join(_ident(c) for c in order)}")
+        self._con.execute(f"CREATE TABLE {ident(name)} AS SELECT * FROM ({sql}) "
+                          f"ORDER BY {', '.join(ident(c) for c in order)}")
         return name
 
     def _copy(self, select_sql: str, bucket: str, path: str, options: str, replace: bool = False) -> None:
@@ -596,7 +515,7 @@ class JobContext:
         self._con.execute("SET threads = 1")
         try:
             target = f"s3://{bucket}/{staged}{path}"
-            self._con.execute(f"COPY ({select_sql}) TO {_sql_str(target)} "
+            self._con.execute(f"COPY ({select_sql}) TO {literal(target)} "
                               f"({options}{', OVERWRITE_OR_IGNORE' if partitioned else ''})")
             faults.point("lake.staged")
             done = staging.promote(s3, bucket, staged, f"{path}/" if replace else None)
@@ -613,10 +532,10 @@ class JobContext:
         spec = lake_table(table)
         name = self._materialize(df, spec, table)
         if spec.partition:
-            self._copy(f"SELECT * FROM {_ident(name)}", bucket, table,
-                       f"FORMAT parquet, PARTITION_BY ({_ident(spec.partition[0])})", replace=True)
+            self._copy(f"SELECT * FROM {ident(name)}", bucket, table,
+                       f"FORMAT parquet, PARTITION_BY ({ident(spec.partition[0])})", replace=True)
         else:
-            self._copy(f"SELECT * FROM {_ident(name)}", bucket, f"{table}/data_0.parquet", "FORMAT parquet")
+            self._copy(f"SELECT * FROM {ident(name)}", bucket, f"{table}/data_0.parquet", "FORMAT parquet")
         rows = self._count(name)
         self.metrics["rows_out"][table] = rows
         return rows
@@ -637,8 +556,8 @@ class JobContext:
         new = self._materialize(df, spec, table)
         spec = self.specs.get(table, spec)
         keys = self._table_name(f"keys_{table}")
-        key_cols = ", ".join(_ident(k) for k in spec.keys)
-        self._con.execute(f"CREATE TABLE {_ident(keys)} AS SELECT DISTINCT {key_cols} FROM "
+        key_cols = ", ".join(ident(k) for k in spec.keys)
+        self._con.execute(f"CREATE TABLE {ident(keys)} AS SELECT DISTINCT {key_cols} FROM "
                           f"({changed_keys.sql(dialect='duckdb', optimize=False)})")
         source = (f"read_parquet({self._file_list(bucket, list(objects))}, union_by_name=true, "
                   f"hive_partitioning={str(bool(spec.partition)).lower()})")
@@ -650,13 +569,13 @@ class JobContext:
             spec = with_extra_columns(spec, earlier)
             self.specs[table] = spec
             for col, logical in earlier:
-                self._con.execute(f"ALTER TABLE {_ident(new)} ADD COLUMN {_ident(col)} {duckdb_type(logical)}")
-        ddl = ", ".join(f"{_ident(c)} {duckdb_type(t)}" for c, t in spec.all_columns)
-        on = " AND ".join(f"e.{_ident(k)} IS NOT DISTINCT FROM k.{_ident(k)}" for k in spec.keys)
-        select = ", ".join(_ident(c) for c, _ in spec.all_columns)
+                self._con.execute(f"ALTER TABLE {ident(new)} ADD COLUMN {ident(col)} {duckdb_type(logical)}")
+        ddl = ", ".join(f"{ident(c)} {duckdb_type(t)}" for c, t in spec.all_columns)
+        on = " AND ".join(f"e.{ident(k)} IS NOT DISTINCT FROM k.{ident(k)}" for k in spec.keys)
+        select = ", ".join(ident(c) for c, _ in spec.all_columns)
         files, values = list(objects), []
         if spec.partition:
-            part = _ident(spec.partition[0])
+            part = ident(spec.partition[0])
             # a column added since the last write: rewrite every partition so that every
             # object of the table has the catalog's schema (readers that do not union by
             # name see one schema)
@@ -664,35 +583,35 @@ class JobContext:
                 if table in CLEAN_TABLES else [c for c, _ in spec.columns]
             every = registered != [c for c, _ in spec.columns]
             # which partitions hold a changed key now: a scan of the key columns only
-            touched = "" if every else f"WHERE EXISTS (SELECT 1 FROM {_ident(keys)} k WHERE {on})"
+            touched = "" if every else f"WHERE EXISTS (SELECT 1 FROM {ident(keys)} k WHERE {on})"
             values = sorted({str(r[0]) for r in self._con.execute(f"""
-                SELECT DISTINCT {part} FROM {_ident(new)}
+                SELECT DISTINCT {part} FROM {ident(new)}
                 UNION SELECT DISTINCT e.{part} FROM {source} e {touched}""").fetchall()})
             marker = f"{table}/{spec.partition[0]}="
             # the rows of those partitions only; the others are not read
             files = [k for k in objects if k[len(marker):].split("/", 1)[0] in set(values)]
         existing = self._table_name(f"existing_{table}")
-        self._con.execute(f"CREATE TABLE {_ident(existing)} ({ddl})")
+        self._con.execute(f"CREATE TABLE {ident(existing)} ({ddl})")
         if files:
             self._con.execute(
-                f"INSERT INTO {_ident(existing)} BY NAME SELECT * FROM read_parquet("
+                f"INSERT INTO {ident(existing)} BY NAME SELECT * FROM read_parquet("
                 f"{self._file_list(bucket, files)}, union_by_name=true, "
                 f"hive_partitioning={str(bool(spec.partition)).lower()})")
-        kept = (f"SELECT e.* FROM {_ident(existing)} e "
-                f"WHERE NOT EXISTS (SELECT 1 FROM {_ident(keys)} k WHERE {on})")
-        order = ", ".join(_ident(c) for c in ([spec.partition[0]] if spec.partition else []) + list(spec.keys))
+        kept = (f"SELECT e.* FROM {ident(existing)} e "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {ident(keys)} k WHERE {on})")
+        order = ", ".join(ident(c) for c in ([spec.partition[0]] if spec.partition else []) + list(spec.keys))
         merged = self._table_name(f"merged_{table}")
-        self._con.execute(f"""CREATE TABLE {_ident(merged)} AS SELECT {select} FROM (
-            SELECT {select} FROM ({kept}) UNION ALL SELECT {select} FROM {_ident(new)}) ORDER BY {order}""")
+        self._con.execute(f"""CREATE TABLE {ident(merged)} AS SELECT {select} FROM (
+            SELECT {select} FROM ({kept}) UNION ALL SELECT {select} FROM {ident(new)}) ORDER BY {order}""")
         if spec.partition:
-            written = {str(r[0]) for r in self._con.execute(f"SELECT DISTINCT {part} FROM {_ident(merged)}").fetchall()}
+            written = {str(r[0]) for r in self._con.execute(f"SELECT DISTINCT {part} FROM {ident(merged)}").fetchall()}
             if written:
                 # same object names as a full write (data_0.parquet per partition): replaced
-                self._copy(f"SELECT * FROM {_ident(merged)}", bucket, table,
+                self._copy(f"SELECT * FROM {ident(merged)}", bucket, table,
                            f"FORMAT parquet, PARTITION_BY ({part})")
             self._delete_prefixes(bucket, [f"{marker}{v}/" for v in values if v not in written], objects)
         else:
-            self._copy(f"SELECT * FROM {_ident(merged)}", bucket, f"{table}/data_0.parquet", "FORMAT parquet")
+            self._copy(f"SELECT * FROM {ident(merged)}", bucket, f"{table}/data_0.parquet", "FORMAT parquet")
         rows = self._count(new)
         self.metrics["rows_out"][table] = rows
         self.metrics.setdefault("partitions_rewritten", {})[table] = len(values) if spec.partition else 1
@@ -711,14 +630,14 @@ class JobContext:
         new = self._materialize(df, QUARANTINE, f"quarantine_{source}")
         rows = self._count(new)
         if rows:
-            cols = ", ".join(_ident(c) for c in QUARANTINE.column_names)
-            order = ", ".join(_ident(c) for c in QUARANTINE.keys)
+            cols = ", ".join(ident(c) for c in QUARANTINE.column_names)
+            order = ", ".join(ident(c) for c in QUARANTINE.keys)
             merged = self._table_name(f"merged_quarantine_{source}")
             self._con.execute(
-                f"CREATE TABLE {_ident(merged)} AS SELECT {cols} FROM ("
-                f"SELECT {cols} FROM read_parquet({_sql_str(f's3://{bucket}/{key}')}) "
-                f"UNION ALL SELECT {cols} FROM {_ident(new)}) ORDER BY {order}")
-            self._copy(f"SELECT * FROM {_ident(merged)}", bucket, key, "FORMAT parquet")
+                f"CREATE TABLE {ident(merged)} AS SELECT {cols} FROM ("
+                f"SELECT {cols} FROM read_parquet({literal(f's3://{bucket}/{key}')}) "
+                f"UNION ALL SELECT {cols} FROM {ident(new)}) ORDER BY {order}")
+            self._copy(f"SELECT * FROM {ident(merged)}", bucket, key, "FORMAT parquet")
         self.metrics["rejected"] += rows
         return rows
 
@@ -729,7 +648,7 @@ class JobContext:
         current state like the clean tables: clean + quarantine = every raw record, once.
         """
         name = self._materialize(df, QUARANTINE, f"quarantine_{source}")
-        self._copy(f"SELECT * FROM {_ident(name)}", bucket, f"{source}/data_0.parquet", "FORMAT parquet")
+        self._copy(f"SELECT * FROM {ident(name)}", bucket, f"{source}/data_0.parquet", "FORMAT parquet")
         rows = self._count(name)
         self.metrics["rejected"] += rows
         return rows
@@ -746,7 +665,7 @@ class JobContext:
 
     def close(self) -> None:
         for name in reversed(self._tables):
-            self._con.execute(f"DROP TABLE IF EXISTS {_ident(name)}")
+            self._con.execute(f"DROP TABLE IF EXISTS {ident(name)}")
         self._tables.clear()
 
 
