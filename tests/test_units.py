@@ -80,6 +80,7 @@ def test_duckdb_memory_is_bounded_by_default():
 def test_duckdb_connection_gets_the_memory_limit(tmp_path, value, expected):
     import duckdb
 
+    from lifecycle import clients
 
     env = {"LIFECYCLE_HOME": str(tmp_path)} | ({"LIFECYCLE_DUCKDB_MEMORY_LIMIT": value} if value else {})
     con = clients.connect_duckdb(Settings.from_env(env))
