@@ -8,14 +8,11 @@ swaps ``serving_next`` into ``serving``). Wiring only: the Cosmos configuration 
 ``lifecycle.warehouse.dbt``.
 """
 
-from datetime import UTC, datetime
-
 from airflow.sdk import dag, task
 from cosmos import DbtTaskGroup
 
-from lifecycle.dataops.callbacks import default_args, run_deadline
 from lifecycle.pipeline.assets import WAREHOUSE_LANDING, WAREHOUSE_MODELS
-from lifecycle.pipeline.tags import doc_footer, tags
+from lifecycle.pipeline.tasks import dag_args
 from lifecycle.warehouse.dbt import SERVING_MODELS, SERVING_SCHEMA, cosmos_configs
 
 DOC = """
@@ -41,13 +38,7 @@ the manifest: rebuild it with `dbt parse` after changing the dbt project.
 
 @dag(
     schedule=[WAREHOUSE_LANDING],
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(),
-    deadline=run_deadline(),
-    tags=tags("transformation", extra=("dbt",)),
-    doc_md=DOC + doc_footer("transformation"),
+    **dag_args("transformation", doc=DOC, extra_tags=("dbt",)),
 )
 def dbt_build():
     # `dbt deps` is off through ProjectConfig.install_dbt_deps (operator_args' install_deps

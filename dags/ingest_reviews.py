@@ -1,12 +1,9 @@
 """DAG ingest_reviews: DynamoDB `product_reviews` → raw zone (first-load export, then its stream)."""
 
-from datetime import UTC, datetime
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
-
-from lifecycle.dataops.callbacks import default_args, run_deadline
 from lifecycle.pipeline.assets import RAW_REVIEWS, SOURCE_REVIEWS
-from lifecycle.pipeline.tags import doc_footer, tags
+from lifecycle.pipeline.tasks import dag_args, stage_task
 
 DOC = """
 ### Ingest: DynamoDB → S3 raw (export once, then DynamoDB Streams)
@@ -23,25 +20,10 @@ Emits the `raw_product_reviews` asset. See docs/reviews.md.
 @dag(
     # hourly, and as soon as the simulator has written to the source
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=[SOURCE_REVIEWS]),
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(),
-    deadline=run_deadline(),
-    tags=tags("ingestion", extra=("source:dynamodb",)),
-    doc_md=DOC + doc_footer("ingestion"),
+    **dag_args("ingestion", doc=DOC, extra_tags=("source:dynamodb",)),
 )
 def ingest_reviews():
-    @task(outlets=[RAW_REVIEWS])
-    def capture_reviews(**context) -> dict:
-        from lifecycle.ingest import reviews
-        from lifecycle.pipeline.context import interval
-        from lifecycle.settings import Settings
-
-        _, end = interval(context)
-        return reviews.run(Settings.from_env(), point_in_time=end)
-
-    capture_reviews()
+    stage_task("ingest_reviews", task_id="capture_reviews", outlets=[RAW_REVIEWS])()
 
 
 ingest_reviews()

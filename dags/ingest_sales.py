@@ -1,12 +1,9 @@
 """DAG ingest_sales: RDS Postgres `sales` → raw zone, as AWS DMS (full load + CDC)."""
 
-from datetime import UTC, datetime
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
-
-from lifecycle.dataops.callbacks import default_args, run_deadline
 from lifecycle.pipeline.assets import RAW_SALES, SOURCE_SALES
-from lifecycle.pipeline.tags import doc_footer, tags
+from lifecycle.pipeline.tasks import dag_args, stage_task
 
 DOC = """
 ### Ingest: RDS → S3 raw (DMS layout)
@@ -21,25 +18,10 @@ Emits the `raw_sales` asset. See README › *Ingestion* and `docs/lake-layout.md
 @dag(
     # hourly, and as soon as the simulator has written to the source
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=[SOURCE_SALES]),
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(),
-    deadline=run_deadline(),
-    tags=tags("ingestion", extra=("source:rds",)),
-    doc_md=DOC + doc_footer("ingestion"),
+    **dag_args("ingestion", doc=DOC, extra_tags=("source:rds",)),
 )
 def ingest_sales():
-    @task(outlets=[RAW_SALES])
-    def replicate_sales() -> dict:
-        from lifecycle.ingest import sales_cdc
-        from lifecycle.settings import Settings
-
-        result = sales_cdc.run(Settings.from_env())
-        result.pop("files", None)  # XCom carries counts, not the object list
-        return result
-
-    replicate_sales()
+    stage_task("ingest_sales", task_id="replicate_sales", outlets=[RAW_SALES])()
 
 
 ingest_sales()

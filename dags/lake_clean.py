@@ -1,12 +1,9 @@
 """DAG lake_clean: raw zone → clean zone with Glue-style jobs, registered in the Glue Catalog."""
 
-from datetime import UTC, datetime
+from airflow.sdk import dag
 
-from airflow.sdk import dag, task
-
-from lifecycle.dataops.callbacks import default_args, run_deadline
 from lifecycle.pipeline.assets import CLEAN_LAKE, RAW_EVENTS, RAW_REVIEWS, RAW_SALES
-from lifecycle.pipeline.tags import doc_footer, tags
+from lifecycle.pipeline.tasks import dag_args, stage_task
 
 DOC = """
 ### Transform: raw → clean (Glue-style jobs)
@@ -25,32 +22,11 @@ when a new batch has more than `LIFECYCLE_QUARANTINE_ALERT_RATE` of its records 
 
 @dag(
     schedule=(RAW_SALES | RAW_EVENTS | RAW_REVIEWS),
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(),
-    deadline=run_deadline(),
-    tags=tags("transformation", "storage", extra=("glue",)),
-    doc_md=DOC + doc_footer("transformation", "storage"),
+    **dag_args("transformation", "storage", doc=DOC, extra_tags=("glue",)),
 )
 def lake_clean():
-    @task(outlets=[CLEAN_LAKE])
-    def run_clean_jobs(**context) -> dict:
-        from lifecycle.jobs.engine.dispatch import run_lake_jobs
-        from lifecycle.pipeline.context import interval
-        from lifecycle.settings import Settings
-
-        start, end = interval(context)
-        return run_lake_jobs(Settings.from_env(), start, end, context)
-
-    @task
-    def check_quarantine() -> dict:
-        from lifecycle.dataops.quarantine import check
-        from lifecycle.settings import Settings
-
-        return check(Settings.from_env())
-
-    run_clean_jobs() >> check_quarantine()
+    jobs = stage_task("lake", task_id="run_clean_jobs", outlets=[CLEAN_LAKE])
+    jobs() >> stage_task("check_quarantine")()
 
 
 lake_clean()

@@ -1,12 +1,9 @@
 """DAG observe: data-observability monitors on the lake and the warehouse, then the CloudWatch alarms."""
 
-from datetime import UTC, datetime
+from airflow.sdk import dag
 
-from airflow.sdk import dag, task
-
-from lifecycle.dataops.callbacks import default_args, run_deadline
 from lifecycle.pipeline.assets import SERVING
-from lifecycle.pipeline.tags import doc_footer, tags
+from lifecycle.pipeline.tasks import dag_args, stage_task
 
 DOC = """
 ### DataOps: observe
@@ -23,34 +20,10 @@ on AWS CloudWatch does and this step is skipped).
 
 @dag(
     schedule=[SERVING],
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(),
-    deadline=run_deadline(),
-    tags=tags("dataops", extra=("observability",)),
-    doc_md=DOC + doc_footer("dataops"),
+    **dag_args("dataops", doc=DOC, extra_tags=("observability",)),
 )
 def observe():
-    @task
-    def monitor_datasets(**context) -> dict:
-        from lifecycle.dataops.observe import run
-        from lifecycle.pipeline.context import interval
-        from lifecycle.settings import Settings
-
-        start, end = interval(context)
-        return run(Settings.from_env(), start, end)
-
-    @task
-    def evaluate_alarms() -> dict:
-        from lifecycle.dataops.alarms import evaluate
-        from lifecycle.settings import Settings
-
-        states = evaluate(Settings.from_env(), only_emulated=True)
-        return {"alarms": len(states), "in_alarm": [s["alarm"] for s in states if s["state"] == "ALARM"],
-                "alerted": sum(s["alerted"] for s in states)}
-
-    monitor_datasets() >> evaluate_alarms()
+    stage_task("observe", task_id="monitor_datasets")() >> stage_task("evaluate_alarms")()
 
 
 observe()

@@ -1,13 +1,10 @@
 """DAG serve_publish: product embeddings and recommendations into serving_next, then swap the
 serving tables in atomically and publish the dashboard."""
 
-from datetime import UTC, datetime
+from airflow.sdk import dag
 
-from airflow.sdk import dag, task
-
-from lifecycle.dataops.callbacks import default_args, run_deadline
 from lifecycle.pipeline.assets import SERVING, WAREHOUSE_MODELS
-from lifecycle.pipeline.tags import doc_footer, tags
+from lifecycle.pipeline.tasks import dag_args, stage_task
 
 DOC = """
 ### Serve: publish
@@ -21,30 +18,11 @@ and writes the static HTML dashboard with its charts (local file and the serving
 
 @dag(
     schedule=[WAREHOUSE_MODELS],
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(),
-    deadline=run_deadline(),
-    tags=tags("serving"),
-    doc_md=DOC + doc_footer("serving"),
+    **dag_args("serving", doc=DOC),
 )
 def serve_publish():
-    @task
-    def build_recommendations() -> dict:
-        from lifecycle.serve.recommend import run
-        from lifecycle.settings import Settings
-
-        return run(Settings.from_env())
-
-    @task(outlets=[SERVING])
-    def swap_and_publish() -> dict:
-        from lifecycle.serve.publish import run
-        from lifecycle.settings import Settings
-
-        return run(Settings.from_env())
-
-    build_recommendations() >> swap_and_publish()
+    recommendations = stage_task("recommend", task_id="build_recommendations")
+    recommendations() >> stage_task("publish", task_id="swap_and_publish", outlets=[SERVING])()
 
 
 serve_publish()

@@ -1,12 +1,9 @@
 """DAG simulate_sales_platform: the sales platform's day, played into the sources."""
 
-from datetime import UTC, datetime
+from airflow.sdk import Param, dag
 
-from airflow.sdk import Param, dag, task
-
-from lifecycle.dataops.callbacks import default_args, run_deadline
 from lifecycle.pipeline.assets import SOURCE_EVENTS, SOURCE_REVIEWS, SOURCE_SALES
-from lifecycle.pipeline.tags import doc_footer, tags
+from lifecycle.pipeline.tasks import dag_args, stage_task
 
 DOC = """
 ### Simulator (optional)
@@ -21,13 +18,7 @@ adds yesterday's events that only arrive today.
 
 @dag(
     schedule="@daily",
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(retries=0),
-    deadline=run_deadline(),
-    tags=tags("source", extra=("simulator",)),
-    doc_md=DOC + doc_footer("source"),
+    **dag_args("source", doc=DOC, extra_tags=("simulator",), retries=0),
     params={
         "scale": Param(200, type="integer", minimum=1, description="orders per day"),
         "seed": Param(42, type="integer"),
@@ -36,19 +27,8 @@ adds yesterday's events that only arrive today.
     },
 )
 def simulate_sales_platform():
-    @task(outlets=[SOURCE_SALES, SOURCE_EVENTS, SOURCE_REVIEWS])
-    def simulate_day(**context) -> dict:
-        from lifecycle.pipeline.context import interval
-        from lifecycle.settings import Settings
-        from lifecycle.sources.simulator import simulate_day as play
-
-        start, _ = interval(context)
-        p = context["params"]
-        summary = play(Settings.from_env(), start.date(), seed=int(p["seed"]), scale=int(p["scale"]),
-                       bad_rate=float(p["bad_rate"]), late_rate=float(p["late_rate"]))
-        return {**summary, "rows_out": summary.get("events_sent", 0)}
-
-    simulate_day()
+    # the day played is the run's interval start; the DAG's params are the simulator's options
+    stage_task("simulate", task_id="simulate_day", outlets=[SOURCE_SALES, SOURCE_EVENTS, SOURCE_REVIEWS])()
 
 
 simulate_sales_platform()

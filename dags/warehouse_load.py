@@ -1,12 +1,9 @@
 """DAG warehouse_load: clean zone → `warehouse.landing` with COPY (as Redshift COPY from S3)."""
 
-from datetime import UTC, datetime
+from airflow.sdk import dag
 
-from airflow.sdk import dag, task
-
-from lifecycle.dataops.callbacks import default_args, run_deadline
 from lifecycle.pipeline.assets import CLEAN_LAKE, WAREHOUSE_LANDING
-from lifecycle.pipeline.tags import doc_footer, tags
+from lifecycle.pipeline.tasks import dag_args, stage_task
 
 DOC = """
 ### Load: clean zone → warehouse landing
@@ -18,25 +15,10 @@ loaded in `landing.load_manifest`. A rerun replaces, never appends.
 
 @dag(
     schedule=[CLEAN_LAKE],
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(),
-    deadline=run_deadline(),
-    tags=tags("storage", extra=("warehouse", "load")),
-    doc_md=DOC + doc_footer("storage"),
+    **dag_args("storage", doc=DOC, extra_tags=("warehouse", "load")),
 )
 def warehouse_load():
-    @task(outlets=[WAREHOUSE_LANDING])
-    def copy_into_landing(**context) -> dict:
-        from lifecycle.pipeline.context import interval
-        from lifecycle.settings import Settings
-        from lifecycle.warehouse.load import run
-
-        start, end = interval(context)
-        return run(Settings.from_env(), start, end)
-
-    copy_into_landing()
+    stage_task("warehouse", task_id="copy_into_landing", outlets=[WAREHOUSE_LANDING])()
 
 
 warehouse_load()

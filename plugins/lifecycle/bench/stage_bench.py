@@ -34,6 +34,7 @@ from datetime import datetime
 from lifecycle.bench.environment import BenchEnvironment
 from lifecycle.bench.measure import NullSink, RssSampler, StageResult, percentiles, timed
 from lifecycle.clients import aws, pg
+from lifecycle.pipeline import stages
 from lifecycle.sources.sales_db import TABLES
 from lifecycle.sql import ident
 
@@ -275,17 +276,16 @@ def _bare_read(settings) -> tuple[int, int]:
 
 
 def stage_kinesis(env: BenchEnvironment, put: dict) -> StageResult:
-    from lifecycle.ingest import user_activity
 
     s = env.settings
     (base_rows, calls), base_s = timed(_bare_read, s)
     with RssSampler(s) as rss:
-        result, secs = timed(user_activity.run, s)
+        result, secs = timed(stages.ingest_events, s, *stages.default_interval())
     shards = len(result.get("per_shard") or {})
     return StageResult(
         stage="kinesis", rows=int(result["records"]), seconds=secs,
         baseline_rows=base_rows, baseline_seconds=base_s, target=TARGET,
-        what="user_activity.run: every shard from its checkpoint → Firehose-layout objects + checkpoints",
+        what="stage ingest_events (user_activity.run): every shard from its checkpoint → Firehose-layout objects + checkpoints",
         baseline="bare get_records loop over the same shards from TRIM_HORIZON (no S3, no checkpoints)",
         peak_rss_mb=rss.result(),
         details={"shards": shards, "objects": len(result.get("objects") or []),
@@ -339,17 +339,16 @@ def _raw_rows_in(result: dict) -> dict[str, int]:
 
 
 def stage_clean(env: BenchEnvironment, start: datetime, end: datetime) -> StageResult:
-    from lifecycle.jobs.engine import runner
 
     s = env.settings
     base, base_s = timed(_clean_baseline, env)
     with RssSampler(s) as rss:
-        result, secs = timed(runner.run_lake_clean, s, start, end)
+        result, secs = timed(stages.lake, s, start, end)
     rows_in = _raw_rows_in(result)
     return StageResult(
         stage="clean", rows=sum(rows_in.values()), seconds=secs,
         baseline_rows=sum(base.values()), baseline_seconds=base_s, target=TARGET,
-        what="runner.run_lake_clean: clean_sales + clean_events + clean_reviews (SQLFrame on DuckDB) + Glue",
+        what="stage lake (runner.run_lake_clean): clean_sales + clean_events + clean_reviews (SQLFrame on DuckDB) + Glue",
         baseline="DuckDB COPY (SELECT * FROM read_parquet / split read_text of the raw objects) TO S3 Parquet",
         peak_rss_mb=rss.result(),
         details={"raw_rows_in": rows_in, "baseline_rows": base, "rows_out": result.get("rows_out"),
@@ -366,8 +365,7 @@ def stage_clean_incremental(env: BenchEnvironment, start: datetime, end: datetim
     from datetime import timedelta
 
     from lifecycle.bench import workload
-    from lifecycle.ingest import sales_cdc, user_activity
-    from lifecycle.jobs.engine import runner
+    from lifecycle.ingest import sales_cdc
 
     s = env.settings
     n_orders, n_new_events = max(1, int(scale * share)), max(1, int(n_events * share))
@@ -378,9 +376,9 @@ def stage_clean_incremental(env: BenchEnvironment, start: datetime, end: datetim
     workload.put_events(s, payloads, keys)
     # the ingestion of the new data, timed for the whole lifecycle's incremental cost
     _, cdc_s = timed(sales_cdc.capture_changes, s)
-    _, events_s = timed(user_activity.run, s)
+    _, events_s = timed(stages.ingest_events, s, *stages.default_interval())
     with RssSampler(s) as rss:
-        result, secs = timed(runner.run_lake_clean, s, start, end)
+        result, secs = timed(stages.lake, s, start, end)
     rows_in = _raw_rows_in(result)
     return StageResult(
         stage="clean_incremental", rows=sum(rows_in.values()), seconds=secs,

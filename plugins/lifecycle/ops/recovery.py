@@ -24,29 +24,26 @@ from lifecycle.settings import Settings
 
 def rebuild_lake(settings: Settings) -> dict:
     from lifecycle.jobs.engine import bookmarks
-    from lifecycle.jobs.engine.runner import JOBS, run_lake_clean
-    from lifecycle.pipeline.stages import default_interval
+    from lifecycle.jobs.engine.runner import JOBS
+    from lifecycle.pipeline import stages
 
     bookmarks.reset(settings, list(JOBS))
-    start, end = default_interval()
-    result = run_lake_clean(settings, start, end)
-    return {"rows_out": result["rows_out"], "rejected": result["rejected"],
-            "modes": {j: r["mode"] for j, r in result["jobs"].items()}}
+    result = stages.run_stage(settings, "lake")  # the lake stage as its DAG task runs it
+    jobs = result.get("jobs") or {}  # per job locally; a list of Glue job runs on the glue engine
+    return {"rows_out": result.get("rows_out"), "rejected": result.get("rejected"),
+            "modes": {j: r.get("mode") for j, r in jobs.items()} if isinstance(jobs, dict) else {}}
 
 
 def rebuild_warehouse(settings: Settings, dbt: bool = True) -> dict:
-    from lifecycle.pipeline.stages import default_interval, run_dbt
+    from lifecycle.pipeline import stages
     from lifecycle.warehouse.load import load_landing
 
-    start, end = default_interval()
-    rows = load_landing(settings, start, end, mode="full")
+    start, end = stages.default_interval()
+    rows = load_landing(settings, start, end, mode="full")  # the full reload: not the DAG's task
     if dbt:
-        from lifecycle.serve import publish, recommend
-
-        run_dbt(settings, "--full-refresh")
+        stages.dbt(settings, start, end, full_refresh=True)
         # dbt builds serving_next; serve_publish's two tasks swap it in as `serving`
-        recommend.run(settings)
-        publish.run(settings)
+        stages.serve(settings, start, end)
     return {"landing_rows": rows, "dbt_full_refresh": dbt}
 
 
