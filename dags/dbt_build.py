@@ -12,8 +12,9 @@ from airflow.sdk import dag, task
 from cosmos import DbtTaskGroup
 
 from lifecycle.pipeline.assets import WAREHOUSE_LANDING, WAREHOUSE_MODELS
+from lifecycle.pipeline.cosmos import cosmos_configs
 from lifecycle.pipeline.tasks import dag_args
-from lifecycle.warehouse.dbt import SERVING_MODELS, SERVING_SCHEMA, cosmos_configs
+from lifecycle.warehouse.dbt import SERVING_MODELS, SERVING_SCHEMA
 
 DOC = """
 ### Transform: dbt models on the warehouse (Cosmos)

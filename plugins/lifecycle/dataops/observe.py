@@ -366,7 +366,7 @@ def render_page(settings: Settings) -> str:
 
 def publish_page(settings: Settings) -> dict:
     """Write the page next to the dashboard: locally and in the serving bucket."""
-    from lifecycle.serve.publish import write_page
+    from lifecycle.dataops.pages import write_page
 
     file, s3 = write_page(settings, render_page(settings), settings.observability_page, "observability.html")
     return {"file": file, "s3": s3}

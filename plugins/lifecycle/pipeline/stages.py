@@ -62,7 +62,7 @@ def ingest_reviews(settings: Settings, start: datetime, end: datetime, **_) -> d
 
 def lake(settings: Settings, start: datetime, end: datetime, *, context: dict | None = None, **_) -> dict:
     """The lake jobs, raw → clean → curated (here on DuckDB, or on AWS Glue)."""
-    from lifecycle.jobs.engine.dispatch import run_lake_jobs
+    from lifecycle.pipeline.lake_jobs import run_lake_jobs
 
     return run_lake_jobs(settings, start, end, context)
 

@@ -11,7 +11,7 @@ that trusts loopback). Output: these roles and grants, idempotently:
   CREATE on the database, so it writes ``landing`` only.
 - ``dbt``: CONNECT and CREATE on the warehouse (it creates and owns the models' schemas:
   staging, intermediate, marts, serving_next, analytics), SELECT on ``landing``.
-- ``bi_reader``: ``lifecycle.serve.publish.ensure_reader`` (reads ``serving`` only).
+- ``bi_reader``: ``ensure_reader`` below (reads ``serving`` only; ``serve.publish`` grants it the swapped-in schema).
 
 CONNECT is revoked from PUBLIC on ``sales``, the warehouse and Airflow's database, so a role
 reaches only the databases granted here. Objects found owned by someone else in ``landing``
@@ -81,8 +81,6 @@ def apply_sales(settings: Settings) -> None:
 
 
 def apply_warehouse(settings: Settings) -> None:
-    from lifecycle.serve.publish import ensure_reader
-
     loader, dbt = ident(settings.loader_user), ident(settings.dbt_user)
     db = ident(settings.warehouse_db)
     with pg(settings, settings.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
@@ -112,3 +110,21 @@ def apply(settings: Settings) -> list[str]:
         apply_warehouse(settings)
         return [settings.cdc_user, settings.loader_user, settings.dbt_user, settings.bi_reader_user]
     return [settings.cdc_user]
+
+
+def ensure_reader(settings: Settings, cur) -> None:
+    """The read-only BI role: LOGIN (with ``settings.bi_reader_password`` when set; the
+    embedded Postgres trusts loopback), CONNECT on the warehouse, nothing else. Its only
+    grants are on ``serving`` (given by ``swap`` after each rename), so it is refused
+    everywhere else (landing, staging, marts, serving_next) and cannot write anywhere."""
+    reader = ident(settings.bi_reader_user)
+    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (settings.bi_reader_user,))
+    if not cur.fetchone():
+        cur.execute(f"CREATE ROLE {reader} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT")
+    if settings.bi_reader_password:
+        cur.execute(f"ALTER ROLE {reader} LOGIN PASSWORD %s", (settings.bi_reader_password,))
+    else:
+        cur.execute(f"ALTER ROLE {reader} LOGIN")
+    cur.execute(f"GRANT CONNECT ON DATABASE {ident(settings.warehouse_db)} TO {reader}")
+    # read-only by default in every session of this role (defence in depth)
+    cur.execute(f"ALTER ROLE {reader} SET default_transaction_read_only = on")

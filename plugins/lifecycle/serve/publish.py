@@ -13,7 +13,9 @@ Rerunning after a publish finds no ``serving_next`` and changes nothing.
 from __future__ import annotations
 
 from lifecycle import faults
-from lifecycle.clients import aws, pg
+from lifecycle.clients import pg
+from lifecycle.dataops.pages import write_page
+from lifecycle.security.pg_roles import ensure_reader
 from lifecycle.settings import Settings
 from lifecycle.sql import ident
 
@@ -25,24 +27,6 @@ def _schema_exists(cur, name: str) -> bool:
     cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (name,))
     return cur.fetchone() is not None
 
-
-
-def ensure_reader(settings: Settings, cur) -> None:
-    """The read-only BI role: LOGIN (with ``settings.bi_reader_password`` when set; the
-    embedded Postgres trusts loopback), CONNECT on the warehouse, nothing else. Its only
-    grants are on ``serving`` (given by ``swap`` after each rename), so it is refused
-    everywhere else (landing, staging, marts, serving_next) and cannot write anywhere."""
-    reader = ident(settings.bi_reader_user)
-    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (settings.bi_reader_user,))
-    if not cur.fetchone():
-        cur.execute(f"CREATE ROLE {reader} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT")
-    if settings.bi_reader_password:
-        cur.execute(f"ALTER ROLE {reader} LOGIN PASSWORD %s", (settings.bi_reader_password,))
-    else:
-        cur.execute(f"ALTER ROLE {reader} LOGIN")
-    cur.execute(f"GRANT CONNECT ON DATABASE {ident(settings.warehouse_db)} TO {reader}")
-    # read-only by default in every session of this role (defence in depth)
-    cur.execute(f"ALTER ROLE {reader} SET default_transaction_read_only = on")
 
 
 def swap(settings: Settings) -> bool:
@@ -81,16 +65,6 @@ def render_dashboard(settings: Settings) -> str:
     from lifecycle.serve.dashboard import render
 
     return render(settings)
-
-
-def write_page(settings: Settings, page: str, path, name: str) -> tuple[str, str]:
-    """Write an HTML page to ``path`` and to ``s3://<serving>/dashboard/<name>``; returns both."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page)
-    key = f"dashboard/{name}"
-    aws(settings, "s3").put_object(Bucket=settings.bucket("serving"), Key=key, Body=page.encode(),
-                                   ContentType="text/html")
-    return str(path), f"s3://{settings.bucket('serving')}/{key}"
 
 
 def publish_dashboard(settings: Settings) -> dict:
