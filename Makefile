@@ -66,8 +66,9 @@ bench: install dbt-manifest ## stage throughput vs raw baselines (SCALE, EVENTS)
 bench-latency: install dbt-manifest ## event produced -> visible in serving, under the real scheduler (LATENCY_EVENTS)
 	$(BIN)/python -m lifecycle.bench.latency --events $(LATENCY_EVENTS)
 
-lint: install ## ruff (with Airflow's AIR rules)
+lint: install ## ruff (with Airflow's AIR rules) and the import contracts (lint-imports, pyproject.toml)
 	$(BIN)/ruff check dags plugins tests
+	$(BIN)/lint-imports
 
 # .pre-commit-config.yaml (local hooks with the venv's tools)
 pre-commit: install ## every pre-commit hook on all files: ruff, sqlfluff, yamllint, detect-secrets

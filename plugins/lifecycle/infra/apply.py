@@ -14,33 +14,12 @@ from __future__ import annotations
 import json
 import secrets as pysecrets
 import time
-from string import Template
-
-import yaml
 
 from lifecycle.clients import aws
 from lifecycle.infra import lakeformation
+from lifecycle.infra.spec import INFRA_DIR, account_id, load_spec, policy_document, substitute
 from lifecycle.security import pg_roles
-from lifecycle.settings import REPO_ROOT, Settings
-
-INFRA_DIR = REPO_ROOT / "infra"
-
-
-def _subst(text: str, settings: Settings, account: str) -> str:
-    return Template(text).safe_substitute(prefix=settings.name_prefix, region=settings.region,
-                                          account=account, target=settings.target)
-
-
-def load_spec(settings: Settings, account: str = "123456789012") -> dict:
-    return yaml.safe_load(_subst((INFRA_DIR / "resources.yaml").read_text(), settings, account))
-
-
-def policy_document(settings: Settings, stage: str, account: str) -> dict:
-    return json.loads(_subst((INFRA_DIR / "iam" / f"{stage}.json").read_text(), settings, account))
-
-
-def account_id(settings: Settings) -> str:
-    return aws(settings, "sts").get_caller_identity()["Account"]
+from lifecycle.settings import Settings
 
 
 def _err_code(exc: Exception) -> str:
@@ -211,7 +190,7 @@ def apply_secrets(settings: Settings, spec: dict) -> list[str]:
 
 def apply_iam(settings: Settings, spec: dict, account: str) -> list[str]:
     iam = aws(settings, "iam")
-    trust = _subst((INFRA_DIR / "iam" / "trust-policy.json").read_text(), settings, account)
+    trust = substitute((INFRA_DIR / "iam" / "trust-policy.json").read_text(), settings, account)
     names = []
     for stage in spec.get("iam_roles", []):
         role = f"{settings.name_prefix}-{stage}"

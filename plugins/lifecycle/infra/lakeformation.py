@@ -122,7 +122,7 @@ def desired_grants(settings: Settings, account: str, spec: dict | None = None,
 
 
 def _managed_principals(settings: Settings, account: str) -> set[str]:
-    from lifecycle.infra.apply import load_spec as load_resources
+    from lifecycle.infra.spec import load_spec as load_resources
 
     roles = load_resources(settings, account).get("iam_roles", [])
     return {role_arn(settings, account, r) for r in roles}

@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from urllib.parse import unquote
 
 from lifecycle.clients import aws
-from lifecycle.infra import apply as infra
 from lifecycle.infra import lakeformation
+from lifecycle.infra.spec import INFRA_DIR, account_id, load_spec, policy_document, substitute
 from lifecycle.settings import Settings
 
 
@@ -204,7 +204,7 @@ def plan_secrets(settings: Settings, spec: dict) -> list[Change]:
 
 def plan_iam(settings: Settings, spec: dict, account: str) -> list[Change]:
     iam = aws(settings, "iam")
-    trust = json.loads(infra._subst((infra.INFRA_DIR / "iam" / "trust-policy.json").read_text(), settings, account))
+    trust = json.loads(substitute((INFRA_DIR / "iam" / "trust-policy.json").read_text(), settings, account))
     out = []
     for stage in spec.get("iam_roles", []):
         role = f"{settings.name_prefix}-{stage}"
@@ -219,7 +219,7 @@ def plan_iam(settings: Settings, spec: dict, account: str) -> list[Change]:
             doc = _json(iam.get_role_policy(RoleName=role, PolicyName=f"{stage}-least-privilege")["PolicyDocument"])
         except iam.exceptions.NoSuchEntityException:
             doc = None
-        if doc != infra.policy_document(settings, stage, account):
+        if doc != policy_document(settings, stage, account):
             out.append(Change("iam_role", role, "update", f"inline policy {stage}-least-privilege"))
     return out
 
@@ -255,8 +255,8 @@ def plan_lake_formation(settings: Settings, account: str) -> list[Change]:
 
 
 def plan(settings: Settings) -> list[Change]:
-    account = infra.account_id(settings)
-    spec = infra.load_spec(settings, account)
+    account = account_id(settings)
+    spec = load_spec(settings, account)
     return [
         *plan_buckets(settings, spec),
         *plan_streams(settings, spec),

@@ -183,7 +183,7 @@ def _missing(declared: list[dict], deployed, code: str, why: str) -> list[Findin
 
 
 def check_operations(settings: Settings) -> list[Finding]:
-    from lifecycle.infra.apply import load_spec
+    from lifecycle.infra.spec import load_spec
 
     spec = load_spec(settings, settings.aws_account_id)
     out = []
