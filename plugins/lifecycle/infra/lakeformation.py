@@ -121,7 +121,7 @@ def desired_grants(settings: Settings, account: str, spec: dict | None = None,
     return out
 
 
-def _managed_principals(settings: Settings, account: str) -> set[str]:
+def managed_principals(settings: Settings, account: str) -> set[str]:
     from lifecycle.infra.spec import load_spec as load_resources
 
     roles = load_resources(settings, account).get("iam_roles", [])
@@ -163,7 +163,7 @@ def apply(settings: Settings, account: str, spec: dict | None = None) -> dict:
     lf = aws(settings, "lakeformation")
     locations = _register_locations(settings, spec)
     desired = desired_grants(settings, account, spec)
-    managed = _managed_principals(settings, account)
+    managed = managed_principals(settings, account)
     have: dict[tuple[str, str], dict] = {}
     for g in current_grants(settings):
         principal = g["Principal"]["DataLakePrincipalIdentifier"]

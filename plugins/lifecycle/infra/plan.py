@@ -232,12 +232,12 @@ def plan_lake_formation(settings: Settings, account: str) -> list[Change]:
     wanted = {lakeformation.location_arn(settings, z) for z in spec.get("locations", [])}
     registered = {r["ResourceArn"] for r in lf.list_resources().get("ResourceInfoList", [])}
     out += [Change("lf_location", arn, "create", "register") for arn in sorted(wanted - registered)]
-    managed = lakeformation._managed_principals(settings, account)
+    managed = lakeformation.managed_principals(settings, account)
     have: dict = {}
     for g in lakeformation.current_grants(settings):
         principal = g["Principal"]["DataLakePrincipalIdentifier"]
         if principal in managed:
-            have.setdefault(lakeformation._key(principal, g["Resource"]), set()).update(g.get("Permissions", []))
+            have.setdefault(lakeformation.grant_key(principal, g["Resource"]), set()).update(g.get("Permissions", []))
     desired = lakeformation.desired_grants(settings, account, spec)
     for key, want in sorted(desired.items()):
         missing = want["permissions"] - have.get(key, set())

@@ -1,8 +1,8 @@
 """``infra/`` read: the resources and IAM policies as data, with the target's names filled in.
 
 Input: ``Settings`` (name prefix, region, target) and an account id; the files
-``infra/resources.yaml`` and ``infra/iam/*.json``, whose ``${prefix}``, ``${region}``,
-``${account}`` and ``${target}`` placeholders ``substitute`` fills. Output: the spec dict,
+``infra/resources.yaml`` and ``infra/iam/*.json``, whose ``${...}`` placeholders (the
+prefix, region, account, target and every resource name, ``placeholders``) ``substitute`` fills. Output: the spec dict,
 one stage's policy document, the caller's account id. Read-only: ``apply`` and ``plan``
 both start from here.
 """
@@ -20,9 +20,23 @@ from lifecycle.settings import REPO_ROOT, Settings
 INFRA_DIR = REPO_ROOT / "infra"
 
 
+def placeholders(settings: Settings, account: str) -> dict[str, str]:
+    """What ``${name}`` stands for in ``infra/``: every resource name comes from ``Settings``,
+    so a name is written once (tests/test_settings.py checks that infra/ and the settings agree)."""
+    return {
+        "prefix": settings.name_prefix, "region": settings.region, "account": account,
+        "target": settings.target,
+        "stream": settings.stream_name, "reviews_table": settings.reviews_table,
+        "checkpoint_table": settings.checkpoint_table, "alert_dedupe_table": settings.alert_dedupe_table,
+        "alert_topic": settings.alert_topic, "alert_queue": settings.alert_queue,
+        "log_group": settings.log_group, "metrics_namespace": settings.metrics_namespace,
+        "clean_database": settings.glue_database, "curated_database": settings.curated_glue_database,
+        "pii_salt_secret": settings.pii_salt_secret,
+    }
+
+
 def substitute(text: str, settings: Settings, account: str) -> str:
-    return Template(text).safe_substitute(prefix=settings.name_prefix, region=settings.region,
-                                          account=account, target=settings.target)
+    return Template(text).safe_substitute(placeholders(settings, account))
 
 
 def load_spec(settings: Settings, account: str = "123456789012") -> dict:

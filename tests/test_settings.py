@@ -1,0 +1,78 @@
+"""infra/ and the one Settings object agree: every resource name is defined once, in Settings.
+
+No services: reads infra/ and builds Settings from a dict environment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import yaml
+
+from lifecycle.infra.spec import INFRA_DIR, load_spec, placeholders, policy_document, substitute
+from lifecycle.settings import REPO_ROOT, Settings
+
+ACCOUNT = "210987654321"
+
+
+def settings(prefix: str = "acme-dev") -> Settings:
+    return Settings.from_env({"LIFECYCLE_NAME_PREFIX": prefix, "LIFECYCLE_HOME": "/tmp/lifecycle-settings-test"})
+
+
+def infra_texts() -> dict[str, str]:
+    files = [INFRA_DIR / "resources.yaml", INFRA_DIR / "firehose-delivery-stream.json",
+             *sorted((INFRA_DIR / "iam").glob("*.json"))]
+    return {str(p.relative_to(REPO_ROOT)): p.read_text() for p in files}
+
+
+def test_every_placeholder_in_infra_is_filled_from_the_settings():
+    s = settings()
+    for name, text in infra_texts().items():
+        filled = substitute(text, s, ACCOUNT)
+        assert not re.findall(r"\$\{\w+\}", filled), f"{name}: a placeholder the settings do not fill"
+
+
+def test_the_names_infra_creates_are_the_names_the_code_uses():
+    s = settings()
+    spec = load_spec(s, ACCOUNT)
+    assert [x["name"] for x in spec["kinesis_streams"]] == [s.stream_name]
+    assert {t["name"] for t in spec["dynamodb_tables"]} == {s.reviews_table, s.checkpoint_table,
+                                                            s.alert_dedupe_table}
+    assert [t["name"] for t in spec["sns_topics"]] == [s.alert_topic]
+    assert spec["sns_topics"][0]["sqs_subscriptions"] == [s.alert_queue]
+    assert [g["name"] for g in spec["log_groups"]] == [s.log_group]
+    assert {d["name"] for d in spec["glue_databases"]} >= {s.glue_database, s.curated_glue_database}
+    assert [x["name"] for x in spec["secrets"]] == [s.pii_salt_secret]
+    assert {b["zone"] for b in spec["buckets"]} >= {"raw", "clean", "curated", "quarantine", "serving"}
+
+
+def test_policies_name_the_resources_of_the_settings():
+    s = settings()
+    ingest = json.dumps(policy_document(s, "ingest-activity", ACCOUNT))
+    assert f"stream/{s.stream_name}" in ingest and f"table/{s.reviews_table}" in ingest
+    assert f"table/{s.checkpoint_table}" in ingest
+    transform = json.dumps(policy_document(s, "transform", ACCOUNT))
+    assert f"database/{s.glue_database}" in transform and f"secret:{s.pii_salt_secret}-" in transform
+    assert s.metrics_namespace in transform
+
+
+def test_no_name_of_the_settings_is_written_as_a_literal_in_infra():
+    s = settings("lifecycle")  # the default prefix: a literal name would match it
+    names = {v for k, v in placeholders(s, ACCOUNT).items() if k not in ("prefix", "region", "account", "target")}
+    for file, text in infra_texts().items():
+        for name in names:
+            # a name inside a longer word, or in backquotes (the DAG `lake_clean` in a runbook),
+            # is prose, not a resource name
+            literal = re.search(rf"(?<![\w/`-]){re.escape(name)}(?![\w`-])", text)
+            assert not literal, f"{file} writes {name!r}: use its ${{...}} placeholder"
+
+
+def test_lake_formation_grants_name_the_glue_databases_of_the_settings():
+    s = settings()
+    spec = yaml.safe_load((INFRA_DIR / "lakeformation.yaml").read_text())
+    named = set()
+    for grant in spec["grants"]:
+        for kind in ("databases", "tables"):
+            named |= set((grant.get(kind) or {}).keys())
+    assert named and named <= {s.glue_database, s.curated_glue_database}
