@@ -12,7 +12,7 @@ SCALE ?= 1000000
 EVENTS ?= 200000
 LATENCY_EVENTS ?= 5
 
-.PHONY: help install browser demo test lint airflow up down status dbt-manifest dbt-docs lock clean reset bench bench-latency deploy pre-commit secrets chaos
+.PHONY: help install browser demo test test-unit lint airflow up down status dbt-manifest dbt-docs lock clean reset bench bench-latency deploy pre-commit secrets chaos
 
 # `make help` lists every target with a `## ` description on its line (tests/test_make.py
 # checks that each .PHONY target has one), so the list cannot go stale.
@@ -55,6 +55,10 @@ demo: install dbt-manifest ## install, start the embedded services, run the whol
 
 test: install dbt-manifest ## the whole test suite (starts and stops its own services)
 	$(BIN)/python -m pytest
+
+# the tests that need no Postgres, moto or Airflow (marker `services`, tests/conftest.py)
+test-unit: install dbt-manifest ## the tests that need no services (under a minute)
+	$(BIN)/python -m pytest -m "not services and not chaos_slow" -p no:cacheprovider
 
 # every chaos case, the slow ones too (the quick ones also run in `make test`); docs/chaos.md
 chaos: install dbt-manifest ## the fault-injection suite (tests/chaos, quick and slow cases); table in .lifecycle/chaos-report.md

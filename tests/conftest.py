@@ -10,6 +10,23 @@ import os
 
 import pytest
 
+# fixtures that start services (Postgres, moto, Airflow): a test that uses one, directly or
+# through another fixture, gets the `services` marker; `make test-unit` runs the others
+SERVICE_FIXTURES = {
+    "settings",  # the session's embedded Postgres + moto
+    "parsed",  # tests/test_dags.py: Airflow parses the DAG folder in a subprocess
+    "report", "scaling",  # tests/test_bench.py: a benchmark environment of its own
+    "stack", "lifecycle_ran",  # tests/test_compose_target.py: the compose target's services
+    "airflow",  # tests/chaos/test_airflow_scheduler.py: a real scheduler
+    "pg_env",  # tests/chaos/test_postgres_restart.py: a Postgres it restarts
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
+
 
 @pytest.fixture(scope="session")
 def settings():

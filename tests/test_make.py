@@ -60,6 +60,7 @@ def test_make_clean_removes_every_state_the_project_created(tmp_path):
     assert all((repo / rel).exists() for rel in kept), "make clean removed a file it did not create"
 
 
+@pytest.mark.services  # starts the embedded services itself (`lifecycle services up`)
 def test_nothing_is_written_outside_the_project(tmp_path):
     """Services, infra, a simulated day, a full load into the lake, the lake jobs, a lake query: with
     HOME an empty folder, it stays empty (state goes to LIFECYCLE_HOME). Airflow's four components
