@@ -604,6 +604,7 @@ print("RESULT" + json.dumps({{"state": str(dr.state),
     assert all(a["runbook"] and a["log_url"] for a in by_task.values())
 
 
+@pytest.mark.services  # Airflow renders the Cosmos DAG in a subprocess
 def test_parse_writes_manifest_and_cosmos_dag_renders(tmp_path):
     """`dbt parse` (no database) → manifest → the Cosmos DAG in a real DagBag, in a fresh process."""
     env = dict(os.environ)

@@ -259,7 +259,7 @@ def test_review_passes_on_our_deployment(settings, applied):
     from typer.testing import CliRunner
 
     from lifecycle.cli import app
-    from lifecycle.security.review import review
+    from lifecycle.infra.review import review
 
     findings = review(settings)
     assert [f for f in findings if f.severity == "high"] == []
@@ -274,7 +274,7 @@ def test_review_catches_a_public_bucket_and_a_wildcard_policy(settings, applied)
     from typer.testing import CliRunner
 
     from lifecycle.cli import app
-    from lifecycle.security.review import review
+    from lifecycle.infra.review import review
 
     s3, iam = aws(settings, "s3"), aws(settings, "iam")
     leaky, rogue = settings.bucket("leaky"), settings.role_name("rogue")

@@ -39,8 +39,19 @@ from typing import Annotated
 
 import typer
 
-from lifecycle.cli.support import FAILED, OK, USAGE, progress, services_down_message, unknown_name_message
-from lifecycle.settings import Settings, SettingsError
+from lifecycle.cli import operations
+from lifecycle.cli.support import (
+    FAILED,
+    OK,
+    USAGE,
+    echo_json,
+    fail,
+    load_settings,
+    progress,
+    services_down_message,
+    unknown_name_message,
+)
+from lifecycle.settings import Settings
 
 EXIT_CODES = ("Exit codes: 0 success; 1 something failed or a check did not pass; 2 usage, settings or a "
               "missing prerequisite (the message says what to do).")
@@ -73,25 +84,6 @@ def _options(ctx: typer.Context) -> None:
         ctx.color = False
 
 
-def _fail(message: str, code: int = FAILED):
-    """Print an error (red on a terminal) and exit with ``code``."""
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-def _settings(services: bool = False) -> Settings:
-    """The settings; with ``services``, also check that the embedded services answer."""
-    try:
-        s = Settings.from_env()
-    except SettingsError as exc:
-        _fail(f"settings: {exc}", USAGE)
-    if services:
-        down = services_down_message(s)
-        if down:
-            _fail(down, USAGE)
-    return s
-
-
 def _default_date() -> date:
     return (datetime.now(UTC) - timedelta(days=1)).date()
 
@@ -100,11 +92,7 @@ def _parse_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        _fail(f"--date {text!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-25", USAGE)
-
-
-def _echo_json(data) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
+        fail(f"--date {text!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-25", USAGE)
 
 
 @services_app.command("up")
@@ -118,14 +106,14 @@ def services_up():
     """
     from lifecycle.ops import services
 
-    s = _settings()
+    s = load_settings()
     try:
         with progress("starting Postgres and moto"):
             result = services.up(s)
     except services.PortInUseError as exc:
-        _fail(str(exc), USAGE)
+        fail(str(exc), USAGE)
     except services.ServiceError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     st = services.status(s)
     typer.echo(f"postgres  127.0.0.1:{s.pg_port}  pid {st.pg_pid}  (databases sales, warehouse, airflow)")
     typer.echo(f"moto      {s.aws_endpoint}  pid {st.moto_pid}")
@@ -144,7 +132,7 @@ def services_down():
     """
     from lifecycle.ops import services
 
-    services.down(_settings())
+    services.down(load_settings())
     typer.echo("stopped")
 
 
@@ -158,7 +146,7 @@ def services_status():
     """
     from lifecycle.ops import services
 
-    s = _settings()
+    s = load_settings()
     st = services.status(s)
     typer.echo(f"postgres: {'up' if st.postgres else 'down'} (port {s.pg_port})")
     typer.echo(f"moto:     {'up' if st.moto else 'down'} ({s.aws_endpoint})")
@@ -179,7 +167,7 @@ def infra_apply(plan: bool = typer.Option(False, "--plan", help="dry run: print 
     """
     from lifecycle.infra import apply as infra
 
-    s = _settings(services=True)
+    s = load_settings(services=True)
     if plan:
         from lifecycle.infra.plan import plan as make_plan
         from lifecycle.infra.plan import print_plan
@@ -188,7 +176,7 @@ def infra_apply(plan: bool = typer.Option(False, "--plan", help="dry run: print 
         return
     with progress(f"applying infra/ to {s.target}"):
         result = infra.apply(s)
-    _echo_json(result)
+    echo_json(result)
 
 
 @lake_app.command("grants")
@@ -202,7 +190,7 @@ def lake_grants():
     from lifecycle.infra import lakeformation
     from lifecycle.lake import query as lake_sql
 
-    rows = lakeformation.effective_grants(_settings(services=True))
+    rows = lakeformation.effective_grants(load_settings(services=True))
     if not rows:
         typer.echo("no Lake Formation grants (run `lifecycle infra apply`)")
         raise typer.Exit(FAILED)
@@ -229,17 +217,17 @@ def lake_spark_run(
     from lifecycle.cli.support import java_missing_message, pyspark_missing_message
 
     if shutil.which("java") is None:
-        _fail(java_missing_message(), USAGE)
+        fail(java_missing_message(), USAGE)
     if importlib.util.find_spec("pyspark") is None:
-        _fail(pyspark_missing_message(), USAGE)
+        fail(pyspark_missing_message(), USAGE)
     from lifecycle.jobs.engine.runner import CLEAN_JOBS, job_arguments
     from lifecycle.jobs.engine.spark_context import SparkJobError, mirror_lake, run_job_spark
 
-    s = _settings(services=True)
+    s = load_settings(services=True)
     target = root or str(s.home / "spark-lake")
     names = list(CLEAN_JOBS) if jobs == "all" else jobs.split(",")
     if bad := unknown_name_message("job(s)", names, list(CLEAN_JOBS)):
-        _fail(bad, USAGE)
+        fail(bad, USAGE)
     # a fresh copy each time: the scratch lake's own zones only (never the folder itself)
     for zone in ("raw", "clean", "quarantine", "curated"):
         shutil.rmtree(f"{target}/{s.bucket(zone)}", ignore_errors=True)
@@ -249,8 +237,8 @@ def lake_spark_run(
         with progress(f"running {len(names)} job(s) on Spark"):
             result = run_job_spark(names, target, job_arguments(s, "spark", end - timedelta(days=1), end))
     except SparkJobError as exc:
-        _fail(str(exc))
-    _echo_json({"lake_root": target, "mirrored": copied, **result})
+        fail(str(exc))
+    echo_json({"lake_root": target, "mirrored": copied, **result})
 
 
 @lake_app.command("glue-deploy")
@@ -266,7 +254,7 @@ def lake_glue_deploy():
     """
     from lifecycle.jobs.glue.deploy import deploy
 
-    _echo_json(deploy(_settings()))
+    echo_json(deploy(load_settings()))
 
 
 @cdc_app.command("status")
@@ -280,7 +268,7 @@ def cdc_status():
     from lifecycle.clients import aws, pg
     from lifecycle.ingest import sales_cdc
 
-    s = _settings(services=True)
+    s = load_settings(services=True)
     lag = sales_cdc.slot_lag(s)
     if not lag["exists"]:
         typer.echo(f"slot {sales_cdc.SLOT}: missing (the next ingest_sales run re-snapshots)")
@@ -314,13 +302,13 @@ def cdc_resnapshot(yes: bool = typer.Option(False, "--yes", help="do not ask")):
     """
     from lifecycle.ingest import sales_cdc
 
-    s = _settings(services=True)
+    s = load_settings(services=True)
     if not yes:
         typer.confirm("This replaces the raw sales files with a new full load (CDC history is dropped). Go on?",
                       abort=True)
     with progress("full load of the sales database"):
         result = sales_cdc.full_load(s)
-    _echo_json(result)
+    echo_json(result)
 
 
 @jobs_app.command("run")
@@ -341,10 +329,10 @@ def jobs_run(
     from lifecycle.jobs.engine import bookmarks, runner
 
     if job != "all" and (bad := unknown_name_message("job", [job], ["all", *runner.JOBS])):
-        _fail(bad, USAGE)
+        fail(bad, USAGE)
     if bookmark and (bad := unknown_name_message("--job-bookmark-option", [bookmark], list(bookmarks.OPTIONS))):
-        _fail(bad, USAGE)
-    s = _settings(services=True)
+        fail(bad, USAGE)
+    s = load_settings(services=True)
     if bookmark:
         s = replace(s, job_bookmark_option=bookmark)
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -353,9 +341,9 @@ def jobs_run(
             result = (runner.run_lake_clean(s, end - timedelta(hours=1), end) if job == "all"
                       else runner.run_job(s, job, end - timedelta(hours=1), end))
     except runner.JobError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     result.pop("specs", None)
-    _echo_json(result)
+    echo_json(result)
 
 
 @jobs_app.command("list")
@@ -369,12 +357,12 @@ def jobs_list():
     from lifecycle.clients import aws
     from lifecycle.jobs.engine import bookmarks, runner
 
-    s = _settings(services=True)
+    s = load_settings(services=True)
     s3 = aws(s, "s3")
     try:
         s3.head_bucket(Bucket=s.bucket("clean"))
     except s3.exceptions.ClientError as exc:
-        _fail(f"the clean bucket {s.bucket('clean')} is not there ({exc.response['Error']['Code']}): "
+        fail(f"the clean bucket {s.bucket('clean')} is not there ({exc.response['Error']['Code']}): "
               "run `lifecycle infra apply` (or `make demo`)", USAGE)
     for row in bookmarks.describe(s, list(runner.JOBS)):
         state = (f"bookmark of {row['updated_at']}" + (" (in flight: next run is full)" if row["in_flight"] else "")
@@ -396,8 +384,8 @@ def jobs_reset_bookmark(jobs: Annotated[list[str] | None, typer.Argument(help="j
 
     names = jobs or list(runner.JOBS)
     if bad := unknown_name_message("job(s)", names, list(runner.JOBS)):
-        _fail(bad, USAGE)
-    had = bookmarks.reset(_settings(services=True), names)
+        fail(bad, USAGE)
+    had = bookmarks.reset(load_settings(services=True), names)
     typer.echo(f"reset: {', '.join(had) or 'none had a bookmark'}")
 
 
@@ -418,10 +406,10 @@ def simulate(
     from lifecycle.sources.simulator import simulate_day
 
     d = _parse_date(day) if day else _default_date()
-    s = _settings(services=True)
+    s = load_settings(services=True)
     with progress(f"simulating {d} ({scale} orders)"):
         result = simulate_day(s, d, seed=seed, scale=scale, bad_rate=bad_rate, late_rate=late_rate)
-    _echo_json(result)
+    echo_json(result)
 
 
 @app.command()
@@ -445,20 +433,20 @@ def run(
     valid = sorted(p.stem for p in (orchestrate.REPO_ROOT / "dags").glob("*.py"))
     ids = tuple(dags.split(",")) if dags else orchestrate.LIFECYCLE_DAGS
     if bad := unknown_name_message("DAG(s)", list(ids), valid):
-        _fail(bad, USAGE)
-    s = _settings()
+        fail(bad, USAGE)
+    s = load_settings()
     try:  # a wrong endpoint, credential or database: named now, not deep in a task
         check(s)
     except PreflightError as exc:  # the setting at fault; and when it is only that they are down, how to start them
         down = services_down_message(s)
-        _fail(f"preflight: {exc}" + (f"\n{down}" if down else ""), USAGE)
+        fail(f"preflight: {exc}" + (f"\n{down}" if down else ""), USAGE)
     # on a terminal the progress bar stands for the task logs (-v brings them back)
     orchestrate.configure_airflow(s, quiet=sys.stderr.isatty() and not verbose)
     orchestrate.migrate_metadata(s)
     orchestrate.build_dbt_manifest()
     with progress("running the lifecycle's DAGs", total=len(ids)) as advance:
         results = orchestrate.run_dags(ids, on_done=lambda dag_id, _: advance(f"{dag_id} done"))
-    _echo_json({d: r["state"] for d, r in results.items()})
+    echo_json({d: r["state"] for d, r in results.items()})
     ok = len(results) == len(ids) and all(r["state"].endswith("success") for r in results.values())
     raise typer.Exit(OK if ok else FAILED)
 
@@ -474,7 +462,7 @@ def reconcile():
     from lifecycle.dataops.reconcile import print_report
     from lifecycle.dataops.reconcile import reconcile as check
 
-    report = check(_settings(services=True))
+    report = check(load_settings(services=True))
     print_report(report)
     raise typer.Exit(OK if report["ok"] else FAILED)
 
@@ -497,7 +485,7 @@ def demo(
     from lifecycle.ops.demo import run_demo
 
     d = _parse_date(day) if day else _default_date()
-    raise typer.Exit(run_demo(_settings(), d, scale=scale, bad_rate=bad_rate, late_rate=late_rate,
+    raise typer.Exit(run_demo(load_settings(), d, scale=scale, bad_rate=bad_rate, late_rate=late_rate,
                                 verbose=verbose))
 
 
@@ -523,8 +511,8 @@ def query(
     from lifecycle.lake import query as lake_sql
 
     if lake and warehouse:
-        _fail("use --lake or --warehouse, not both", USAGE)
-    s = _settings(services=True)
+        fail("use --lake or --warehouse, not both", USAGE)
+    s = load_settings(services=True)
     try:
         engine = "lake" if lake else "warehouse" if warehouse else lake_sql.route(s, sql)
         if engine == "lake":
@@ -533,7 +521,7 @@ def query(
         else:
             cols, rows = _warehouse_query(s, sql, output)
     except lake_sql.LakeSqlError as exc:
-        _fail(str(exc), USAGE)
+        fail(str(exc), USAGE)
     if cols:
         typer.echo(lake_sql.format_table(cols, rows))
 
@@ -587,13 +575,13 @@ def recommend(
     from lifecycle.serve.recommend import RecommendError
     from lifecycle.serve.recommend import recommend as nearest
 
-    s = _settings(services=True)
+    s = load_settings(services=True)
     try:
         rows = nearest(s, product_id, k)
     except RecommendError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     typer.echo(f"products similar to {product_id}:")
     for rank, r in enumerate(rows, start=1):
@@ -620,9 +608,9 @@ def metabase_provision(
     from lifecycle.serve.metabase import MetabaseError, provision
 
     try:
-        out = provision(_settings(), spec, wait_seconds=wait)
+        out = provision(load_settings(), spec, wait_seconds=wait)
     except MetabaseError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(f"dashboard: {out['url']}  ({len(out['cards'])} cards)")
 
 
@@ -661,7 +649,7 @@ def metrics(
     """
     from lifecycle.dataops.metrics import overview
 
-    rows = overview(_settings(services=True), hours=hours, period=period, dag=dag, metric=metric)
+    rows = overview(load_settings(services=True), hours=hours, period=period, dag=dag, metric=metric)
     if not rows:
         typer.echo("no metrics yet (run the lifecycle: `lifecycle run` or `make demo`)")
         return
@@ -704,7 +692,7 @@ def logs(
     """
     from lifecycle.dataops.logs import pipeline_lines, task_logs
 
-    s = _settings(services=True)
+    s = load_settings(services=True)
     if pipeline:
         for line in pipeline_lines(s, dag_id, task_id, run_id):
             typer.echo(json.dumps(line, sort_keys=True))
@@ -730,7 +718,7 @@ def alarms_evaluate():
     """
     from lifecycle.dataops.alarms import evaluate
 
-    for a in evaluate(_settings(services=True)):
+    for a in evaluate(load_settings(services=True)):
         typer.echo(f"{a['alarm']:<40} {a['before']:>17} -> {a['state']:<17} {a['reason']}"
                    + ("  [alerted]" if a["alerted"] else ""))
 
@@ -745,7 +733,7 @@ def alarms_list():
     """
     from lifecycle.dataops.alarms import alarms as list_alarms
 
-    for a in list_alarms(_settings(services=True)):
+    for a in list_alarms(load_settings(services=True)):
         typer.echo(f"{a['AlarmName']:<40} {a.get('StateValue', ''):<17} {a['MetricName']} "
                    f"{a['ComparisonOperator']} {a['Threshold']:g}")
 
@@ -766,10 +754,10 @@ def alerts(
     """
     from lifecycle.dataops.alerts import read_alerts
 
-    s = _settings(services=True)
+    s = load_settings(services=True)
     found = read_alerts(s, delete=ack)
     if as_json:
-        _echo_json(found)
+        echo_json(found)
         return
     if not found:
         typer.echo(f"no alerts in {s.alert_queue} (every failure, lag or quarantine alert lands there)")
@@ -793,11 +781,11 @@ def observe(day: str = typer.Option(None, "--date", help="business date to obser
     from lifecycle.dataops.observe import run as run_observe
 
     d = _parse_date(day) if day else _default_date()
-    s = _settings(services=True)
+    s = load_settings(services=True)
     start = datetime(d.year, d.month, d.day, tzinfo=UTC)
     with progress(f"profiling the datasets of {d}"):
         result = run_observe(s, start, start + timedelta(days=1))
-    _echo_json(result)
+    echo_json(result)
 
 
 @app.command()
@@ -810,7 +798,7 @@ def lineage():
     """
     from lifecycle.dataops.lineage import producers
 
-    s = _settings()
+    s = load_settings()
     found = producers(s)
     if not found:
         typer.echo(f"no lineage events in {s.lineage_file} yet")
@@ -831,7 +819,7 @@ def airflow_env_cmd():
 
     from lifecycle.pipeline.environment import airflow_env
 
-    for k, v in airflow_env(_settings()).items():
+    for k, v in airflow_env(load_settings()).items():
         typer.echo(f"export {k}={shlex.quote(v)}")
 
 
@@ -847,29 +835,15 @@ def airflow(port: int = typer.Option(None, help="port of the UI / API server; de
     from lifecycle.ops.airflow import run_airflow
     from lifecycle.ops.services import port_in_use, port_in_use_message
 
-    s = _settings(services=True)
+    s = load_settings(services=True)
     port = port or s.airflow_port
     if port_in_use(port):
-        _fail(port_in_use_message(port, "LIFECYCLE_AIRFLOW_PORT", "the Airflow UI") + " (or pass --port)", USAGE)
+        fail(port_in_use_message(port, "LIFECYCLE_AIRFLOW_PORT", "the Airflow UI") + " (or pass --port)", USAGE)
     raise typer.Exit(run_airflow(s, port))
 
 
-from lifecycle.ops.deploy import deploy_cmd  # noqa: E402
-
-app.command("deploy")(deploy_cmd)
-
-
-# `lifecycle review` (issue 8): lifecycle/security/review.py
-from lifecycle.security.review import cli as _review_cli  # noqa: E402
-
-app.command("review")(_review_cli)
-
-
-from lifecycle.dataops.preflight import preflight_command  # noqa: E402
-from lifecycle.ops.recovery import recover_app  # noqa: E402
-
-app.command("preflight")(preflight_command)
-app.add_typer(recover_app, name="recover")
+# deploy, review, preflight, recover: lifecycle.cli.operations
+operations.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

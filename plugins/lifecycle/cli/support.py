@@ -14,12 +14,15 @@ Exit codes, the same for every command:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import sys
 from collections.abc import Callable, Iterator
 
-from lifecycle.settings import Settings
+import typer
+
+from lifecycle.settings import Settings, SettingsError
 
 OK, FAILED, USAGE = 0, 1, 2
 
@@ -92,3 +95,26 @@ def progress(description: str, total: int | None = None) -> Iterator[Callable[..
             bar.update(task, advance=steps, description=text or description)
 
         yield advance
+
+
+def fail(message: str, code: int = FAILED):
+    """Print an error (red on a terminal) and exit with ``code``."""
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def load_settings(services: bool = False) -> Settings:
+    """The settings; with ``services``, also check that the embedded services answer."""
+    try:
+        s = Settings.from_env()
+    except SettingsError as exc:
+        fail(f"settings: {exc}", USAGE)
+    if services:
+        down = services_down_message(s)
+        if down:
+            fail(down, USAGE)
+    return s
+
+
+def echo_json(data) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))

@@ -159,25 +159,3 @@ def sync(settings: Settings, objects: dict[str, bytes] | None = None) -> dict:
         versions[key] = s3.head_object(Bucket=bucket, Key=key).get("VersionId")
     return {"bucket": bucket, "uploaded": uploaded, "unchanged": unchanged, "deleted": deleted,
             "versions": versions}
-
-
-def deploy_cmd() -> None:
-    """Package dags/, plugins.zip, requirements.txt for Amazon MWAA; sync to its bucket.
-
-    Uploads only what changed to LIFECYCLE_MWAA_BUCKET, then prints the
-    `aws mwaa update-environment` command with the new object versions.
-
-    \b
-    Example:
-      LIFECYCLE_TARGET=aws LIFECYCLE_MWAA_BUCKET=airflow-acme lifecycle deploy
-    """
-    import typer
-
-    from lifecycle.cli import _echo_json, _settings
-
-    result = sync(_settings())
-    _echo_json({k: v for k, v in result.items() if k != "unchanged"} | {"unchanged": len(result["unchanged"])})
-    v = result["versions"]
-    typer.echo("then: aws mwaa update-environment --name <env> "
-               f"--plugins-s3-object-version {v['plugins.zip']} --requirements-s3-object-version "
-               f"{v['requirements.txt']} --startup-script-s3-object-version {v['startup.sh']}")

@@ -21,10 +21,8 @@ Hand-written: AWS Config rules / Security Hub would do this on AWS but not on th
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from urllib.parse import unquote
-
-import typer
 
 from lifecycle.clients import aws
 from lifecycle.settings import Settings
@@ -226,28 +224,3 @@ def review(settings: Settings) -> list[Finding]:
     findings = [*check_buckets(settings), *check_iam(settings), *check_lake_formation(settings),
                 *check_operations(settings)]
     return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.pillar, f.check, f.resource))
-
-
-def cli(as_json: bool = typer.Option(False, "--json", help="print the findings as JSON")) -> None:
-    """Review the deployment against the Well-Architected data analytics lens.
-
-    Checks the selected target's buckets, IAM roles and policies, Lake Formation grants,
-    topics, alarms, log groups and tables; prints findings by severity; exits 1 on a high one.
-
-    \b
-    Example:
-      lifecycle review
-      LIFECYCLE_TARGET=aws lifecycle review --json
-    """
-    from lifecycle.cli import _settings
-
-    findings = review(_settings())
-    if as_json:
-        typer.echo(json.dumps([asdict(f) for f in findings], indent=2))
-    else:
-        for f in findings:
-            typer.echo(f"[{f.severity.upper():6}] {f.pillar:11} {f.check:24} {f.resource}: {f.message}")
-        counts = {s: sum(f.severity == s for f in findings) for s in SEVERITIES}
-        typer.echo(f"{len(findings)} findings: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    if any(f.severity == "high" for f in findings):
-        raise typer.Exit(1)

@@ -1,0 +1,134 @@
+"""`lifecycle deploy`, `review`, `preflight` and `recover`: the commands that operate a deployment.
+
+Input: the settings (``lifecycle.cli.support.load_settings``) and each command's options.
+Output: ``register(app)`` adds the commands to the root ``lifecycle`` app; each prints its
+result (JSON where it is data) and exits with the CLI's exit codes (``cli.support``). The work
+itself is in ``lifecycle.ops.deploy``, ``lifecycle.infra.review``,
+``lifecycle.dataops.preflight`` and ``lifecycle.ops.recovery``, imported when a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from lifecycle.cli.support import echo_json, load_settings
+
+
+def deploy() -> None:
+    """Package dags/, plugins.zip, requirements.txt for Amazon MWAA; sync to its bucket.
+
+    Uploads only what changed to LIFECYCLE_MWAA_BUCKET, then prints the
+    `aws mwaa update-environment` command with the new object versions.
+
+    \b
+    Example:
+      LIFECYCLE_TARGET=aws LIFECYCLE_MWAA_BUCKET=airflow-acme lifecycle deploy
+    """
+    from lifecycle.ops.deploy import sync
+
+    result = sync(load_settings())
+    echo_json({k: v for k, v in result.items() if k != "unchanged"} | {"unchanged": len(result["unchanged"])})
+    v = result["versions"]
+    typer.echo("then: aws mwaa update-environment --name <env> "
+               f"--plugins-s3-object-version {v['plugins.zip']} --requirements-s3-object-version "
+               f"{v['requirements.txt']} --startup-script-s3-object-version {v['startup.sh']}")
+
+
+def review(as_json: bool = typer.Option(False, "--json", help="print the findings as JSON")) -> None:
+    """Review the deployment against the Well-Architected data analytics lens.
+
+    Checks the selected target's buckets, IAM roles and policies, Lake Formation grants,
+    topics, alarms, log groups and tables; prints findings by severity; exits 1 on a high one.
+
+    \b
+    Example:
+      lifecycle review
+      LIFECYCLE_TARGET=aws lifecycle review --json
+    """
+    from lifecycle.infra.review import SEVERITIES
+    from lifecycle.infra.review import review as review_deployment
+
+    findings = review_deployment(load_settings())
+    if as_json:
+        typer.echo(json.dumps([asdict(f) for f in findings], indent=2))
+    else:
+        for f in findings:
+            typer.echo(f"[{f.severity.upper():6}] {f.pillar:11} {f.check:24} {f.resource}: {f.message}")
+        counts = {s: sum(f.severity == s for f in findings) for s in SEVERITIES}
+        typer.echo(f"{len(findings)} findings: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    if any(f.severity == "high" for f in findings):
+        raise typer.Exit(1)
+
+
+def recover_app() -> typer.Typer:
+    app = typer.Typer(help="Rebuild a damaged layer from the one below (docs/recovery.md).",
+                      epilog="Example: lifecycle recover lake", no_args_is_help=True)
+
+    from lifecycle.ops import recovery
+
+    def settings():
+        from lifecycle.dataops.preflight import require
+
+        s = load_settings()  # a malformed setting: one line and exit 2, as every command
+        require(s)
+        return s
+
+    @app.command("lake")
+    def lake():
+        """Rewrite every clean and curated table from raw/ (bookmarks dropped, full job runs).
+
+        \b
+        Example:
+          lifecycle recover lake
+        """
+        typer.echo(json.dumps(recovery.rebuild_lake(settings()), indent=2, default=str))
+
+    @app.command("warehouse")
+    def warehouse(dbt: bool = typer.Option(True, help="also dbt build --full-refresh (serving)")):
+        """Reload every landing table in full from the clean zone, then rebuild serving.
+
+        \b
+        Example:
+          lifecycle recover warehouse
+          lifecycle recover warehouse --no-dbt
+        """
+        typer.echo(json.dumps(recovery.rebuild_warehouse(settings(), dbt=dbt), indent=2, default=str))
+
+    return app
+
+
+def stage(names: Annotated[list[str], typer.Argument(help="stages, in order (lifecycle.pipeline.stages.RUNNERS)")],
+          start: Annotated[str | None, typer.Option(help="interval start, ISO (default: the last whole hour)")] = None,
+          end: Annotated[str | None, typer.Option(help="interval end, ISO")] = None) -> None:
+    """Run stages as their DAG tasks run them, without Airflow (the one stage runner).
+
+    \b
+    Example:
+      lifecycle stage ingest_sales lake warehouse
+    """
+    from datetime import datetime
+
+    from lifecycle.cli.support import USAGE, fail, unknown_name_message
+    from lifecycle.dataops.preflight import require
+    from lifecycle.pipeline.stages import RUNNERS, run_stages
+
+    if bad := unknown_name_message("stage(s)", names, list(RUNNERS)):
+        fail(bad, USAGE)
+    s = load_settings()
+    require(s)
+    interval = (datetime.fromisoformat(start), datetime.fromisoformat(end)) if start and end else (None, None)
+    echo_json(run_stages(s, names, *interval))
+
+
+def register(app: typer.Typer) -> None:
+    from lifecycle.dataops.preflight import preflight_command
+
+    app.command("deploy")(deploy)
+    app.command("review")(review)
+    app.command("stage")(stage)
+    app.command("preflight")(preflight_command)
+    app.add_typer(recover_app(), name="recover")
