@@ -9,13 +9,12 @@ itself is in ``lifecycle.ops.deploy``, ``lifecycle.infra.review``,
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Annotated
 
 import typer
 
-from lifecycle.cli.support import echo_json, load_settings
+from lifecycle.cli.support import USAGE, echo_json, fail, load_settings, unknown_name_message
 
 
 def deploy() -> None:
@@ -54,7 +53,7 @@ def review(as_json: bool = typer.Option(False, "--json", help="print the finding
 
     findings = review_deployment(load_settings())
     if as_json:
-        typer.echo(json.dumps([asdict(f) for f in findings], indent=2))
+        echo_json([asdict(f) for f in findings])
     else:
         for f in findings:
             typer.echo(f"[{f.severity.upper():6}] {f.pillar:11} {f.check:24} {f.resource}: {f.message}")
@@ -67,8 +66,6 @@ def review(as_json: bool = typer.Option(False, "--json", help="print the finding
 def recover_app() -> typer.Typer:
     app = typer.Typer(help="Rebuild a damaged layer from the one below (docs/recovery.md).",
                       epilog="Example: lifecycle recover lake", no_args_is_help=True)
-
-    from lifecycle.ops import recovery
 
     def settings():
         from lifecycle.dataops.preflight import require
@@ -85,7 +82,9 @@ def recover_app() -> typer.Typer:
         Example:
           lifecycle recover lake
         """
-        typer.echo(json.dumps(recovery.rebuild_lake(settings()), indent=2, default=str))
+        from lifecycle.ops.recovery import rebuild_lake
+
+        echo_json(rebuild_lake(settings()))
 
     @app.command("warehouse")
     def warehouse(dbt: bool = typer.Option(True, help="also dbt build --full-refresh (serving)")):
@@ -96,7 +95,9 @@ def recover_app() -> typer.Typer:
           lifecycle recover warehouse
           lifecycle recover warehouse --no-dbt
         """
-        typer.echo(json.dumps(recovery.rebuild_warehouse(settings(), dbt=dbt), indent=2, default=str))
+        from lifecycle.ops.recovery import rebuild_warehouse
+
+        echo_json(rebuild_warehouse(settings(), dbt=dbt))
 
     return app
 
@@ -112,15 +113,19 @@ def stage(names: Annotated[list[str], typer.Argument(help="stages, in order (lif
     """
     from datetime import datetime
 
-    from lifecycle.cli.support import USAGE, fail, unknown_name_message
     from lifecycle.dataops.preflight import require
     from lifecycle.pipeline.stages import RUNNERS, run_stages
 
     if bad := unknown_name_message("stage(s)", names, list(RUNNERS)):
         fail(bad, USAGE)
+    if bool(start) != bool(end):
+        fail("give --start and --end together (or neither: the last whole hour)", USAGE)
+    try:
+        interval = (datetime.fromisoformat(start), datetime.fromisoformat(end)) if start else (None, None)
+    except ValueError as exc:
+        fail(f"--start/--end: {exc} (use ISO 8601, e.g. 2026-11-25T00:00:00+00:00)", USAGE)
     s = load_settings()
     require(s)
-    interval = (datetime.fromisoformat(start), datetime.fromisoformat(end)) if start and end else (None, None)
     echo_json(run_stages(s, names, *interval))
 
 

@@ -171,14 +171,13 @@ def run_stages(settings: Settings, stages=STAGES, start: datetime | None = None,
 
 def run_from_context(stage: str, context: dict, **options) -> dict:
     """What a DAG task runs: the stage over the task's data interval, settings from the
-    environment. ``context`` is the dict Airflow passes a ``@task`` (no Airflow import here)."""
+    environment. ``context`` is the dict Airflow passes a ``@task`` (no Airflow import here);
+    every runner gets the DAG's params (the simulator's options) and the context itself (the
+    Glue dispatch runs operators in it) as keywords, and takes the ones it uses."""
     from lifecycle.pipeline.context import interval
 
     start, end = interval(context)
-    if stage == "simulate":
-        options = {**options, **dict(context.get("params") or {})}
-    if stage == "lake":
-        options = {**options, "context": context}
+    options = {**dict(context.get("params") or {}), **options, "context": context}
     return run_stage(Settings.from_env(), stage, start, end, **options)
 
 
