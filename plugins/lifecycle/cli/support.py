@@ -19,6 +19,7 @@ import os
 import platform
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
 
 import typer
 
@@ -118,3 +119,21 @@ def load_settings(services: bool = False) -> Settings:
 
 def echo_json(data) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def group(help_text: str, example: str) -> typer.Typer:
+    """A command group (``lifecycle <group> ...``) with its example in the help."""
+    return typer.Typer(help=help_text, epilog=f"Example: {example}", no_args_is_help=True)
+
+
+def default_date() -> date:
+    """The business date a command means when none is given: yesterday, UTC."""
+    return (datetime.now(UTC) - timedelta(days=1)).date()
+
+
+def parse_date(text: str) -> date:
+    """``--date`` as a date, or exit 2 with the format to use."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(f"--date {text!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-25", USAGE)
