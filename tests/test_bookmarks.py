@@ -102,7 +102,8 @@ def test_a_rerun_with_nothing_new_reads_nothing(settings, two_runs):
 
 def test_reset_reprocesses_everything_into_identical_tables(settings, two_runs):
     from lifecycle.jobs.engine import bookmarks
-    from lifecycle.jobs.engine.runner import JOBS, run_lake_clean
+    from lifecycle.jobs.engine.contract import JOBS
+    from lifecycle.jobs.engine.runner import run_lake_clean
 
     incremental = two_runs[3]
     assert sorted(bookmarks.reset(settings, list(JOBS))) == sorted(JOBS)
@@ -116,12 +117,13 @@ def test_reset_reprocesses_everything_into_identical_tables(settings, two_runs):
 def test_a_run_that_died_half_way_is_followed_by_a_full_one(settings, two_runs, monkeypatch):
     """The bookmark is marked in flight before the first write; a crash leaves it so."""
     from lifecycle.jobs.engine import runner
+    from lifecycle.jobs.engine.duckdb_context import DuckDBJobContext
 
     def crash(*args, **kwargs):
         raise RuntimeError("worker killed")
 
     with monkeypatch.context() as m:
-        m.setattr(runner.JobContext, "merge_quarantine", crash)
+        m.setattr(DuckDBJobContext, "merge_quarantine", crash)
         with pytest.raises(RuntimeError, match="worker killed"):
             runner.run_job(settings, "clean_events", START, END)
     again = runner.run_job(settings, "clean_events", START, END)

@@ -60,8 +60,10 @@ def _ingest(settings, point_in_time: datetime) -> None:
 def engines(settings, tmp_path_factory):
     from test_jobs import EV3, EV3_BODY, RAW_EVENTS
 
-    from lifecycle.jobs.engine.runner import JOBS, job_arguments, run_lake_clean
-    from lifecycle.jobs.engine.spark_context import mirror_lake, run_job_spark
+    from lifecycle.jobs.engine.contract import JOBS, job_arguments
+    from lifecycle.jobs.engine.runner import run_lake_clean
+    from lifecycle.jobs.engine.spark_context import run_job_spark
+    from lifecycle.jobs.engine.spark_lake import mirror_lake
     from lifecycle.sources.simulator import change_reviews, simulate_day
 
     reset_environment(settings)

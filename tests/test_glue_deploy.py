@@ -59,7 +59,7 @@ def test_glue_engine_setting_needs_the_aws_target():
 
 def test_deploy_uploads_and_defines_every_job(settings):
     from lifecycle.infra import apply as infra
-    from lifecycle.jobs.engine.runner import JOBS
+    from lifecycle.jobs.engine.contract import JOBS
     from lifecycle.jobs.glue.deploy import deploy, package
 
     infra.apply_buckets(settings, infra.load_spec(settings))

@@ -246,7 +246,7 @@ def read(settings, sql: str) -> list[tuple]:
 # ---- tests --------------------------------------------------------------------------------------
 
 def test_get_resolved_options():
-    from lifecycle.jobs.engine.runner import JobError, get_resolved_options
+    from lifecycle.jobs.engine.contract import JobError, get_resolved_options
 
     argv = ["script.py", "--JOB_NAME", "j", "--raw_bucket=r", "--extra", "x", "--clean_bucket", "c"]
     assert get_resolved_options(argv, ["JOB_NAME", "raw_bucket", "clean_bucket"]) == {

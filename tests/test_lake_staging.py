@@ -50,10 +50,10 @@ def _fail_in_last_partition(monkeypatch, table: str, partition: str) -> list:
     """Make the COPY of ``table`` raise at the rows of its last ``partition`` value: a DuckDB
     error in the middle of the write, as an out-of-memory error would be. Returns the
     ``(connection, view)`` pairs to drop afterwards."""
-    from lifecycle.jobs.engine import runner
+    from lifecycle.jobs.engine.duckdb_context import DuckDBJobContext
 
     views = []
-    real = runner.JobContext._materialize
+    real = DuckDBJobContext.materialize
 
     def materialize(self, df, spec, label):
         name = real(self, df, spec, label)
@@ -67,7 +67,7 @@ def _fail_in_last_partition(monkeypatch, table: str, partition: str) -> list:
         views.append((self._con, view))
         return view
 
-    monkeypatch.setattr(runner.JobContext, "_materialize", materialize)
+    monkeypatch.setattr(DuckDBJobContext, "materialize", materialize)
     return views
 
 

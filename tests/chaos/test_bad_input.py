@@ -66,10 +66,10 @@ def parser(settings):
     a list of raw lines, as its Glue-style job does after reading them from raw/."""
     import pyarrow as pa
 
-    from lifecycle.jobs.engine import runner
-    from lifecycle.jobs.engine.runner import JobContext
+    from lifecycle.jobs.engine.duckdb_context import JSON_OK
+    from lifecycle.jobs.engine.runner import shared_engine
 
-    engine = runner._engine(settings)
+    engine = shared_engine(settings)
     from lifecycle.jobs.clean_events import classify, parse
 
     products = pa.table({"product_id": pa.array(range(1, 6), pa.int64())})
@@ -90,7 +90,7 @@ def parser(settings):
         con.register("_fuzz", pa.table({"line_no": pa.array(range(1, len(lines) + 1), pa.int64()),
                                         "payload": pa.array(lines, pa.string())}))
         con.execute("INSERT INTO fuzz_lines SELECT 'events/2026/11/20/10/fuzz', line_no, payload, "
-                    f"{JobContext._JSON_OK} FROM _fuzz WHERE trim(payload) <> ''")  # as read_lines
+                    f"{JSON_OK} FROM _fuzz WHERE trim(payload) <> ''")  # as read_lines
         rows = con.execute(sql).fetchall()
         return [dict(zip(("line_no", "reason", "event_id", "event_type", "event_ts"), r, strict=True))
                 for r in rows]

@@ -12,7 +12,7 @@ partition must disappear), order ``max + 1000`` is added on 2030-01-01 (a new pa
 
 from pyspark.sql import functions as F
 
-from lifecycle.jobs.engine.runner import get_resolved_options
+from lifecycle.jobs.engine.contract import get_resolved_options
 
 
 def main(argv, ctx):

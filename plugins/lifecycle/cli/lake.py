@@ -69,8 +69,9 @@ def lake_spark_run(
         fail(java_missing_message(), USAGE)
     if importlib.util.find_spec("pyspark") is None:
         fail(pyspark_missing_message(), USAGE)
-    from lifecycle.jobs.engine.runner import CLEAN_JOBS, job_arguments
-    from lifecycle.jobs.engine.spark_context import SparkJobError, mirror_lake, run_job_spark
+    from lifecycle.jobs.engine.contract import CLEAN_JOBS, job_arguments
+    from lifecycle.jobs.engine.spark_context import SparkJobError, run_job_spark
+    from lifecycle.jobs.engine.spark_lake import mirror_lake
 
     s = load_settings(services=True)
     target = root or str(s.home / "spark-lake")

@@ -33,7 +33,7 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import MapType, StringType
 
-from lifecycle.jobs.engine.runner import get_resolved_options
+from lifecycle.jobs.engine.contract import get_resolved_options
 
 ARGUMENTS = ["JOB_NAME", "raw_bucket", "clean_bucket"]
 EXPORTS = "reviews/AWSDynamoDB/"

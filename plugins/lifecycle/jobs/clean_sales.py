@@ -27,7 +27,7 @@ from __future__ import annotations
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from lifecycle.jobs.engine.runner import get_resolved_options
+from lifecycle.jobs.engine.contract import get_resolved_options
 
 ARGUMENTS = ["JOB_NAME", "raw_bucket", "clean_bucket", "pii_salt_secret"]
 

@@ -32,7 +32,7 @@ from datetime import timedelta
 
 from pyspark.sql import functions as F
 
-from lifecycle.jobs.engine.runner import get_resolved_options
+from lifecycle.jobs.engine.contract import get_resolved_options
 
 ARGUMENTS = ["JOB_NAME", "clean_bucket", "curated_bucket"]
 INPUTS = ["customers", "products", "orders", "order_items", "events", "sessions", "reviews"]

@@ -24,7 +24,7 @@ from lifecycle.settings import Settings
 
 def rebuild_lake(settings: Settings) -> dict:
     from lifecycle.jobs.engine import bookmarks
-    from lifecycle.jobs.engine.runner import JOBS
+    from lifecycle.jobs.engine.contract import JOBS
     from lifecycle.pipeline import stages
 
     bookmarks.reset(settings, list(JOBS))

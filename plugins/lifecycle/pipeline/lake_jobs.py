@@ -24,7 +24,7 @@ def run_lake_jobs(settings: Settings, start: datetime, end: datetime, context: d
         return run_lake_clean(settings, start, end)
     from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 
-    from lifecycle.jobs.engine.runner import JOBS
+    from lifecycle.jobs.engine.contract import JOBS
     from lifecycle.jobs.glue.deploy import glue_job_operator_kwargs
     from lifecycle.lake.catalog import register_clean_tables, register_curated_tables
 

@@ -1,8 +1,8 @@
 """The Glue-style jobs on real Apache Spark: ``SparkJobContext``, the Spark twin of ``JobContext``.
 
-Input: a ``SparkSession``, a lake (``LocalLake(root)``: a local directory that mirrors the
-buckets as ``<root>/<bucket>/<key>``, secrets under ``<root>/_secrets/<name>``; or
-``S3Lake``: real ``s3://`` through boto3, for AWS Glue / EMR) and a job module of
+Input: a ``SparkSession``, a lake (``spark_lake.LocalLake(root)``: a local directory that mirrors
+the buckets as ``<root>/<bucket>/<key>``, secrets under ``<root>/_secrets/<name>``; or
+``spark_lake.S3Lake``: real ``s3://`` through boto3, for AWS Glue / EMR) and a job module of
 ``lifecycle.jobs`` with ``main(argv, ctx)``.
 Output: the job's tables written with Spark's own writer
 (``df.write.partitionBy(...).mode("overwrite").parquet(...)``) and the same run-metadata
@@ -16,7 +16,7 @@ The job code is the same module the DuckDB runner runs; only the context differs
 - ``read_lines``: the ``binaryFile`` reader, one row per object, split on ``\\n`` with
   ``posexplode`` (line numbers as in the DuckDB runner); objects that are not valid UTF-8
   (``is_valid_utf8``, Spark >= 4.0) and GZIP objects are decoded on the driver with
-  backslash escapes, exactly as ``runner.JobContext`` does, so their lines reach quarantine
+  backslash escapes, exactly as ``duckdb_context.DuckDBJobContext`` does, so their lines reach quarantine
   with the same payload. ``json_ok`` is computed with Spark built-ins to the same rule as
   the runner's DuckDB ``CASE`` (a JSON object whose top-level keys are unique); where
   the two JSON parsers disagree on non-standard input is in docs/glue-jobs.md.
@@ -31,121 +31,23 @@ imports ``pyspark`` at import time.
 from __future__ import annotations
 
 import gzip
-import importlib
-import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from lifecycle.lake.catalog import CLEAN_TABLES, QUARANTINE, TableSpec, lake_table, with_extra_columns
+from lifecycle.jobs.engine.contract import JobError, check_output, job_module, new_metrics
+from lifecycle.jobs.engine.spark_lake import LocalLake
+from lifecycle.lake.catalog import QUARANTINE, TableSpec, lake_table
 
 RESULT_MARKER = "LIFECYCLE_SPARK_RESULT "
 
 
-class SparkJobError(RuntimeError):
+class SparkJobError(JobError):
     """A Spark job broke its contract or its process failed; the message says how."""
-
-
-# ---- where the lake is ----------------------------------------------------------------------
-
-def _literal_prefix(pattern: str) -> str:
-    cut = min([i for i, ch in enumerate(pattern) if ch in "*?["] or [len(pattern)])
-    return pattern[:cut].rsplit("/", 1)[0] + "/" if "/" in pattern[:cut] else ""
-
-
-def _matches(key: str, pattern: str) -> bool:
-    """Glob match where ``*`` never crosses ``/`` (as in runner.JobContext.list_keys)."""
-    import fnmatch
-
-    parts, pats = key.split("/"), pattern.split("/")
-    return len(parts) == len(pats) and all(
-        fnmatch.fnmatchcase(p, q) for p, q in zip(parts, pats, strict=True))
-
-
-class LocalLake:
-    """A directory that mirrors the buckets: ``<root>/<bucket>/<key>``.
-
-    Spark here cannot read ``s3://`` (the hadoop-aws jars come from Maven), so the local
-    Spark engine runs on a mirror of the buckets; secrets are files ``<root>/_secrets/<name>``.
-    """
-
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root).resolve()
-
-    def path(self, bucket: str, key: str = "") -> Path:
-        return self.root / bucket / key
-
-    def uri(self, bucket: str, key: str = "") -> str:
-        # Spark's `path` column for local files is "file:" + the absolute path
-        return "file:" + str(self.path(bucket, key)) + ("/" if key.endswith("/") or not key else "")
-
-    def list_keys(self, bucket: str, pattern: str) -> list[str]:
-        base = self.path(bucket)
-        start = base / _literal_prefix(pattern)
-        if not start.exists():
-            return []
-        keys = []
-        for dirpath, _, files in os.walk(start):
-            for f in files:
-                key = str(Path(dirpath, f).relative_to(base)).replace(os.sep, "/")
-                if _matches(key, pattern):
-                    keys.append(key)
-        return sorted(keys)
-
-    def read_bytes(self, bucket: str, key: str) -> bytes:
-        return self.path(bucket, key).read_bytes()
-
-    def has_objects(self, bucket: str, prefix: str) -> bool:
-        p = self.path(bucket, prefix)
-        return p.exists() and any(f for _, _, fs in os.walk(p) for f in fs)
-
-    def delete_prefix(self, bucket: str, prefix: str) -> None:
-        import shutil
-
-        shutil.rmtree(self.path(bucket, prefix), ignore_errors=True)
-
-    def get_secret(self, name: str) -> str:
-        return (self.root / "_secrets" / name).read_text()
-
-
-class S3Lake:
-    """The real buckets through boto3 (on AWS Glue / EMR, where Spark reads ``s3://``)."""
-
-    def __init__(self, s3=None, secretsmanager=None):
-        import boto3
-
-        self._s3 = s3 or boto3.client("s3")
-        self._sm = secretsmanager or boto3.client("secretsmanager")
-
-    def uri(self, bucket: str, key: str = "") -> str:
-        return f"s3://{bucket}/{key}"
-
-    def list_keys(self, bucket: str, pattern: str) -> list[str]:
-        keys = []
-        for page in self._s3.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=_literal_prefix(pattern)):
-            keys.extend(o["Key"] for o in page.get("Contents", []) if _matches(o["Key"], pattern))
-        return sorted(keys)
-
-    def read_bytes(self, bucket: str, key: str) -> bytes:
-        return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-
-    def has_objects(self, bucket: str, prefix: str) -> bool:
-        return bool(self._s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount"))
-
-    def delete_prefix(self, bucket: str, prefix: str) -> None:
-        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if keys:
-                self._s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-
-    def get_secret(self, name: str) -> str:
-        return self._sm.get_secret_value(SecretId=name)["SecretString"]
 
 
 # ---- types ----------------------------------------------------------------------------------
@@ -251,17 +153,16 @@ def spark_compat() -> list[str]:
 # ---- the job context ------------------------------------------------------------------------
 
 class SparkJobContext:
-    """``runner.JobContext``'s methods on Spark: reads, contract-checked partitioned writes."""
+    """``contract.JobContext`` on Spark: reads, contract-checked partitioned writes."""
 
     def __init__(self, spark, lake, job_name: str):
         self.spark = spark
         self.lake = lake
         self.job_name = job_name
-        self.metrics: dict[str, Any] = {"rows_in": {}, "rows_out": {}, "rejected": 0, "files_in": {},
-                                        "columns_added": {}, "columns_held_back": {}}
+        self.metrics: dict[str, Any] = new_metrics("full")
         self.specs: dict[str, TableSpec] = {}
         self._persisted: list = []
-        # always a full run: job bookmarks are runner.JobContext's (on AWS Glue the job's
+        # always a full run: job bookmarks are the DuckDB engine's (on AWS Glue the job's
         # own bookmark option is passed through; see docs/glue-jobs.md)
         self.incremental = False
 
@@ -307,7 +208,7 @@ class SparkJobContext:
 
     def read_lines(self, bucket: str, pattern: str | None, name: str):
         """Newline-delimited text objects as ``raw_key, line_no, payload, json_ok`` (blank
-        lines skipped; the same rows as ``runner.JobContext.read_lines``)."""
+        lines skipped; the same rows as ``DuckDBJobContext.read_lines``)."""
         from pyspark.sql import functions as F
 
         keys = self.list_keys(bucket, pattern) if pattern else []
@@ -331,7 +232,7 @@ class SparkJobContext:
                 "raw_key", (F.col("_pos") + 1).cast("bigint").alias("line_no"),
                 F.regexp_replace(F.col("_line"), "\r+\\z", "").alias("payload")))
         if lossy:
-            # decoded here as runner.JobContext._insert_lines_lossy does (gunzip, backslash escapes)
+            # decoded here as DuckDBJobContext's lossy read does (gunzip, backslash escapes)
             rows = []
             for key in sorted(lossy):
                 body = self.lake.read_bytes(bucket, key)
@@ -364,20 +265,28 @@ class SparkJobContext:
         done = self.list_keys(bucket, f"{prefix}*/manifest-summary.json")
         return f"{prefix}{done[-1][len(prefix):].split('/')[0]}/" if done else None
 
-    def read_clean(self, bucket: str, table: str, changed_only: bool = False):
+    def read_clean(self, bucket: str, table: str, changed_only: bool = False,
+                   columns: list[str] | None = None, where_in: tuple[str, Any] | None = None):
         """A clean table as it is in the lake now (empty with its columns if not written);
-        ``changed_only`` is the whole table too (a full run)."""
+        ``changed_only`` is the whole table too (a full run). ``columns``: only these;
+        ``where_in=(column, df)``: only the rows whose ``column`` is among ``df``'s first column
+        (a semi join), as on DuckDB."""
         from pyspark.sql import functions as F
 
         spec = lake_table(table)
+        wanted = [(c, t) for c, t in spec.all_columns if columns is None or c in columns]
         pattern = f"{table}/{spec.partition[0]}=*/*.parquet" if spec.partition else f"{table}/*.parquet"
         keys = self.list_keys(bucket, pattern)
         if keys:
             reader = self.spark.read.option("basePath", self.lake.uri(bucket, f"{table}/"))
             raw = reader.parquet(*[self.lake.uri(bucket, k) for k in keys])
-            df = raw.select(*[F.col(f"`{c}`").cast(spark_type(t)).alias(c) for c, t in spec.all_columns])
+            df = raw.select(*[F.col(f"`{c}`").cast(spark_type(t)).alias(c) for c, t in wanted])
+            if where_in is not None:
+                column, values = where_in
+                wanted_keys = values.select(F.col(values.columns[0]).alias(column)).distinct()
+                df = df.join(wanted_keys, [column], "left_semi")
         else:
-            df = self._empty(spec.all_columns)
+            df = self._empty(wanted)
         df = self.persist(df, f"clean_{table}")
         self.metrics["rows_in"][f"clean.{table}"] = df.count()
         return df
@@ -389,21 +298,10 @@ class SparkJobContext:
         return df
 
     # -- writes
-    def _check(self, df, spec: TableSpec, label: str):
-        """Check ``df`` against the contract (as runner.JobContext._materialize does)."""
+    def _check(self, df, spec: TableSpec, label: str) -> TableSpec:
+        """Check ``df`` against the contract (``contract.check_output``, as on DuckDB)."""
         got = [(f.name, f.dataType.simpleString()) for f in df.schema.fields]
-        want = [(c, spark_type(t)) for c, t in spec.columns]
-        part = [(spec.partition[0], spark_type(spec.partition[1]))] if spec.partition else []
-        data = got[:len(got) - len(part)] if part else got
-        if data[:len(want)] != want or got[len(data):] != part:
-            raise SparkJobError(f"{self.job_name}: output {label} does not match its contract\n"
-                                f"  got:  {got}\n  want: {want + part} (+ new columns before the partition)")
-        extras = [(c, logical_from_spark(t)) for c, t in data[len(want):]]
-        if extras and spec.name in CLEAN_TABLES:
-            spec = with_extra_columns(spec, extras)
-            self.specs[spec.name] = spec
-            self.metrics["columns_added"][spec.name] = [c for c, _ in extras]
-        return spec
+        return check_output(self, label, got, spec, spark_type, logical_from_spark)
 
     @staticmethod
     def _ordered(df, spec: TableSpec):
@@ -513,40 +411,7 @@ class SparkJobContext:
         self._persisted.clear()
 
 
-def mirror_lake(settings, root: str | os.PathLike, zones: tuple[str, ...] = ("raw",)) -> dict:
-    """Copy the buckets of ``zones`` and the PII salt from the settings' target (moto,
-    LocalStack, S3) into a ``LocalLake`` at ``root``; the salt file is readable by its owner
-    only. Returns ``{bucket: objects copied}``."""
-    from lifecycle.clients import aws
-
-    root = Path(root)
-    s3, out = aws(settings, "s3"), {}
-    for zone in zones:
-        bucket, n = settings.bucket(zone), 0
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for o in page.get("Contents", []):
-                target = root / bucket / o["Key"]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
-                n += 1
-        out[bucket] = n
-    secret = root / "_secrets" / settings.pii_salt_secret
-    secret.parent.mkdir(parents=True, exist_ok=True)
-    secret.touch(mode=0o600)
-    secret.chmod(0o600)
-    secret.write_text(aws(settings, "secretsmanager").get_secret_value(
-        SecretId=settings.pii_salt_secret)["SecretString"])
-    return out
-
-
 # ---- running jobs ---------------------------------------------------------------------------
-
-def _job_module(job_name: str):
-    """``lifecycle.jobs.<job_name>``, or a module of that name on the path (a test's probe)."""
-    if importlib.util.find_spec(f"lifecycle.jobs.{job_name}") is not None:
-        return importlib.import_module(f"lifecycle.jobs.{job_name}")
-    return importlib.import_module(job_name)
-
 
 def run_jobs(spark, lake, job_names: list[str], argv: list[str]) -> dict:
     """Run jobs one after another in this process's SparkSession; ``argv`` is the
@@ -556,7 +421,7 @@ def run_jobs(spark, lake, job_names: list[str], argv: list[str]) -> dict:
         ctx = SparkJobContext(spark, lake, job_name)
         started = time.perf_counter()
         try:
-            _job_module(job_name).main([job_name, "--JOB_NAME", job_name, *argv], ctx)
+            job_module(job_name).main([job_name, "--JOB_NAME", job_name, *argv], ctx)
         finally:
             ctx.close()
         out[job_name] = {"job": job_name, **ctx.metrics,

@@ -90,7 +90,7 @@ def _command(settings: Settings) -> dict:
 
 def job_definition(settings: Settings, job_name: str, account: str) -> dict:
     """``glue.create_job`` arguments of one job."""
-    from lifecycle.jobs.engine.runner import JOBS
+    from lifecycle.jobs.engine.contract import JOBS
 
     if job_name not in JOBS:
         raise ValueError(f"unknown job {job_name!r}; jobs: {', '.join(JOBS)}")
@@ -111,7 +111,7 @@ def job_definition(settings: Settings, job_name: str, account: str) -> dict:
 
 def deploy(settings: Settings, account: str | None = None) -> dict:
     """Upload the scripts, then create or update the Glue job of every clean job."""
-    from lifecycle.jobs.engine.runner import JOBS
+    from lifecycle.jobs.engine.contract import JOBS
 
     if account is None:
         account = aws(settings, "sts").get_caller_identity()["Account"]

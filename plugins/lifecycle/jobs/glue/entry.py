@@ -20,7 +20,9 @@ def main() -> None:
     from awsglue.utils import getResolvedOptions
     from pyspark.context import SparkContext
 
-    from lifecycle.jobs.engine.spark_context import S3Lake, SparkJobContext, _job_module, spark_compat
+    from lifecycle.jobs.engine.contract import job_module
+    from lifecycle.jobs.engine.spark_context import SparkJobContext, spark_compat
+    from lifecycle.jobs.engine.spark_lake import S3Lake
 
     args = getResolvedOptions(sys.argv, ["JOB_NAME", "lifecycle_job"])
     glue = GlueContext(SparkContext.getOrCreate())
@@ -33,7 +35,7 @@ def main() -> None:
     job.init(args["JOB_NAME"], args)
     ctx = SparkJobContext(spark, S3Lake(), args["lifecycle_job"])
     try:
-        _job_module(args["lifecycle_job"]).main(sys.argv, ctx)
+        job_module(args["lifecycle_job"]).main(sys.argv, ctx)
     finally:
         ctx.close()
     print({"job": args["lifecycle_job"], **ctx.metrics})  # lands in the job's CloudWatch log

@@ -1,0 +1,121 @@
+"""Where the Spark engine's lake is: a local mirror of the buckets, or the real S3.
+
+Input: a root directory (``LocalLake``) or boto3 clients (``S3Lake``). Output: the few object
+operations ``spark_context.SparkJobContext`` needs besides Spark's readers and writers (URIs,
+listings by glob, bytes, deletes, the PII salt); ``mirror_lake`` copies the target's buckets
+into a ``LocalLake`` (Spark here cannot read ``s3://``: the hadoop-aws jars come from Maven).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lifecycle.jobs.engine.contract import literal_prefix, matches
+
+
+class LocalLake:
+    """A directory that mirrors the buckets: ``<root>/<bucket>/<key>``.
+
+    Spark here cannot read ``s3://`` (the hadoop-aws jars come from Maven), so the local
+    Spark engine runs on a mirror of the buckets; secrets are files ``<root>/_secrets/<name>``.
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).resolve()
+
+    def path(self, bucket: str, key: str = "") -> Path:
+        return self.root / bucket / key
+
+    def uri(self, bucket: str, key: str = "") -> str:
+        # Spark's `path` column for local files is "file:" + the absolute path
+        return "file:" + str(self.path(bucket, key)) + ("/" if key.endswith("/") or not key else "")
+
+    def list_keys(self, bucket: str, pattern: str) -> list[str]:
+        base = self.path(bucket)
+        start = base / literal_prefix(pattern)
+        if not start.exists():
+            return []
+        keys = []
+        for dirpath, _, files in os.walk(start):
+            for f in files:
+                key = str(Path(dirpath, f).relative_to(base)).replace(os.sep, "/")
+                if matches(key, pattern):
+                    keys.append(key)
+        return sorted(keys)
+
+    def read_bytes(self, bucket: str, key: str) -> bytes:
+        return self.path(bucket, key).read_bytes()
+
+    def has_objects(self, bucket: str, prefix: str) -> bool:
+        p = self.path(bucket, prefix)
+        return p.exists() and any(f for _, _, fs in os.walk(p) for f in fs)
+
+    def delete_prefix(self, bucket: str, prefix: str) -> None:
+        import shutil
+
+        shutil.rmtree(self.path(bucket, prefix), ignore_errors=True)
+
+    def get_secret(self, name: str) -> str:
+        return (self.root / "_secrets" / name).read_text()
+
+
+class S3Lake:
+    """The real buckets through boto3 (on AWS Glue / EMR, where Spark reads ``s3://``)."""
+
+    def __init__(self, s3=None, secretsmanager=None):
+        import boto3
+
+        self._s3 = s3 or boto3.client("s3")
+        self._sm = secretsmanager or boto3.client("secretsmanager")
+
+    def uri(self, bucket: str, key: str = "") -> str:
+        return f"s3://{bucket}/{key}"
+
+    def list_keys(self, bucket: str, pattern: str) -> list[str]:
+        keys = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=literal_prefix(pattern)):
+            keys.extend(o["Key"] for o in page.get("Contents", []) if matches(o["Key"], pattern))
+        return sorted(keys)
+
+    def read_bytes(self, bucket: str, key: str) -> bytes:
+        return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def has_objects(self, bucket: str, prefix: str) -> bool:
+        return bool(self._s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount"))
+
+    def delete_prefix(self, bucket: str, prefix: str) -> None:
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                self._s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+    def get_secret(self, name: str) -> str:
+        return self._sm.get_secret_value(SecretId=name)["SecretString"]
+
+
+def mirror_lake(settings, root: str | os.PathLike, zones: tuple[str, ...] = ("raw",)) -> dict:
+    """Copy the buckets of ``zones`` and the PII salt from the settings' target (moto,
+    LocalStack, S3) into a ``LocalLake`` at ``root``; the salt file is readable by its owner
+    only. Returns ``{bucket: objects copied}``."""
+    from lifecycle.clients import aws
+
+    root = Path(root)
+    s3, out = aws(settings, "s3"), {}
+    for zone in zones:
+        bucket, n = settings.bucket(zone), 0
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for o in page.get("Contents", []):
+                target = root / bucket / o["Key"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
+                n += 1
+        out[bucket] = n
+    secret = root / "_secrets" / settings.pii_salt_secret
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.touch(mode=0o600)
+    secret.chmod(0o600)
+    secret.write_text(aws(settings, "secretsmanager").get_secret_value(
+        SecretId=settings.pii_salt_secret)["SecretString"])
+    return out
