@@ -347,7 +347,7 @@ def test_source_freshness_only_warns(built, warehouse):
     assert proc.returncode == 0, proc.stdout[-3000:]
     results = json.loads((target / "sources.json").read_text())["results"]
     statuses = {r["unique_id"]: r["status"] for r in results}
-    assert set(statuses) == {"source.lifecycle.landing.orders", "source.lifecycle.landing.events"}
+    assert set(statuses) == {"source.lifecycle.sales.orders", "source.lifecycle.activity.events"}
     assert set(statuses.values()) <= {"pass", "warn"}
 
 

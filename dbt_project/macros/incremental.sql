@@ -63,16 +63,63 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#-
+  The incremental scope of a mart, in one place (every incremental mart uses it):
+
+    with
+    {% call incremental_scope() %}
+    affected as (
+        select order_id from {{ ref('stg_sales__orders') }}
+        where _loaded_at > (select loaded_at from watermark)
+    ),
+    {% endcall %}
+    orders as (select * from {{ ref('stg_sales__orders') }} {{ in_scope('order_id') }}),
+    ...
+    final as (...)
+    select * from final {{ only_changed('final', 'order_id') }}
+
+  incremental_scope(): on an incremental run, the CTE `watermark` (incremental_watermark(),
+  one row `loaded_at`) followed by the call's body: the CTEs that find the keys to recompute,
+  ending with `affected` (one column, the key), each followed by a comma. Nothing on a full
+  build. in_scope(column, also): the WHERE keeping only the affected keys (`also`: a further
+  condition OR-ed in). only_changed(relation, key, hash_column): the WHERE keeping only the
+  recomputed rows whose fingerprint changed (changed_rows_only). Both empty on a full build.
+-#}
+{% macro incremental_scope() -%}
+    {%- if is_incremental() %}
+watermark as (
+
+    select {{ incremental_watermark() }} as loaded_at
+
+),
+
+{{ caller() }}
+    {%- endif %}
+{%- endmacro %}
+
+{% macro in_scope(column, also=none) -%}
+    {%- if is_incremental() -%}
+        where {{ column }} in (select affected.{{ column }} from affected)
+        {%- if also %} or ({{ also }}){% endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro only_changed(relation, key, hash_column='row_hash') -%}
+    {%- if is_incremental() -%}
+        where {{ changed_rows_only(relation, key, hash_column) }}
+    {%- endif -%}
+{%- endmacro %}
+
 {#
   The orders to recompute in an incremental run of a mart built per order (fct_orders,
-  fct_order_items): those whose order row or any of whose lines was loaded after `watermark`
-  (an expression). The model must declare both refs (`-- depends_on:`), since this runs only
-  when is_incremental().
+  fct_order_items): those whose order row or any of whose lines was loaded after the
+  watermark. The model must declare both refs (`-- depends_on:`), since this runs only when
+  is_incremental(). The body of their incremental_scope().
 #}
-{% macro affected_orders(watermark) -%}
+{% macro affected_orders() -%}
     select order_id from {{ ref('stg_sales__orders') }}
-    where _loaded_at > {{ watermark }}
+    where _loaded_at > (select loaded_at from watermark)
     union
     select order_id from {{ ref('stg_sales__order_items') }}
-    where _loaded_at > {{ watermark }}
+    where _loaded_at > (select loaded_at from watermark)
 {%- endmacro %}

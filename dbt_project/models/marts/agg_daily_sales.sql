@@ -13,17 +13,14 @@
 -- orders is deleted by the post_hook. `dbt build --full-refresh` rebuilds it.
 {{
     config(
-        materialized='incremental',
         unique_key='order_date',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
         indexes=[{'columns': ['order_date'], 'unique': True}],
         post_hook="{{ delete_gone_keys(ref('fct_orders'), ['order_date'], 's.is_counted') }}",
     )
 }}
 
 with
-{% if is_incremental() %}
+{% call incremental_scope() %}
 counted_now as (
 
     select
@@ -39,7 +36,7 @@ counted_now as (
 affected as (
 
     select order_date from {{ ref('fct_orders') }}
-    where _loaded_at > {{ incremental_watermark() }}
+    where _loaded_at > (select loaded_at from watermark)
     union
     select current_rows.order_date from {{ this }} as current_rows
     left join counted_now
@@ -47,12 +44,12 @@ affected as (
     where current_rows.orders <> coalesce(counted_now.orders, 0)
 
 ),
-{% endif %}
+{% endcall %}
 
 orders as (
 
     select * from {{ ref('fct_orders') }}
-    {% if is_incremental() %}where order_date in (select order_date from affected){% endif %}
+    {{ in_scope('order_date') }}
 
 ),
 
@@ -89,6 +86,4 @@ final as (
 )
 
 select * from final
-{% if is_incremental() %}
-where {{ changed_rows_only('final', 'order_date') }}
-{% endif %}
+{{ only_changed('final', 'order_date') }}

@@ -13,17 +13,14 @@
 -- deleted by the post_hook. `dbt build --full-refresh` rebuilds it.
 {{
     config(
-        materialized='incremental',
         unique_key='event_date',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
         indexes=[{'columns': ['event_date'], 'unique': True}],
         post_hook="{{ delete_gone_keys(ref('fct_events'), ['event_date']) }}",
     )
 }}
 
 with
-{% if is_incremental() %}
+{% call incremental_scope() %}
 events_now as (
 
     select
@@ -38,7 +35,7 @@ events_now as (
 affected as (
 
     select event_date from {{ ref('fct_events') }}
-    where _loaded_at > {{ incremental_watermark() }}
+    where _loaded_at > (select loaded_at from watermark)
     union
     select current_rows.event_date from {{ this }} as current_rows
     left join events_now
@@ -46,12 +43,12 @@ affected as (
     where current_rows.event_rows <> coalesce(events_now.event_rows, 0)
 
 ),
-{% endif %}
+{% endcall %}
 
 events as (
 
     select * from {{ ref('fct_events') }}
-    {% if is_incremental() %}where event_date in (select event_date from affected){% endif %}
+    {{ in_scope('event_date') }}
 
 ),
 
@@ -94,6 +91,4 @@ final as (
 )
 
 select * from final
-{% if is_incremental() %}
-where {{ changed_rows_only('final', 'event_date') }}
-{% endif %}
+{{ only_changed('final', 'event_date') }}

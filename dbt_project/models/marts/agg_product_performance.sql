@@ -16,22 +16,14 @@
 -- dim_products are deleted by the post_hook. `dbt build --full-refresh` rebuilds it.
 {{
     config(
-        materialized='incremental',
         unique_key='product_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
         indexes=[{'columns': ['product_id'], 'unique': True}],
         post_hook="{{ delete_gone_keys(ref('dim_products'), ['product_id']) }}",
     )
 }}
 
 with
-{% if is_incremental() %}
-watermark as (
-
-    select {{ incremental_watermark() }} as loaded_at
-
-),
+{% call incremental_scope() %}
 
 rows_now as (
 
@@ -95,12 +87,12 @@ affected as (
         or current_rows.review_count <> coalesce(rows_now.review_count, 0)
 
 ),
-{% endif %}
+{% endcall %}
 
 products as (
 
     select product_id from {{ ref('dim_products') }}
-    {% if is_incremental() %}where product_id in (select product_id from affected){% endif %}
+    {{ in_scope('product_id') }}
 
 ),
 
@@ -149,12 +141,12 @@ product_reviews as (
         max(_loaded_at) as _loaded_at
 
     from {{ ref('fct_reviews') }}
-    {% if is_incremental() %}where product_id in (select product_id from affected){% endif %}
+    {{ in_scope('product_id') }}
     group by product_id
 
 ),
 
-final as (
+product_rows as (
 
     select
         products.product_id,
@@ -179,18 +171,16 @@ final as (
 
 ),
 
-hashed as (
+final as (
 
     select
-        final.*,
+        product_rows.*,
         {{ row_hash(['product_id', 'units_sold', 'revenue', 'views', 'add_to_carts', 'purchases',
                      'avg_rating', 'review_count', 'line_rows', 'event_rows']) }} as row_hash
 
-    from final
+    from product_rows
 
 )
 
-select * from hashed
-{% if is_incremental() %}
-where {{ changed_rows_only('hashed', 'product_id') }}
-{% endif %}
+select * from final
+{{ only_changed('final', 'product_id') }}

@@ -16,22 +16,14 @@
 -- source are deleted by the post_hook. `dbt build --full-refresh` rebuilds it.
 {{
     config(
-        materialized='incremental',
         unique_key='customer_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
         indexes=[{'columns': ['customer_id'], 'unique': True}],
         post_hook="{{ delete_gone_keys(ref('stg_sales__customers'), ['customer_id']) }}",
     )
 }}
 
 with
-{% if is_incremental() %}
-watermark as (
-
-    select {{ incremental_watermark() }} as loaded_at
-
-),
+{% call incremental_scope() %}
 
 counted_now as (
 
@@ -59,19 +51,19 @@ affected as (
     where current_rows.order_count <> coalesce(counted_now.order_count, 0)
 
 ),
-{% endif %}
+{% endcall %}
 
 customers as (
 
     select * from {{ ref('stg_sales__customers') }}
-    {% if is_incremental() %}where customer_id in (select customer_id from affected){% endif %}
+    {{ in_scope('customer_id') }}
 
 ),
 
 orders as (
 
     select * from {{ ref('fct_orders') }}
-    {% if is_incremental() %}where customer_id in (select customer_id from affected){% endif %}
+    {{ in_scope('customer_id') }}
 
 ),
 
@@ -91,7 +83,7 @@ customer_orders as (
 
 ),
 
-final as (
+customer_rows as (
 
     select
         customers.customer_id,
@@ -113,19 +105,17 @@ final as (
 
 ),
 
-hashed as (
+final as (
 
     select
-        final.*,
+        customer_rows.*,
         {{ row_hash(['customer_id', 'email_hash', 'full_name_masked', 'phone_masked', 'country_code',
                      'created_at', 'updated_at', 'first_order_ts', 'last_order_ts', 'order_count',
                      'lifetime_revenue']) }} as row_hash
 
-    from final
+    from customer_rows
 
 )
 
-select * from hashed
-{% if is_incremental() %}
-where {{ changed_rows_only('hashed', 'customer_id') }}
-{% endif %}
+select * from final
+{{ only_changed('final', 'customer_id') }}

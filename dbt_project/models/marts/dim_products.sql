@@ -1,4 +1,6 @@
--- One row per product (current catalogue, active or not).
+-- One row per product (current catalogue, active or not). A table, rebuilt every run (small).
+{{ config(materialized='table') }}
+
 select
     product_id,
     sku,

@@ -14,25 +14,17 @@
 -- (post_hook). `dbt build --full-refresh` rebuilds it.
 {{
     config(
-        materialized='incremental',
         unique_key='event_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
         indexes=[{'columns': ['event_id'], 'unique': True}, {'columns': ['event_date']}],
         post_hook="{{ delete_gone_keys(ref('stg_activity__events'), ['event_id']) }}",
     )
 }}
 
 with
-{% if is_incremental() %}
-watermark as (
+{% call incremental_scope() %}
+affected as (
 
-    select {{ incremental_watermark() }} as loaded_at
-
-),
-
-affected_customers as (
-
+    -- the customers with an event or a session loaded after the watermark
     select customer_id from {{ ref('stg_activity__events') }}
     where _loaded_at > (select loaded_at from watermark) and customer_id is not null
     union
@@ -40,16 +32,12 @@ affected_customers as (
     where _loaded_at > (select loaded_at from watermark) and customer_id is not null
 
 ),
-{% endif %}
+{% endcall %}
 
 events as (
 
     select * from {{ ref('stg_activity__events') }}
-    {% if is_incremental() %}
-    where
-        customer_id in (select customer_id from affected_customers)
-        or (customer_id is null and _loaded_at > (select loaded_at from watermark))
-    {% endif %}
+    {{ in_scope('customer_id', also='customer_id is null and _loaded_at > (select loaded_at from watermark)') }}
 
 ),
 
@@ -58,7 +46,7 @@ sessions as (
     select * from {{ ref('int_sessions') }}
     where
         not is_anonymous
-        {% if is_incremental() %}and customer_id in (select customer_id from affected_customers){% endif %}
+        {% if is_incremental() %}and customer_id in (select affected.customer_id from affected){% endif %}
 
 ),
 
@@ -93,7 +81,7 @@ joined as (
 
 ),
 
-hashed as (
+final as (
 
     select
         joined.*,
@@ -104,7 +92,5 @@ hashed as (
 
 )
 
-select * from hashed
-{% if is_incremental() %}
-where {{ changed_rows_only('hashed', 'event_id') }}
-{% endif %}
+select * from final
+{{ only_changed('final', 'event_id') }}

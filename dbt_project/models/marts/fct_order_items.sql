@@ -11,10 +11,7 @@
 -- filtered before its join: filtering the view's output would join every line first.
 {{
     config(
-        materialized='incremental',
         unique_key='order_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
         indexes=[{'columns': ['order_line_id'], 'unique': True}, {'columns': ['order_id']}],
         post_hook=[
             "{{ delete_gone_keys(ref('stg_sales__order_items'), ['order_id', 'line_no']) }}",
@@ -24,27 +21,19 @@
 }}
 
 with
-{% if is_incremental() %}
-watermark as (
-
-    select {{ incremental_watermark() }} as loaded_at
-
-),
+{% call incremental_scope() %}
 
 affected as (
 
-    {{ affected_orders('(select loaded_at from watermark)') }}
+    {{ affected_orders() }}
 
 ),
-{% endif %}
+{% endcall %}
 
 order_lines as (
 
-    {% if is_incremental() -%}
-    {{ order_lines('select order_id from affected') }}
-    {%- else -%}
     select * from {{ ref('int_order_lines') }}
-    {%- endif %}
+    {{ in_scope('order_id') }}
 
 ),
 
@@ -107,6 +96,4 @@ final as (
 )
 
 select * from final
-{% if is_incremental() %}
-where {{ changed_rows_only('final', 'order_id', 'order_hash') }}
-{% endif %}
+{{ only_changed('final', 'order_id', 'order_hash') }}

@@ -9,25 +9,26 @@
 -- source are deleted by the post_hook. `dbt build --full-refresh` rebuilds it.
 {{
     config(
-        materialized='incremental',
         unique_key='order_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
         indexes=[{'columns': ['order_id']}],
         post_hook="{{ delete_gone_keys(ref('stg_sales__order_status_history'), ['order_id', 'valid_from', 'status']) }}",
     )
 }}
 
-with history as (
+with
+{% call incremental_scope() %}
+affected as (
+
+    select order_id from {{ ref('stg_sales__order_status_history') }}
+    where _loaded_at > (select loaded_at from watermark)
+
+),
+{% endcall %}
+
+history as (
 
     select * from {{ ref('stg_sales__order_status_history') }}
-    {% if is_incremental() %}
-    where
-        order_id in (
-            select order_id from {{ ref('stg_sales__order_status_history') }}
-            where _loaded_at > {{ incremental_watermark() }}
-        )
-    {% endif %}
+    {{ in_scope('order_id') }}
 
 ),
 
@@ -84,6 +85,4 @@ final as (
 )
 
 select * from final
-{% if is_incremental() %}
-where {{ changed_rows_only('final', 'order_id', 'order_hash') }}
-{% endif %}
+{{ only_changed('final', 'order_id', 'order_hash') }}

@@ -12,44 +12,33 @@
 -- --full-refresh` rebuilds. (dbt_build runs after warehouse_load, never during it: assets.)
 {{
     config(
-        materialized='incremental',
         unique_key='order_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
         indexes=[{'columns': ['order_id'], 'unique': True}],
         post_hook="{{ delete_gone_keys(ref('stg_sales__orders'), ['order_id']) }}",
     )
 }}
 
 with
-{% if is_incremental() %}
-watermark as (
-
-    select {{ incremental_watermark() }} as loaded_at
-
-),
+{% call incremental_scope() %}
 
 affected as (
 
-    {{ affected_orders('(select loaded_at from watermark)') }}
+    {{ affected_orders() }}
 
 ),
-{% endif %}
+{% endcall %}
 
 orders as (
 
     select * from {{ ref('stg_sales__orders') }}
-    {% if is_incremental() %}where order_id in (select order_id from affected){% endif %}
+    {{ in_scope('order_id') }}
 
 ),
 
 order_lines as (
 
-    {% if is_incremental() -%}
-    {{ order_lines('select order_id from affected') }}
-    {%- else -%}
     select * from {{ ref('int_order_lines') }}
-    {%- endif %}
+    {{ in_scope('order_id') }}
 
 ),
 
@@ -67,7 +56,7 @@ line_totals as (
 
 ),
 
-final as (
+order_rows as (
 
     select
         orders.order_id,
@@ -88,18 +77,16 @@ final as (
 
 ),
 
-hashed as (
+final as (
 
     select
-        final.*,
+        order_rows.*,
         {{ row_hash(['order_id', 'customer_id', 'status', 'order_ts', 'updated_at', 'line_count',
                      'item_quantity', 'order_revenue']) }} as row_hash
 
-    from final
+    from order_rows
 
 )
 
-select * from hashed
-{% if is_incremental() %}
-where {{ changed_rows_only('hashed', 'order_id') }}
-{% endif %}
+select * from final
+{{ only_changed('final', 'order_id') }}

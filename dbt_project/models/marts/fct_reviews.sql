@@ -5,23 +5,30 @@
 -- stored one are written; reviews gone from the source are deleted by the post_hook.
 {{
     config(
-        materialized='incremental',
         unique_key='review_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
         indexes=[{'columns': ['review_id'], 'unique': True}],
         post_hook="{{ delete_gone_keys(ref('stg_reviews__reviews'), ['review_id']) }}",
     )
 }}
 
-with reviews as (
+with
+{% call incremental_scope() %}
+affected as (
+
+    select review_id from {{ ref('stg_reviews__reviews') }}
+    where _loaded_at > (select loaded_at from watermark)
+
+),
+{% endcall %}
+
+reviews as (
 
     select * from {{ ref('stg_reviews__reviews') }}
-    {% if is_incremental() %}where _loaded_at > {{ incremental_watermark() }}{% endif %}
+    {{ in_scope('review_id') }}
 
 ),
 
-hashed as (
+final as (
 
     select
         review_id,
@@ -40,7 +47,5 @@ hashed as (
 
 )
 
-select * from hashed
-{% if is_incremental() %}
-where {{ changed_rows_only('hashed', 'review_id') }}
-{% endif %}
+select * from final
+{{ only_changed('final', 'review_id') }}

@@ -1,11 +1,11 @@
--- One row per order line (order_id, line_no). Source: landing.order_items.
+-- One row per order line (order_id, line_no). Source: sales.order_items (landing.order_items).
 with source as (
 
-    select * from {{ source('landing', 'order_items') }}
+    select * from {{ source('sales', 'order_items') }}
 
 ),
 
-renamed as (
+final as (
 
     select
         order_id,
@@ -20,4 +20,4 @@ renamed as (
 
 )
 
-select * from renamed
+select * from final

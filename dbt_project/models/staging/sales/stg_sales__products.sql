@@ -1,11 +1,11 @@
--- One row per product. Source: landing.products.
+-- One row per product. Source: sales.products (landing.products).
 with source as (
 
-    select * from {{ source('landing', 'products') }}
+    select * from {{ source('sales', 'products') }}
 
 ),
 
-renamed as (
+final as (
 
     select
         product_id,
@@ -21,4 +21,4 @@ renamed as (
 
 )
 
-select * from renamed
+select * from final

@@ -1,11 +1,11 @@
--- One row per valid user-activity event. Source: landing.events.
+-- One row per valid user-activity event. Source: activity.events (landing.events).
 with source as (
 
-    select * from {{ source('landing', 'events') }}
+    select * from {{ source('activity', 'events') }}
 
 ),
 
-renamed as (
+final as (
 
     select
         event_id,
@@ -23,4 +23,4 @@ renamed as (
 
 )
 
-select * from renamed
+select * from final

@@ -1,11 +1,11 @@
--- One row per order (current state). Source: landing.orders.
+-- One row per order (current state). Source: sales.orders (landing.orders).
 with source as (
 
-    select * from {{ source('landing', 'orders') }}
+    select * from {{ source('sales', 'orders') }}
 
 ),
 
-renamed as (
+final as (
 
     select
         order_id,
@@ -20,4 +20,4 @@ renamed as (
 
 )
 
-select * from renamed
+select * from final

@@ -1,12 +1,12 @@
--- One row per session of user activity. Source: landing.sessions (built in the lake by the
+-- One row per session of user activity. Source: activity.sessions (landing.sessions) (built in the lake by the
 -- curate_sessions job: the session rule lives there, not here).
 with source as (
 
-    select * from {{ source('landing', 'sessions') }}
+    select * from {{ source('activity', 'sessions') }}
 
 ),
 
-renamed as (
+final as (
 
     select
         session_id,
@@ -26,4 +26,4 @@ renamed as (
 
 )
 
-select * from renamed
+select * from final

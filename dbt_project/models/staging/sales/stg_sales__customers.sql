@@ -1,11 +1,11 @@
--- One row per customer, PII already masked in the lake. Source: landing.customers.
+-- One row per customer, PII already masked in the lake. Source: sales.customers (landing.customers).
 with source as (
 
-    select * from {{ source('landing', 'customers') }}
+    select * from {{ source('sales', 'customers') }}
 
 ),
 
-renamed as (
+final as (
 
     select
         customer_id,
@@ -21,4 +21,4 @@ renamed as (
 
 )
 
-select * from renamed
+select * from final

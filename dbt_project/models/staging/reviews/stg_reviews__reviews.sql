@@ -1,11 +1,11 @@
--- One row per product review currently present. Source: landing.reviews.
+-- One row per product review currently present. Source: reviews.reviews (landing.reviews).
 with source as (
 
-    select * from {{ source('landing', 'reviews') }}
+    select * from {{ source('reviews', 'reviews') }}
 
 ),
 
-renamed as (
+final as (
 
     select
         review_id,
@@ -21,4 +21,4 @@ renamed as (
 
 )
 
-select * from renamed
+select * from final
