@@ -9,7 +9,7 @@
 # relative to it.
 #
 # The tag must match apache-airflow and the Python version of requirements.lock
-# (tests/test_compose.py checks both).
+# (tests/ops/test_compose.py checks both).
 FROM apache/airflow:3.3.2-python3.11
 
 # DBT_EXECUTABLE: Cosmos' ExecutionConfig(dbt_executable_path=...) should read it (step 2).

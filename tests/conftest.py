@@ -14,9 +14,9 @@ import pytest
 # through another fixture, gets the `services` marker; `make test-unit` runs the others
 SERVICE_FIXTURES = {
     "settings",  # the session's embedded Postgres + moto
-    "parsed",  # tests/test_dags.py: Airflow parses the DAG folder in a subprocess
-    "report", "scaling",  # tests/test_bench.py: a benchmark environment of its own
-    "stack", "lifecycle_ran",  # tests/test_compose_target.py: the compose target's services
+    "parsed",  # tests/pipeline/test_dags.py: Airflow parses the DAG folder in a subprocess
+    "report", "scaling",  # tests/bench/test_bench.py: a benchmark environment of its own
+    "stack", "lifecycle_ran",  # tests/ops/test_compose_target.py: the compose target's services
     "airflow",  # tests/chaos/test_airflow_scheduler.py: a real scheduler
     "pg_env",  # tests/chaos/test_postgres_restart.py: a Postgres it restarts
 }

@@ -64,7 +64,7 @@ def test_make_clean_removes_every_state_the_project_created(tmp_path):
 def test_nothing_is_written_outside_the_project(tmp_path):
     """Services, infra, a simulated day, a full load into the lake, the lake jobs, a lake query: with
     HOME an empty folder, it stays empty (state goes to LIFECYCLE_HOME). Airflow's four components
-    and its task runs get the same check in tests/test_airflow_service.py."""
+    and its task runs get the same check in tests/pipeline/test_airflow_service.py."""
     home, state = tmp_path / "home", tmp_path / "state"
     home.mkdir()
     env = {k: v for k, v in os.environ.items()

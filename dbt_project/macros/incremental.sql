@@ -110,16 +110,34 @@ watermark as (
     {%- endif -%}
 {%- endmacro %}
 
-{#
-  The orders to recompute in an incremental run of a mart built per order (fct_orders,
-  fct_order_items): those whose order row or any of whose lines was loaded after the
-  watermark. The model must declare both refs (`-- depends_on:`), since this runs only when
-  is_incremental(). The body of their incremental_scope().
-#}
-{% macro affected_orders() -%}
+{#-
+  Incremental scopes that are common enough to name (each is a whole incremental_scope()):
+  keys_loaded_since(relation, key): the keys of `relation` with a row loaded after the
+  watermark; order_scope(): the orders whose row or any line was loaded after it (the marts
+  built per order: int_order_lines, fct_orders, fct_order_items; the model must declare both
+  refs with `-- depends_on:`, since this runs only when is_incremental()).
+-#}
+{% macro keys_loaded_since(relation, key) -%}
+    {% call incremental_scope() %}
+affected as (
+
+    select {{ key }} from {{ relation }}
+    where _loaded_at > (select loaded_at from watermark)
+
+),
+    {% endcall %}
+{%- endmacro %}
+
+{% macro order_scope() -%}
+    {% call incremental_scope() %}
+affected as (
+
     select order_id from {{ ref('stg_sales__orders') }}
     where _loaded_at > (select loaded_at from watermark)
     union
     select order_id from {{ ref('stg_sales__order_items') }}
     where _loaded_at > (select loaded_at from watermark)
+
+),
+    {% endcall %}
 {%- endmacro %}

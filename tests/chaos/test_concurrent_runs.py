@@ -1,7 +1,7 @@
 """Case 7: two runs of the same DAG for the same interval at once.
 
 Airflow prevents it where it must: every lifecycle DAG has ``max_active_runs=1`` (asserted
-by tests/test_dags.py). It still happens around the scheduler: a manual ``airflow tasks
+by tests/pipeline/test_dags.py). It still happens around the scheduler: a manual ``airflow tasks
 test``/``lifecycle run`` while the scheduled run works, a zombie task whose retry already
 started, a second Airflow pointed at the same target. So here the same stages run twice at
 the same moment, in two processes, for the same interval. Each run must either succeed or

@@ -25,13 +25,7 @@
 }}
 
 with
-{% call incremental_scope() %}
-affected as (
-
-    {{ affected_orders() }}
-
-),
-{% endcall %}
+{{ order_scope() }}
 
 order_items as (
 

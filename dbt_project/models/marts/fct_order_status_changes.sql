@@ -16,14 +16,7 @@
 }}
 
 with
-{% call incremental_scope() %}
-affected as (
-
-    select order_id from {{ ref('stg_sales__order_status_history') }}
-    where _loaded_at > (select loaded_at from watermark)
-
-),
-{% endcall %}
+{{ keys_loaded_since(ref('stg_sales__order_status_history'), 'order_id') }}
 
 history as (
 

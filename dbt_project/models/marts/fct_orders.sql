@@ -19,14 +19,7 @@
 }}
 
 with
-{% call incremental_scope() %}
-
-affected as (
-
-    {{ affected_orders() }}
-
-),
-{% endcall %}
+{{ order_scope() }}
 
 orders as (
 

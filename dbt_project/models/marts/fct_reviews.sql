@@ -12,14 +12,7 @@
 }}
 
 with
-{% call incremental_scope() %}
-affected as (
-
-    select review_id from {{ ref('stg_reviews__reviews') }}
-    where _loaded_at > (select loaded_at from watermark)
-
-),
-{% endcall %}
+{{ keys_loaded_since(ref('stg_reviews__reviews'), 'review_id') }}
 
 reviews as (
 

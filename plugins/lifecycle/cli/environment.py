@@ -23,7 +23,6 @@ services_app = group("Embedded services (pgserver Postgres + moto).", "lifecycle
 infra_app = group("Infrastructure as data (infra/).", "lifecycle infra apply")
 
 
-
 @services_app.command("up")
 def services_up():
     """Start Postgres and moto (idempotent).
@@ -51,7 +50,6 @@ def services_up():
                     "recreated to match.", fg=typer.colors.YELLOW)
 
 
-
 @services_app.command("down")
 def services_down():
     """Stop Postgres and moto (the state stays in .lifecycle/; `make reset` deletes it).
@@ -64,7 +62,6 @@ def services_down():
 
     services.down(load_settings())
     typer.echo("stopped")
-
 
 
 @services_app.command("status")
@@ -85,7 +82,6 @@ def services_status():
         for k, v in services.rss_mb(s).items():
             typer.echo(f"{k}: {v:.0f}")
     raise typer.Exit(OK if st.all_up else FAILED)
-
 
 
 @infra_app.command("apply")
@@ -111,7 +107,6 @@ def infra_apply(plan: bool = typer.Option(False, "--plan", help="dry run: print 
     echo_json(result)
 
 
-
 def airflow_env_cmd():
     """Print `export` lines of the Airflow environment (and the emulator's endpoint).
 
@@ -125,7 +120,6 @@ def airflow_env_cmd():
 
     for k, v in airflow_env(load_settings()).items():
         typer.echo(f"export {k}={shlex.quote(v)}")
-
 
 
 def airflow(port: int = typer.Option(None, help="port of the UI / API server; default LIFECYCLE_AIRFLOW_PORT or 8080")):

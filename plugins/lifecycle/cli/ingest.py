@@ -18,7 +18,6 @@ from lifecycle.cli.support import (
 cdc_app = group("Change data capture from the sales database (DMS-style).", "lifecycle cdc status")
 
 
-
 @cdc_app.command("status")
 def cdc_status():
     """The replication slot, its lag (bytes, seconds) and the raw files per table.
@@ -52,7 +51,6 @@ def cdc_status():
         cdc = [k for k in keys if "LOAD" not in k]
         typer.echo(f"  {table:<12} full load: {'yes' if len(keys) > len(cdc) else 'no'}, CDC files: {len(cdc)}"
                    + (f", newest {cdc[-1].rsplit('/', 1)[-1]}" if cdc else ""))
-
 
 
 @cdc_app.command("resnapshot")

@@ -26,7 +26,6 @@ jobs_app = group("The lake's Glue-style jobs and their bookmarks.", "lifecycle j
 lake_app = group("The lake's governance (Lake Formation), Spark and Glue runs.", "lifecycle lake grants")
 
 
-
 @lake_app.command("grants")
 def lake_grants():
     """Lake Formation grants in effect: principal, resource, permissions (infra/lakeformation.yaml).
@@ -43,7 +42,6 @@ def lake_grants():
         typer.echo("no Lake Formation grants (run `lifecycle infra apply`)")
         raise typer.Exit(FAILED)
     typer.echo(lake_sql.format_table(["principal", "resource", "permissions"], rows))
-
 
 
 @lake_app.command("spark-run")
@@ -91,7 +89,6 @@ def lake_spark_run(
     echo_json({"lake_root": target, "mirrored": copied, **result})
 
 
-
 @lake_app.command("glue-deploy")
 def lake_glue_deploy():
     """Deploy the clean jobs as AWS Glue jobs (script and package to S3, one job each).
@@ -106,7 +103,6 @@ def lake_glue_deploy():
     from lifecycle.jobs.glue.deploy import deploy
 
     echo_json(deploy(load_settings()))
-
 
 
 @jobs_app.command("run")
@@ -144,7 +140,6 @@ def jobs_run(
     echo_json(result)
 
 
-
 @jobs_app.command("list")
 def jobs_list():
     """The jobs in run order, with their bookmark state.
@@ -168,7 +163,6 @@ def jobs_list():
                  + "; objects seen: " + ", ".join(f"{k} {v}" for k, v in row["objects"].items())
                  if row["bookmark"] else "no bookmark (next run is full)")
         typer.echo(f"{row['job']:<16} {state}")
-
 
 
 @jobs_app.command("reset-bookmark")

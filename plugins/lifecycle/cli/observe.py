@@ -25,7 +25,6 @@ from lifecycle.cli.support import (
 alarms_app = group("CloudWatch alarms of infra/.", "lifecycle alarms list")
 
 
-
 def metrics(
     hours: int = typer.Option(24 * 7, help="how far back the trend goes"),
     period: int = typer.Option(3600, help="seconds per trend point"),
@@ -69,7 +68,6 @@ def metrics(
         typer.echo(f"wrote {html}")
 
 
-
 def logs(
     dag_id: str = typer.Argument(..., help="DAG id, e.g. lake_clean"),
     task_id: str = typer.Argument(..., help="task id, e.g. run_clean_jobs"),
@@ -101,7 +99,6 @@ def logs(
         typer.echo(line)
 
 
-
 @alarms_app.command("evaluate")
 def alarms_evaluate():
     """Evaluate the CloudWatch alarms (the emulators do not); set their state; alert on ALARM.
@@ -117,7 +114,6 @@ def alarms_evaluate():
                    + ("  [alerted]" if a["alerted"] else ""))
 
 
-
 @alarms_app.command("list")
 def alarms_list():
     """The alarms and their current state.
@@ -131,7 +127,6 @@ def alarms_list():
     for a in list_alarms(load_settings(services=True)):
         typer.echo(f"{a['AlarmName']:<40} {a.get('StateValue', ''):<17} {a['MetricName']} "
                    f"{a['ComparisonOperator']} {a['Threshold']:g}")
-
 
 
 def alerts(
@@ -165,7 +160,6 @@ def alerts(
             typer.echo(f"{'':<18} log: {a['log_command']}")
 
 
-
 def observe(day: str = typer.Option(None, "--date", help="business date to observe; default: yesterday UTC")):
     """Run the data-observability monitors for one day (what the observe DAG does).
 
@@ -181,7 +175,6 @@ def observe(day: str = typer.Option(None, "--date", help="business date to obser
     with progress(f"profiling the datasets of {d}"):
         result = run_observe(s, start, start + timedelta(days=1))
     echo_json(result)
-
 
 
 def lineage():

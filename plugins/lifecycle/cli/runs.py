@@ -47,7 +47,6 @@ def simulate(
     echo_json(result)
 
 
-
 def run(
     dags: str = typer.Option(None, help="comma-separated DAG ids; default: the whole lifecycle"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show Airflow's task logs on a terminal too "
@@ -86,7 +85,6 @@ def run(
     raise typer.Exit(OK if ok else FAILED)
 
 
-
 def reconcile():
     """Compare source, lake, warehouse and serving; exit 1 on any mismatch.
 
@@ -100,7 +98,6 @@ def reconcile():
     report = check(load_settings(services=True))
     print_report(report)
     raise typer.Exit(OK if report["ok"] else FAILED)
-
 
 
 def demo(
@@ -122,7 +119,6 @@ def demo(
     d = parse_date(day) if day else default_date()
     raise typer.Exit(run_demo(load_settings(), d, scale=scale, bad_rate=bad_rate, late_rate=late_rate,
                                 verbose=verbose))
-
 
 
 def bench(ctx: typer.Context):

@@ -53,7 +53,6 @@ def query(
         typer.echo(lake_sql.format_table(cols, rows))
 
 
-
 def warehouse_query(s: Settings, sql: str, output: str | None) -> tuple[list[str], list[tuple]]:
     import psycopg2
 
@@ -81,7 +80,6 @@ def warehouse_query(s: Settings, sql: str, output: str | None) -> tuple[list[str
                                                         for r in rows]), output)
         return ["rows_written"], [(len(rows),)]
     return cols, rows
-
 
 
 def recommend(
@@ -114,7 +112,6 @@ def recommend(
     typer.echo(f"products similar to {product_id}:")
     for rank, r in enumerate(rows, start=1):
         typer.echo(f"  {rank:>2}. {r['product_id']:>6}  {r['score']:.4f}  {r['name']} ({r['category']})")
-
 
 
 def metabase_provision(

@@ -3,7 +3,7 @@
 Input: ``Settings`` and the same ``infra/`` files as ``lifecycle.infra.apply``.
 Output: a list of ``Change(kind, name, action, detail)`` (``action``: ``create`` or
 ``update``), empty when the target already matches ``infra/``. Only read calls are made
-(``Describe*``, ``Get*``, ``List*``, ``HeadBucket``; tests/test_infra_plan.py records every
+(``Describe*``, ``Get*``, ``List*``, ``HeadBucket``; tests/infra/test_infra_plan.py records every
 call and fails on any other), so it is safe against a production account with a read-only
 role.
 

@@ -4,7 +4,7 @@ Input: nothing (pure declarations, cheap to import at DAG parse time).
 Output: per stage its Airflow tag (the DAG list groups by it), the README section and the
 docs/ page that explain it; ``tags()`` and ``doc_footer()`` for the DAG files. The README
 anchors are plain text in the DAG docs (a relative link would resolve against the Airflow UI);
-tests/test_dags.py checks that every anchor and page exists.
+tests/pipeline/test_dags.py checks that every anchor and page exists.
 """
 
 from __future__ import annotations

@@ -243,7 +243,7 @@ class _PsycopgSession:
 class _DuckSession:
     """The load's statements in the Postgres transaction of DuckDB's attached warehouse:
     ``postgres_execute``/``postgres_query`` run on the connection that also carries the
-    transaction's INSERTs (one Postgres transaction: tests/test_warehouse_load.py)."""
+    transaction's INSERTs (one Postgres transaction: tests/warehouse/test_warehouse_load.py)."""
 
     def __init__(self, duck):
         self.duck = duck

@@ -31,7 +31,7 @@ from conftest import lifecycle_env
 from lifecycle.ops.airflow import start_components, stop_components, wait_healthy
 from lifecycle.ops.services import ensure_databases, free_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _api(url: str, token: str | None = None, body: dict | None = None):

@@ -21,7 +21,7 @@ from unittest import mock
 import pytest
 from botocore.client import BaseClient
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BUCKET = "airflow-lifecycle-test"
 
 

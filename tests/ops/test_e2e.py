@@ -28,7 +28,7 @@ from conftest import lifecycle_env, reset_environment
 
 from lifecycle.clients import pg
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _lifecycle(settings, *args, timeout=900):

@@ -58,7 +58,7 @@ def _ingest(settings, point_in_time: datetime) -> None:
 
 @pytest.fixture(scope="module")
 def engines(settings, tmp_path_factory):
-    from test_jobs import EV3, EV3_BODY, RAW_EVENTS
+    from raw_lake import EV3, EV3_BODY, RAW_EVENTS
 
     from lifecycle.jobs.engine.contract import JOBS, job_arguments
     from lifecycle.jobs.engine.runner import run_lake_clean

@@ -115,7 +115,7 @@ def test_every_dag_has_a_run_deadline():
     from lifecycle.pipeline.tasks import dag_args
 
     assert dag_args("source", doc="")["deadline"].interval == run_deadline().interval
-    for path in (Path(__file__).resolve().parents[1] / "dags").glob("*.py"):
+    for path in (Path(__file__).resolve().parents[2] / "dags").glob("*.py"):
         assert "**dag_args(" in path.read_text(), path.name  # dag_args carries the deadline
 
 

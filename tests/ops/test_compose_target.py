@@ -37,7 +37,7 @@ from test_compose import _airflow_env, _env_example, _env_of, _services
 from lifecycle.ops import services
 from lifecycle.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 DAY = date(2026, 11, 20)
 # compose services replaced by loopback processes here

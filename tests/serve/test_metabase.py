@@ -5,7 +5,7 @@ records every call. Checked: a fresh instance gets its first admin through ``/ap
 with the setup token; the warehouse is added as ``bi_reader`` limited to schema ``serving``;
 one native-SQL card per spec card; the dashboard lays them out as the spec says; a second
 run logs in, creates nothing and keeps every id (idempotent). The spec's SQL itself is
-run for real as ``bi_reader`` in ``tests/test_serving.py``.
+run for real as ``bi_reader`` in ``tests/serve/test_serving.py``.
 """
 
 from __future__ import annotations

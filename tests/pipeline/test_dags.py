@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted(p.stem for p in (REPO / "dags").glob("*.py"))
 
 PARSE_SCRIPT = r"""

@@ -25,7 +25,7 @@ ORDERS = [(100, "delivered"), (103, "placed"), (104, "placed")]
 
 @pytest.fixture(scope="module")
 def lake(settings):
-    from test_jobs import write_raw
+    from raw_lake import write_raw
 
     from lifecycle.jobs.engine.runner import run_lake_clean
 

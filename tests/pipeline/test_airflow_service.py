@@ -37,7 +37,7 @@ from lifecycle.ops.airflow import start_components, stop_components, wait_health
 from lifecycle.ops.services import free_port
 from lifecycle.pipeline.tags import STAGES
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-output" / "airflow-ui"
 CHROMIUM = Path(os.environ.get("LIFECYCLE_CHROMIUM") or "/usr/bin/chromium")
 LIFECYCLE_DAGS = {"simulate_sales_platform", "ingest_sales", "ingest_user_activity", "ingest_reviews",
