@@ -75,7 +75,7 @@ def test_every_make_target_and_file_the_workflow_names_exists():
 
 
 def test_the_test_jobs_together_run_every_test_file_once():
-    all_tests = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("test_*.py")}
+    all_tests = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("test_*.py")}
     explicit: list[str] = []
     ignored: set[str] = set()
     catch_all = []

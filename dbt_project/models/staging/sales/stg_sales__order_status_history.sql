@@ -1,4 +1,5 @@
--- One row per status version of an order (SCD type 2). Source: sales.order_status_history (landing.order_status_history).
+-- One row per status version of an order (SCD type 2).
+-- Source: sales.order_status_history (landing.order_status_history).
 with source as (
 
     select * from {{ source('sales', 'order_status_history') }}
