@@ -68,6 +68,13 @@ def _role_arn(settings: Settings) -> str:
     return f"arn:aws:iam::{account}:role/{settings.role_name(settings.stage)}"
 
 
+def forget_clients() -> None:
+    """Drop every cached boto3 session and client (a test that starts an in-process moto
+    after a session was made: the old session lacks moto's hook)."""
+    for cached in (_session, _stage_session, _account, _client):
+        cached.cache_clear()
+
+
 def aws(settings: Settings, service: str):
     """A boto3 client for ``service`` on the selected target (one per service, target and
     stage: creating a client costs ~50 ms, and boto3 clients are thread-safe). With

@@ -35,14 +35,12 @@ def aws_account(monkeypatch):
     env = {"LIFECYCLE_TARGET": "aws", "LIFECYCLE_PG_HOST": "warehouse.example.internal",
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "LIFECYCLE_NAME_PREFIX": "plantest"}
-    clients._client.cache_clear()
-    clients._session.cache_clear()  # a session made before moto was imported lacks its hook
+    clients.forget_clients()  # a session made before moto was imported lacks its hook
     try:
         with mock_aws():
             yield Settings.from_env(env)
     finally:
-        clients._client.cache_clear()
-        clients._session.cache_clear()
+        clients.forget_clients()
 
 
 @contextlib.contextmanager

@@ -61,19 +61,19 @@ def test_full_load_then_cdc_carries_inserts_updates_pk_updates_and_deletes(env, 
 
 
 def test_a_crash_before_the_slot_advances_rewrites_the_same_objects(env, monkeypatch):
+    from lifecycle import faults
     from lifecycle.ingest import sales_cdc
 
     with pg(env, env.sales_db) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO customers VALUES (4,'d@x.org','Di','+400','ES',now(),now())")
     before = set(_keys(env, "sales/public/customers/"))
 
-    real_put = sales_cdc._put_parquet
+    def crash_after_the_write(name):
+        # the fault point right after an object is written (in-process: an exception, not SIGKILL)
+        if name == "sales_cdc.write":
+            raise SystemExit("worker killed after the write, before the advance")
 
-    def put_then_crash(*args):
-        real_put(*args)
-        raise SystemExit("worker killed after the write, before the advance")
-
-    monkeypatch.setattr(sales_cdc, "_put_parquet", put_then_crash)
+    monkeypatch.setattr(faults, "point", crash_after_the_write)
     with pytest.raises(SystemExit):
         sales_cdc.run(env)
     after_crash = set(_keys(env, "sales/public/customers/"))

@@ -42,8 +42,7 @@ def mwaa(packaged):
     env = {"LIFECYCLE_TARGET": "aws", "LIFECYCLE_PG_HOST": "warehouse.example.internal",
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "LIFECYCLE_MWAA_BUCKET": BUCKET}
-    clients._client.cache_clear()
-    clients._session.cache_clear()  # a session made before moto was imported lacks its hook
+    clients.forget_clients()  # a session made before moto was imported lacks its hook
     try:
         with mock_aws():
             s = Settings.from_env(env)
@@ -52,8 +51,7 @@ def mwaa(packaged):
             s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
             yield s, s3
     finally:
-        clients._client.cache_clear()
-        clients._session.cache_clear()
+        clients.forget_clients()
 
 
 def _puts():
