@@ -138,7 +138,9 @@ def test_yamllint_passes_on_the_repository():
 
 @pytest.mark.timeout(600)
 def test_sqlfluff_passes_on_the_dbt_models():
-    proc = subprocess.run([str(VENV_BIN / "sqlfluff"), "lint", "models"], capture_output=True, text=True,
+    # --processes 0: one process per core (the models are linted independently)
+    proc = subprocess.run([str(VENV_BIN / "sqlfluff"), "lint", "models", "--processes", "0"],
+                          capture_output=True, text=True,
                           timeout=600, cwd=ROOT / "dbt_project")
     assert proc.returncode == 0, proc.stdout[-6000:]
     # every model was linted (none skipped by a templating failure)
