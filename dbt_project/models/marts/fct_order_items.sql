@@ -5,18 +5,15 @@
 -- Incremental (delete+insert on order_id: an order's lines are replaced together). The orders
 -- recomputed are those whose order row or any line was loaded after this table's watermark
 -- (a status change rewrites every line's status/is_counted); of those, only the orders whose
--- lines' group_hash changed are written. Lines gone from the source (or of an order gone)
--- are deleted by the post_hook. `dbt build --full-refresh` rebuilds it. The incremental path
--- builds the lines of the affected orders with int_order_lines' own SQL (macros/order_lines.sql)
--- filtered before its join: filtering the view's output would join every line first.
+-- lines' group_hash changed are written. Lines gone from int_order_lines (which drops the
+-- lines and orders gone from the source before this model runs) are deleted by the
+-- post_hook. `dbt build --full-refresh` rebuilds it. The lines of the affected orders are
+-- read from int_order_lines by its order_id index.
 {{
     config(
         unique_key='order_id',
         indexes=[{'columns': ['order_line_id'], 'unique': True}, {'columns': ['order_id']}],
-        post_hook=[
-            "{{ delete_gone_keys(ref('stg_sales__order_items'), ['order_id', 'line_no']) }}",
-            "{{ delete_gone_keys(ref('stg_sales__orders'), ['order_id']) }}",
-        ],
+        post_hook="{{ delete_gone_keys(ref('int_order_lines'), ['order_id', 'line_no']) }}",
     )
 }}
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from lifecycle.clients import aws
 from lifecycle.jobs.engine.bookmarks import Bookmark
-from lifecycle.jobs.engine.contract import FullRebuild, literal_prefix, matches, new_metrics
+from lifecycle.jobs.engine.contract import FullRebuild, literal_prefix, matches, new_metrics, table_objects
 from lifecycle.jobs.engine.duckdb_writes import DuckDBWrites
 from lifecycle.lake import staging
 from lifecycle.lake.catalog import TableSpec, duckdb_type, lake_table
@@ -283,11 +283,6 @@ class DuckDBJobContext(DuckDBWrites):
         self.require_unchanged(f"export:{prefix}", {k: done[k] for k in newest}, "a newer export arrived")
         return f"{prefix}{newest[0][len(prefix):].split('/')[0]}/" if newest else None
 
-    @staticmethod
-    def _table_pattern(spec: TableSpec) -> str:
-        return (f"{spec.name}/{spec.partition[0]}=*/*.parquet" if spec.partition
-                else f"{spec.name}/*.parquet")
-
     def read_clean(self, bucket: str, table: str, changed_only: bool = False,
                    columns: list[str] | None = None, where_in: tuple[str, Any] | None = None):
         """A clean table as it is in the lake now (empty with its columns if not written).
@@ -299,7 +294,7 @@ class DuckDBJobContext(DuckDBWrites):
         with, not the whole table (Spark: a semi join; here DuckDB filters the Parquet scan).
         """
         spec = lake_table(table)
-        objects = self.list_objects(bucket, self._table_pattern(spec))
+        objects = self.list_objects(bucket, table_objects(spec))
         if changed_only:
             keys = self._new_keys(f"clean.{table}", objects, allow_gone=True)
             self._changed[table] = keys + self._gone.get(f"clean.{table}", [])
@@ -337,7 +332,7 @@ class DuckDBJobContext(DuckDBWrites):
         or removed since the bookmark: a job derived from them only has nothing to do."""
         changed = not self.incremental
         for table in tables:
-            objects = self.list_objects(bucket, self._table_pattern(lake_table(table)))
+            objects = self.list_objects(bucket, table_objects(lake_table(table)))
             # an object gone since the bookmark makes _new_keys rebuild in full
             changed |= bool(self._new_keys(f"clean.{table}", objects)) and self.incremental
         return not changed

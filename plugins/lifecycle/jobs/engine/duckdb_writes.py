@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from lifecycle import faults
 from lifecycle.clients import aws
-from lifecycle.jobs.engine.contract import check_output
+from lifecycle.jobs.engine.contract import check_output, table_objects
 from lifecycle.lake import staging
 from lifecycle.lake.catalog import (
     CLEAN_TABLES,
@@ -30,7 +30,7 @@ from lifecycle.sql import ident, literal
 
 class DuckDBWrites:
     """Writes of the DuckDB job context (mixed into ``DuckDBJobContext``, which provides
-    ``_con``, ``_settings``, ``_table_name``, ``_count``, ``_file_list``, ``_table_pattern``,
+    ``_con``, ``_settings``, ``_table_name``, ``_count``, ``_file_list``,
     ``list_objects``, the staging run token and the metrics)."""
 
     def materialize(self, df, spec: TableSpec, label: str) -> str:
@@ -96,7 +96,7 @@ class DuckDBWrites:
         whole table. Like a MERGE on an Iceberg/Hudi table, done with plain Parquet here.
         """
         spec = lake_table(table)
-        objects = self.list_objects(bucket, self._table_pattern(spec))
+        objects = self.list_objects(bucket, table_objects(spec))
         if not self.incremental or not objects:
             return self.write_clean(df, bucket, table)
         new = self.materialize(df, spec, table)

@@ -39,7 +39,7 @@ import sys
 import time
 from typing import Any
 
-from lifecycle.jobs.engine.contract import JobError, check_output, job_module, new_metrics
+from lifecycle.jobs.engine.contract import JobError, check_output, job_module, new_metrics, table_objects
 from lifecycle.jobs.engine.spark_lake import LocalLake
 from lifecycle.lake.catalog import QUARANTINE, TableSpec, lake_table
 
@@ -275,8 +275,7 @@ class SparkJobContext:
 
         spec = lake_table(table)
         wanted = [(c, t) for c, t in spec.all_columns if columns is None or c in columns]
-        pattern = f"{table}/{spec.partition[0]}=*/*.parquet" if spec.partition else f"{table}/*.parquet"
-        keys = self.list_keys(bucket, pattern)
+        keys = self.list_keys(bucket, table_objects(spec))
         if keys:
             reader = self.spark.read.option("basePath", self.lake.uri(bucket, f"{table}/"))
             raw = reader.parquet(*[self.lake.uri(bucket, k) for k in keys])
