@@ -38,7 +38,7 @@ from lifecycle.serve.publish import ensure_reader
 from lifecycle.settings import Settings
 
 settings = Settings.from_env()
-with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
     ensure_reader(settings, cur)
 PY
 

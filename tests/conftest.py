@@ -47,9 +47,9 @@ def reset_environment(settings) -> None:
     from lifecycle.infra import apply as infra
     from lifecycle.ops import services
 
-    req = urllib.request.Request(f"{settings.aws_endpoint}/moto-api/reset", method="POST")
+    req = urllib.request.Request(f"{settings.aws.endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(req, timeout=30).read()
-    services.ensure_databases(settings, recreate=(settings.sales_db, settings.warehouse_db))
+    services.ensure_databases(settings, recreate=(settings.pg.sales_db, settings.pg.warehouse_db))
     infra.apply(settings)
 
 
@@ -76,7 +76,7 @@ def reset_lake(settings) -> None:
                 "quarantine": ["events/", "_lifecycle/"]}
     s3 = aws(settings, "s3")
     for zone, zone_prefixes in prefixes.items():
-        bucket = settings.bucket(zone)
+        bucket = settings.names.bucket(zone)
         for prefix in zone_prefixes:
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
                 keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]

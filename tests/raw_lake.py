@@ -199,7 +199,7 @@ def dms_parquet(table: str, rows: list[tuple]) -> bytes:
 
 def write_raw(settings, files: dict[str, dict[str, list[tuple]]] = RAW_SALES, events=True,
               reviews=True) -> None:
-    s3, raw = aws(settings, "s3"), settings.bucket("raw")
+    s3, raw = aws(settings, "s3"), settings.names.bucket("raw")
     for table, by_file in files.items():
         for name, rows in by_file.items():
             s3.put_object(Bucket=raw, Key=f"sales/public/{table}/{name}", Body=dms_parquet(table, rows))
@@ -220,7 +220,7 @@ def objects(settings, zone: str) -> dict[str, str]:
     """``{key: ETag}`` of a zone's data objects (not the pipeline's ``_lifecycle/`` state)."""
     s3 = aws(settings, "s3")
     out = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket(zone)):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.names.bucket(zone)):
         for o in page.get("Contents", []):
             if not o["Key"].startswith("_lifecycle/"):
                 out[o["Key"]] = o["ETag"]
@@ -232,7 +232,7 @@ def read(settings, sql: str) -> list[tuple]:
 
     con = connect_duckdb(settings)
     try:
-        return con.execute(sql.format(clean=f"s3://{settings.bucket('clean')}",
-                                      quarantine=f"s3://{settings.bucket('quarantine')}")).fetchall()
+        return con.execute(sql.format(clean=f"s3://{settings.names.bucket('clean')}",
+                                      quarantine=f"s3://{settings.names.bucket('quarantine')}")).fetchall()
     finally:
         con.close()

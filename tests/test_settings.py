@@ -36,30 +36,33 @@ def test_every_placeholder_in_infra_is_filled_from_the_settings():
 def test_the_names_infra_creates_are_the_names_the_code_uses():
     s = settings()
     spec = load_spec(s, ACCOUNT)
-    assert [x["name"] for x in spec["kinesis_streams"]] == [s.stream_name]
-    assert {t["name"] for t in spec["dynamodb_tables"]} == {s.reviews_table, s.checkpoint_table,
-                                                            s.alert_dedupe_table}
-    assert [t["name"] for t in spec["sns_topics"]] == [s.alert_topic]
-    assert spec["sns_topics"][0]["sqs_subscriptions"] == [s.alert_queue]
-    assert [g["name"] for g in spec["log_groups"]] == [s.log_group]
-    assert {d["name"] for d in spec["glue_databases"]} >= {s.glue_database, s.curated_glue_database}
-    assert [x["name"] for x in spec["secrets"]] == [s.pii_salt_secret]
+    assert [x["name"] for x in spec["kinesis_streams"]] == [s.names.stream]
+    assert {t["name"] for t in spec["dynamodb_tables"]} == {s.names.reviews_table, s.names.checkpoint_table,
+                                                            s.names.alert_dedupe_table}
+    assert [t["name"] for t in spec["sns_topics"]] == [s.names.alert_topic]
+    assert spec["sns_topics"][0]["sqs_subscriptions"] == [s.names.alert_queue]
+    assert [g["name"] for g in spec["log_groups"]] == [s.names.log_group]
+    assert {d["name"] for d in spec["glue_databases"]} >= {s.names.clean_database, s.names.curated_database}
+    assert [x["name"] for x in spec["secrets"]] == [s.names.pii_salt_secret]
     assert {b["zone"] for b in spec["buckets"]} >= {"raw", "clean", "curated", "quarantine", "serving"}
 
 
 def test_policies_name_the_resources_of_the_settings():
     s = settings()
     ingest = json.dumps(policy_document(s, "ingest-activity", ACCOUNT))
-    assert f"stream/{s.stream_name}" in ingest and f"table/{s.reviews_table}" in ingest
-    assert f"table/{s.checkpoint_table}" in ingest
+    assert f"stream/{s.names.stream}" in ingest and f"table/{s.names.reviews_table}" in ingest
+    assert f"table/{s.names.checkpoint_table}" in ingest
     transform = json.dumps(policy_document(s, "transform", ACCOUNT))
-    assert f"database/{s.glue_database}" in transform and f"secret:{s.pii_salt_secret}-" in transform
-    assert s.metrics_namespace in transform
+    assert f"database/{s.names.clean_database}" in transform and f"secret:{s.names.pii_salt_secret}-" in transform
+    assert s.names.metrics_namespace in transform
 
 
 def test_no_name_of_the_settings_is_written_as_a_literal_in_infra():
     s = settings("lifecycle")  # the default prefix: a literal name would match it
-    names = {v for k, v in placeholders(s, ACCOUNT).items() if k not in ("prefix", "region", "account", "target")}
+    # the warehouse schema `observability` is not an AWS resource; the stage (IAM role) of the
+    # same name is
+    names = {v for k, v in placeholders(s, ACCOUNT).items()
+             if k not in ("prefix", "region", "account", "target", "observability_schema")}
     for file, text in infra_texts().items():
         for name in names:
             # a name inside a longer word, or in backquotes (the DAG `lake_clean` in a runbook),
@@ -75,4 +78,4 @@ def test_lake_formation_grants_name_the_glue_databases_of_the_settings():
     for grant in spec["grants"]:
         for kind in ("databases", "tables"):
             named |= set((grant.get(kind) or {}).keys())
-    assert named and named <= {s.glue_database, s.curated_glue_database}
+    assert named and named <= {s.names.clean_database, s.names.curated_database}

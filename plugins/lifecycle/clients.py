@@ -63,9 +63,9 @@ def _account(region: str, key_id: str | None, secret: str | None, sts_endpoint: 
 
 def _role_arn(settings: Settings) -> str:
     """ARN of the settings' stage role, in the account of the base credentials."""
-    account = _account(settings.region, settings.aws_access_key_id, settings.aws_secret_access_key,
-                       settings.endpoint_for("sts"))
-    return f"arn:aws:iam::{account}:role/{settings.role_name(settings.stage)}"
+    account = _account(settings.aws.region, settings.aws.access_key_id, settings.aws.secret_access_key,
+                       settings.aws.endpoint_for("sts"))
+    return f"arn:aws:iam::{account}:role/{settings.names.role(settings.stage)}"
 
 
 def forget_clients() -> None:
@@ -80,9 +80,9 @@ def aws(settings: Settings, service: str):
     stage: creating a client costs ~50 ms, and boto3 clients are thread-safe). With
     ``settings.stage`` set (``Settings.for_stage``) it calls AWS as that stage's IAM role."""
     role = _role_arn(settings) if settings.stage else None
-    return _client(settings.region, settings.aws_access_key_id, settings.aws_secret_access_key,
-                   service, settings.endpoint_for(service), role, settings.endpoint_for("sts"),
-                   settings.aws_max_attempts)
+    return _client(settings.aws.region, settings.aws.access_key_id, settings.aws.secret_access_key,
+                   service, settings.aws.endpoint_for(service), role, settings.aws.endpoint_for("sts"),
+                   settings.aws.max_attempts)
 
 
 @lru_cache(maxsize=256)
@@ -97,9 +97,9 @@ def credentials(settings: Settings) -> tuple[str | None, str | None, str | None]
     """(key id, secret, session token) the settings' clients use, for tools that take keys
     rather than a boto3 session (DuckDB's httpfs secret)."""
     if not settings.stage:
-        return settings.aws_access_key_id, settings.aws_secret_access_key, None
-    frozen = _stage_session(settings.region, settings.aws_access_key_id, settings.aws_secret_access_key,
-                            settings.endpoint_for("sts"), _role_arn(settings)).get_credentials().get_frozen_credentials()
+        return settings.aws.access_key_id, settings.aws.secret_access_key, None
+    frozen = _stage_session(settings.aws.region, settings.aws.access_key_id, settings.aws.secret_access_key,
+                            settings.aws.endpoint_for("sts"), _role_arn(settings)).get_credentials().get_frozen_credentials()
     return frozen.access_key, frozen.secret_key, frozen.token
 
 
@@ -150,8 +150,8 @@ def load_extension(con, name: str) -> None:
 
 def configure_s3(con, settings: Settings) -> None:
     """(Re)create the connection's S3 secret from the settings."""
-    host_port, use_ssl = settings.s3_host_port()
-    parts = ["TYPE s3", f"REGION {literal(settings.region)}"]
+    host_port, use_ssl = settings.aws.s3_host_port()
+    parts = ["TYPE s3", f"REGION {literal(settings.aws.region)}"]
     key_id, secret, token = credentials(settings)  # the stage role's, when it has one
     if key_id and secret:
         parts += [f"KEY_ID {literal(key_id)}", f"SECRET {literal(secret)}"]
@@ -187,7 +187,7 @@ def connect_duckdb(settings: Settings):
     con.execute("SET s3_uploader_max_filesize = '50GB'")
     # 2GB unless LIFECYCLE_DUCKDB_MEMORY_LIMIT says otherwise (none: DuckDB's own, 80 % of
     # RAM): past it DuckDB spills to temp_directory, or fails
-    if settings.duckdb_memory_limit:
-        con.execute(f"SET memory_limit = {literal(settings.duckdb_memory_limit)}")
+    if settings.engines.duckdb_memory_limit:
+        con.execute(f"SET memory_limit = {literal(settings.engines.duckdb_memory_limit)}")
     configure_s3(con, settings)
     return con

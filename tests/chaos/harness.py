@@ -67,7 +67,7 @@ def s3_snapshot(settings, zones=("raw", "clean", "quarantine")) -> dict[str, str
 
     s3, out = aws(settings, "s3"), {}
     for zone in zones:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket(zone)):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.names.bucket(zone)):
             out.update({f"{zone}/{o['Key']}": o["ETag"] for o in page.get("Contents", [])})
     return out
 

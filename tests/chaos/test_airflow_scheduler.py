@@ -124,7 +124,7 @@ def _sources(settings) -> dict:
     from lifecycle.clients import pg
 
     out = {}
-    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db) as conn, conn.cursor() as cur:
         for table in ("public.products", "public.customers", "public.orders", "public.order_items",
                       "simulator.runs"):
             cur.execute(f"SELECT count(*), coalesce(sum(hashtextextended(to_jsonb(t)::text, 0)), 0) "

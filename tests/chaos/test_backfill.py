@@ -41,10 +41,10 @@ def _per_date(settings) -> dict:
         for day in DAYS:
             out[f"clean events {day}"] = con.execute(
                 f"SELECT count(*), md5(string_agg(t::VARCHAR, '|' ORDER BY t::VARCHAR)) FROM read_parquet("
-                f"'s3://{settings.bucket('clean')}/events/event_date={day}/*.parquet') t").fetchone()
+                f"'s3://{settings.names.bucket('clean')}/events/event_date={day}/*.parquet') t").fetchone()
     finally:
         con.close()
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         for day in DAYS:
             cur.execute("SELECT count(*), coalesce(sum(hashtextextended((to_jsonb(t) - '_loaded_at')::text, 0)), 0) "
                         "FROM landing.events t WHERE event_date = %s", (day,))

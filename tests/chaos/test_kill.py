@@ -45,7 +45,7 @@ def _whole_objects(settings) -> int:
     s3, con, n = aws(settings, "s3"), connect_duckdb(settings), 0
     try:
         for zone in ("raw", "clean", "quarantine"):
-            bucket = settings.bucket(zone)
+            bucket = settings.names.bucket(zone)
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
                 for o in page.get("Contents", []):
                     if o["Key"].endswith(".parquet"):

@@ -30,7 +30,7 @@ NOT_DBT = ("landing", "serving", "public", "information_schema", "pg_catalog", "
 
 
 def _dbt_relations(settings) -> int:
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM information_schema.tables WHERE NOT table_schema = ANY(%s)",
                     (list(NOT_DBT),))
         return cur.fetchone()[0]

@@ -24,7 +24,7 @@ from lifecycle.chaos.proxy import Outage
 
 @pytest.fixture
 def outage(settings):
-    proxy = Outage("127.0.0.1", settings.moto_port)
+    proxy = Outage("127.0.0.1", settings.services.moto_port)
     proxy.up()
     yield proxy
     proxy.down()

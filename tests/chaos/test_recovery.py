@@ -23,7 +23,7 @@ def _lake_fingerprint(settings) -> dict:
     con, out = connect_duckdb(settings), {}
     try:
         for name, spec in CLEAN_TABLES.items():
-            bucket = settings.bucket("clean")
+            bucket = settings.names.bucket("clean")
             if not has_objects(settings, bucket, f"{name}/"):
                 out[name] = None
                 continue
@@ -32,7 +32,7 @@ def _lake_fingerprint(settings) -> dict:
                 f"SELECT count(*), md5(coalesce(string_agg(t::VARCHAR, '|' ORDER BY t::VARCHAR), '')) "
                 f"FROM read_parquet('{glob}', hive_partitioning={'true' if spec.partition else 'false'}) t"
             ).fetchone()
-        quarantine = settings.bucket("quarantine")
+        quarantine = settings.names.bucket("quarantine")
         out["quarantine/events"] = con.execute(
             f"SELECT count(*), md5(string_agg(t::VARCHAR, '|' ORDER BY t::VARCHAR)) "
             f"FROM read_parquet('s3://{quarantine}/events/data_0.parquet') t").fetchone()
@@ -43,7 +43,7 @@ def _lake_fingerprint(settings) -> dict:
 
 def _warehouse_fingerprint(settings) -> dict:
     out = {}
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN "
                     "('landing', 'serving') AND table_type = 'BASE TABLE' AND table_name <> 'load_manifest' "
                     "ORDER BY 1, 2")
@@ -74,12 +74,12 @@ def test_partially_deleted_lake_and_warehouse_are_rebuilt_exactly(settings, chao
     lake_before, wh_before = _lake_fingerprint(settings), _warehouse_fingerprint(settings)
 
     # ---- the lake, damaged by hand
-    s3, clean = aws(settings, "s3"), settings.bucket("clean")
+    s3, clean = aws(settings, "s3"), settings.names.bucket("clean")
     keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=clean)
             for o in p.get("Contents", [])]
     doomed = [k for k in keys if k.startswith("events/")][::2] + [k for k in keys if k.startswith("orders/")]
     s3.delete_objects(Bucket=clean, Delete={"Objects": [{"Key": k} for k in doomed]})
-    s3.delete_object(Bucket=settings.bucket("quarantine"), Key="events/data_0.parquet")
+    s3.delete_object(Bucket=settings.names.bucket("quarantine"), Key="events/data_0.parquet")
     run_in_process(settings, "lake")  # the normal incremental run does not see it: nothing new came in
     assert _diff(lake_before, _lake_fingerprint(settings)), "an incremental run repaired the lake by itself?"
     _recover(settings, "lake")
@@ -87,7 +87,7 @@ def test_partially_deleted_lake_and_warehouse_are_rebuilt_exactly(settings, chao
     assert _diff(lake_before, lake_after) == []
 
     # ---- the warehouse, damaged by hand
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("DELETE FROM landing.orders WHERE order_id % 2 = 0")
         cur.execute("DELETE FROM landing.events WHERE event_type = 'page_view'")
         cur.execute("DELETE FROM serving.daily_sales WHERE order_date = (SELECT min(order_date) FROM serving.daily_sales)")

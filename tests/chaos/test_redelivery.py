@@ -24,8 +24,8 @@ from lifecycle.pipeline.stages import TO_LANDING
 
 def _stream_records(settings) -> list[dict]:
     kinesis, out = aws(settings, "kinesis"), []
-    for shard in kinesis.list_shards(StreamName=settings.stream_name)["Shards"]:
-        it = kinesis.get_shard_iterator(StreamName=settings.stream_name, ShardId=shard["ShardId"],
+    for shard in kinesis.list_shards(StreamName=settings.names.stream)["Shards"]:
+        it = kinesis.get_shard_iterator(StreamName=settings.names.stream, ShardId=shard["ShardId"],
                                         ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
         while it:
             resp = kinesis.get_records(ShardIterator=it, Limit=10_000)
@@ -45,8 +45,8 @@ def test_kinesis_batch_delivered_twice(settings, chaos_case):
     raw_before = {k: v for k, v in s3_snapshot(settings, ("raw",)).items() if "/events/" in "/" + k}
     # the consumer's progress is lost: it reads the very same batch again
     ddb = aws(settings, "dynamodb")
-    for item in ddb.scan(TableName=settings.checkpoint_table)["Items"]:
-        ddb.delete_item(TableName=settings.checkpoint_table, Key={"lease_key": item["lease_key"]})
+    for item in ddb.scan(TableName=settings.names.checkpoint_table)["Items"]:
+        ddb.delete_item(TableName=settings.names.checkpoint_table, Key={"lease_key": item["lease_key"]})
     run_in_process(settings, "ingest_events")
     raw_after = {k: v for k, v in s3_snapshot(settings, ("raw",)).items() if "/events/" in "/" + k}
     assert raw_after == raw_before, "a re-read batch must rewrite the same raw objects, not add new ones"
@@ -70,7 +70,7 @@ def test_cdc_batch_delivered_twice(settings, chaos_case):
     run_in_process(settings, "ingest_sales", "lake")
     simulate_day(settings, date(2026, 11, 21), scale=15)  # a second day: inserts, updates, deletes
     run_in_process(settings, "ingest_sales", "lake")  # the day's CDC files applied (incremental)
-    s3, bucket = aws(settings, "s3"), settings.bucket("raw")
+    s3, bucket = aws(settings, "s3"), settings.names.bucket("raw")
     cdc = [k for k in s3_snapshot(settings, ("raw",)) if k.startswith("raw/sales/public/")
            and not k.rsplit("/", 1)[-1].startswith("LOAD")]
     assert cdc, "the second day must have produced CDC files"
@@ -98,7 +98,7 @@ def _history_duplicates(settings) -> int:
     con = connect_duckdb(settings)
     try:
         rows = con.execute(f"SELECT order_id, valid_from FROM read_parquet("
-                           f"'s3://{settings.bucket('clean')}/order_status_history/*/*.parquet', "
+                           f"'s3://{settings.names.bucket('clean')}/order_status_history/*/*.parquet', "
                            "hive_partitioning=true)").fetchall()
     finally:
         con.close()

@@ -88,7 +88,7 @@ def test_airflow_ships_task_logs_to_cloudwatch_and_lineage_to_a_file():
         "cloudwatch://arn:aws:logs:us-east-1:123456789012:log-group:/lifecycle/airflow")
     assert env["AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID"] == "aws_default"
     # the connection the remote logger uses points at the emulator
-    assert json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])["extra"]["endpoint_url"] == s.aws_endpoint
+    assert json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])["extra"]["endpoint_url"] == s.aws.endpoint
     transport = json.loads(env["AIRFLOW__OPENLINEAGE__TRANSPORT"])
     assert transport == {"type": "file", "log_file_path": str(s.lineage_file), "append": True}
     marquez = Settings.from_env({"LIFECYCLE_HOME": "/tmp/lifecycle-dataops-unit",
@@ -137,14 +137,14 @@ def test_alarms_are_evaluated_and_alert_once_on_the_transition(settings):
     from lifecycle.dataops.alerts import read_alerts
 
     names = {a["AlarmName"] for a in alarms(settings)}
-    prefix = settings.name_prefix
+    prefix = settings.names.prefix
     assert {f"{prefix}-freshness-events", f"{prefix}-quarantine-rate", f"{prefix}-cdc-lag",
             f"{prefix}-failed-tasks"} <= names
     read_alerts(settings)
     cw = aws(settings, "cloudwatch")
     for name in names:  # whatever earlier tests left: start from "no data yet"
         cw.set_alarm_state(AlarmName=name, StateValue="INSUFFICIENT_DATA", StateReason="test start")
-    cw.put_metric_data(Namespace=settings.metrics_namespace, MetricData=[
+    cw.put_metric_data(Namespace=settings.names.metrics_namespace, MetricData=[
         {"MetricName": "QuarantineRate", "Value": 0.45, "Unit": "None", "Timestamp": datetime.now(UTC),
          "Dimensions": [{"Name": "Source", "Value": "events"}, {"Name": "Target", "Value": settings.target}]},
         {"MetricName": "CdcLagSeconds", "Value": 3.0, "Unit": "Seconds", "Timestamp": datetime.now(UTC),

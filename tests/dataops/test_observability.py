@@ -86,7 +86,7 @@ def test_a_tenth_of_the_volume_is_an_anomaly_alerted_once(settings, history):
     again = observe.run(settings, *_interval(d))
     assert again["findings"] == out["findings"] and not again["alert_sent"]
     assert read_alerts(settings) == []
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*), count(DISTINCT interval_start) FROM observability.profiles "
                     "WHERE dataset = 'lake.orders'")
         assert cur.fetchone() == (5, 5)
@@ -95,7 +95,7 @@ def test_a_tenth_of_the_volume_is_an_anomaly_alerted_once(settings, history):
 def test_a_new_source_column_is_schema_drift_alerted(settings, history):
     from lifecycle.dataops.alerts import read_alerts
 
-    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("ALTER TABLE orders ADD COLUMN coupon_code text")
     out = _play_day(settings, FIRST + timedelta(days=5), SCALE)
     assert {"lake.orders:schema_drift:*", "warehouse.landing.orders:schema_drift:*"} <= set(out["findings"])

@@ -48,7 +48,7 @@ def _run_log_probe(settings) -> str:
     """Trigger `log_probe` through the REST API of a real Airflow (scheduler + api-server) and
     return its run id once the run has succeeded."""
     # its own metadata database: the scheduler must not act on the other tests' data
-    settings = replace(settings, airflow_db="airflow_logging_test")
+    settings = replace(settings, pg=replace(settings.pg, airflow_db="airflow_logging_test"))
     ensure_databases(settings)
     port = free_port()
     saved = dict(os.environ)

@@ -35,4 +35,4 @@ def test_ingest_roles_cannot_touch_the_clean_zone():
     s = Settings.from_env({})
     for stage in ("ingest-sales", "ingest-activity"):
         text = json.dumps(policy_document(s, stage, "123456789012"))
-        assert s.bucket("clean") not in text and "s3:DeleteObject" not in text
+        assert s.names.bucket("clean") not in text and "s3:DeleteObject" not in text

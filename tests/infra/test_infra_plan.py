@@ -106,17 +106,17 @@ def test_plan_after_apply_has_nothing_to_do_and_sees_drift(aws_account, capsys):
     assert "nothing to do" in capsys.readouterr().out
 
     # drift, made by hand: the plan names each change and still writes nothing
-    raw = aws_account.bucket("raw")
+    raw = aws_account.names.bucket("raw")
     aws(aws_account, "s3").put_bucket_versioning(Bucket=raw, VersioningConfiguration={"Status": "Suspended"})
-    aws(aws_account, "logs").put_retention_policy(logGroupName=aws_account.log_group, retentionInDays=1)
-    role = aws_account.role_name("serve")
+    aws(aws_account, "logs").put_retention_policy(logGroupName=aws_account.names.log_group, retentionInDays=1)
+    role = aws_account.names.role("serve")
     aws(aws_account, "iam").delete_role_policy(RoleName=role, PolicyName="serve-least-privilege")
-    aws(aws_account, "glue").delete_database(Name=aws_account.glue_database)
+    aws(aws_account, "glue").delete_database(Name=aws_account.names.clean_database)
     with recorded_calls() as calls:
         changes = plan(aws_account)
     assert not [c for c in calls if not READ_ONLY.match(c[1])]
     assert {(c.kind, c.name, c.action) for c in changes} >= {
-        ("bucket", raw, "update"), ("log_group", aws_account.log_group, "update"),
-        ("iam_role", role, "update"), ("glue_database", aws_account.glue_database, "create")}
+        ("bucket", raw, "update"), ("log_group", aws_account.names.log_group, "update"),
+        ("iam_role", role, "update"), ("glue_database", aws_account.names.clean_database, "create")}
     infra.apply(aws_account)
     assert plan(aws_account) == []

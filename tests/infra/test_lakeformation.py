@@ -50,11 +50,11 @@ def test_apply_gives_exactly_the_declared_grants(settings, applied):
     declared = _declared(settings, account)
     assert listed == declared
     roles = {k[0].rsplit("/", 1)[-1] for k in listed}
-    assert roles == {f"{settings.name_prefix}-{r}" for r in
+    assert roles == {f"{settings.names.prefix}-{r}" for r in
                      ("ingest-sales", "ingest-activity", "transform", "warehouse-load", "analyst")}
     lf = aws(settings, "lakeformation")
     registered = {r["ResourceArn"] for r in lf.list_resources()["ResourceInfoList"]}
-    assert registered == {f"arn:aws:s3:::{settings.bucket(z)}" for z in ("raw", "clean", "quarantine", "curated")}
+    assert registered == {f"arn:aws:s3:::{settings.names.bucket(z)}" for z in ("raw", "clean", "quarantine", "curated")}
 
 
 def test_rerun_changes_nothing(settings, applied):
@@ -75,10 +75,10 @@ def test_undeclared_grants_are_revoked_others_left_alone(settings, applied):
     analyst = lakeformation.role_arn(settings, account, "analyst")
     ingest = lakeformation.role_arn(settings, account, "ingest-sales")
     outsider = f"arn:aws:iam::{account}:role/someone-else"
-    customers = {"Table": {"DatabaseName": settings.glue_database, "Name": "customers"}}
+    customers = {"Table": {"DatabaseName": settings.names.clean_database, "Name": "customers"}}
     # drift: someone gave the analysts every table (PII included), ingestion the clean bucket
     # (a new resource each: moto's merge of permissions into an existing grant breaks its revoke)
-    every_table = {"Table": {"DatabaseName": settings.glue_database, "TableWildcard": {}}}
+    every_table = {"Table": {"DatabaseName": settings.names.clean_database, "TableWildcard": {}}}
     lf.grant_permissions(Principal={"DataLakePrincipalIdentifier": analyst}, Resource=every_table,
                          Permissions=["SELECT"])
     lf.grant_permissions(Principal={"DataLakePrincipalIdentifier": ingest},
@@ -133,10 +133,10 @@ def test_cli_lists_the_grants(settings, applied):
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()
     assert lines[0].split() == ["principal", "resource", "permissions"]
-    assert any(line.startswith(f"{settings.name_prefix}-analyst") and
+    assert any(line.startswith(f"{settings.names.prefix}-analyst") and
                "columns lake_clean.customers (all but email_hash, full_name_masked, phone_masked)" in line
                and "SELECT" in line for line in lines)
-    assert any(f"location {settings.bucket('raw')}" in line and "DATA_LOCATION_ACCESS" in line
+    assert any(f"location {settings.names.bucket('raw')}" in line and "DATA_LOCATION_ACCESS" in line
                and "-ingest-sales" in line for line in lines)
 
 

@@ -23,32 +23,32 @@ def env(settings):
 
     reset_environment(settings)
     ensure_schema(settings)
-    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO customers VALUES (1,'a@x.org','Ann','+100','US',now(),now())")
         cur.execute("INSERT INTO products VALUES (10,'SKU-10','Mug','kitchen',NULL,9.99,true,now())")
         cur.execute("INSERT INTO orders VALUES (100,1,'placed',now(),now())")
         cur.execute("INSERT INTO order_items VALUES (100,1,10,2,9.99)")
     sales_cdc.run(settings)  # slot + full load
     yield settings
-    with pg(settings, settings.sales_db, autocommit=True) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_drop_replication_slot(%s) FROM pg_replication_slots WHERE slot_name = %s",
                     (sales_cdc.SLOT, sales_cdc.SLOT))
 
 
 def _cdc_files(settings, table):
-    resp = aws(settings, "s3").list_objects_v2(Bucket=settings.bucket("raw"), Prefix=f"sales/public/{table}/")
+    resp = aws(settings, "s3").list_objects_v2(Bucket=settings.names.bucket("raw"), Prefix=f"sales/public/{table}/")
     return sorted(o["Key"] for o in resp.get("Contents", []) if "LOAD" not in o["Key"])
 
 
 def _read(settings, key):
-    body = aws(settings, "s3").get_object(Bucket=settings.bucket("raw"), Key=key)["Body"].read()
+    body = aws(settings, "s3").get_object(Bucket=settings.names.bucket("raw"), Key=key)["Body"].read()
     return pq.read_table(io.BytesIO(body))
 
 
 def test_a_new_nullable_column_flows_through(env):
     from lifecycle.ingest import sales_cdc
 
-    with pg(env, env.sales_db) as conn, conn.cursor() as cur:
+    with pg(env, env.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("ALTER TABLE orders ADD COLUMN gift_note text")
         cur.execute("UPDATE orders SET status='paid', gift_note='happy birthday' WHERE order_id=100")
     out = sales_cdc.run(env)
@@ -57,10 +57,10 @@ def test_a_new_nullable_column_flows_through(env):
     table = _read(env, key)
     assert table.column_names[-1] == "gift_note"
     assert table.to_pylist()[0]["gift_note"] == "happy birthday"
-    known = sales_cdc.known_columns(aws(env, "s3"), env.bucket("raw"), "orders")
+    known = sales_cdc.known_columns(aws(env, "s3"), env.names.bucket("raw"), "orders")
     assert known[-1][0] == "gift_note"
     # the next change is not reported as new again
-    with pg(env, env.sales_db) as conn, conn.cursor() as cur:
+    with pg(env, env.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("UPDATE orders SET status='shipped' WHERE order_id=100")
     assert sales_cdc.run(env)["columns_added"] == {}
 
@@ -74,7 +74,7 @@ def test_a_new_nullable_column_flows_through(env):
 def test_a_breaking_change_stops_before_writing_and_keeps_the_changes(env, ddl, expected):
     from lifecycle.ingest import sales_cdc
 
-    with pg(env, env.sales_db) as conn, conn.cursor() as cur:
+    with pg(env, env.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute(ddl)
         table = "order_items" if "order_items" in ddl else "orders"
         if table == "orders":
@@ -96,17 +96,17 @@ def test_lag_is_measured_published_and_alerted(env):
     from lifecycle.ingest import sales_cdc
 
     read_alerts(env)
-    with pg(env, env.sales_db) as conn, conn.cursor() as cur:
+    with pg(env, env.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("UPDATE orders SET status='paid' WHERE order_id=100")
     lag = sales_cdc.slot_lag(env)
     assert lag["exists"] and lag["lag_bytes"] > 0 and lag["lag_seconds"] >= 0
-    strict = replace(env, cdc_lag_alert_seconds=-1)  # every lag is too much
+    strict = replace(env, thresholds=replace(env.thresholds, cdc_lag_alert_seconds=-1))  # every lag is too much
     out = sales_cdc.run(strict)
     assert out["lag_before"]["lag_bytes"] > 0 and out["lag_after"]["lag_bytes"] == 0
     alerts = [a for a in read_alerts(env) if a["kind"] == "cdc_lag"]
     assert len(alerts) == 1 and "behind the source" in alerts[0]["error"] and alerts[0]["runbook"]
     names = {m["MetricName"] for m in aws(env, "cloudwatch").list_metrics(
-        Namespace=env.metrics_namespace)["Metrics"]}
+        Namespace=env.names.metrics_namespace)["Metrics"]}
     assert {"CdcLagBytes", "CdcLagSeconds"} <= names
 
 
@@ -115,7 +115,7 @@ def test_a_dropped_slot_triggers_a_resnapshot_not_a_silent_gap(env):
     from lifecycle.ingest import sales_cdc
 
     read_alerts(env)
-    with pg(env, env.sales_db, autocommit=True) as conn, conn.cursor() as cur:
+    with pg(env, env.pg.sales_db, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_drop_replication_slot(%s)", (sales_cdc.SLOT,))
         # changes made while no slot exists: no CDC can ever deliver them
         cur.execute("UPDATE orders SET status='cancelled' WHERE order_id=100")
@@ -145,18 +145,18 @@ def test_the_full_load_reproduces_every_value_exactly(env):
     from lifecycle.ingest import sales_cdc
 
     awkward = 'say "hi",\nthen\r\nleave \\N'
-    with pg(env, env.sales_db) as conn, conn.cursor() as cur:
+    with pg(env, env.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO customers VALUES (2,'b@x.org','','', 'GB', "
                     "'2025-03-01 10:00:00.000123+00', '2025-03-01 10:00:00+00')")
         cur.execute("INSERT INTO products VALUES (11,'SKU-11','Bowl','kitchen',%s,0.10,false,now())", (awkward,))
         cur.execute("INSERT INTO products VALUES (12,'SKU-12','Cup','kitchen','',1234.5,true,now())")
-    with pg(env, env.sales_db, autocommit=True) as conn, conn.cursor() as cur:
+    with pg(env, env.pg.sales_db, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_drop_replication_slot(%s)", (sales_cdc.SLOT,))
     sales_cdc.run(env)  # the slot is gone: a new full load
     for table, key in (("customers", "customer_id"), ("products", "product_id")):
         load = _read(env, f"sales/public/{table}/LOAD00000001.parquet")
         assert set(load.column("Op").to_pylist()) == {"I"}
-        with pg(env, env.sales_db) as conn, conn.cursor() as cur:
+        with pg(env, env.pg.sales_db) as conn, conn.cursor() as cur:
             cur.execute(f"SELECT * FROM {table} ORDER BY {key}")
             names = [d[0] for d in cur.description]
             want = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -25,19 +25,19 @@ def env(settings):
 
 
 def _read(settings, key):
-    body = aws(settings, "s3").get_object(Bucket=settings.bucket("raw"), Key=key)["Body"].read()
+    body = aws(settings, "s3").get_object(Bucket=settings.names.bucket("raw"), Key=key)["Body"].read()
     return pq.read_table(io.BytesIO(body)).to_pylist()
 
 
 def _keys(settings, prefix):
-    resp = aws(settings, "s3").list_objects_v2(Bucket=settings.bucket("raw"), Prefix=prefix)
+    resp = aws(settings, "s3").list_objects_v2(Bucket=settings.names.bucket("raw"), Prefix=prefix)
     return sorted(o["Key"] for o in resp.get("Contents", []))
 
 
 def test_full_load_then_cdc_carries_inserts_updates_pk_updates_and_deletes(env, monkeypatch):
     from lifecycle.ingest import sales_cdc
 
-    with pg(env, env.sales_db) as conn, conn.cursor() as cur:
+    with pg(env, env.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO customers VALUES (1,'a@x.org','Ann','+100','US',now(),now()),"
                     "(2,'b@x.org','Bob',NULL,'DE',now(),now())")
     first = sales_cdc.run(env)
@@ -45,7 +45,7 @@ def test_full_load_then_cdc_carries_inserts_updates_pk_updates_and_deletes(env, 
     load = _read(env, "sales/public/customers/LOAD00000001.parquet")
     assert [(r["Op"], r["customer_id"], r["email"]) for r in load] == [("I", 1, "a@x.org"), ("I", 2, "b@x.org")]
 
-    with pg(env, env.sales_db) as conn, conn.cursor() as cur:
+    with pg(env, env.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO customers VALUES (3,'c@x.org','Cy','+300','FR',now(),now())")
         cur.execute("UPDATE customers SET email='a2@x.org' WHERE customer_id=1")
         cur.execute("UPDATE customers SET customer_id=20 WHERE customer_id=2")  # primary-key update
@@ -64,7 +64,7 @@ def test_a_crash_before_the_slot_advances_rewrites_the_same_objects(env, monkeyp
     from lifecycle import faults
     from lifecycle.ingest import sales_cdc
 
-    with pg(env, env.sales_db) as conn, conn.cursor() as cur:
+    with pg(env, env.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO customers VALUES (4,'d@x.org','Di','+400','ES',now(),now())")
     before = set(_keys(env, "sales/public/customers/"))
 
@@ -96,7 +96,7 @@ def test_kinesis_consumer_checkpoints_and_never_rereads(env, monkeypatch):
     assert first["records"] == 120
     lines = []
     for key in _keys(env, "events/"):
-        body = aws(env, "s3").get_object(Bucket=env.bucket("raw"), Key=key)["Body"].read()
+        body = aws(env, "s3").get_object(Bucket=env.names.bucket("raw"), Key=key)["Body"].read()
         lines.extend(body.decode().splitlines())
     assert sorted(lines) == sorted(p.decode() for p in payloads)
     assert all(k.split("/")[1:4] == datetime.now(UTC).strftime("%Y/%m/%d").split("/") for k in _keys(env, "events/"))
@@ -120,13 +120,13 @@ def test_reviews_export_in_dynamodb_export_layout(env):
 
     from lifecycle.ingest import reviews
 
-    aws(env, "dynamodb").put_item(TableName=env.reviews_table, Item={
+    aws(env, "dynamodb").put_item(TableName=env.names.reviews_table, Item={
         "product_id": {"N": "1"}, "review_id": {"S": "r1"}, "rating": {"N": "5"}})
     out = reviews.run(env, datetime(2026, 5, 2, tzinfo=UTC))
     assert out["export_id"] == "20260502T000000Z" and out["items"] == 1
     prefix = "reviews/AWSDynamoDB/20260502T000000Z/"
     assert _keys(env, prefix) == [prefix + "data/part-00000.json", prefix + "manifest-summary.json"]
-    body = aws(env, "s3").get_object(Bucket=env.bucket("raw"), Key=prefix + "data/part-00000.json")["Body"].read()
+    body = aws(env, "s3").get_object(Bucket=env.names.bucket("raw"), Key=prefix + "data/part-00000.json")["Body"].read()
     assert json.loads(body.decode().splitlines()[0])["Item"]["rating"] == {"N": "5"}
 
 
@@ -137,7 +137,7 @@ def test_simulator_is_deterministic_consistent_and_idempotent(env):
     s1 = simulate_day(env, date(2026, 6, 1), scale=30, bad_rate=0.1)
     again = simulate_day(env, date(2026, 6, 1), scale=30, bad_rate=0.1)
     assert again["already_simulated"] and again["orders_inserted"] == s1["orders_inserted"]
-    with pg(env, env.sales_db) as conn, conn.cursor() as cur:
+    with pg(env, env.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM orders")
         (orders,) = cur.fetchone()
         cur.execute("SELECT count(*) FROM orders WHERE order_ts::date <> '2026-06-01'")
@@ -151,7 +151,7 @@ def test_simulator_is_deterministic_consistent_and_idempotent(env):
 def _lake_lines(settings) -> list[str]:
     lines = []
     for key in _keys(settings, "events/"):
-        body = aws(settings, "s3").get_object(Bucket=settings.bucket("raw"), Key=key)["Body"].read()
+        body = aws(settings, "s3").get_object(Bucket=settings.names.bucket("raw"), Key=key)["Body"].read()
         lines.extend(body.decode().splitlines())
     return lines
 
@@ -183,8 +183,8 @@ def test_exactly_once_across_a_split_and_a_crash_between_shards(env, monkeypatch
     assert user_activity.run(env, max_records=25)["records"] == 60
     # reshard mid-stream (moto keeps writing to the parent after a split, so this checks
     # that the topology change itself loses and doubles nothing)
-    shard = kinesis.list_shards(StreamName=env.stream_name)["Shards"][0]
-    kinesis.split_shard(StreamName=env.stream_name, ShardToSplit=shard["ShardId"],
+    shard = kinesis.list_shards(StreamName=env.names.stream)["Shards"][0]
+    kinesis.split_shard(StreamName=env.names.stream, ShardToSplit=shard["ShardId"],
                         NewStartingHashKey=str(int(shard["HashKeyRange"]["EndingHashKey"]) // 2))
     put_events(env, payloads[60:], [f"k{i}" for i in range(60, 100)])
 
@@ -229,7 +229,7 @@ def test_gzip_delivery_and_the_error_prefix_for_unframeable_records(env):
     from lifecycle.sources.simulator import put_events
 
     reset_environment(env)
-    gz = replace(env, firehose_compression="gzip")
+    gz = replace(env, engines=replace(env.engines, firehose_compression="gzip"))
     now = datetime.now(UTC)
     good = [json.dumps({"event_id": f"g{i}", "event_type": "page_view",
                         "event_ts": (now - timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ")}).encode()
@@ -240,11 +240,11 @@ def test_gzip_delivery_and_the_error_prefix_for_unframeable_records(env):
     assert out["records"] == 5 and out["processing_failed"] == 2 and out["rows_out"] == 3
     (data_key,) = _keys(gz, "events/")
     assert data_key.endswith(".gz")
-    body = aws(gz, "s3").get_object(Bucket=gz.bucket("raw"), Key=data_key)["Body"].read()
+    body = aws(gz, "s3").get_object(Bucket=gz.names.bucket("raw"), Key=data_key)["Body"].read()
     assert gzip.decompress(body).decode().splitlines() == [g.decode() for g in good]
     (err_key,) = _keys(gz, "events-errors/processing-failed/")
     errors = [json.loads(x) for x in gzip.decompress(aws(gz, "s3").get_object(
-        Bucket=gz.bucket("raw"), Key=err_key)["Body"].read()).splitlines()]
+        Bucket=gz.names.bucket("raw"), Key=err_key)["Body"].read()).splitlines()]
     assert sorted(e["errorCode"] for e in errors) == ["Record.NotSingleLine", "Record.NotUtf8"]
     assert sorted(base64.b64decode(e["rawData"]) for e in errors) == sorted(broken)
     # the clean job reads the GZIP objects like plain ones
@@ -285,5 +285,5 @@ def test_quarantine_counts_and_a_bad_batch_alerts_once(env):
     put_events(env, more + [b"{not json either"], ["k"] * 6)  # 1 of 6 rejected
     user_activity.run(env)
     run_lake_clean(env, now - timedelta(days=1), now)
-    assert check(replace(env, quarantine_alert_rate=0.5))["alerted_batches"] == 0
+    assert check(replace(env, thresholds=replace(env.thresholds, quarantine_alert_rate=0.5)))["alerted_batches"] == 0
     assert [a for a in read_alerts(env) if a["kind"] == "quarantine_rate"] == []

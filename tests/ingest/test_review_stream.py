@@ -42,25 +42,25 @@ def put_review(settings, pid: int, rid: str, rating: int, body: str = "fine", cu
             "rating": {"N": str(rating)}, "body": {"S": body}, "created_at": {"S": created}}
     if title is not None:
         item["title"] = {"S": title}
-    aws(settings, "dynamodb").put_item(TableName=settings.reviews_table, Item=item)
+    aws(settings, "dynamodb").put_item(TableName=settings.names.reviews_table, Item=item)
 
 
 def set_rating(settings, pid: int, rid: str, rating: int) -> None:
     aws(settings, "dynamodb").update_item(
-        TableName=settings.reviews_table, Key={"product_id": {"N": str(pid)}, "review_id": {"S": rid}},
+        TableName=settings.names.reviews_table, Key={"product_id": {"N": str(pid)}, "review_id": {"S": rid}},
         UpdateExpression="SET rating = :r", ExpressionAttributeValues={":r": {"N": str(rating)}})
 
 
 def delete_review(settings, pid: int, rid: str) -> None:
     aws(settings, "dynamodb").delete_item(
-        TableName=settings.reviews_table, Key={"product_id": {"N": str(pid)}, "review_id": {"S": rid}})
+        TableName=settings.names.reviews_table, Key={"product_id": {"N": str(pid)}, "review_id": {"S": rid}})
 
 
 def dynamodb_rows(settings) -> list[tuple]:
     """The table's current items as clean rows, sorted by key."""
     rows = []
     for page in aws(settings, "dynamodb").get_paginator("scan").paginate(
-            TableName=settings.reviews_table, ConsistentRead=True):
+            TableName=settings.names.reviews_table, ConsistentRead=True):
         for i in page["Items"]:
             created = datetime.fromisoformat(i["created_at"]["S"].replace("Z", "+00:00"))
             rows.append((int(i["product_id"]["N"]), i["review_id"]["S"], int(i["customer_id"]["N"]),
@@ -74,7 +74,7 @@ def clean_rows(settings) -> list[tuple]:
 
     con = connect_duckdb(settings)
     try:
-        return con.execute(f"SELECT * FROM 's3://{settings.bucket('clean')}/reviews/data_0.parquet' "
+        return con.execute(f"SELECT * FROM 's3://{settings.names.bucket('clean')}/reviews/data_0.parquet' "
                            "ORDER BY product_id, review_id").fetchall()
     finally:
         con.close()
@@ -89,7 +89,7 @@ def clean(settings) -> dict:
 def keys(settings, prefix: str) -> list[str]:
     out = []
     for page in aws(settings, "s3").get_paginator("list_objects_v2").paginate(
-            Bucket=settings.bucket("raw"), Prefix=prefix):
+            Bucket=settings.names.bucket("raw"), Prefix=prefix):
         out.extend(o["Key"] for o in page.get("Contents", []))
     return sorted(out)
 
@@ -98,21 +98,21 @@ def stream_records(settings) -> list[dict]:
     s3 = aws(settings, "s3")
     out = []
     for key in keys(settings, "reviews/stream/"):
-        body = s3.get_object(Bucket=settings.bucket("raw"), Key=key)["Body"].read().decode()
+        body = s3.get_object(Bucket=settings.names.bucket("raw"), Key=key)["Body"].read().decode()
         out.extend(json.loads(line) for line in body.splitlines() if line)
     return out
 
 
 def export_time(settings, export_id: str) -> str:
     body = aws(settings, "s3").get_object(
-        Bucket=settings.bucket("raw"), Key=f"reviews/AWSDynamoDB/{export_id}/manifest-summary.json")["Body"]
+        Bucket=settings.names.bucket("raw"), Key=f"reviews/AWSDynamoDB/{export_id}/manifest-summary.json")["Body"]
     return json.loads(body.read())["exportTime"]
 
 
 def clear_reviews_raw(settings) -> None:
     s3 = aws(settings, "s3")
     for key in keys(settings, "reviews/"):
-        s3.delete_object(Bucket=settings.bucket("raw"), Key=key)
+        s3.delete_object(Bucket=settings.names.bucket("raw"), Key=key)
 
 
 # ---- through DynamoDB and its stream --------------------------------------------------------------
@@ -169,7 +169,7 @@ def test_export_then_stream_gives_the_table_exactly(env):
     assert len(objects) == 2
     for key in objects:
         hour, shard, first_seq = KEY_RE.match(key).groups()
-        body = aws(env, "s3").get_object(Bucket=env.bucket("raw"), Key=key)["Body"].read().decode()
+        body = aws(env, "s3").get_object(Bucket=env.names.bucket("raw"), Key=key)["Body"].read().decode()
         records = [json.loads(line) for line in body.splitlines()]
         assert records[0]["dynamodb"]["SequenceNumber"] == first_seq
         created = records[0]["dynamodb"]["ApproximateCreationDateTime"]
@@ -236,7 +236,7 @@ def test_a_replaced_stream_gets_a_fresh_export(env):
     from lifecycle.ingest import review_stream, reviews
 
     old_arn = review_stream.stream_arn(env).rsplit("/", 1)[0] + "/2026-01-01T00:00:00.000"
-    aws(env, "dynamodb").put_item(TableName=env.checkpoint_table, Item={
+    aws(env, "dynamodb").put_item(TableName=env.names.checkpoint_table, Item={
         "lease_key": {"S": review_stream.lease_key(env, "shardId-00000001700000000000-0ld0ld00")},
         "checkpoint": {"S": "4200000000000000000001"}, "shard_end": {"BOOL": False},
         "stream_arn": {"S": old_arn}})
@@ -300,7 +300,7 @@ def _record(event, pid, rid, at: datetime, seq: int, rating=None, old_rating=Non
 
 
 def _write_raw(settings, with_export_time: bool) -> None:
-    s3, raw = aws(settings, "s3"), settings.bucket("raw")
+    s3, raw = aws(settings, "s3"), settings.names.bucket("raw")
     export = [json.dumps({"Item": _image(1, "a", 4)}), json.dumps({"Item": _image(1, "c", 2)})]
     s3.put_object(Bucket=raw, Key="reviews/AWSDynamoDB/20260301T120000Z/data/part-00000.json",
                   Body=("\n".join(export) + "\n").encode())
@@ -360,7 +360,7 @@ def test_the_export_time_protects_the_export_after_a_gap(env):
         _write_raw(env, with_export_time=True)
         # 'e' was created long before the export; its REMOVE was lost in the gap
         aws(env, "s3").put_object(
-            Bucket=env.bucket("raw"), Key="reviews/stream/2026/02/27/08/product_reviews-shardId-0000-5.json",
+            Bucket=env.names.bucket("raw"), Key="reviews/stream/2026/02/27/08/product_reviews-shardId-0000-5.json",
             Body=(_record("INSERT", 1, "e", T - timedelta(days=2), 5, rating=4) + "\n").encode())
         clean(env)
         assert [(r[0], r[1]) for r in clean_rows(env)] == [(1, "a"), (1, "b"), (1, "d")]

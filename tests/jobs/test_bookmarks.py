@@ -30,7 +30,7 @@ def _ingest(settings, day: date) -> None:
 
 def _keys(settings, zone: str, prefix: str) -> set[str]:
     s3, out = aws(settings, "s3"), set()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket(zone), Prefix=prefix):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.names.bucket(zone), Prefix=prefix):
         out.update(o["Key"] for o in page.get("Contents", []))
     return out
 
@@ -45,13 +45,13 @@ def lake_state(settings) -> dict[str, list[tuple]]:
     try:
         for spec in [*CLEAN_TABLES.values(), *CURATED_TABLES.values()]:
             pattern = "*/*.parquet" if spec.partition else "*.parquet"
-            url = f"s3://{settings.bucket(spec.zone)}/{spec.name}/{pattern}"
+            url = f"s3://{settings.names.bucket(spec.zone)}/{spec.name}/{pattern}"
             cols = ", ".join(f'"{c}"' for c in spec.column_names)
             out[spec.name] = con.execute(
                 f"SELECT {cols} FROM read_parquet('{url}', union_by_name=true, "
                 f"hive_partitioning={str(bool(spec.partition)).lower()}) ORDER BY ALL").fetchall()
         out["quarantine.events"] = con.execute(
-            f"SELECT * FROM read_parquet('s3://{settings.bucket('quarantine')}/events/data_0.parquet') "
+            f"SELECT * FROM read_parquet('s3://{settings.names.bucket('quarantine')}/events/data_0.parquet') "
             "ORDER BY ALL").fetchall()
     finally:
         con.close()
@@ -136,7 +136,7 @@ def test_job_run_metadata_is_in_cloudwatch(settings, two_runs):
 
     now = datetime.now(UTC)
     resp = aws(settings, "cloudwatch").get_metric_statistics(
-        Namespace=settings.metrics_namespace, MetricName="JobRowsIn",
+        Namespace=settings.names.metrics_namespace, MetricName="JobRowsIn",
         Dimensions=[{"Name": "Job", "Value": "clean_sales"}, {"Name": "Target", "Value": settings.target}],
         StartTime=now - timedelta(hours=1), EndTime=now + timedelta(minutes=5), Period=3600,
         Statistics=["Sum"])
@@ -153,10 +153,10 @@ def test_curated_tables_are_in_the_catalog_as_written(settings, two_runs):
 
     glue = aws(settings, "glue")
     for name, spec in CURATED_TABLES.items():
-        table = glue.get_table(DatabaseName=settings.curated_glue_database, Name=name)["Table"]
+        table = glue.get_table(DatabaseName=settings.names.curated_database, Name=name)["Table"]
         sd = table["StorageDescriptor"]
         assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == [(c, hive_type(t)) for c, t in spec.columns]
-        assert sd["Location"] == f"s3://{settings.bucket('curated')}/{name}/"
+        assert sd["Location"] == f"s3://{settings.names.bucket('curated')}/{name}/"
         assert _keys(settings, "curated", f"{name}/") == {f"{name}/data_0.parquet"}
     training = two_runs[3]["training_repeat_purchase"]
     assert {row[-1] for row in training} == {True, False}

@@ -72,7 +72,7 @@ def engines(settings, tmp_path_factory):
     simulate_day(settings, DAY2, scale=30, bad_rate=0.1, late_rate=0.05)
     change_reviews(settings, DAY2, seed=42, n_updates=3, n_deletes=2)
     _ingest(settings, datetime(2026, 3, 12, 0, 30, tzinfo=UTC))
-    s3, raw = aws(settings, "s3"), settings.bucket("raw")
+    s3, raw = aws(settings, "s3"), settings.names.bucket("raw")
     for key, lines in RAW_EVENTS.items():  # the hand-written edge cases of test_jobs
         s3.put_object(Bucket=raw, Key=key.replace("2026/01/02", "2026/03/11"), Body="\n".join(lines).encode())
     s3.put_object(Bucket=raw, Key=EV3.replace("2026/01/02", "2026/03/11"), Body=EV3_BODY)
@@ -122,7 +122,7 @@ def test_every_clean_and_curated_table_is_identical(settings, engines):
     root = engines["root"]
     try:
         for name, spec in {**CLEAN_TABLES, **CURATED_TABLES}.items():
-            clean = settings.bucket(spec.zone)
+            clean = settings.names.bucket(spec.zone)
             part = bool(spec.partition)
             d_cols, d_rows = _snapshot(s3con, _glob(f"s3://{clean}/{name}", part), part)
             s_cols, s_rows = _snapshot(local, _glob(f"{root}/{clean}/{name}", part), part)
@@ -139,7 +139,7 @@ def test_every_clean_and_curated_table_is_identical(settings, engines):
 
 
 def test_quarantine_is_identical(settings, engines):
-    q = settings.bucket("quarantine")
+    q = settings.names.bucket("quarantine")
     s3con, local = _s3_con(settings), _duck()
     try:
         d = _snapshot(s3con, f"s3://{q}/events/*.parquet", False)
@@ -168,7 +168,7 @@ def test_spark_upsert_and_quarantine_append(settings, engines):
     root, probe = engines["root"], engines["spark"]["spark_upsert_probe"]["probe"]
     con = _duck()
     try:
-        clean = _snapshot(con, _glob(f"{root}/{settings.bucket('clean')}/orders", True), True)[1]
+        clean = _snapshot(con, _glob(f"{root}/{settings.names.bucket('clean')}/orders", True), True)[1]
         merged = _snapshot(con, _glob(f"{root}/probe/orders", True), True)[1]
         fresh = _snapshot(con, _glob(f"{root}/probe/fresh/orders", True), True)[1]
         quarantined = con.execute(f"SELECT count(*), count(DISTINCT filename) FROM read_parquet("

@@ -25,21 +25,21 @@ def test_operator_kwargs_are_what_glue_job_operator_takes(settings):
 
     from lifecycle.jobs.glue.deploy import glue_job_operator_kwargs
 
-    s = dataclasses.replace(settings, glue_version="4.0", glue_workers=5)
+    s = dataclasses.replace(settings, engines=dataclasses.replace(settings.engines, glue_version="4.0", glue_workers=5))
     kwargs = glue_job_operator_kwargs(s, "clean_sales", (START, END))
     op = GlueJobOperator(task_id="op", **kwargs)
-    assert op.job_name == f"{s.name_prefix}-clean_sales"
-    assert op.iam_role_name == f"{s.name_prefix}-transform"
+    assert op.job_name == f"{s.names.prefix}-clean_sales"
+    assert op.iam_role_name == f"{s.names.prefix}-transform"
     assert op.script_args == {"--interval_start": "2026-03-11T00:00:00+00:00",
                               "--interval_end": "2026-03-12T00:00:00+00:00"}
-    assert op.script_location == f"s3://{s.bucket('deploy')}/glue/glue_entry.py"
+    assert op.script_location == f"s3://{s.names.bucket('deploy')}/glue/glue_entry.py"
     job = op.create_job_kwargs
     assert (job["GlueVersion"], job["WorkerType"], job["NumberOfWorkers"]) == ("4.0", "G.1X", 5)
     args = job["DefaultArguments"]
     assert args["--job-bookmark-option"] == "job-bookmark-enable"
     assert args["--lifecycle_job"] == "clean_sales"
-    assert args["--raw_bucket"] == s.bucket("raw") and args["--pii_salt_secret"] == s.pii_salt_secret
-    assert all("secret" not in v.lower() or v == s.pii_salt_secret for v in args.values())
+    assert args["--raw_bucket"] == s.names.bucket("raw") and args["--pii_salt_secret"] == s.names.pii_salt_secret
+    assert all("secret" not in v.lower() or v == s.names.pii_salt_secret for v in args.values())
     # templates pass through for Airflow to render
     templ = glue_job_operator_kwargs(s, "clean_events", ("{{ data_interval_start }}", "{{ data_interval_end }}"))
     assert templ["script_args"]["--interval_start"] == "{{ data_interval_start }}"
@@ -50,11 +50,11 @@ def test_glue_engine_setting_needs_the_aws_target():
 
     from lifecycle.settings import Settings, SettingsError
 
-    assert Settings.from_env({}).jobs_engine == "local"
+    assert Settings.from_env({}).engines.jobs == "local"
     with pytest.raises(SettingsError, match="LIFECYCLE_TARGET=aws"):
         Settings.from_env({"LIFECYCLE_JOBS_ENGINE": "glue"})
     aws_env = {"LIFECYCLE_TARGET": "aws", "LIFECYCLE_PG_HOST": "db", "LIFECYCLE_JOBS_ENGINE": "glue"}
-    assert Settings.from_env(aws_env).jobs_engine == "glue"
+    assert Settings.from_env(aws_env).engines.jobs == "glue"
 
 
 def test_deploy_uploads_and_defines_every_job(settings):
@@ -67,15 +67,15 @@ def test_deploy_uploads_and_defines_every_job(settings):
     assert set(first["jobs"].values()) <= {"created", "unchanged"}
     # a second deploy finds every job as defined (moto has no UpdateJob; AWS would get one
     # only for a job whose definition differs)
-    assert deploy(settings)["jobs"] == {settings.glue_job_name(j): "unchanged" for j in JOBS}
+    assert deploy(settings)["jobs"] == {settings.names.glue_job(j): "unchanged" for j in JOBS}
     glue = aws(settings, "glue")
     account = aws(settings, "sts").get_caller_identity()["Account"]
-    job = glue.get_job(JobName=settings.glue_job_name("clean_events"))["Job"]
-    assert job["Role"] == f"arn:aws:iam::{account}:role/{settings.name_prefix}-transform"
+    job = glue.get_job(JobName=settings.names.glue_job("clean_events"))["Job"]
+    assert job["Role"] == f"arn:aws:iam::{account}:role/{settings.names.prefix}-transform"
     assert job["Command"]["Name"] == "glueetl"
     assert job["DefaultArguments"]["--job-bookmark-option"] == "job-bookmark-enable"
     s3 = aws(settings, "s3")
-    body = s3.get_object(Bucket=settings.bucket("deploy"), Key="glue/lifecycle.zip")["Body"].read()
+    body = s3.get_object(Bucket=settings.names.bucket("deploy"), Key="glue/lifecycle.zip")["Body"].read()
     assert body == package(), "the package is reproducible"
     names = zipfile.ZipFile(io.BytesIO(body)).namelist()
     assert {"lifecycle/jobs/engine/spark_context.py", "lifecycle/jobs/clean_sales.py", "lifecycle/lake/catalog.py",

@@ -163,7 +163,7 @@ def test_clean_objects_and_parquet_types(settings, cleaned):
 
 def test_customers_pii_is_masked(settings, cleaned):
     salt = aws(settings, "secretsmanager").get_secret_value(
-        SecretId=settings.pii_salt_secret)["SecretString"]
+        SecretId=settings.names.pii_salt_secret)["SecretString"]
     rows = read(settings, "SELECT * FROM '{clean}/customers/data_0.parquet' ORDER BY customer_id")
 
     def h(email: str) -> str:
@@ -245,18 +245,18 @@ def test_glue_catalog(settings, cleaned):
         "sessions": ["2026-01-02", "2026-01-03"],
     }
     glue = aws(settings, "glue")
-    t = glue.get_table(DatabaseName=settings.glue_database, Name="order_items")["Table"]
+    t = glue.get_table(DatabaseName=settings.names.clean_database, Name="order_items")["Table"]
     sd = t["StorageDescriptor"]
-    assert sd["Location"] == f"s3://{settings.bucket('clean')}/order_items/"
+    assert sd["Location"] == f"s3://{settings.names.bucket('clean')}/order_items/"
     assert sd["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
     assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == [
         ("order_id", "bigint"), ("line_no", "int"), ("product_id", "bigint"), ("quantity", "int"),
         ("unit_price", "decimal(10,2)")]
     assert [(k["Name"], k["Type"]) for k in t["PartitionKeys"]] == [("order_date", "date")]
-    p = glue.get_partition(DatabaseName=settings.glue_database, TableName="order_items",
+    p = glue.get_partition(DatabaseName=settings.names.clean_database, TableName="order_items",
                            PartitionValues=["2026-01-02"])["Partition"]
     assert p["StorageDescriptor"]["Location"] == (
-        f"s3://{settings.bucket('clean')}/order_items/order_date=2026-01-02/")
+        f"s3://{settings.names.bucket('clean')}/order_items/order_date=2026-01-02/")
 
 
 def test_rerun_gives_identical_objects(settings, cleaned):
@@ -286,7 +286,7 @@ def test_stale_partitions_disappear(settings, cleaned):
     from lifecycle.lake import catalog
 
     s3 = aws(settings, "s3")
-    s3.put_object(Bucket=settings.bucket("raw"), Key=f"sales/public/orders/{CDC3}",
+    s3.put_object(Bucket=settings.names.bucket("raw"), Key=f"sales/public/orders/{CDC3}",
                   Body=dms_parquet("orders", [("D", ts("2026-01-03T09:00:00Z"), 104, None, None, None, None)]))
     try:
         result = run_lake_clean(settings, START, END)
@@ -298,7 +298,7 @@ def test_stale_partitions_disappear(settings, cleaned):
         tables = catalog.list_tables(settings)
         assert tables["orders"] == tables["order_items"] == ["2026-01-01", "2026-01-02"]
     finally:
-        s3.delete_object(Bucket=settings.bucket("raw"), Key=f"sales/public/orders/{CDC3}")
+        s3.delete_object(Bucket=settings.names.bucket("raw"), Key=f"sales/public/orders/{CDC3}")
 
 
 def test_runner_command_line(settings, cleaned, capsys):
@@ -318,7 +318,7 @@ def test_a_new_source_column_flows_to_clean_catalog_and_landing(settings, cleane
     from lifecycle.jobs.engine.runner import run_lake_clean
     from lifecycle.warehouse.load import load_landing
 
-    s3, raw = aws(settings, "s3"), settings.bucket("raw")
+    s3, raw = aws(settings, "s3"), settings.names.bucket("raw")
     schema = pa.schema([("Op", pa.string()), ("_commit_ts", TS), *SCHEMAS["orders"], ("gift_wrap", pa.bool_())])
     row = [("I",), (T2,), (105,), (4,), ("placed",), (ts("2026-01-03T06:00:00Z"),), (T2,), (True,)]
     buf = io.BytesIO()
@@ -341,13 +341,13 @@ def test_a_new_source_column_flows_to_clean_catalog_and_landing(settings, cleane
         rows = read(settings, """SELECT order_id, gift_wrap FROM read_parquet('{clean}/orders/*/*.parquet',
                                  hive_partitioning=true) ORDER BY order_id""")
         assert rows == [(100, None), (103, None), (104, None), (105, True)]
-        glue = aws(settings, "glue").get_table(DatabaseName=settings.glue_database, Name="orders")["Table"]
+        glue = aws(settings, "glue").get_table(DatabaseName=settings.names.clean_database, Name="orders")["Table"]
         assert [c["Name"] for c in glue["StorageDescriptor"]["Columns"]][-1] == "gift_wrap"
         cust_cols = [c["Name"] for c in aws(settings, "glue").get_table(
-            DatabaseName=settings.glue_database, Name="customers")["Table"]["StorageDescriptor"]["Columns"]]
+            DatabaseName=settings.names.clean_database, Name="customers")["Table"]["StorageDescriptor"]["Columns"]]
         assert "date_of_birth" not in cust_cols
         load_landing(settings, START, END, tables=["orders"])
-        with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
             cur.execute("SELECT order_id, gift_wrap FROM landing.orders ORDER BY order_id")
             assert cur.fetchall() == [(100, None), (103, None), (104, None), (105, True)]
     finally:

@@ -103,21 +103,21 @@ def reset(settings) -> None:
     s3 = aws(settings, "s3")
     for zone, prefixes in PREFIXES.items():
         for prefix in prefixes:
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket(zone),
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.names.bucket(zone),
                                                                      Prefix=prefix):
                 keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
                 if keys:
-                    s3.delete_objects(Bucket=settings.bucket(zone), Delete={"Objects": keys, "Quiet": True})
+                    s3.delete_objects(Bucket=settings.names.bucket(zone), Delete={"Objects": keys, "Quiet": True})
 
 
 def put(settings, key: str, lines: list[str]) -> None:
-    aws(settings, "s3").put_object(Bucket=settings.bucket("raw"), Key=key, Body="\n".join(lines).encode())
+    aws(settings, "s3").put_object(Bucket=settings.names.bucket("raw"), Key=key, Body="\n".join(lines).encode())
 
 
 def session_objects(settings) -> dict[str, str]:
     s3 = aws(settings, "s3")
     out = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket("clean"),
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.names.bucket("clean"),
                                                              Prefix="sessions/"):
         for o in page.get("Contents", []):
             out[o["Key"]] = o["ETag"]
@@ -129,7 +129,7 @@ def query(settings, sql: str) -> list[tuple]:
 
     con = connect_duckdb(settings)
     try:
-        return con.execute(sql.format(clean=f"s3://{settings.bucket('clean')}")).fetchall()
+        return con.execute(sql.format(clean=f"s3://{settings.names.bucket('clean')}")).fetchall()
     finally:
         con.close()
 
@@ -206,7 +206,7 @@ def test_warehouse_loads_sessions(settings, first):
     from lifecycle.warehouse.load import load_landing
 
     assert load_landing(settings, START, END, tables=["sessions"]) == {"sessions": 10}
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute(f"SELECT {COLUMNS} FROM landing.sessions ORDER BY session_id")
         assert cur.fetchall() == EXPECTED
 
@@ -230,7 +230,7 @@ def test_late_events_merge_and_move_sessions(settings, first):
         catalog.register_clean_tables(settings, ["sessions"])
         assert catalog.list_tables(settings)["sessions"] == [str(D1), str(D2)]
     finally:
-        aws(settings, "s3").delete_object(Bucket=settings.bucket("raw"), Key=LATE)
+        aws(settings, "s3").delete_object(Bucket=settings.names.bucket("raw"), Key=LATE)
     # without the late object the sessions are as before
     run(settings)
     assert read_sessions(settings) == EXPECTED

@@ -48,7 +48,7 @@ def test_good_query_reads_the_lake_through_the_catalog(lake):
     assert route(lake, sql) == "lake"
     result = run_query(lake, sql)
     assert result.columns == ["order_id", "status"] and result.rows == ORDERS
-    assert result.tables == {"lake_clean.orders": f"s3://{lake.bucket('clean')}/orders/"}
+    assert result.tables == {"lake_clean.orders": f"s3://{lake.names.bucket('clean')}/orders/"}
     # the partition key comes typed from the catalog (DATE), not as text
     typed = run_query(lake, "SELECT DISTINCT typeof(order_date) FROM lake_clean.orders")
     assert typed.rows == [("DATE",)]
@@ -123,4 +123,4 @@ def test_athena_path_on_the_aws_target(lake):
     result = run_query(aws_settings, "SELECT count(*) FROM orders")
     # moto accepts the query and "succeeds" without running it: no rows (see lake_sql)
     assert result.engine == "athena" and result.rows == []
-    assert aws_settings.athena_output_location == f"s3://{lake.bucket('serving')}/athena-results/"
+    assert aws_settings.athena_output_location == f"s3://{lake.names.bucket('serving')}/athena-results/"

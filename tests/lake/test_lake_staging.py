@@ -23,7 +23,7 @@ ZONES = ("clean", "quarantine")
 def _staging_objects(settings) -> list[str]:
     s3 = aws(settings, "s3")
     return [f"{zone}/{o['Key']}" for zone in ("clean", "curated", "quarantine")
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket(zone), Prefix=STAGING)
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.names.bucket(zone), Prefix=STAGING)
             for o in page.get("Contents", [])]
 
 
@@ -31,7 +31,7 @@ def _all_readable(settings, snapshot: dict[str, dict[str, str]]) -> None:
     for zone, keys in snapshot.items():
         for key in keys:
             if key.endswith(".parquet"):
-                read(settings, f"SELECT count(*) FROM read_parquet('s3://{settings.bucket(zone)}/{key}')")
+                read(settings, f"SELECT count(*) FROM read_parquet('s3://{settings.names.bucket(zone)}/{key}')")
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_a_killed_runs_staging_is_ignored_then_removed(settings, cleaned_once):
                      "order_date=2026-01-09/data_0.parquet",
             "quarantine": f"{STAGING}clean_events/20260101T000000-deadbeef/2/events/data_0.parquet"}
     for zone, key in left.items():
-        s3.put_object(Bucket=settings.bucket(zone), Key=key, Body=b"PAR1 truncated")
+        s3.put_object(Bucket=settings.names.bucket(zone), Key=key, Body=b"PAR1 truncated")
     counts = lake_counts(settings)
     assert "2026-01-09" not in catalog.partition_values_in_s3(settings, catalog.CLEAN_TABLES["order_items"])
     assert read(settings, "SELECT count(*) FROM read_parquet('{clean}/order_items/*/*.parquet')") == [

@@ -539,21 +539,21 @@ def test_airflow_environment_selects_the_compose_target_in_settings():
     env = _airflow_env()
     s = Settings.from_env(env)
     assert s.target == "compose"
-    assert s.pg_host == "postgres" and s.pg_port == 5432
-    assert s.pg_user == _env_example()["POSTGRES_USER"]
+    assert s.pg.host == "postgres" and s.pg.port == 5432
+    assert s.pg.user == _env_example()["POSTGRES_USER"]
     # sales on its own server (sales-db), with its own credentials; everything else on postgres
     example = _env_example()
-    assert s.pg_dsn(s.sales_db) == (f"host=sales-db port=5432 dbname=sales user={example['SALES_DB_USER']} "
+    assert s.pg_dsn(s.pg.sales_db) == (f"host=sales-db port=5432 dbname=sales user={example['SALES_DB_USER']} "
                                     f"password={example['SALES_DB_PASSWORD']}")
-    assert s.pg_server(s.warehouse_db) == ("postgres", 5432, example["POSTGRES_USER"], example["POSTGRES_PASSWORD"])
-    assert s.pg_url(s.airflow_db, "postgresql+psycopg2") == env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    assert s.aws_account_id == _env_of(_services()["moto"])["MOTO_ACCOUNT_ID"]
+    assert s.pg.server(s.pg.warehouse_db) == ("postgres", 5432, example["POSTGRES_USER"], example["POSTGRES_PASSWORD"])
+    assert s.pg_url(s.pg.airflow_db, "postgresql+psycopg2") == env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert s.aws.account_id == _env_of(_services()["moto"])["MOTO_ACCOUNT_ID"]
     localstack, moto = "http://localstack:4566", "http://moto:5000"
     for service in sorted(LOCALSTACK_SERVICES):
-        assert s.endpoint_for(service) == localstack, service
-    assert s.endpoint_for("glue") == moto
-    assert s.endpoint_for("lakeformation") == moto
-    assert s.s3_host_port() == ("localstack:4566", False)
+        assert s.aws.endpoint_for(service) == localstack, service
+    assert s.aws.endpoint_for("glue") == moto
+    assert s.aws.endpoint_for("lakeformation") == moto
+    assert s.aws.s3_host_port() == ("localstack:4566", False)
 
     # The Amazon provider's connection routes the same way.
     conn = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])

@@ -35,7 +35,7 @@ import pytest
 from test_compose import _airflow_env, _env_example, _env_of, _services
 
 from lifecycle.ops import services
-from lifecycle.settings import Settings
+from lifecycle.settings import AwsSettings, PostgresSettings, Services, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -100,12 +100,12 @@ def stack():
     env_example = _env_example()
     # one embedded-style Settings per replaced service, only to start/stop its process
     procs = {
-        "postgres": Settings(home=home / "postgres", pg_port=ports["postgres"],
-                             pg_user=env_example["POSTGRES_USER"]),
-        "sales-db": Settings(home=home / "sales-db", pg_port=ports["sales-db"],
-                             pg_user=env_example["SALES_DB_USER"]),
-        **{name: Settings(home=home / name, moto_port=ports[name],
-                          aws_endpoint=f"http://127.0.0.1:{ports[name]}") for name in MOTO_SERVICES},
+        "postgres": Settings(home=home / "postgres",
+                             pg=PostgresSettings(port=ports["postgres"], user=env_example["POSTGRES_USER"])),
+        "sales-db": Settings(home=home / "sales-db",
+                             pg=PostgresSettings(port=ports["sales-db"], user=env_example["SALES_DB_USER"])),
+        **{name: Settings(home=home / name, services=Services(moto_port=ports[name]),
+                          aws=AwsSettings(endpoint=f"http://127.0.0.1:{ports[name]}")) for name in MOTO_SERVICES},
     }
     try:
         for name in PG_SERVICES:
@@ -117,7 +117,7 @@ def stack():
                 services.start_moto(procs[name])
 
         def dsn(name, database):
-            return replace(procs[name], pg_host="127.0.0.1").pg_dsn(database)
+            return replace(procs[name], pg=replace(procs[name].pg, host="127.0.0.1")).pg_dsn(database)
 
         # what the two Postgres images do on first start
         init_mount = next(v for v in _services()["postgres"]["volumes"] if "docker-entrypoint-initdb.d" in v)
@@ -167,10 +167,10 @@ def lifecycle_ran(stack):
 def test_the_compose_environment_selects_the_compose_target(stack):
     s = Settings.from_env(stack["env"])
     assert s.target == "compose"
-    assert s.endpoint_for("s3") == f"http://127.0.0.1:{stack['ports']['localstack']}"
-    assert s.endpoint_for("glue") == f"http://127.0.0.1:{stack['ports']['moto']}"
-    assert s.pg_server(s.sales_db)[:2] == ("127.0.0.1", stack["ports"]["sales-db"])
-    assert s.pg_server(s.warehouse_db)[:2] == ("127.0.0.1", stack["ports"]["postgres"])
+    assert s.aws.endpoint_for("s3") == f"http://127.0.0.1:{stack['ports']['localstack']}"
+    assert s.aws.endpoint_for("glue") == f"http://127.0.0.1:{stack['ports']['moto']}"
+    assert s.pg.server(s.pg.sales_db)[:2] == ("127.0.0.1", stack["ports"]["sales-db"])
+    assert s.pg.server(s.pg.warehouse_db)[:2] == ("127.0.0.1", stack["ports"]["postgres"])
 
 
 def test_the_lifecycle_runs_on_the_compose_target(lifecycle_ran):
@@ -209,9 +209,9 @@ def test_each_database_and_service_was_reached_where_compose_routes_it(lifecycle
 
     s = Settings.from_env(stack["env"])
     # Glue Catalog on `moto`, the lake on `localstack`, and not the other way round
-    assert s.glue_database in {d["Name"] for d in client("glue", "moto").get_databases()["DatabaseList"]}
+    assert s.names.clean_database in {d["Name"] for d in client("glue", "moto").get_databases()["DatabaseList"]}
     assert client("glue", "localstack").get_databases()["DatabaseList"] == []
-    assert client("s3", "localstack").list_objects_v2(Bucket=s.bucket("clean"), MaxKeys=1)["KeyCount"] == 1
+    assert client("s3", "localstack").list_objects_v2(Bucket=s.names.bucket("clean"), MaxKeys=1)["KeyCount"] == 1
     assert client("s3", "moto").list_buckets()["Buckets"] == []
     # the account of the compose stack is in the ARNs
-    assert client("sts", "localstack").get_caller_identity()["Account"] == s.aws_account_id
+    assert client("sts", "localstack").get_caller_identity()["Account"] == s.aws.account_id

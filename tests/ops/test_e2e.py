@@ -45,7 +45,7 @@ def _run_or_fail(settings, *args):
 
 def _serving_snapshot(settings):
     out = {}
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         for table, key in (("daily_sales", "order_date"), ("funnel_daily", "event_date"),
                            ("product_performance", "product_id")):
             cur.execute(f"SELECT * FROM serving.{table} ORDER BY {key}")
@@ -80,11 +80,11 @@ def test_glue_catalog_lists_clean_tables_with_partitions(settings, first_run):
     from lifecycle.clients import aws
 
     glue = aws(settings, "glue")
-    tables = {t["Name"]: t for t in glue.get_tables(DatabaseName=settings.glue_database)["TableList"]}
+    tables = {t["Name"]: t for t in glue.get_tables(DatabaseName=settings.names.clean_database)["TableList"]}
     assert {"orders", "order_items", "customers", "products", "events", "reviews"} <= tables.keys()
-    parts = glue.get_partitions(DatabaseName=settings.glue_database, TableName="orders")["Partitions"]
+    parts = glue.get_partitions(DatabaseName=settings.names.clean_database, TableName="orders")["Partitions"]
     assert [p["Values"] for p in parts] == [["2026-11-20"]]
-    assert tables["orders"]["StorageDescriptor"]["Location"].startswith(f"s3://{settings.bucket('clean')}/")
+    assert tables["orders"]["StorageDescriptor"]["Location"].startswith(f"s3://{settings.names.bucket('clean')}/")
 
 
 def test_task_metrics_are_in_cloudwatch(settings, first_run):
@@ -98,7 +98,7 @@ def test_task_metrics_are_in_cloudwatch(settings, first_run):
     assert latest(settings, "DurationSeconds", "ingest_sales", "replicate_sales") > 0
     assert {"CdcLagBytes", "CdcLagSeconds"} <= {m["metric"] for m in published}
     # per dataset, with the right values: what the warehouse holds is what was counted
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM landing.orders")
         (landing_orders,) = cur.fetchone()
     assert latest(settings, "RowsOut", "warehouse_load", "copy_into_landing", dataset="orders") == landing_orders
@@ -132,8 +132,8 @@ def test_a_failed_task_sends_one_actionable_alert(settings, first_run):
     assert alert["try_number"] == 3 and alert["run_id"]
     assert "ValueError: forced failure for the alert test" in alert["error"]
     assert alert["data_interval"] and "/" in alert["data_interval"]
-    assert alert["log_url"].startswith(settings.airflow_url) and alert["runbook"]
-    assert alert["log_group"] == settings.log_group
+    assert alert["log_url"].startswith(settings.services.airflow_url) and alert["runbook"]
+    assert alert["log_group"] == settings.names.log_group
     assert alert["log_stream"] == (f"dag_id=forced_failure/run_id={alert['run_id']}/task_id=explode/"
                                    "attempt=3.log").replace(":", "_")
     assert alert["log_command"].startswith("lifecycle logs forced_failure explode")
@@ -151,12 +151,12 @@ def test_lineage_names_what_each_job_read_and_wrote(settings, first_run):
     events = read_events(settings)
     assert events, f"no OpenLineage events in {settings.lineage_file}"
     made_by = producers(settings)
-    clean_orders = f"s3://{settings.bucket('clean')}/orders"
+    clean_orders = f"s3://{settings.names.bucket('clean')}/orders"
     assert made_by[clean_orders] == ["lifecycle/lake_clean.run_clean_jobs"]
     landing = [d for d, jobs in made_by.items() if d.endswith("warehouse.landing.orders")]
     assert landing and made_by[landing[0]] == ["lifecycle/warehouse_load.copy_into_landing"]
     complete = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == "lake_clean.run_clean_jobs"]
-    assert any(f"s3://{settings.bucket('raw')}" == i["namespace"] for e in complete for i in e["inputs"])
+    assert any(f"s3://{settings.names.bucket('raw')}" == i["namespace"] for e in complete for i in e["inputs"])
     # dbt models, through Cosmos: a model task's event names the table it built
     dbt_outputs = [o["name"] for e in events if e["job"]["name"].startswith("dbt_build.")
                    for o in e.get("outputs") or []]
@@ -175,7 +175,7 @@ def test_observe_dag_kept_its_results(settings, first_run):
 def test_serve_publish_published_recommendations_and_the_dashboard(settings, first_run):
     from lifecycle.serve import recommend
 
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*), count(DISTINCT product_id) FROM serving.product_recommendations")
         rows, products = cur.fetchone()
         cur.execute("SELECT count(*) FROM serving.product_embeddings")
@@ -202,7 +202,7 @@ def test_next_day_and_foreign_writes_flow_through(settings, first_run):
     from lifecycle.sources.simulator import simulate_day
 
     def page_views_of(day):
-        with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
             cur.execute("SELECT page_views FROM serving.funnel_daily WHERE event_date = %s", (day,))
             return cur.fetchone()[0]
 
@@ -212,7 +212,7 @@ def test_next_day_and_foreign_writes_flow_through(settings, first_run):
     changed = change_reviews(settings, date(2026, 11, 21), 42, n_updates=3, n_deletes=2)
     day2 = simulate_day(settings, date(2026, 11, 21), scale=40, bad_rate=0.05, late_rate=0.05)
     assert day2["events_late"] > 0
-    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO products VALUES (5000, 'SKU-X', 'Hand-made mug', 'kitchen', 'by someone else', "
                     "12.50, true, '2026-11-21 10:00+00')")
         cur.execute("INSERT INTO orders VALUES (900000, 1, 'paid', '2026-11-21 11:00+00', '2026-11-21 11:00+00')")
@@ -237,10 +237,10 @@ def test_next_day_and_foreign_writes_flow_through(settings, first_run):
     from lifecycle.clients import aws
 
     ratings = defaultdict(list)
-    for page in aws(settings, "dynamodb").get_paginator("scan").paginate(TableName=settings.reviews_table):
+    for page in aws(settings, "dynamodb").get_paginator("scan").paginate(TableName=settings.names.reviews_table):
         for item in page["Items"]:
             ratings[int(item["product_id"]["N"])].append(int(item["rating"]["N"]))
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT product_id, review_count, avg_rating FROM serving.product_performance "
                     "WHERE review_count > 0")
         served = {pid: (n, avg) for pid, n, avg in cur.fetchall()}
@@ -249,7 +249,7 @@ def test_next_day_and_foreign_writes_flow_through(settings, first_run):
     assert served == expected
     # late events of the 20th, arriving with the 21st, land in the 20th's partition and funnel
     assert page_views_of(date(2026, 11, 20)) == views_day1 + day2["events_late"]
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT units_sold, revenue FROM serving.product_performance WHERE product_id = 5000")
         assert cur.fetchone() == (4, 50)
         cur.execute("SELECT count(*) FROM serving.daily_sales")
@@ -271,7 +271,7 @@ def test_no_raw_pii_in_the_lake_the_warehouse_or_serving(settings, first_run):
 
     from lifecycle.clients import aws, connect_duckdb
 
-    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT email, phone FROM customers")
         rows = cur.fetchall()
     secrets = {v for r in rows for v in r if v}
@@ -285,7 +285,7 @@ def test_no_raw_pii_in_the_lake_the_warehouse_or_serving(settings, first_run):
     s3, scanned = aws(settings, "s3"), 0
     try:
         for zone in ("clean", "curated"):
-            bucket = settings.bucket(zone)
+            bucket = settings.names.bucket(zone)
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
                 for obj in page.get("Contents", []):
                     if not obj["Key"].endswith(".parquet"):
@@ -301,7 +301,7 @@ def test_no_raw_pii_in_the_lake_the_warehouse_or_serving(settings, first_run):
         con.close()
     assert scanned > 10
 
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("""SELECT table_schema, table_name, column_name FROM information_schema.columns
                        WHERE data_type IN ('text', 'character varying')
                          AND table_schema NOT IN ('pg_catalog', 'information_schema')""")

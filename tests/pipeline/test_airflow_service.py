@@ -63,7 +63,7 @@ def airflow(settings, tmp_path_factory):
 
     from lifecycle.ops.services import ensure_databases
 
-    settings = replace(settings, airflow_db="airflow_service_test")
+    settings = replace(settings, pg=replace(settings.pg, airflow_db="airflow_service_test"))
     ensure_databases(settings)
     password = secrets.token_urlsafe(12)
     pw_file = tmp_path_factory.mktemp("auth") / "passwords.json"

@@ -33,7 +33,7 @@ def _statements(settings, bucket):
 
 @pytest.mark.parametrize("zone", ZONES)
 def test_every_bucket_is_hardened(settings, applied, zone):
-    s3, bucket = aws(settings, "s3"), settings.bucket(zone)
+    s3, bucket = aws(settings, "s3"), settings.names.bucket(zone)
     assert bucket in applied["out"]["buckets"]
     block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     assert block == {"BlockPublicAcls": True, "IgnorePublicAcls": True,
@@ -63,9 +63,9 @@ def test_every_bucket_is_hardened(settings, applied, zone):
 
 
 def test_raw_denies_deletes_to_pipeline_roles(settings, applied):
-    account, bucket = applied["account"], settings.bucket("raw")
+    account, bucket = applied["account"], settings.names.bucket("raw")
     st = _statements(settings, bucket)
-    roles = f"arn:aws:iam::{account}:role/{settings.name_prefix}-*"
+    roles = f"arn:aws:iam::{account}:role/{settings.names.prefix}-*"
     deletes = st["DenyPipelineDeletes"]
     assert deletes["Action"] == "s3:DeleteObject" and deletes["Resource"] == f"arn:aws:s3:::{bucket}/*"
     assert deletes["Condition"] == {"ArnLike": {"aws:PrincipalArn": roles}}
@@ -73,14 +73,14 @@ def test_raw_denies_deletes_to_pipeline_roles(settings, applied):
     assert {"s3:DeleteObjectVersion", "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration"} <= set(history["Action"])
     assert history["Condition"] == {"ArnLike": {"aws:PrincipalArn": roles}}
     # every stage role is an `<prefix>-*` role, so the pattern covers all of them
-    assert all(r.startswith(f"{settings.name_prefix}-") for r in applied["out"]["iam_roles"])
+    assert all(r.startswith(f"{settings.names.prefix}-") for r in applied["out"]["iam_roles"])
 
 
 def test_the_embedded_moto_applies_unconditional_bucket_policy_statements_only(settings, applied):
     """moto ignores conditions (a conditional Deny would deny everything); the embedded
     target's launcher (lifecycle/ops/moto_server.py) leaves those statements out of
     moto's evaluation and keeps the unconditional ones."""
-    s3, bucket = aws(settings, "s3"), settings.bucket("policy-probe")
+    s3, bucket = aws(settings, "s3"), settings.names.bucket("policy-probe")
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
         {"Sid": "NoReads", "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
@@ -101,9 +101,9 @@ def test_the_embedded_moto_applies_unconditional_bucket_policy_statements_only(s
 def test_apply_twice_keeps_the_same_policies(settings, applied):
     from lifecycle.infra import apply as infra
 
-    before = {z: _statements(settings, settings.bucket(z)) for z in ZONES}
+    before = {z: _statements(settings, settings.names.bucket(z)) for z in ZONES}
     infra.apply_buckets(settings, infra.load_spec(settings, applied["account"]), applied["account"])
-    assert {z: _statements(settings, settings.bucket(z)) for z in ZONES} == before
+    assert {z: _statements(settings, settings.names.bucket(z)) for z in ZONES} == before
 
 
 # ---- IAM policy linter -------------------------------------------------------------------------
@@ -182,25 +182,25 @@ def databases(settings, applied):
     from lifecycle.sources.sales_db import ensure_schema
 
     ensure_schema(settings)  # the source tables (created by the admin after the grants)
-    _allowed(settings, "loader", settings.warehouse_db,
+    _allowed(settings, "loader", settings.pg.warehouse_db,
              "CREATE TABLE IF NOT EXISTS landing.security_probe (x int); INSERT INTO landing.security_probe VALUES (1)")
     return settings
 
 
 def test_each_stage_logs_in_as_its_own_role(settings, databases):
     users = {r: _allowed(settings, r, db, "SELECT current_user")[0][0]
-             for r, db in (("cdc", settings.sales_db), ("loader", settings.warehouse_db),
-                           ("dbt", settings.warehouse_db))}
-    assert users == {"cdc": settings.cdc_user, "loader": settings.loader_user, "dbt": settings.dbt_user}
-    assert len(set(users.values()) | {settings.pg_user}) == 4
+             for r, db in (("cdc", settings.pg.sales_db), ("loader", settings.pg.warehouse_db),
+                           ("dbt", settings.pg.warehouse_db))}
+    assert users == {"cdc": settings.pg.cdc_user, "loader": settings.pg.loader_user, "dbt": settings.pg.dbt_user}
+    assert len(set(users.values()) | {settings.pg.user}) == 4
     # the stage roles are not superusers and only cdc may replicate
-    rows = _allowed(settings, "admin", settings.warehouse_db,
+    rows = _allowed(settings, "admin", settings.pg.warehouse_db,
                     "SELECT rolname, rolsuper, rolreplication, rolcreaterole, rolcreatedb FROM pg_roles "
-                    f"WHERE rolname IN ('{settings.cdc_user}', '{settings.loader_user}', '{settings.dbt_user}', "
-                    f"'{settings.bi_reader_user}')")
+                    f"WHERE rolname IN ('{settings.pg.cdc_user}', '{settings.pg.loader_user}', '{settings.pg.dbt_user}', "
+                    f"'{settings.pg.bi_reader_user}')")
     assert {r[0]: r[1:] for r in rows} == {
-        settings.cdc_user: (False, True, False, False), settings.loader_user: (False, False, False, False),
-        settings.dbt_user: (False, False, False, False), settings.bi_reader_user: (False, False, False, False)}
+        settings.pg.cdc_user: (False, True, False, False), settings.pg.loader_user: (False, False, False, False),
+        settings.pg.dbt_user: (False, False, False, False), settings.pg.bi_reader_user: (False, False, False, False)}
 
 
 def test_stage_logins_come_from_the_settings_and_fall_back_only_off_the_embedded_target():
@@ -233,14 +233,14 @@ def test_stage_logins_come_from_the_settings_and_fall_back_only_off_the_embedded
     ("dbt", "warehouse", "DELETE FROM landing.security_probe"),
 ])
 def test_a_stage_role_is_refused_outside_its_stage(settings, databases, role, database, statement):
-    db = {"sales": settings.sales_db, "warehouse": settings.warehouse_db}[database]
+    db = {"sales": settings.pg.sales_db, "warehouse": settings.pg.warehouse_db}[database]
     _refused(settings, role, db, statement)
 
 
 def test_what_each_stage_needs_is_allowed(settings, databases):
-    assert _allowed(settings, "cdc", settings.sales_db, "SELECT count(*) FROM public.orders")[0][0] >= 0
-    assert _allowed(settings, "dbt", settings.warehouse_db, "SELECT x FROM landing.security_probe") == [(1,)]
-    _allowed(settings, "dbt", settings.warehouse_db, "CREATE SCHEMA IF NOT EXISTS staging")
+    assert _allowed(settings, "cdc", settings.pg.sales_db, "SELECT count(*) FROM public.orders")[0][0] >= 0
+    assert _allowed(settings, "dbt", settings.pg.warehouse_db, "SELECT x FROM landing.security_probe") == [(1,)]
+    _allowed(settings, "dbt", settings.pg.warehouse_db, "CREATE SCHEMA IF NOT EXISTS staging")
 
 
 @pytest.mark.parametrize("role, database", [("cdc", "warehouse"), ("loader", "sales"), ("dbt", "sales"),
@@ -248,7 +248,7 @@ def test_what_each_stage_needs_is_allowed(settings, databases):
 def test_a_stage_role_cannot_connect_to_another_database(settings, databases, role, database):
     import psycopg2
 
-    db = {"sales": settings.sales_db, "warehouse": settings.warehouse_db, "airflow": settings.airflow_db}[database]
+    db = {"sales": settings.pg.sales_db, "warehouse": settings.pg.warehouse_db, "airflow": settings.pg.airflow_db}[database]
     with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
         _connect(settings, role, db)
 
@@ -277,7 +277,7 @@ def test_review_catches_a_public_bucket_and_a_wildcard_policy(settings, applied)
     from lifecycle.infra.review import review
 
     s3, iam = aws(settings, "s3"), aws(settings, "iam")
-    leaky, rogue = settings.bucket("leaky"), settings.role_name("rogue")
+    leaky, rogue = settings.names.bucket("leaky"), settings.names.role("rogue")
     s3.create_bucket(Bucket=leaky)
     s3.put_bucket_policy(Bucket=leaky, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
         {"Sid": "Everyone", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
@@ -307,7 +307,7 @@ PROBE = "_security-probe/x"
 
 
 def _s3_call(s3, settings, op: str, zone: str, key: str):
-    bucket = settings.bucket(zone)
+    bucket = settings.names.bucket(zone)
     if op == "put":
         return s3.put_object(Bucket=bucket, Key=key, Body=b"probe")
     if op == "get":
@@ -367,12 +367,12 @@ def stage_clients(settings, applied):
 
     s3 = aws(settings, "s3")
     for zone, key in {(c[2], c[3]) for c in S3_CASES}:
-        s3.put_object(Bucket=settings.bucket(zone), Key=key, Body=b"probe")
+        s3.put_object(Bucket=settings.names.bucket(zone), Key=key, Body=b"probe")
     clients = {}
     for stage in STAGES:
         st = stage_settings(settings, stage)
         ident = aws(st, "sts").get_caller_identity()["Arn"]
-        assert f":assumed-role/{settings.role_name(stage)}/" in ident
+        assert f":assumed-role/{settings.names.role(stage)}/" in ident
         clients[stage] = (st, aws(st, "s3"), aws(st, "iam"))
     return clients
 
@@ -400,13 +400,13 @@ def test_each_stage_role_is_allowed_its_own_s3_work_and_denied_the_rest(settings
             got[(stage, op, zone, key)] = _status(lambda s3=s3, op=op, zone=zone, key=key:
                                                   _s3_call(s3, settings, op, zone, key))
         # and none may touch IAM
-        iam = {stage: _status(lambda i=c[2]: i.create_user(UserName=f"{settings.name_prefix}-intruder"))
+        iam = {stage: _status(lambda i=c[2]: i.create_user(UserName=f"{settings.names.prefix}-intruder"))
                for stage, c in stage_clients.items()}
     want = {(s, o, z, k): (200 if ok else 403) for s, o, z, k, ok in S3_CASES}
     assert {k: (200 if v in (200, 204) else v) for k, v in got.items()} == want
     assert set(iam.values()) == {403}
     # the denied deletes left the objects in place
-    assert admin.get_object(Bucket=settings.bucket("raw"), Key=f"events/{PROBE}")["Body"].read() == b"probe"
+    assert admin.get_object(Bucket=settings.names.bucket("raw"), Key=f"events/{PROBE}")["Body"].read() == b"probe"
 
 
 # ---- secrets: not in task logs, XCom, rendered templates, lineage ---------------------------------
@@ -438,10 +438,10 @@ def secret_run(settings, databases, tmp_path_factory):
     if settings.lineage_file.exists():
         texts["openlineage events"] = settings.lineage_file.read_text()
     logs = aws(settings, "logs")
-    for page in logs.get_paginator("filter_log_events").paginate(logGroupName=settings.log_group):
+    for page in logs.get_paginator("filter_log_events").paginate(logGroupName=settings.names.log_group):
         texts.setdefault("cloudwatch logs", "")
         texts["cloudwatch logs"] += "\n".join(e["message"] for e in page["events"])
-    conn = psycopg2.connect(settings.pg_dsn(settings.airflow_db))
+    conn = psycopg2.connect(settings.pg_dsn(settings.pg.airflow_db))
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT dag_id, task_id, value::text FROM xcom")
@@ -480,7 +480,7 @@ def test_a_stage_entry_point_runs_with_its_role(settings, databases, stage_clien
     assert client_for(st.for_stage("ingest-sales"), "s3") is stage_clients["ingest-sales"][1]
     out = sales_cdc.run(st)
     assert set(out["full_load"]) | set(out["changes"]) or out["lag_after"]["exists"]
-    assert client_for(st, "sts").get_caller_identity()["Arn"].split("/")[1] == settings.role_name("ingest-sales")
+    assert client_for(st, "sts").get_caller_identity()["Arn"].split("/")[1] == settings.names.role("ingest-sales")
 
 
 def test_duckdb_writes_the_lake_with_the_stage_role_and_is_refused_outside_it(settings, stage_clients):
@@ -493,14 +493,14 @@ def test_duckdb_writes_the_lake_with_the_stage_role_and_is_refused_outside_it(se
 
     st = stage_clients["transform"][0]
     key_id, _, token = credentials(st)
-    assert token and key_id != settings.aws_access_key_id
+    assert token and key_id != settings.aws.access_key_id
     con = connect_duckdb(st)
     try:
         with enforced(settings):
-            con.execute(f"COPY (SELECT 42 AS x) TO 's3://{settings.bucket('clean')}/{PROBE}.parquet' (FORMAT parquet)")
-            assert con.execute(f"SELECT x FROM 's3://{settings.bucket('clean')}/{PROBE}.parquet'").fetchall() == [(42,)]
+            con.execute(f"COPY (SELECT 42 AS x) TO 's3://{settings.names.bucket('clean')}/{PROBE}.parquet' (FORMAT parquet)")
+            assert con.execute(f"SELECT x FROM 's3://{settings.names.bucket('clean')}/{PROBE}.parquet'").fetchall() == [(42,)]
             with pytest.raises(duckdb.Error, match="403"):
-                con.execute(f"COPY (SELECT 1 AS x) TO 's3://{settings.bucket('raw')}/sales/{PROBE}.parquet' "
+                con.execute(f"COPY (SELECT 1 AS x) TO 's3://{settings.names.bucket('raw')}/sales/{PROBE}.parquet' "
                             "(FORMAT parquet)")
     finally:
         con.close()

@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import re
 import threading
-from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from lifecycle.serve import metabase
-from lifecycle.settings import Settings
+from lifecycle.settings import PostgresSettings, Services, Settings
 
 
 class FakeMetabase:
@@ -124,9 +123,9 @@ def fake():
         server.server_close()
 
 
-def _settings(url: str) -> Settings:
-    return replace(Settings(), metabase_url=url, metabase_admin_password="admin-pw-1",
-                   bi_reader_password="reader-pw", pg_host="postgres", pg_port=5432)
+def _settings(url: str, admin_password: str | None = "admin-pw-1") -> Settings:
+    return Settings(services=Services(metabase_url=url, metabase_admin_password=admin_password),
+                    pg=PostgresSettings(bi_reader_password="reader-pw", host="postgres", port=5432))
 
 
 def test_first_run_sets_up_metabase_and_builds_the_dashboard(fake):
@@ -176,9 +175,9 @@ def test_wrong_admin_password_and_missing_settings_say_what_to_do(fake):
     state, url = fake
     metabase.provision(_settings(url), wait_seconds=10)
     with pytest.raises(metabase.MetabaseError, match="HTTP 401"):
-        metabase.provision(replace(_settings(url), metabase_admin_password="wrong"), wait_seconds=10)
+        metabase.provision(_settings(url, "wrong"), wait_seconds=10)
     with pytest.raises(metabase.MetabaseError, match="LIFECYCLE_METABASE_ADMIN_PASSWORD"):
-        metabase.provision(replace(_settings(url), metabase_admin_password=None), wait_seconds=10)
+        metabase.provision(_settings(url, None), wait_seconds=10)
 
 
 def test_an_unreachable_metabase_fails_with_a_clear_message():
@@ -203,5 +202,5 @@ def test_spec_validation(tmp_path, mutate, message):
 def test_settings_point_the_provisioner_at_the_compose_metabase():
     s = Settings.from_env({"LIFECYCLE_TARGET": "compose", "AWS_ENDPOINT_URL": "http://localstack:4566",
                            "LIFECYCLE_METABASE_ADMIN_PASSWORD": "x", "LIFECYCLE_BI_READER_PASSWORD": "y"})
-    assert s.metabase_url == "http://metabase:3000"
-    assert (s.metabase_admin_password, s.bi_reader_password, s.bi_reader_user) == ("x", "y", "bi_reader")
+    assert s.services.metabase_url == "http://metabase:3000"
+    assert (s.services.metabase_admin_password, s.pg.bi_reader_password, s.pg.bi_reader_user) == ("x", "y", "bi_reader")

@@ -54,12 +54,12 @@ def published(settings):
 
     reset_environment(settings)
     simulate_day(settings, date(2026, 3, 2), scale=400)
-    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT order_id, product_id FROM order_items ORDER BY order_id, line_no")
         lines = cur.fetchall()
         cur.execute("SELECT product_id, name, category FROM products ORDER BY product_id")
         products = cur.fetchall()
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("DROP SCHEMA IF EXISTS marts CASCADE; DROP SCHEMA IF EXISTS serving_next CASCADE; "
                     "DROP SCHEMA IF EXISTS serving CASCADE; CREATE SCHEMA marts; CREATE SCHEMA serving_next")
         cur.execute("CREATE TABLE marts.fct_order_items (order_id bigint, product_id bigint)")
@@ -69,11 +69,11 @@ def published(settings):
         cur.executemany("INSERT INTO marts.fct_order_items VALUES (%s, %s)", lines)
         cur.executemany("INSERT INTO serving_next.product_performance VALUES (%s, %s, %s)", products)
     first = recommend.build(settings)
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT * FROM serving_next.product_recommendations ORDER BY 1, 2")
         first_rows = cur.fetchall()
     again = recommend.build(settings)  # a rerun before the swap replaces, never appends
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT * FROM serving_next.product_recommendations ORDER BY 1, 2")
         again_rows = cur.fetchall()
     assert publish.swap(settings)
@@ -87,7 +87,7 @@ def published(settings):
 
 
 def _embeddings(settings) -> dict[int, list[float]]:
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT product_id, embedding::text FROM serving.product_embeddings")
         return {p: json.loads(v) for p, v in cur.fetchall()}
 
@@ -101,7 +101,7 @@ def test_build_reports_and_a_rebuild_changes_nothing(published):
 
 
 def test_embeddings_are_in_pgvector_with_an_hnsw_index_the_query_uses(settings, published):
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = 'serving' "
                     "AND tablename = 'product_embeddings' AND indexname = 'product_embeddings_hnsw'")
         (indexdef,) = cur.fetchone()
@@ -140,7 +140,7 @@ def test_products_bought_together_are_nearer_than_unrelated_ones(settings, publi
 
 def test_recommendation_table_is_top_k_of_the_index_and_mostly_same_category(settings, published):
     category = published["category"]
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT product_id, rank, recommended_product_id, score "
                     "FROM serving.product_recommendations ORDER BY product_id, rank")
         rows = cur.fetchall()
@@ -161,7 +161,7 @@ def test_recommendation_table_is_top_k_of_the_index_and_mostly_same_category(set
 
 
 def test_recommend_matches_the_serving_table(settings, published):
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT recommended_product_id FROM serving.product_recommendations "
                     "WHERE product_id = 1 ORDER BY rank")
         expected = [r[0] for r in cur.fetchall()]

@@ -74,7 +74,7 @@ def served(settings):
 
     reset_environment(settings)
     ensure_schema(settings)
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute(SERVING_DDL)
         cur.executemany("INSERT INTO serving_next.daily_sales VALUES (%s, %s, %s, %s, %s)", DAILY)
         cur.executemany("INSERT INTO serving_next.funnel_daily VALUES (%s, %s, %s, %s, %s, %s, %s)", FUNNEL)
@@ -90,8 +90,8 @@ def served(settings):
 
 
 def _as_reader(settings, database: str | None = None):
-    conn = psycopg2.connect(host=settings.pg_host, port=settings.pg_port, user=settings.bi_reader_user,
-                            dbname=database or settings.warehouse_db, connect_timeout=10)
+    conn = psycopg2.connect(host=settings.pg.host, port=settings.pg.port, user=settings.pg.bi_reader_user,
+                            dbname=database or settings.pg.warehouse_db, connect_timeout=10)
     conn.autocommit = True
     return conn
 
@@ -134,7 +134,7 @@ def test_bi_reader_is_refused_everywhere_else(settings, served, statement):
 
 def test_bi_reader_cannot_read_the_sales_database(settings, served):
     try:
-        conn = _as_reader(settings, settings.sales_db)
+        conn = _as_reader(settings, settings.pg.sales_db)
     except psycopg2.OperationalError:
         return  # not even allowed to connect: refused
     try:
@@ -228,7 +228,7 @@ def test_review_scores_chart_shows_the_average_ratings(page):
 def test_dashboard_is_also_in_the_serving_bucket(settings, served):
     from lifecycle.clients import aws
 
-    body = aws(settings, "s3").get_object(Bucket=settings.bucket("serving"), Key="dashboard/index.html")["Body"]
+    body = aws(settings, "s3").get_object(Bucket=settings.names.bucket("serving"), Key="dashboard/index.html")["Body"]
     assert body.read().decode() == settings.dashboard_path.read_text()
 
 

@@ -172,10 +172,10 @@ def _dbt_env(settings, tmp: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
         "DBT_TARGET": "embedded",
-        "LIFECYCLE_PG_HOST": settings.pg_host,
-        "LIFECYCLE_PG_PORT": str(settings.pg_port),
-        "LIFECYCLE_PG_USER": settings.pg_user,
-        "LIFECYCLE_PG_PASSWORD": settings.pg_password,
+        "LIFECYCLE_PG_HOST": settings.pg.host,
+        "LIFECYCLE_PG_PORT": str(settings.pg.port),
+        "LIFECYCLE_PG_USER": settings.pg.user,
+        "LIFECYCLE_PG_PASSWORD": settings.pg.password,
         "LIFECYCLE_WAREHOUSE_DB": TEST_DB,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         "DBT_LOG_PATH": str(tmp / "logs"),
@@ -229,7 +229,7 @@ def warehouse(settings, tmp_path_factory):
 
     from lifecycle.security import pg_roles
 
-    pg_roles.apply_warehouse(replace(settings, warehouse_db=TEST_DB))
+    pg_roles.apply_warehouse(replace(settings, pg=replace(settings.pg, warehouse_db=TEST_DB)))
     tmp = tmp_path_factory.mktemp("dbt")
     try:
         yield {"dsn": dsn, "env": _dbt_env(settings, tmp), "tmp": tmp}

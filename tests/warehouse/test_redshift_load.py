@@ -24,8 +24,8 @@ def test_redshift_only_on_aws_and_with_a_copy_role():
         Settings.from_env({**AWS, "LIFECYCLE_WAREHOUSE_ENGINE": "redshift"})
     s = Settings.from_env({**AWS, "LIFECYCLE_WAREHOUSE_ENGINE": "redshift",
                            "LIFECYCLE_REDSHIFT_COPY_ROLE_ARN": "arn:aws:iam::1:role/copy"})
-    assert s.warehouse_engine == "redshift" and s.redshift_copy_role_arn.endswith("role/copy")
-    assert Settings.from_env({}).warehouse_engine == "postgres"
+    assert s.engines.warehouse == "redshift" and s.engines.redshift_copy_role_arn.endswith("role/copy")
+    assert Settings.from_env({}).engines.warehouse == "postgres"
 
 
 def test_manifest_lists_every_object_with_its_length():

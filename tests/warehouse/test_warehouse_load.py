@@ -72,7 +72,7 @@ def write_raw(settings, scale: dict[str, int]) -> None:
     """A generated raw zone in the documented layouts (DuckDB writes it straight to S3)."""
     from lifecycle.clients import connect_duckdb
 
-    raw = f"s3://{settings.bucket('raw')}"
+    raw = f"s3://{settings.names.bucket('raw')}"
     con = connect_duckdb(settings)
     try:
         for table, sql in SALES_LOAD.items():
@@ -98,7 +98,7 @@ def write_raw(settings, scale: dict[str, int]) -> None:
                 FROM range({h * per}, {(h + 1) * per}) t(i)"""
             key = f"events/2026/01/05/{h:02d}/user-activity-1-2026-01-05-{h:02d}-00-00-shardId-000000000000-{h}"
             body = "\n".join(r[0] for r in con.execute(events).fetchall()) + "\n"
-            aws(settings, "s3").put_object(Bucket=settings.bucket("raw"), Key=key, Body=body.encode())
+            aws(settings, "s3").put_object(Bucket=settings.names.bucket("raw"), Key=key, Body=body.encode())
     finally:
         con.close()
     lines = [json.dumps({"Item": {
@@ -108,9 +108,9 @@ def write_raw(settings, scale: dict[str, int]) -> None:
         "created_at": {"S": f"2026-01-0{1 + i % 4}T0{i % 10}:00:00Z"}}}) for i in range(scale["reviews"])]
     s3 = aws(settings, "s3")
     prefix = "reviews/AWSDynamoDB/20260105T000000Z"
-    s3.put_object(Bucket=settings.bucket("raw"), Key=f"{prefix}/data/part-00000.json",
+    s3.put_object(Bucket=settings.names.bucket("raw"), Key=f"{prefix}/data/part-00000.json",
                   Body=("\n".join(lines) + "\n").encode())
-    s3.put_object(Bucket=settings.bucket("raw"), Key=f"{prefix}/manifest-summary.json",
+    s3.put_object(Bucket=settings.names.bucket("raw"), Key=f"{prefix}/manifest-summary.json",
                   Body=json.dumps({"itemCount": len(lines)}).encode())
 
 
@@ -144,7 +144,7 @@ def clean_checksums(settings) -> dict[str, tuple]:
     try:
         out = {}
         for name, spec in CLEAN_TABLES.items():
-            files = [f"'s3://{settings.bucket('clean')}/{k}'" for k in clean_objects(settings, spec)]
+            files = [f"'s3://{settings.names.bucket('clean')}/{k}'" for k in clean_objects(settings, spec)]
             src = (f"read_parquet([{', '.join(files)}], hive_partitioning={str(bool(spec.partition)).lower()})")
             out[name] = tuple(_norm(v) for v in con.execute(checksum_sql(spec, src)).fetchone())
         return out
@@ -156,7 +156,7 @@ def landing_checksums(settings) -> dict[str, tuple]:
     from lifecycle.lake.catalog import CLEAN_TABLES
 
     out = {}
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         for name, spec in CLEAN_TABLES.items():
             cur.execute(checksum_sql(spec, f"landing.{name}"))
             out[name] = tuple(_norm(v) for v in cur.fetchone())
@@ -168,7 +168,7 @@ def _norm(v):
 
 
 def manifest(settings) -> list[tuple]:
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT table_name, s3_key, rows, interval_start, interval_end "
                     "FROM landing.load_manifest ORDER BY 1, 2")
         return cur.fetchall()
@@ -195,7 +195,7 @@ def test_landing_reconciles_with_clean_zone(settings, lake):
     rows = load_landing(settings, START, END)
     seconds = time.perf_counter() - started
     total = sum(rows.values())
-    print(f"\nload ({settings.load_method}): {total} rows in {seconds:.2f} s = {total / seconds:,.0f} rows/s")
+    print(f"\nload ({settings.engines.load_method}): {total} rows in {seconds:.2f} s = {total / seconds:,.0f} rows/s")
     from lifecycle.lake.catalog import CLEAN_TABLES
 
     assert rows == {t: n for t, n in lake["rows_out"].items() if t in CLEAN_TABLES}
@@ -238,19 +238,19 @@ def test_empty_table_loads_as_empty(settings, lake):
 
     s3 = aws(settings, "s3")
     keys = clean_objects(settings, CLEAN_TABLES["events"])
-    saved = {k: s3.get_object(Bucket=settings.bucket("clean"), Key=k)["Body"].read() for k in keys}
-    s3.delete_objects(Bucket=settings.bucket("clean"),
+    saved = {k: s3.get_object(Bucket=settings.names.bucket("clean"), Key=k)["Body"].read() for k in keys}
+    s3.delete_objects(Bucket=settings.names.bucket("clean"),
                       Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
     try:
         assert load_landing(settings, START, END, tables=["events"]) == {"events": 0}
-        with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM landing.events")
             assert cur.fetchone() == (0,)
             cur.execute("SELECT count(*) FROM landing.load_manifest WHERE table_name = 'events'")
             assert cur.fetchone() == (0,)
     finally:
         for k, body in saved.items():
-            s3.put_object(Bucket=settings.bucket("clean"), Key=k, Body=body)
+            s3.put_object(Bucket=settings.names.bucket("clean"), Key=k, Body=body)
         load_landing(settings, START, END, tables=["events"])
 
 
@@ -265,7 +265,7 @@ def test_pipe_failure_in_postgres_does_not_hang(settings, when):
 
     duck = connect_duckdb(settings)
     try:
-        with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
             cur.execute("CREATE TEMP TABLE pipe_check (i bigint CHECK (i < 500000))")
             target = "no_such_table" if when == "at_once" else "pipe_check"
             with pytest.raises(psycopg2.Error):
@@ -289,7 +289,7 @@ def test_incremental_load_replaces_only_changed_partitions(settings, lake):
     assert sum(d["copied"] for d in details.values()) == 0
 
     def xmins_by_date():
-        with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
             cur.execute("SELECT event_date, array_agg(xmin::text ORDER BY event_id) FROM landing.events "
                         "GROUP BY 1")
             return dict(cur.fetchall())
@@ -300,8 +300,8 @@ def test_incremental_load_replaces_only_changed_partitions(settings, lake):
     assert len(dates) > 1
     gone = [k for k in keys if f"event_date={dates[0]}/" in k]
     s3 = aws(settings, "s3")
-    saved = {k: s3.get_object(Bucket=settings.bucket("clean"), Key=k)["Body"].read() for k in gone}
-    s3.delete_objects(Bucket=settings.bucket("clean"), Delete={"Objects": [{"Key": k} for k in gone]})
+    saved = {k: s3.get_object(Bucket=settings.names.bucket("clean"), Key=k)["Body"].read() for k in gone}
+    s3.delete_objects(Bucket=settings.names.bucket("clean"), Delete={"Objects": [{"Key": k} for k in gone]})
     try:
         details = {}
         load_landing(settings, START, END, tables=["events"], details=details)
@@ -311,7 +311,7 @@ def test_incremental_load_replaces_only_changed_partitions(settings, lake):
         assert not {k for _, k, *_ in manifest(settings)} & set(gone)
     finally:
         for k, body in saved.items():
-            s3.put_object(Bucket=settings.bucket("clean"), Key=k, Body=body)
+            s3.put_object(Bucket=settings.names.bucket("clean"), Key=k, Body=body)
     details = {}
     load_landing(settings, START, END, tables=["events"], details=details)
     back = details["events"]
@@ -328,7 +328,7 @@ def _contract_rows_copy(settings, suffix: str) -> None:
     """A copy of every landing table's contract columns in schema ``landing_<suffix>``."""
     from lifecycle.lake.catalog import CLEAN_TABLES
 
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute(f"DROP SCHEMA IF EXISTS landing_{suffix} CASCADE; CREATE SCHEMA landing_{suffix}")
         for name, spec in CLEAN_TABLES.items():
             cols = ", ".join(f'"{c}"' for c in spec.column_names)
@@ -345,7 +345,7 @@ def test_binary_and_csv_methods_load_identical_rows(settings, lake):
     load_landing(settings, START, END, method="binary", mode="full")
     _contract_rows_copy(settings, "binary")
     try:
-        with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
             for name in CLEAN_TABLES:
                 cur.execute(f"SELECT (SELECT count(*) FROM landing_binary.{name}), "
                             f"(SELECT count(*) FROM (SELECT * FROM landing_pipe.{name} EXCEPT ALL "
@@ -358,7 +358,7 @@ def test_binary_and_csv_methods_load_identical_rows(settings, lake):
             cur.execute("SELECT count(*) FROM landing.orders WHERE _loaded_at IS NULL")
             assert cur.fetchone() == (0,)  # the column default applies to the binary COPY too
     finally:
-        with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
             cur.execute("DROP SCHEMA landing_pipe CASCADE; DROP SCHEMA landing_binary CASCADE")
 
 
@@ -373,7 +373,7 @@ def test_binary_load_is_one_transaction_and_rolls_back_whole(settings, lake, mon
     load.load_landing(settings, START, END, method="binary", mode="full")
     keys = load.clean_objects(settings, CLEAN_TABLES["events"])
     first = sorted({k.split("event_date=")[1].split("/")[0] for k in keys})[0]
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:  # a changed partition
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:  # a changed partition
         cur.execute("DELETE FROM landing.load_manifest WHERE table_name = 'events' AND s3_key = %s",
                     ([k for k in keys if f"event_date={first}/" in k][0],))
         cur.execute("DELETE FROM landing.events WHERE event_date = %s AND event_id IN "
@@ -384,7 +384,7 @@ def test_binary_load_is_one_transaction_and_rolls_back_whole(settings, lake, mon
     def point(name: str) -> None:
         if name != "warehouse.before_commit":
             return
-        with pg(settings, settings.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
+        with pg(settings, settings.pg.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
             cur.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")
             seen["advisory"] = {p for (p,) in cur.fetchall()}
             cur.execute("SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
@@ -404,7 +404,7 @@ def test_binary_load_is_one_transaction_and_rolls_back_whole(settings, lake, mon
     assert seen["backend"] == [(settings.pg_login("loader")[0], "idle in transaction")]
     assert seen["outside"] == (before["events"], manifest_before)
     assert landing_checksums(settings) == before and manifest(settings) == manifest_before
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
         assert cur.fetchone() == (0,)
     monkeypatch.undo()
@@ -423,7 +423,7 @@ def test_binary_login_error_does_not_show_the_password(settings):
 
     from lifecycle.warehouse.load import attach_warehouse
 
-    wrong = dataclasses.replace(settings, loader_user="no_such_loader", loader_password="pw-d41d8cd98f00")
+    wrong = dataclasses.replace(settings, pg=dataclasses.replace(settings.pg, loader_user="no_such_loader", loader_password="pw-d41d8cd98f00"))
     duck = duckdb.connect()
     try:
         with pytest.raises(RuntimeError) as err:

@@ -64,7 +64,7 @@ def _compiled_nodes(manifest: dict) -> dict[str, dict]:
 def _table_rows(env: BenchEnvironment, relations: list[str]) -> dict[str, int]:
     s = env.settings
     out = {}
-    with pg(s, s.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
+    with pg(s, s.pg.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
         for rel in relations:
             cur.execute(f"SELECT count(*) FROM {rel}")
             out[rel] = int(cur.fetchone()[0])
@@ -73,7 +73,7 @@ def _table_rows(env: BenchEnvironment, relations: list[str]) -> dict[str, int]:
 
 def _drop_schemas(env: BenchEnvironment, schemas: set[str]) -> None:
     s = env.settings
-    with pg(s, s.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
+    with pg(s, s.pg.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
         for schema in sorted(schemas):
             cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
@@ -81,7 +81,7 @@ def _drop_schemas(env: BenchEnvironment, schemas: set[str]) -> None:
 def _run_baseline(env: BenchEnvironment, nodes: dict[str, dict], order: list[str]) -> dict:
     s = env.settings
     failures = {}
-    with pg(s, s.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
+    with pg(s, s.pg.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
         for schema in sorted({n["schema"] for n in nodes.values() if n["resource_type"] == "model"}):
             cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         for uid in order:
@@ -177,7 +177,7 @@ FROM landing.events WHERE abs(hashtext(event_id)) % {every} = 0 AND customer_id 
 def _serving_fingerprint(env: BenchEnvironment) -> dict[str, str]:
     s = env.settings
     out = {}
-    with pg(s, s.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
+    with pg(s, s.pg.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
         for table in ("daily_sales", "funnel_daily", "product_performance"):
             cur.execute(f"SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM serving_next.{table} t")
             out[table] = cur.fetchone()[0]
@@ -208,7 +208,7 @@ def stage_dbt_incremental(env: BenchEnvironment, work: Path, fraction: float = 0
     tables, first_s = fresh_build(env, work)
     s = env.settings
     every = max(round(1 / fraction), 1)
-    with pg(s, s.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(s, s.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT coalesce(max(order_id), 0) FROM landing.orders")
         offset = int(cur.fetchone()[0]) + 1
         cur.execute("SELECT (SELECT count(*) FROM landing.orders), (SELECT count(*) FROM landing.events)")

@@ -5,7 +5,7 @@ services running at the end, for a look around).
 Output: a context manager yielding a ``BenchEnvironment`` (on ``services.isolated_environment``, the same one the test suite uses): the ``Settings`` of a fresh
 embedded target (``LIFECYCLE_HOME`` under ``/tmp/lifecycle-bench-*``), its environment
 variables (for subprocesses such as dbt) and a bucket for baseline outputs
-(``settings.bucket("bench")``). Services are started with ``services.up``, the
+(``settings.names.bucket("bench")``). Services are started with ``services.up``, the
 infrastructure with ``infra.apply`` and the source schema with ``sales_db.ensure_schema``,
 exactly as the test suite's session fixture does; a running ``make demo`` environment is
 never touched. On exit both services are stopped and the folder deleted (unless ``keep``).
@@ -45,7 +45,7 @@ class BenchEnvironment:
     @property
     def baseline_bucket(self) -> str:
         """Where the baselines write (never a bucket a lifecycle stage reads)."""
-        return self.settings.bucket("bench")
+        return self.settings.names.bucket("bench")
 
     def subprocess_env(self, **extra: str) -> dict[str, str]:
         """``os.environ`` plus this environment's variables (the ones profiles.yml reads)."""
@@ -53,18 +53,18 @@ class BenchEnvironment:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LIFECYCLE_", "AWS_ENDPOINT_URL"))}
         env.update(self.env)
         env.update({
-            "LIFECYCLE_PG_HOST": s.pg_host,
-            "LIFECYCLE_PG_PORT": str(s.pg_port),
-            "LIFECYCLE_PG_USER": s.pg_user,
-            "LIFECYCLE_PG_PASSWORD": s.pg_password,
-            "LIFECYCLE_WAREHOUSE_DB": s.warehouse_db,
-            "LIFECYCLE_SALES_DB": s.sales_db,
+            "LIFECYCLE_PG_HOST": s.pg.host,
+            "LIFECYCLE_PG_PORT": str(s.pg.port),
+            "LIFECYCLE_PG_USER": s.pg.user,
+            "LIFECYCLE_PG_PASSWORD": s.pg.password,
+            "LIFECYCLE_WAREHOUSE_DB": s.pg.warehouse_db,
+            "LIFECYCLE_SALES_DB": s.pg.sales_db,
         })
-        if s.sales_pg_port:
-            env.update({"LIFECYCLE_SALES_PG_HOST": s.sales_pg_host or s.pg_host,
-                        "LIFECYCLE_SALES_PG_PORT": str(s.sales_pg_port),
-                        "LIFECYCLE_SALES_PG_USER": s.sales_pg_user or s.pg_user,
-                        "LIFECYCLE_SALES_PG_PASSWORD": s.sales_pg_password or s.pg_password})
+        if s.pg.sales_port:
+            env.update({"LIFECYCLE_SALES_PG_HOST": s.pg.sales_host or s.pg.host,
+                        "LIFECYCLE_SALES_PG_PORT": str(s.pg.sales_port),
+                        "LIFECYCLE_SALES_PG_USER": s.pg.sales_user or s.pg.user,
+                        "LIFECYCLE_SALES_PG_PASSWORD": s.pg.sales_password or s.pg.password})
         env.update(extra)
         return env
 
@@ -84,8 +84,8 @@ def bench_environment(keep: bool = False, separate_source: bool = True) -> Itera
             bench = BenchEnvironment(settings=settings, env=env, home=settings.home, kept=keep, source=source)
             ensure_schema(settings)
             kwargs = {"Bucket": bench.baseline_bucket}
-            if settings.region != "us-east-1":
-                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
+            if settings.aws.region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.aws.region}
             aws(settings, "s3").create_bucket(**kwargs)
             yield bench
         finally:
@@ -106,14 +106,14 @@ def _start_source_server(settings: Settings, env: dict[str, str]) -> tuple[Setti
     from lifecycle.ops.services import start_postgres
     from lifecycle.security import pg_roles
 
-    source = Settings(home=settings.home / "sales-db", pg_port=free_port(), pg_user=settings.pg_user,
-                      pg_password=settings.pg_password)
+    source = Settings(home=settings.home / "sales-db",
+                      pg=replace(Settings().pg, port=free_port(), user=settings.pg.user, password=settings.pg.password))
     start_postgres(source)
-    for server, sql in ((source, f'CREATE DATABASE "{settings.sales_db}"'),
-                        (settings, f'DROP DATABASE IF EXISTS "{settings.sales_db}" WITH (FORCE)')):
+    for server, sql in ((source, f'CREATE DATABASE "{settings.pg.sales_db}"'),
+                        (settings, f'DROP DATABASE IF EXISTS "{settings.pg.sales_db}" WITH (FORCE)')):
         with pg(server, "postgres", autocommit=True) as conn, conn.cursor() as cur:
             cur.execute(sql)
-    env.update({"LIFECYCLE_SALES_PG_HOST": source.pg_host, "LIFECYCLE_SALES_PG_PORT": str(source.pg_port)})
-    settings = replace(settings, sales_pg_host=source.pg_host, sales_pg_port=source.pg_port)
+    env.update({"LIFECYCLE_SALES_PG_HOST": source.pg.host, "LIFECYCLE_SALES_PG_PORT": str(source.pg.port)})
+    settings = replace(settings, pg=replace(settings.pg, sales_host=source.pg.host, sales_port=source.pg.port))
     pg_roles.apply_sales(settings)  # the CDC role and its grants, on the source server
     return source, settings

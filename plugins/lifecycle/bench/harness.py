@@ -182,7 +182,7 @@ def _postgres_version(settings) -> str | None:
     from lifecycle.clients import pg
 
     try:
-        with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+        with pg(settings, settings.pg.sales_db) as conn, conn.cursor() as cur:
             cur.execute("SELECT current_setting('server_version')")
             return cur.fetchone()[0]
     except Exception:
@@ -236,16 +236,16 @@ def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
             from lifecycle.settings import parse_memory_limit
 
             limit = parse_memory_limit(args.duckdb_memory_limit, "--duckdb-memory-limit")
-            env.settings = replace(env.settings, duckdb_memory_limit=limit)
+            env.settings = replace(env.settings, engines=replace(env.settings.engines, duckdb_memory_limit=limit))
             env.env["LIFECYCLE_DUCKDB_MEMORY_LIMIT"] = limit or "none"
-        meta["params"]["duckdb_memory_limit"] = env.settings.duckdb_memory_limit or "none (DuckDB's own)"
+        meta["params"]["duckdb_memory_limit"] = env.settings.engines.duckdb_memory_limit or "none (DuckDB's own)"
         if args.load_method:
-            env.settings = replace(env.settings, load_method=args.load_method)
+            env.settings = replace(env.settings, engines=replace(env.settings.engines, load_method=args.load_method))
             env.env["LIFECYCLE_LOAD_METHOD"] = args.load_method
             meta["params"]["load_method"] = args.load_method
         s = env.settings
-        _log(f"environment at {env.home} (postgres :{s.pg_port}"
-             + (f", source postgres :{s.sales_pg_port}" if s.sales_pg_port else "") + f", moto :{s.moto_port})")
+        _log(f"environment at {env.home} (postgres :{s.pg.port}"
+             + (f", source postgres :{s.pg.sales_port}" if s.pg.sales_port else "") + f", moto :{s.services.moto_port})")
         meta["versions"] = report.versions(_postgres_version(s))
         wl: dict = {}
         meta["workload"] = wl
@@ -334,10 +334,10 @@ def run_scale(args: argparse.Namespace, scale: int, n_events: int) -> dict:
             results.append(whole)
         meta["machine"] = report.machine()
         if args.keep:
-            _log(f"environment kept: LIFECYCLE_HOME={env.home} LIFECYCLE_PG_PORT={s.pg_port} "
-                 + (f"LIFECYCLE_SALES_PG_PORT={s.sales_pg_port} (source server state: {env.source.home}) "
+            _log(f"environment kept: LIFECYCLE_HOME={env.home} LIFECYCLE_PG_PORT={s.pg.port} "
+                 + (f"LIFECYCLE_SALES_PG_PORT={s.pg.sales_port} (source server state: {env.source.home}) "
                     if env.source else "")
-                 + f"LIFECYCLE_MOTO_PORT={s.moto_port}")
+                 + f"LIFECYCLE_MOTO_PORT={s.services.moto_port}")
 
     json_path, md_path = report.write(Path(args.out), meta, results)
     print()

@@ -64,7 +64,7 @@ def _wait(predicate, timeout: float, every: float = 1.0):
 
 
 def _serving_ready(settings, day: date) -> int | None:
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('serving.funnel_daily')")
         if cur.fetchone()[0] is None:
             return None
@@ -74,7 +74,7 @@ def _serving_ready(settings, day: date) -> int | None:
 
 
 def _in_landing(settings, event_id: str) -> bool:
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('landing.events')")
         if cur.fetchone()[0] is None:
             return False

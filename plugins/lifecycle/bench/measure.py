@@ -65,10 +65,10 @@ class RssSampler:
         groups = {"bench_process": psutil.Process(os.getpid())}
         if st.pg_pid:
             groups["postgres"] = psutil.Process(st.pg_pid)
-        if self.settings.sales_pg_port and self.settings.sales_pg_port != self.settings.pg_port:
+        if self.settings.pg.sales_port and self.settings.pg.sales_port != self.settings.pg.port:
             # the source on its own server: its postmaster is whoever listens on its port
             for conn in psutil.net_connections(kind="tcp"):
-                if conn.status == psutil.CONN_LISTEN and conn.laddr.port == self.settings.sales_pg_port and conn.pid:
+                if conn.status == psutil.CONN_LISTEN and conn.laddr.port == self.settings.pg.sales_port and conn.pid:
                     groups["postgres_source"] = psutil.Process(conn.pid)
                     break
         if st.moto_pid:

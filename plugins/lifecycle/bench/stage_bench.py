@@ -45,7 +45,7 @@ TARGET_LOAD = 0.8       # the warehouse load: at least 80 %
 def _copy_out(settings, sql: str) -> tuple[int, int]:
     """Run ``COPY (sql) TO STDOUT`` into a null sink; returns (rows, bytes)."""
     sink = NullSink()
-    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db) as conn, conn.cursor() as cur:
         cur.copy_expert(f"COPY ({sql}) TO STDOUT", sink, size=1 << 20)
         rows = cur.rowcount
     return rows, sink.bytes
@@ -125,7 +125,7 @@ class _Writer(threading.Thread):
     def run(self) -> None:
         s = self.env.settings
         try:
-            with pg(s, s.sales_db) as conn, conn.cursor() as cur:
+            with pg(s, s.pg.sales_db) as conn, conn.cursor() as cur:
                 self.started = time.perf_counter()
                 k, next_id = 0, 1
                 while True:
@@ -182,7 +182,7 @@ def stage_cdc_lag(env: BenchEnvironment, rate: float, seconds: float, n_orders: 
     stop = threading.Event()
 
     def sample() -> None:
-        with pg(s, s.sales_db, autocommit=True) as conn, conn.cursor() as cur:
+        with pg(s, s.pg.sales_db, autocommit=True) as conn, conn.cursor() as cur:
             while not stop.is_set():
                 cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, "
                             "confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s", (slot,))
@@ -259,7 +259,7 @@ def stage_cdc_lag(env: BenchEnvironment, rate: float, seconds: float, n_orders: 
 def _bare_read(settings) -> tuple[int, int]:
     """Every record of every shard from TRIM_HORIZON; returns (records, get_records calls)."""
     kinesis = aws(settings, "kinesis")
-    stream = settings.stream_name
+    stream = settings.names.stream
     shards = kinesis.list_shards(StreamName=stream)["Shards"]
     total = calls = 0
     for shard in shards:
@@ -307,7 +307,7 @@ def _clean_baseline(env: BenchEnvironment) -> dict[str, int]:
     from lifecycle.clients import connect_duckdb
 
     s = env.settings
-    s3, raw, out = aws(s, "s3"), s.bucket("raw"), env.baseline_bucket
+    s3, raw, out = aws(s, "s3"), s.names.bucket("raw"), env.baseline_bucket
     rows: dict[str, int] = {}
     con = connect_duckdb(s)
     try:
@@ -403,7 +403,7 @@ def _landing_columns(settings, table: str) -> list[str]:
     """The landing table's data columns (without the load's own ``_loaded_at``)."""
     from lifecycle.warehouse import load as load_module
 
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'landing' "
                     "AND table_name = %s ORDER BY ordinal_position", (table,))
         return [r[0] for r in cur.fetchall() if r[0] != load_module.LOADED_AT]
@@ -416,7 +416,7 @@ def stage_load(env: BenchEnvironment, start: datetime, end: datetime) -> StageRe
 
     s = env.settings
     load.ensure_landing(s)
-    bucket = s.bucket("clean")
+    bucket = s.names.bucket("clean")
     base_rows, base_s, per_table = 0, 0.0, {}
     with tempfile.TemporaryDirectory(prefix="lifecycle-bench-csv-") as tmp:
         duck = connect_duckdb(s)
@@ -438,14 +438,14 @@ def stage_load(env: BenchEnvironment, start: datetime, end: datetime) -> StageRe
         finally:
             duck.close()
         export_s = time.perf_counter() - export_started
-        with pg(s, s.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
+        with pg(s, s.pg.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
             cur.execute("CREATE SCHEMA IF NOT EXISTS bench_baseline")
             for name in files:
                 cur.execute(f"DROP TABLE IF EXISTS bench_baseline.{ident(name)}")
                 cur.execute(f"CREATE TABLE bench_baseline.{ident(name)} (LIKE landing.{ident(name)} INCLUDING DEFAULTS)")
         for name, (path, cols) in files.items():
             started = time.perf_counter()
-            with pg(s, s.warehouse_db) as conn, conn.cursor() as cur, open(path, "rb") as fh:
+            with pg(s, s.pg.warehouse_db) as conn, conn.cursor() as cur, open(path, "rb") as fh:
                 cur.execute(f"TRUNCATE bench_baseline.{ident(name)}")
                 collist = ", ".join(ident(c) for c in cols)
                 cur.copy_expert(f"COPY bench_baseline.{ident(name)} ({collist}) FROM STDIN WITH (FORMAT csv)",
@@ -456,19 +456,19 @@ def stage_load(env: BenchEnvironment, start: datetime, end: datetime) -> StageRe
     with RssSampler(s) as rss:
         result, secs = timed(load.load_landing, s, start, end, mode="full")
     # the other transfer method, in the same run (not in the ratio): binary ↔ CSV pipe
-    other = "pipe" if s.load_method == "binary" else "binary"
+    other = "pipe" if s.engines.load_method == "binary" else "binary"
     _, other_s = timed(load.load_landing, s, start, end, method=other, mode="full")
     _, secs_again = timed(load.load_landing, s, start, end, mode="full")  # the neighbours moved
     # the same load again: incremental against the manifest, nothing changed (not in the ratio)
     rerun: dict = {}
     _, rerun_s = timed(load.load_landing, s, start, end, details=rerun)
-    with pg(s, s.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
+    with pg(s, s.pg.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute("DROP SCHEMA IF EXISTS bench_baseline CASCADE")
     return StageResult(
         stage="load", rows=sum(result.values()), seconds=secs,
         baseline_rows=base_rows, baseline_seconds=base_s, target=TARGET_LOAD,
-        what=f"load.load_landing (method {s.load_method}): clean Parquet on S3 → DuckDB → "
-             + ("binary COPY (DuckDB's postgres extension)" if s.load_method == "binary" else "CSV pipe → COPY")
+        what=f"load.load_landing (method {s.engines.load_method}): clean Parquet on S3 → DuckDB → "
+             + ("binary COPY (DuckDB's postgres extension)" if s.engines.load_method == "binary" else "CSV pipe → COPY")
              + " into landing (+ manifest)",
         baseline="Postgres COPY FROM STDIN (csv) of local CSV files of the same rows (making the CSVs not timed)",
         peak_rss_mb=rss.result(), details={"rows_per_table": result, "baseline_rows_per_table": per_table,
@@ -476,7 +476,7 @@ def stage_load(env: BenchEnvironment, start: datetime, end: datetime) -> StageRe
                  "csv_export_seconds_untimed": round(export_s, 3),
                  "rerun_unchanged_seconds": round(rerun_s, 3),
                  # the same full load by the other method, then by this one again (not in the ratio)
-                 "method": s.load_method, "other_method": other,
+                 "method": s.engines.load_method, "other_method": other,
                  "other_method_seconds": round(other_s, 3),
                  "other_method_ratio": round(base_s / other_s, 3) if other_s else None,
                  "again_seconds": round(secs_again, 3),

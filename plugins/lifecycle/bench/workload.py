@@ -13,7 +13,7 @@ Output:
   ``txn_rows`` rows (never one giant transaction): the CDC workload.
 - ``make_events``: the Kinesis payloads (JSON, the documented event schema, deterministic
   UUIDs, valid products/customers/orders, ~1 % truncated records for the quarantine).
-- ``recreate_stream``: ``settings.stream_name`` deleted and recreated with ``shards``
+- ``recreate_stream``: ``settings.names.stream`` deleted and recreated with ``shards``
   shards (moto's Kinesis slows down as a shard fills, so the benchmark spreads records).
 - ``put_events``: the payloads put by ``lifecycle.sources.simulator.put_events`` (one producer).
 
@@ -88,7 +88,7 @@ def generate_sales(settings: Settings, scale: int, day: date = DEFAULT_DAY) -> d
                  LATERAL generate_series(1, 1 + (i % 4)::int) AS l,
                  LATERAL (SELECT 1 + (i * 31 + l * 17) % {products} AS pid) AS p""",
     ]
-    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("SET TimeZone = 'UTC'")
         cur.execute("SET session_replication_role = replica")
         cur.execute("SELECT (SELECT count(*) FROM orders) + (SELECT count(*) FROM customers)")
@@ -98,7 +98,7 @@ def generate_sales(settings: Settings, scale: int, day: date = DEFAULT_DAY) -> d
             cur.execute(sql)
         cur.execute("SELECT count(*) FROM order_items")
         items = int(cur.fetchone()[0])
-    with pg(settings, settings.sales_db, autocommit=True) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute("VACUUM ANALYZE customers, products, orders, order_items")
     return {"customers": customers, "products": products, "orders": orders, "order_items": items}
 
@@ -110,7 +110,7 @@ def change_orders(settings: Settings, first: int, count: int, txn_rows: int = 10
     with a new ``updated_at``), so the slot receives exactly ``count`` changes.
     """
     done = 0
-    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db) as conn, conn.cursor() as cur:
         for lo in range(first, first + count, txn_rows):
             hi = min(lo + txn_rows, first + count) - 1
             cur.execute(
@@ -166,9 +166,9 @@ def make_events(scale: int, count: int, day: date = DEFAULT_DAY,
 
 
 def recreate_stream(settings: Settings, shards: int) -> None:
-    """Delete ``settings.stream_name`` (if any) and create it again with ``shards`` shards."""
+    """Delete ``settings.names.stream`` (if any) and create it again with ``shards`` shards."""
     kinesis = aws(settings, "kinesis")
-    name = settings.stream_name
+    name = settings.names.stream
     try:
         kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
     except kinesis.exceptions.ResourceNotFoundException:

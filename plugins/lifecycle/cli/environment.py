@@ -43,8 +43,8 @@ def services_up():
     except services.ServiceError as exc:
         fail(str(exc))
     st = services.status(s)
-    typer.echo(f"postgres  127.0.0.1:{s.pg_port}  pid {st.pg_pid}  (databases sales, warehouse, airflow)")
-    typer.echo(f"moto      {s.aws_endpoint}  pid {st.moto_pid}")
+    typer.echo(f"postgres  127.0.0.1:{s.pg.port}  pid {st.pg_pid}  (databases sales, warehouse, airflow)")
+    typer.echo(f"moto      {s.aws.endpoint}  pid {st.moto_pid}")
     if result["environment_reset"]:
         typer.secho("moto was restarted, so its state is new: the sales and warehouse databases were "
                     "recreated to match.", fg=typer.colors.YELLOW)
@@ -76,8 +76,8 @@ def services_status():
 
     s = load_settings()
     st = services.status(s)
-    typer.echo(f"postgres: {'up' if st.postgres else 'down'} (port {s.pg_port})")
-    typer.echo(f"moto:     {'up' if st.moto else 'down'} ({s.aws_endpoint})")
+    typer.echo(f"postgres: {'up' if st.postgres else 'down'} (port {s.pg.port})")
+    typer.echo(f"moto:     {'up' if st.moto else 'down'} ({s.aws.endpoint})")
     if st.all_up:
         for k, v in services.rss_mb(s).items():
             typer.echo(f"{k}: {v:.0f}")
@@ -134,7 +134,7 @@ def airflow(port: int = typer.Option(None, help="port of the UI / API server; de
     from lifecycle.ops.services import port_in_use, port_in_use_message
 
     s = load_settings(services=True)
-    port = port or s.airflow_port
+    port = port or s.services.airflow_port
     if port_in_use(port):
         fail(port_in_use_message(port, "LIFECYCLE_AIRFLOW_PORT", "the Airflow UI") + " (or pass --port)", USAGE)
     raise typer.Exit(run_airflow(s, port))

@@ -34,20 +34,20 @@ def cdc_status():
     if not lag["exists"]:
         typer.echo(f"slot {sales_cdc.SLOT}: missing (the next ingest_sales run re-snapshots)")
         raise typer.Exit(FAILED)
-    with pg(s, s.sales_db) as conn, conn.cursor() as cur:
+    with pg(s, s.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT active, restart_lsn::text, confirmed_flush_lsn::text FROM pg_replication_slots "
                     "WHERE slot_name = %s", (sales_cdc.SLOT,))
         active, restart, flushed = cur.fetchone()
     typer.echo(f"slot {sales_cdc.SLOT}: {'active' if active else 'idle'}, restart_lsn {restart}, "
                f"confirmed_flush_lsn {flushed}")
     typer.echo(f"lag: {lag['lag_bytes']} bytes of WAL, {lag['lag_seconds']:.1f} s behind the oldest "
-               f"unconsumed commit (alert above {s.cdc_lag_alert_seconds} s)")
+               f"unconsumed commit (alert above {s.thresholds.cdc_lag_alert_seconds} s)")
     s3 = aws(s, "s3")
     from lifecycle.sources.sales_db import TABLES
 
     for table in TABLES:
         keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=s.bucket("raw"), Prefix=f"{sales_cdc.PREFIX}/{table}/") for o in page.get("Contents", [])]
+            Bucket=s.names.bucket("raw"), Prefix=f"{sales_cdc.PREFIX}/{table}/") for o in page.get("Contents", [])]
         cdc = [k for k in keys if "LOAD" not in k]
         typer.echo(f"  {table:<12} full load: {'yes' if len(keys) > len(cdc) else 'no'}, CDC files: {len(cdc)}"
                    + (f", newest {cdc[-1].rsplit('/', 1)[-1]}" if cdc else ""))

@@ -78,7 +78,7 @@ def lake_spark_run(
         fail(bad, USAGE)
     # a fresh copy each time: the scratch lake's own zones only (never the folder itself)
     for zone in ("raw", "clean", "quarantine", "curated"):
-        shutil.rmtree(f"{target}/{s.bucket(zone)}", ignore_errors=True)
+        shutil.rmtree(f"{target}/{s.names.bucket(zone)}", ignore_errors=True)
     copied = mirror_lake(s, target)
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     try:
@@ -128,7 +128,7 @@ def jobs_run(
         fail(bad, USAGE)
     s = load_settings(services=True)
     if bookmark:
-        s = replace(s, job_bookmark_option=bookmark)
+        s = replace(s, engines=replace(s.engines, job_bookmark_option=bookmark))
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     try:
         with progress(f"running {'every lake job' if job == 'all' else job}"):
@@ -154,9 +154,9 @@ def jobs_list():
     s = load_settings(services=True)
     s3 = aws(s, "s3")
     try:
-        s3.head_bucket(Bucket=s.bucket("clean"))
+        s3.head_bucket(Bucket=s.names.bucket("clean"))
     except s3.exceptions.ClientError as exc:
-        fail(f"the clean bucket {s.bucket('clean')} is not there ({exc.response['Error']['Code']}): "
+        fail(f"the clean bucket {s.names.bucket('clean')} is not there ({exc.response['Error']['Code']}): "
               "run `lifecycle infra apply` (or `make demo`)", USAGE)
     for row in bookmarks.describe(s, list(runner.JOBS)):
         state = (f"bookmark of {row['updated_at']}" + (" (in flight: next run is full)" if row["in_flight"] else "")

@@ -90,11 +90,11 @@ def logs(
         return
     found = task_logs(s, dag_id, task_id, run_id)
     if not found["stream"]:
-        typer.echo(f"no task log in CloudWatch group {s.log_group} for {dag_id}.{task_id}"
+        typer.echo(f"no task log in CloudWatch group {s.names.log_group} for {dag_id}.{task_id}"
                    + (f" run {run_id}" if run_id else "") + " (runs under the real scheduler ship logs; "
                    "`lifecycle run` uses dag.test, which logs to the console)", err=True)
         raise typer.Exit(FAILED)
-    typer.echo(f"# log group {s.log_group}, stream {found['stream']}")
+    typer.echo(f"# log group {s.names.log_group}, stream {found['stream']}")
     for line in found["lines"]:
         typer.echo(line)
 
@@ -150,7 +150,7 @@ def alerts(
         echo_json(found)
         return
     if not found:
-        typer.echo(f"no alerts in {s.alert_queue} (every failure, lag or quarantine alert lands there)")
+        typer.echo(f"no alerts in {s.names.alert_queue} (every failure, lag or quarantine alert lands there)")
         return
     for a in found:
         where = ".".join(x for x in (a.get("dag_id"), a.get("task_id")) if x) or a.get("source", "")

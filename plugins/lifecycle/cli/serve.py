@@ -60,7 +60,7 @@ def warehouse_query(s: Settings, sql: str, output: str | None) -> tuple[list[str
     from lifecycle.lake import query as lake_sql
 
     try:
-        with pg(s, s.warehouse_db) as conn, conn.cursor() as cur:
+        with pg(s, s.pg.warehouse_db) as conn, conn.cursor() as cur:
             cur.execute(sql)
             if cur.description is None:
                 typer.echo(cur.statusmessage)

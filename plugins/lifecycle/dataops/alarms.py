@@ -84,7 +84,7 @@ def _values(settings: Settings, alarm: dict, now: datetime) -> list[float | None
 def alarms(settings: Settings) -> list[dict]:
     out = []
     for page in aws(settings, "cloudwatch").get_paginator("describe_alarms").paginate(
-            AlarmNamePrefix=f"{settings.name_prefix}-", AlarmTypes=["MetricAlarm"]):
+            AlarmNamePrefix=f"{settings.names.prefix}-", AlarmTypes=["MetricAlarm"]):
         out.extend(page.get("MetricAlarms", []))
     return out
 

@@ -75,7 +75,7 @@ def claim(settings: Settings, dedupe_key: str) -> bool:
     ddb = aws(settings, "dynamodb")
     now = int(time.time())
     try:
-        ddb.put_item(TableName=settings.alert_dedupe_table,
+        ddb.put_item(TableName=settings.names.alert_dedupe_table,
                      Item={"dedupe_key": {"S": dedupe_key}, "first_seen": {"N": str(now)},
                            "expires_at": {"N": str(now + DEDUPE_TTL_DAYS * 86400)}},
                      ConditionExpression="attribute_not_exists(dedupe_key)")

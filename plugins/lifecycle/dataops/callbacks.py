@@ -47,7 +47,7 @@ def on_task_failure(context) -> None:
             dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, try_number=ti.try_number,
             interval=_interval(context), error=f"{type(exc).__name__}: {exc}" if exc else "unknown error",
             log_url=getattr(ti, "log_url", None), target=settings.target, map_index=map_index,
-            max_tries=getattr(ti, "max_tries", None), log_group=settings.log_group,
+            max_tries=getattr(ti, "max_tries", None), log_group=settings.names.log_group,
             log_stream=logs.task_log_stream(ti.dag_id, ti.run_id, ti.task_id, ti.try_number, map_index),
         )
         sent = alerts.publish(settings, alert)

@@ -28,11 +28,11 @@ SERVING_TABLES = ("daily_sales", "funnel_daily", "product_performance")
 
 
 def _s3(settings: Settings, zone: str, prefix: str) -> str:
-    return f"s3://{settings.bucket(zone)}/{prefix}"
+    return f"s3://{settings.names.bucket(zone)}/{prefix}"
 
 
 def _pg(settings: Settings, db: str, schema: str, table: str) -> str:
-    host, port = settings.pg_server(db)[:2]
+    host, port = settings.pg.server(db)[:2]
     return f"postgres://{host}:{port}/{db}/{schema}/{table}"
 
 
@@ -41,11 +41,11 @@ def datasets(settings: Settings, dag_id: str, task_id: str) -> tuple[list[str], 
     from lifecycle.lake.catalog import CLEAN_TABLES
 
     clean = [_s3(settings, "clean", t) for t in CLEAN_TABLES]
-    wh = settings.warehouse_db
+    wh = settings.pg.warehouse_db
     raw_sales = [_s3(settings, "raw", f"sales/{t}") for t in SALES_TABLES]
     m = {
         ("ingest_sales", "replicate_sales"): (
-            [_pg(settings, settings.sales_db, "public", t) for t in SALES_TABLES], raw_sales),
+            [_pg(settings, settings.pg.sales_db, "public", t) for t in SALES_TABLES], raw_sales),
         ("ingest_user_activity", "consume_stream"): ([], [_s3(settings, "raw", "events")]),
         ("ingest_reviews", "capture_reviews"): ([], [_s3(settings, "raw", "reviews")]),
         ("lake_clean", "run_clean_jobs"): (
@@ -60,7 +60,7 @@ def datasets(settings: Settings, dag_id: str, task_id: str) -> tuple[list[str], 
         ("observe", "monitor_datasets"): (
             [*clean, *(_pg(settings, wh, "landing", t) for t in CLEAN_TABLES),
              *(_pg(settings, wh, "serving", t) for t in SERVING_TABLES)],
-            [_pg(settings, wh, settings.observability_schema, t) for t in ("profiles", "results")]),
+            [_pg(settings, wh, settings.names.observability_schema, t) for t in ("profiles", "results")]),
     }
     return m.get((dag_id, task_id), ([], []))
 
@@ -117,7 +117,7 @@ def output_bytes(settings: Settings, dag_id: str, task_id: str) -> dict[str, int
             size = sum(o["Size"] for page in s3.get_paginator("list_objects_v2").paginate(
                 Bucket=bucket, Prefix=prefix.rstrip("/") + "/") for o in page.get("Contents", []))
             name = prefix.rsplit("/", 1)[-1]
-            out[f"quarantine/{name}" if bucket == settings.bucket("quarantine") else name] = size
+            out[f"quarantine/{name}" if bucket == settings.names.bucket("quarantine") else name] = size
         elif uri.startswith("postgres://"):
             db, schema, table = uri.split("/")[-3:]
             tables.append((db, schema, table))

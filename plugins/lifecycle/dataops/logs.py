@@ -40,7 +40,7 @@ def pipeline_stream(dag_id: str, task_id: str) -> str:
 def ensure_log_group(settings: Settings) -> None:
     logs = aws(settings, "logs")
     try:
-        logs.create_log_group(logGroupName=settings.log_group)
+        logs.create_log_group(logGroupName=settings.names.log_group)
     except logs.exceptions.ResourceAlreadyExistsException:
         pass
 
@@ -63,11 +63,11 @@ def emit(settings: Settings, event: str, *, dag_id: str, task_id: str, run_id: s
     stream = pipeline_stream(dag_id, task_id)
     event_ = {"timestamp": int(time.time() * 1000), "message": text}
     try:
-        logs.put_log_events(logGroupName=settings.log_group, logStreamName=stream, logEvents=[event_])
+        logs.put_log_events(logGroupName=settings.names.log_group, logStreamName=stream, logEvents=[event_])
     except logs.exceptions.ResourceNotFoundException:
         ensure_log_group(settings)
-        _ensure_stream(logs, settings.log_group, stream)
-        logs.put_log_events(logGroupName=settings.log_group, logStreamName=stream, logEvents=[event_])
+        _ensure_stream(logs, settings.names.log_group, stream)
+        logs.put_log_events(logGroupName=settings.names.log_group, logStreamName=stream, logEvents=[event_])
     return line
 
 
@@ -75,7 +75,7 @@ def _streams(settings: Settings, prefix: str) -> list[dict]:
     logs, out = aws(settings, "logs"), []
     try:
         for page in logs.get_paginator("describe_log_streams").paginate(
-                logGroupName=settings.log_group, logStreamNamePrefix=prefix):
+                logGroupName=settings.names.log_group, logStreamNamePrefix=prefix):
             out.extend(page.get("logStreams", []))
     except logs.exceptions.ResourceNotFoundException:
         return []
@@ -85,7 +85,7 @@ def _streams(settings: Settings, prefix: str) -> list[dict]:
 def _events(settings: Settings, stream: str) -> list[dict]:
     logs, out, token = aws(settings, "logs"), [], None
     while True:
-        kwargs = {"logGroupName": settings.log_group, "logStreamName": stream, "startFromHead": True}
+        kwargs = {"logGroupName": settings.names.log_group, "logStreamName": stream, "startFromHead": True}
         if token:
             kwargs["nextToken"] = token
         resp = logs.get_log_events(**kwargs)

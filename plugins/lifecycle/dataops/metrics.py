@@ -3,7 +3,7 @@
 Input: ``Settings``, the DAG/task names and a result dict (``rows_in``, ``rows_out``,
 ``rejected``, ``files_written``, ``bytes_written``: counts, or per-table dicts of counts)
 plus the duration.
-Output: ``PutMetricData`` into namespace ``settings.metrics_namespace`` with dimensions
+Output: ``PutMetricData`` into namespace ``settings.names.metrics_namespace`` with dimensions
 DAG, Task, Dataset and Target: the task's totals under ``Dataset=all`` and, where the result
 is per table, each table's value under ``Dataset=<table>``; a failed task also counts in
 ``FailedTasks`` (dimension Target only: what the failed-runs alarm watches).
@@ -62,7 +62,7 @@ def put(settings: Settings, data: list[dict]) -> None:
     """PutMetricData in chunks CloudWatch accepts."""
     cw = aws(settings, "cloudwatch")
     for i in range(0, len(data), 500):
-        cw.put_metric_data(Namespace=settings.metrics_namespace, MetricData=data[i:i + 500])
+        cw.put_metric_data(Namespace=settings.names.metrics_namespace, MetricData=data[i:i + 500])
 
 
 def publish_task_metrics(settings: Settings, dag_id: str, task_id: str, result: dict | None,
@@ -95,7 +95,7 @@ def series(settings: Settings, metric: str, dims: list[dict], hours: int = 24 * 
     """The metric's datapoints (one per ``period``) over the last ``hours``, oldest first."""
     now = datetime.now(UTC)
     resp = aws(settings, "cloudwatch").get_metric_statistics(
-        Namespace=settings.metrics_namespace, MetricName=metric, Dimensions=dims,
+        Namespace=settings.names.metrics_namespace, MetricName=metric, Dimensions=dims,
         StartTime=now - timedelta(hours=hours), EndTime=now + timedelta(minutes=5),
         Period=period, Statistics=[stat],
     )
@@ -123,7 +123,7 @@ def list_published(settings: Settings) -> list[dict]:
     """Every (metric, dimensions) pair the pipeline has published."""
     out = []
     paginator = aws(settings, "cloudwatch").get_paginator("list_metrics")
-    for page in paginator.paginate(Namespace=settings.metrics_namespace):
+    for page in paginator.paginate(Namespace=settings.names.metrics_namespace):
         for m in page["Metrics"]:
             out.append({"metric": m["MetricName"], **{d["Name"]: d["Value"] for d in m["Dimensions"]}})
     return out

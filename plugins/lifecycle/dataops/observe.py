@@ -106,7 +106,7 @@ def _profile(query, relation: str, ds: Dataset, columns: dict[str, str], start: 
 
 def profile_lake(settings: Settings, con, ds: Dataset, start: datetime, end: datetime) -> dict | None:
     s3 = aws(settings, "s3")
-    bucket, prefix = settings.bucket("clean"), f"{ds.table}/"
+    bucket, prefix = settings.names.bucket("clean"), f"{ds.table}/"
     objects = [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
                for o in page.get("Contents", []) if o["Key"].endswith(".parquet")]
     if not objects:
@@ -161,11 +161,11 @@ CREATE TABLE IF NOT EXISTS {s}.results (
 
 
 def ensure_schema(settings: Settings, cur) -> None:
-    cur.execute(DDL.format(s=settings.observability_schema))
+    cur.execute(DDL.format(s=settings.names.observability_schema))
 
 
 def history(cur, settings: Settings, dataset: str, before: datetime, n: int = monitors.HISTORY) -> list[dict]:
-    cur.execute(f"SELECT row_count, columns, null_rates, shares, means FROM {settings.observability_schema}.profiles "
+    cur.execute(f"SELECT row_count, columns, null_rates, shares, means FROM {settings.names.observability_schema}.profiles "
                 "WHERE dataset = %s AND interval_start < %s ORDER BY interval_start DESC LIMIT %s",
                 (dataset, before, n))
     return [{"rows": r[0], "columns": r[1], "null_rates": r[2], "shares": r[3], "means": r[4]}
@@ -206,9 +206,9 @@ def run(settings: Settings, start: datetime, end: datetime, datasets: tuple[Data
     findings: list[dict] = []
     now = datetime.now(UTC)
     try:
-        with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+        with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
             ensure_schema(settings, cur)
-            sch = settings.observability_schema
+            sch = settings.names.observability_schema
             for ds in datasets:
                 prof = (profile_lake(settings, con, ds, start, end) if ds.layer == "lake"
                         else profile_warehouse(settings, cur, ds, start, end))
@@ -281,7 +281,7 @@ def run(settings: Settings, start: datetime, end: datetime, datasets: tuple[Data
             kind="data_quality", source=", ".join(sorted({f["dataset"] for f in findings})),
             message=f"{len(findings)} monitor(s) failed for {interval}: " + " | ".join(lines),
             runbook=("Open the observability page (dashboard → Data observability) or query "
-                     f"{settings.observability_schema}.results for the interval; volume and freshness point at "
+                     f"{settings.names.observability_schema}.results for the interval; volume and freshness point at "
                      "ingestion (`lifecycle logs ingest_* <task>`), schema drift at the source team; "
                      "rerun `observe` for the interval once fixed."),
             target=settings.target)
@@ -298,8 +298,8 @@ def run(settings: Settings, start: datetime, end: datetime, datasets: tuple[Data
 
 def latest_results(settings: Settings, interval_start: datetime | None = None) -> list[dict]:
     """Results of the newest observed interval (or of ``interval_start``)."""
-    sch = settings.observability_schema
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    sch = settings.names.observability_schema
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass(%s)", (f"{sch}.results",))
         if cur.fetchone()[0] is None:
             return []
@@ -314,8 +314,8 @@ def latest_results(settings: Settings, interval_start: datetime | None = None) -
 
 
 def row_history(settings: Settings, n: int = 30) -> dict[str, list[int]]:
-    sch = settings.observability_schema
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    sch = settings.names.observability_schema
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass(%s)", (f"{sch}.profiles",))
         if cur.fetchone()[0] is None:
             return {}
@@ -356,7 +356,7 @@ def render_page(settings: Settings) -> str:
         f"<p>Interval starting {interval}: <b>{n_alert}</b> monitor(s) alerting. Monitors compare each dataset "
         "with its own history (volume: robust z-score on the median and MAD; distributions: PSI; schema, "
         "null rate, freshness, completeness). Written by the <code>observe</code> DAG; history in "
-        f"<code>{settings.observability_schema}.profiles</code> and <code>.results</code>.</p>"
+        f"<code>{settings.names.observability_schema}.profiles</code> and <code>.results</code>.</p>"
         "<h2>Rows per interval</h2><table><tr><th>dataset</th><th>trend</th><th>latest</th></tr>"
         f"{trends}</table>"
         "<h2>Monitors</h2><table><tr><th>dataset</th><th>monitor</th><th>subject</th><th>status</th>"

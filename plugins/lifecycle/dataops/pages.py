@@ -16,6 +16,6 @@ def write_page(settings: Settings, page: str, path, name: str) -> tuple[str, str
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)
     key = f"dashboard/{name}"
-    aws(settings, "s3").put_object(Bucket=settings.bucket("serving"), Key=key, Body=page.encode(),
+    aws(settings, "s3").put_object(Bucket=settings.names.bucket("serving"), Key=key, Body=page.encode(),
                                    ContentType="text/html")
-    return str(path), f"s3://{settings.bucket('serving')}/{key}"
+    return str(path), f"s3://{settings.names.bucket('serving')}/{key}"

@@ -33,17 +33,17 @@ def check_aws(settings: Settings) -> str:
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-    session = boto3.session.Session(aws_access_key_id=settings.aws_access_key_id,
-                                    aws_secret_access_key=settings.aws_secret_access_key,
-                                    region_name=settings.region)
+    session = boto3.session.Session(aws_access_key_id=settings.aws.access_key_id,
+                                    aws_secret_access_key=settings.aws.secret_access_key,
+                                    region_name=settings.aws.region)
     if session.get_credentials() is None:
         raise PreflightError("no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                              "(or AWS_PROFILE / an instance role on the aws target)")
-    s3 = session.client("s3", endpoint_url=settings.endpoint_for("s3"),
+    s3 = session.client("s3", endpoint_url=settings.aws.endpoint_for("s3"),
                         config=Config(retries={"max_attempts": 1, "mode": "standard"},
                                       connect_timeout=3, read_timeout=10))
-    bucket = settings.bucket("raw")
-    endpoint = settings.endpoint_for("s3") or "AWS"
+    bucket = settings.names.bucket("raw")
+    endpoint = settings.aws.endpoint_for("s3") or "AWS"
     try:
         s3.head_bucket(Bucket=bucket)
     except EndpointConnectionError as exc:
@@ -56,7 +56,7 @@ def check_aws(settings: Settings) -> str:
                                  "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from exc
         if code in ("404", "NoSuchBucket", "NotFound"):
             raise PreflightError(f"bucket {bucket} not found at {endpoint}: run `lifecycle infra apply`, "
-                                 f"or check LIFECYCLE_NAME_PREFIX={settings.name_prefix!r}") from exc
+                                 f"or check LIFECYCLE_NAME_PREFIX={settings.names.prefix!r}") from exc
         raise PreflightError(f"AWS endpoint {endpoint} answered {code} for bucket {bucket}: check "
                              f"{_aws_setting(settings)}") from exc
     except BotoCoreError as exc:
@@ -68,22 +68,22 @@ def check_postgres(settings: Settings) -> list[str]:
     import psycopg2
 
     done = []
-    for database, var in ((settings.sales_db, "LIFECYCLE_SALES_DB"),
-                          (settings.warehouse_db, "LIFECYCLE_WAREHOUSE_DB")):
+    for database, var in ((settings.pg.sales_db, "LIFECYCLE_SALES_DB"),
+                          (settings.pg.warehouse_db, "LIFECYCLE_WAREHOUSE_DB")):
         try:
             psycopg2.connect(settings.pg_dsn(database), connect_timeout=3).close()
         except psycopg2.OperationalError as exc:
             text = str(exc).strip()
             if "does not exist" in text and "database" in text:
-                raise PreflightError(f"database {database!r} does not exist on {settings.pg_host}:"
-                                     f"{settings.pg_port}: check {var}") from exc
+                raise PreflightError(f"database {database!r} does not exist on {settings.pg.host}:"
+                                     f"{settings.pg.port}: check {var}") from exc
             if "authentication" in text or "password" in text:
-                raise PreflightError(f"Postgres refused user {settings.pg_user!r}: check LIFECYCLE_PG_USER "
+                raise PreflightError(f"Postgres refused user {settings.pg.user!r}: check LIFECYCLE_PG_USER "
                                      f"and LIFECYCLE_PG_PASSWORD ({text.splitlines()[0]})") from exc
-            raise PreflightError(f"cannot connect to Postgres at {settings.pg_host}:{settings.pg_port}: "
+            raise PreflightError(f"cannot connect to Postgres at {settings.pg.host}:{settings.pg.port}: "
                                  f"check LIFECYCLE_PG_HOST and LIFECYCLE_PG_PORT "
                                  f"({text.splitlines()[0] if text else type(exc).__name__})") from exc
-        done.append(f"postgres: {database} on {settings.pg_host}:{settings.pg_port}")
+        done.append(f"postgres: {database} on {settings.pg.host}:{settings.pg.port}")
     return done
 
 

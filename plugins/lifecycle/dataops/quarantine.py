@@ -24,7 +24,7 @@ STATE_KEY = "_lifecycle/quarantine-checked.json"
 
 def _raw_keys(settings: Settings) -> list[str]:
     s3, keys = aws(settings, "s3"), []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket("raw"), Prefix="events/"):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.names.bucket("raw"), Prefix="events/"):
         keys.extend(o["Key"] for o in page.get("Contents", []))
     return keys
 
@@ -32,7 +32,7 @@ def _raw_keys(settings: Settings) -> list[str]:
 def _quarantined(settings: Settings) -> list[tuple[str, str, int]]:
     from lifecycle.clients import connect_duckdb
 
-    bucket = settings.bucket("quarantine")
+    bucket = settings.names.bucket("quarantine")
     if not aws(settings, "s3").list_objects_v2(Bucket=bucket, Prefix="events/data_0.parquet").get("KeyCount"):
         return []
     con = connect_duckdb(settings)
@@ -46,7 +46,7 @@ def _quarantined(settings: Settings) -> list[tuple[str, str, int]]:
 def _checked(settings: Settings) -> set[str]:
     s3 = aws(settings, "s3")
     try:
-        return set(json.loads(s3.get_object(Bucket=settings.bucket("quarantine"), Key=STATE_KEY)["Body"].read()))
+        return set(json.loads(s3.get_object(Bucket=settings.names.bucket("quarantine"), Key=STATE_KEY)["Body"].read()))
     except s3.exceptions.NoSuchKey:
         return set()
 
@@ -75,18 +75,18 @@ def check(settings: Settings) -> dict:
         data.append({"MetricName": "QuarantineRate", "Value": worst, "Unit": "None",
                      "Dimensions": [{"Name": "Source", "Value": "events"},
                                     {"Name": "Target", "Value": settings.target}]})
-        aws(settings, "cloudwatch").put_metric_data(Namespace=settings.metrics_namespace, MetricData=data)
-    too_bad = [b for b in batches if b["rate"] > settings.quarantine_alert_rate]
+        aws(settings, "cloudwatch").put_metric_data(Namespace=settings.names.metrics_namespace, MetricData=data)
+    too_bad = [b for b in batches if b["rate"] > settings.thresholds.quarantine_alert_rate]
     if too_bad:
         listing = "; ".join(f"{b['raw_key']}: {b['quarantined']}/{b['records']}" for b in too_bad[:10])
         alerts.publish(settings, alerts.build_notice(
             kind="quarantine_rate", source="user-activity events",
-            message=(f"{len(too_bad)} batch(es) had more than {settings.quarantine_alert_rate:.0%} of their "
+            message=(f"{len(too_bad)} batch(es) had more than {settings.thresholds.quarantine_alert_rate:.0%} of their "
                      f"records quarantined: {listing}"),
             runbook="Look at the reasons: `lifecycle query` on landing is clean; read "
                     "s3://<prefix>-quarantine/events/data_0.parquet (reason, payload) to find the producer bug.",
             target=settings.target))
-    aws(settings, "s3").put_object(Bucket=settings.bucket("quarantine"), Key=STATE_KEY,
+    aws(settings, "s3").put_object(Bucket=settings.names.bucket("quarantine"), Key=STATE_KEY,
                                    Body=json.dumps(sorted(checked | set(new_keys))).encode())
     return {"batches_checked": len(batches), "quarantined_by_reason": dict(reasons),
             "worst_rate": worst, "alerted_batches": len(too_bad), "rejected": sum(reasons.values())}

@@ -54,8 +54,8 @@ def count_stream_records(settings: Settings) -> int:
     """Every record in the stream, read from TRIM_HORIZON (the raw baseline, no checkpoints)."""
     kinesis = aws(settings, "kinesis")
     total = 0
-    for shard in kinesis.list_shards(StreamName=settings.stream_name)["Shards"]:
-        it = kinesis.get_shard_iterator(StreamName=settings.stream_name, ShardId=shard["ShardId"],
+    for shard in kinesis.list_shards(StreamName=settings.names.stream)["Shards"]:
+        it = kinesis.get_shard_iterator(StreamName=settings.names.stream, ShardId=shard["ShardId"],
                                         ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
         while it:
             resp = kinesis.get_records(ShardIterator=it, Limit=10_000)
@@ -67,7 +67,7 @@ def count_stream_records(settings: Settings) -> int:
 
 
 def _warehouse(settings: Settings, sql: str):
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute(sql)
         return cur.fetchall()
 
@@ -94,12 +94,12 @@ def reconcile(settings: Settings) -> dict:
 
     for table, columns in ROW_FOR_ROW.items():
         checks.append(_check(f"{table}: sales = landing, row for row",
-                             fingerprint(settings, settings.sales_db, "public", table, columns),
-                             fingerprint(settings, settings.warehouse_db, "landing", table, columns)))
+                             fingerprint(settings, settings.pg.sales_db, "public", table, columns),
+                             fingerprint(settings, settings.pg.warehouse_db, "landing", table, columns)))
 
     ddb_reviews = 0
     for page in aws(settings, "dynamodb").get_paginator("scan").paginate(
-            TableName=settings.reviews_table, Select="COUNT", ConsistentRead=True):
+            TableName=settings.names.reviews_table, Select="COUNT", ConsistentRead=True):
         ddb_reviews += page["Count"]
     (served_reviews,), = _warehouse(settings, "SELECT coalesce(sum(review_count), 0) FROM serving.product_performance")
     checks.append(_check("reviews: DynamoDB = Σ serving.product_performance.review_count", ddb_reviews,
@@ -127,15 +127,15 @@ def reconcile(settings: Settings) -> dict:
     glue = aws(settings, "glue")
     for table, spec in CLEAN_TABLES.items():
         try:
-            glue.get_table(DatabaseName=settings.glue_database, Name=table)
+            glue.get_table(DatabaseName=settings.names.clean_database, Name=table)
             registered = True
         except glue.exceptions.EntityNotFoundException:
             registered = False
-        checks.append(_check(f"Glue Catalog has {settings.glue_database}.{table}", True, registered))
+        checks.append(_check(f"Glue Catalog has {settings.names.clean_database}.{table}", True, registered))
         if registered and spec.partition:
             parts = []
             for page in glue.get_paginator("get_partitions").paginate(
-                    DatabaseName=settings.glue_database, TableName=table):
+                    DatabaseName=settings.names.clean_database, TableName=table):
                 parts.extend(page["Partitions"])
             checks.append(_check(f"Glue partitions of {table} = lake partitions",
                                  lake["partitions"].get(table, 0), len(parts)))
@@ -168,7 +168,7 @@ def _lake_rows(con, settings: Settings, table: str, sql_cols: str, where: str = 
     from lifecycle.lake.counts import has_objects
 
     spec = lake_table(table)
-    bucket = settings.bucket(spec.zone if spec.zone != "clean" else "clean")
+    bucket = settings.names.bucket(spec.zone if spec.zone != "clean" else "clean")
     if not has_objects(settings, bucket, f"{table}/"):
         return []
     pattern = f"s3://{bucket}/{table}/*/*.parquet" if spec.partition else f"s3://{bucket}/{table}/*.parquet"
@@ -226,32 +226,32 @@ def reconcile_layers(settings: Settings, serving: bool = False, bad_expected: di
         for table, (keys, measure) in LAYER_TABLES.items():
             cols = ", ".join(keys)
             layers = {
-                "source": _pg_rows(settings, settings.sales_db, f"SELECT {cols} FROM public.{table}"),
+                "source": _pg_rows(settings, settings.pg.sales_db, f"SELECT {cols} FROM public.{table}"),
                 "clean": _lake_rows(con, settings, table, cols),
-                "landing": _pg_rows(settings, settings.warehouse_db, f"SELECT {cols} FROM landing.{table}"),
+                "landing": _pg_rows(settings, settings.pg.warehouse_db, f"SELECT {cols} FROM landing.{table}"),
             }
             sums = {
-                "source": _dec(_pg_rows(settings, settings.sales_db, f"SELECT sum({measure}) FROM public.{table}")[0][0]),
+                "source": _dec(_pg_rows(settings, settings.pg.sales_db, f"SELECT sum({measure}) FROM public.{table}")[0][0]),
                 "clean": _dec((_lake_rows(con, settings, table, f"sum({measure})") or [(0,)])[0][0]),
-                "landing": _dec(_pg_rows(settings, settings.warehouse_db,
+                "landing": _dec(_pg_rows(settings, settings.pg.warehouse_db,
                                          f"SELECT sum({measure}) FROM landing.{table}")[0][0]),
             }
             checks += _keyset_checks(table, layers, sums)
 
         ddb_keys = []
         for page in aws(settings, "dynamodb").get_paginator("scan").paginate(
-                TableName=settings.reviews_table, ConsistentRead=True, ProjectionExpression="product_id, review_id"):
+                TableName=settings.names.reviews_table, ConsistentRead=True, ProjectionExpression="product_id, review_id"):
             ddb_keys += [(int(i["product_id"]["N"]), i["review_id"]["S"]) for i in page["Items"]]
         reviews = {"dynamodb": ddb_keys,
                    "clean": _lake_rows(con, settings, "reviews", "product_id, review_id"),
-                   "landing": _pg_rows(settings, settings.warehouse_db,
+                   "landing": _pg_rows(settings, settings.pg.warehouse_db,
                                        "SELECT product_id, review_id FROM landing.reviews")}
         checks += _keyset_checks("reviews", reviews, {k: len(v) for k, v in reviews.items()})
 
         book = ledger(settings)
         lake = lake_counts(settings)
         clean_events = _lake_rows(con, settings, "events", "event_type, event_id, coalesce(quantity, 0)")
-        landing_events = _pg_rows(settings, settings.warehouse_db,
+        landing_events = _pg_rows(settings, settings.pg.warehouse_db,
                                   "SELECT event_type, event_id, coalesce(quantity, 0) FROM landing.events")
         for etype in EVENT_COLUMNS:
             expected = int(book["events_good"].get(etype, 0))
@@ -265,7 +265,7 @@ def reconcile_layers(settings: Settings, serving: bool = False, bad_expected: di
         checks.append(_check("Kinesis records = clean events + quarantined + error prefix", in_stream,
                              lake["events_total"] + lake["quarantined_events"] + lake["processing_failed_events"]))
         reasons: Counter = Counter()
-        quarantine = settings.bucket("quarantine")
+        quarantine = settings.names.bucket("quarantine")
         if has_objects(settings, quarantine, "events/data_0.parquet"):
             reasons.update(dict(con.execute(
                 f"SELECT reason, count(*) FROM read_parquet('s3://{quarantine}/events/data_0.parquet') "

@@ -33,16 +33,16 @@ def apply_buckets(settings: Settings, spec: dict, account: str | None = None) ->
     from lifecycle.security.bucket_policy import bucket_policy
 
     s3 = aws(settings, "s3")
-    account = account or settings.aws_account_id
+    account = account or settings.aws.account_id
     names = []
     for b in spec.get("buckets", []):
-        name = settings.bucket(b["zone"])
+        name = settings.names.bucket(b["zone"])
         try:
             s3.head_bucket(Bucket=name)
         except Exception:
             kwargs = {"Bucket": name}
-            if settings.region != "us-east-1":
-                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
+            if settings.aws.region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.aws.region}
             s3.create_bucket(**kwargs)
         s3.put_public_access_block(
             Bucket=name,
@@ -152,7 +152,7 @@ def apply_alarms(settings: Settings, spec: dict) -> list[str]:
     for a in spec.get("cloudwatch_alarms", []):
         cw.put_metric_alarm(
             AlarmName=a["name"], AlarmDescription=f"{a['description']} | runbook: {a.get('runbook', '')}"[:1024],
-            Namespace=settings.metrics_namespace, MetricName=a["metric"],
+            Namespace=settings.names.metrics_namespace, MetricName=a["metric"],
             Dimensions=[{"Name": k, "Value": str(v)} for k, v in a["dimensions"].items()],
             Statistic=a["statistic"], Period=int(a["period"]), EvaluationPeriods=int(a["evaluation_periods"]),
             DatapointsToAlarm=int(a.get("datapoints_to_alarm", a["evaluation_periods"])),
@@ -193,7 +193,7 @@ def apply_iam(settings: Settings, spec: dict, account: str) -> list[str]:
     trust = substitute((INFRA_DIR / "iam" / "trust-policy.json").read_text(), settings, account)
     names = []
     for stage in spec.get("iam_roles", []):
-        role = f"{settings.name_prefix}-{stage}"
+        role = f"{settings.names.prefix}-{stage}"
         try:
             iam.get_role(RoleName=role)
             iam.update_assume_role_policy(RoleName=role, PolicyDocument=trust)
@@ -225,9 +225,9 @@ def apply(settings: Settings) -> dict[str, list[str]]:
 
 
 def alert_topic_arn(settings: Settings) -> str:
-    return aws(settings, "sns").create_topic(Name=settings.alert_topic)["TopicArn"]
+    return aws(settings, "sns").create_topic(Name=settings.names.alert_topic)["TopicArn"]
 
 
 def alert_queue_url(settings: Settings) -> str:
-    return aws(settings, "sqs").get_queue_url(QueueName=settings.alert_queue)["QueueUrl"]
+    return aws(settings, "sqs").get_queue_url(QueueName=settings.names.alert_queue)["QueueUrl"]
 

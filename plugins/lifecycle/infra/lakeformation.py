@@ -44,11 +44,11 @@ def load_spec() -> dict:
 
 
 def role_arn(settings: Settings, account: str, role: str) -> str:
-    return f"arn:aws:iam::{account}:role/{settings.role_name(role)}"
+    return f"arn:aws:iam::{account}:role/{settings.names.role(role)}"
 
 
 def location_arn(settings: Settings, zone: str) -> str:
-    return f"arn:aws:s3:::{settings.bucket(zone)}"
+    return f"arn:aws:s3:::{settings.names.bucket(zone)}"
 
 
 def _normal(value):
@@ -95,7 +95,7 @@ def desired_grants(settings: Settings, account: str, spec: dict | None = None,
         if tables is not None:
             return sorted(tables.get(db, []))
         names = set(catalog_table_names(settings, db))
-        if db == settings.glue_database:
+        if db == settings.names.clean_database:
             names |= set(CLEAN_TABLES)
         return sorted(names)
 

@@ -50,7 +50,7 @@ def plan_buckets(settings: Settings, spec: dict) -> list[Change]:
     s3 = aws(settings, "s3")
     out = []
     for b in spec.get("buckets", []):
-        name = settings.bucket(b["zone"])
+        name = settings.names.bucket(b["zone"])
         try:
             s3.head_bucket(Bucket=name)
         except Exception as exc:
@@ -169,7 +169,7 @@ def plan_alarms(settings: Settings, spec: dict) -> list[Change]:
             continue
         want = {"MetricName": a["metric"], "Statistic": a["statistic"], "Period": int(a["period"]),
                 "EvaluationPeriods": int(a["evaluation_periods"]), "Threshold": float(a["threshold"]),
-                "ComparisonOperator": a["comparison"], "Namespace": settings.metrics_namespace,
+                "ComparisonOperator": a["comparison"], "Namespace": settings.names.metrics_namespace,
                 "Dimensions": sorted((k, str(v)) for k, v in a["dimensions"].items())}
         now = {k: got.get(k) for k in want}
         now["Dimensions"] = sorted((d["Name"], d["Value"]) for d in got.get("Dimensions", []))
@@ -207,7 +207,7 @@ def plan_iam(settings: Settings, spec: dict, account: str) -> list[Change]:
     trust = json.loads(substitute((INFRA_DIR / "iam" / "trust-policy.json").read_text(), settings, account))
     out = []
     for stage in spec.get("iam_roles", []):
-        role = f"{settings.name_prefix}-{stage}"
+        role = f"{settings.names.prefix}-{stage}"
         try:
             got = iam.get_role(RoleName=role)["Role"]
         except iam.exceptions.NoSuchEntityException:

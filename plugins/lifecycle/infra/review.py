@@ -51,7 +51,7 @@ def _doc(value) -> dict:
 
 def _buckets(settings: Settings) -> list[str]:
     return sorted(b["Name"] for b in aws(settings, "s3").list_buckets().get("Buckets", [])
-                  if b["Name"].startswith(f"{settings.name_prefix}-"))
+                  if b["Name"].startswith(f"{settings.names.prefix}-"))
 
 
 def check_buckets(settings: Settings) -> list[Finding]:
@@ -97,7 +97,7 @@ def check_buckets(settings: Settings) -> list[Finding]:
         if not any(st.get("Effect") == "Deny" and st.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport")
                    in ("false", False) for st in statements):
             add("medium", "security", "SEC-S3-TLS", "bucket policy does not deny requests without TLS")
-        if b == settings.bucket("raw"):
+        if b == settings.names.bucket("raw"):
             if s3.get_bucket_versioning(Bucket=b).get("Status") != "Enabled":
                 add("medium", "reliability", "REL-S3-RAW-VERSIONED",
                     "the raw zone (replayable source of truth) is not versioned")
@@ -124,7 +124,7 @@ def check_iam(settings: Settings) -> list[Finding]:
     from lifecycle.security.iam_lint import lint, load_allowlist
 
     iam, out = aws(settings, "iam"), []
-    prefix = f"{settings.name_prefix}-"
+    prefix = f"{settings.names.prefix}-"
     roles = [r for page in iam.get_paginator("list_roles").paginate() for r in page["Roles"]
              if r["RoleName"].startswith(prefix)]
     allowlist = load_allowlist()
@@ -156,7 +156,7 @@ def check_lake_formation(settings: Settings) -> list[Finding]:
         grants = current_grants(settings)
     except Exception as exc:  # a target without Lake Formation (LocalStack community)
         return [Finding("low", "security", "SEC-LF-UNAVAILABLE", "lakeformation", f"cannot list grants: {exc}")]
-    analyst = f"role/{settings.role_name('analyst')}"
+    analyst = f"role/{settings.names.role('analyst')}"
     for g in grants:
         who = g["Principal"]["DataLakePrincipalIdentifier"]
         perms = set(g.get("Permissions", []))
@@ -183,16 +183,16 @@ def _missing(declared: list[dict], deployed, code: str, why: str) -> list[Findin
 def check_operations(settings: Settings) -> list[Finding]:
     from lifecycle.infra.spec import load_spec
 
-    spec = load_spec(settings, settings.aws_account_id)
+    spec = load_spec(settings, settings.aws.account_id)
     out = []
     sns, cw, logs = aws(settings, "sns"), aws(settings, "cloudwatch"), aws(settings, "logs")
     topics = {t["TopicArn"] for page in sns.get_paginator("list_topics").paginate() for t in page["Topics"]}
-    for arn in sorted(t for t in topics if t.rsplit(":", 1)[-1].startswith(settings.name_prefix)):
+    for arn in sorted(t for t in topics if t.rsplit(":", 1)[-1].startswith(settings.names.prefix)):
         subs = sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]
         if not subs:
             out.append(Finding("medium", "reliability", "REL-TOPIC-NO-SUBSCRIBER", arn, "nobody receives this topic"))
     alarms = {a["AlarmName"]: a for page in cw.get_paginator("describe_alarms").paginate(
-        AlarmNamePrefix=f"{settings.name_prefix}-") for a in page["MetricAlarms"]}
+        AlarmNamePrefix=f"{settings.names.prefix}-") for a in page["MetricAlarms"]}
     out += _missing(spec.get("cloudwatch_alarms", []), alarms, "OPS-ALARM-MISSING", "declared alarm is not deployed")
     for name, a in sorted(alarms.items()):
         actions = a.get("AlarmActions", [])
@@ -202,7 +202,7 @@ def check_operations(settings: Settings) -> list[Finding]:
             out.append(Finding("medium", "reliability", "REL-ALARM-DEAD-ACTION", name,
                                f"the alarm's actions {actions} are not existing topics"))
     groups = {g["logGroupName"]: g for page in logs.get_paginator("describe_log_groups").paginate(
-        logGroupNamePrefix=f"/{settings.name_prefix}/") for g in page["logGroups"]}
+        logGroupNamePrefix=f"/{settings.names.prefix}/") for g in page["logGroups"]}
     out += _missing(spec.get("log_groups", []), groups, "OPS-LOG-GROUP-MISSING", "declared log group is missing")
     for name, g in sorted(groups.items()):
         if not g.get("retentionInDays"):

@@ -10,28 +10,26 @@ both start from here.
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from string import Template
 
 import yaml
 
 from lifecycle.clients import aws
-from lifecycle.settings import REPO_ROOT, Settings
+from lifecycle.settings import REPO_ROOT, Names, Settings
 
 INFRA_DIR = REPO_ROOT / "infra"
 
 
 def placeholders(settings: Settings, account: str) -> dict[str, str]:
-    """What ``${name}`` stands for in ``infra/``: every resource name comes from ``Settings``,
+    """What ``${name}`` stands for in ``infra/``: the region, account and target, and every
+    resource name of ``Settings.names`` under its own name (``${stream}``, ``${alert_topic}``),
     so a name is written once (tests/test_settings.py checks that infra/ and the settings agree)."""
+    names = settings.names
+    derived = [attr for attr, value in vars(Names).items() if isinstance(value, property)]
     return {
-        "prefix": settings.name_prefix, "region": settings.region, "account": account,
-        "target": settings.target,
-        "stream": settings.stream_name, "reviews_table": settings.reviews_table,
-        "checkpoint_table": settings.checkpoint_table, "alert_dedupe_table": settings.alert_dedupe_table,
-        "alert_topic": settings.alert_topic, "alert_queue": settings.alert_queue,
-        "log_group": settings.log_group, "metrics_namespace": settings.metrics_namespace,
-        "clean_database": settings.glue_database, "curated_database": settings.curated_glue_database,
-        "pii_salt_secret": settings.pii_salt_secret,
+        "region": settings.aws.region, "account": account, "target": settings.target,
+        **{name: str(getattr(names, name)) for name in [f.name for f in fields(names)] + derived},
     }
 
 

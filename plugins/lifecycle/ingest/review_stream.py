@@ -1,7 +1,7 @@
 """DynamoDB Streams of `product_reviews` → raw zone, one object per shard batch, checkpointed.
 
 Input: ``Settings`` (the reviews table, whose stream must be enabled with ``NEW_IMAGE`` or
-``NEW_AND_OLD_IMAGES``; the lease table ``settings.checkpoint_table``; the raw bucket).
+``NEW_AND_OLD_IMAGES``; the lease table ``settings.names.checkpoint_table``; the raw bucket).
 Output: one object per shard batch at
 ``reviews/stream/YYYY/MM/DD/HH/product_reviews-<shardId>-<firstSequenceNumber>.json``
 (hour prefix = UTC hour of the batch's first ``ApproximateCreationDateTime``), newline-
@@ -64,13 +64,13 @@ class StreamGapError(RuntimeError):
 
 def stream_arn(settings: Settings) -> str:
     """ARN of the table's current stream; raises ``StreamError`` if it has none we can use."""
-    table = aws(settings, "dynamodb").describe_table(TableName=settings.reviews_table)["Table"]
+    table = aws(settings, "dynamodb").describe_table(TableName=settings.names.reviews_table)["Table"]
     spec = table.get("StreamSpecification") or {}
     if not spec.get("StreamEnabled") or not table.get("LatestStreamArn"):
-        raise StreamError(f"table {settings.reviews_table} has no stream enabled; enable one with "
+        raise StreamError(f"table {settings.names.reviews_table} has no stream enabled; enable one with "
                           "StreamViewType NEW_AND_OLD_IMAGES (infra/resources.yaml)")
     if spec.get("StreamViewType") not in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"):
-        raise StreamError(f"the stream of {settings.reviews_table} is {spec.get('StreamViewType')}; "
+        raise StreamError(f"the stream of {settings.names.reviews_table} is {spec.get('StreamViewType')}; "
                           "inserts and updates need the new image (NEW_AND_OLD_IMAGES)")
     return table["LatestStreamArn"]
 
@@ -91,13 +91,13 @@ def list_shards(streams, arn: str) -> list[dict]:
 # ---- leases (checkpoints) ---------------------------------------------------------------------
 
 def lease_key(settings: Settings, shard_id: str) -> str:
-    return f"{settings.reviews_table}-stream:{shard_id}"
+    return f"{settings.names.reviews_table}-stream:{shard_id}"
 
 
 def get_lease(settings: Settings, shard_id: str) -> dict:
     """``{"checkpoint": last sequence number written or None, "shard_end": bool}``."""
     item = aws(settings, "dynamodb").get_item(
-        TableName=settings.checkpoint_table, Key={"lease_key": {"S": lease_key(settings, shard_id)}},
+        TableName=settings.names.checkpoint_table, Key={"lease_key": {"S": lease_key(settings, shard_id)}},
         ConsistentRead=True).get("Item") or {}
     return {"checkpoint": item["checkpoint"]["S"] if "checkpoint" in item else None,
             "shard_end": bool(item.get("shard_end", {}).get("BOOL", False))}
@@ -115,7 +115,7 @@ def _set_checkpoint(settings: Settings, shard_id: str, previous: str | None, new
             "stream_arn": {"S": arn}}
     if new is not None:
         item["checkpoint"] = {"S": new}
-    aws(settings, "dynamodb").put_item(TableName=settings.checkpoint_table, Item=item, **kwargs)
+    aws(settings, "dynamodb").put_item(TableName=settings.names.checkpoint_table, Item=item, **kwargs)
 
 
 def stale_leases(settings: Settings, arn: str) -> list[str]:
@@ -123,7 +123,7 @@ def stale_leases(settings: Settings, arn: str) -> list[str]:
     prefix = lease_key(settings, "")
     stale = []
     for page in aws(settings, "dynamodb").get_paginator("scan").paginate(
-            TableName=settings.checkpoint_table, ConsistentRead=True,
+            TableName=settings.names.checkpoint_table, ConsistentRead=True,
             FilterExpression="begins_with(lease_key, :p)", ExpressionAttributeValues={":p": {"S": prefix}}):
         for item in page["Items"]:
             if item.get("stream_arn", {}).get("S") != arn:
@@ -135,7 +135,7 @@ def reset_checkpoints(settings: Settings, shard_ids: list[str]) -> None:
     """Forget the checkpoints of ``shard_ids`` (the next read starts at TRIM_HORIZON)."""
     ddb = aws(settings, "dynamodb")
     for sid in shard_ids:
-        ddb.delete_item(TableName=settings.checkpoint_table, Key={"lease_key": {"S": lease_key(settings, sid)}})
+        ddb.delete_item(TableName=settings.names.checkpoint_table, Key={"lease_key": {"S": lease_key(settings, sid)}})
 
 
 # ---- reading and writing ------------------------------------------------------------------------
@@ -215,7 +215,7 @@ def created_at(record: dict) -> datetime:
 
 def object_key(settings: Settings, shard_id: str, first: dict) -> str:
     ts = created_at(first)
-    return (f"{STREAM_PREFIX}/{ts:%Y/%m/%d/%H}/{settings.reviews_table}-{shard_id}-"
+    return (f"{STREAM_PREFIX}/{ts:%Y/%m/%d/%H}/{settings.names.reviews_table}-{shard_id}-"
             f"{first['dynamodb']['SequenceNumber']}.json")
 
 
@@ -223,7 +223,7 @@ def run(settings: Settings, max_records: int = MAX_RECORDS_PER_SHARD_BATCH,
         max_empty_polls: int = MAX_EMPTY_POLLS) -> dict:
     """Read every shard of the reviews stream from its checkpoint into the raw zone."""
     streams, s3 = aws(settings, "dynamodbstreams"), aws(settings, "s3")
-    arn, bucket = stream_arn(settings), settings.bucket("raw")
+    arn, bucket = stream_arn(settings), settings.names.bucket("raw")
     stale = stale_leases(settings, arn)
     if stale:
         raise StreamGapError(stale, reason="replaced")

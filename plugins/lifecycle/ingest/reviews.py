@@ -43,7 +43,7 @@ def latest_export(settings: Settings) -> str | None:
     """exportId of the newest complete export (one with its manifest), or None."""
     s3 = aws(settings, "s3")
     done = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket("raw"),
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.names.bucket("raw"),
                                                              Prefix=f"{EXPORT_PREFIX}/"):
         done.extend(o["Key"].split("/")[2] for o in page.get("Contents", [])
                     if o["Key"].endswith("/manifest-summary.json") and o["Key"].count("/") == 3)
@@ -58,14 +58,14 @@ def export(settings: Settings, point_in_time: datetime) -> dict:
     # are replayed over the export, so nothing changed during or after the scan is lost.
     started = datetime.now(UTC)
     lines: list[str] = []
-    for page in ddb.get_paginator("scan").paginate(TableName=settings.reviews_table, ConsistentRead=True):
+    for page in ddb.get_paginator("scan").paginate(TableName=settings.names.reviews_table, ConsistentRead=True):
         lines.extend(json.dumps({"Item": item}, sort_keys=True) for item in page["Items"])
     lines.sort()  # deterministic object content for the same table state
     prefix = f"{EXPORT_PREFIX}/{export_id(point_in_time)}"
-    bucket = settings.bucket("raw")
+    bucket = settings.names.bucket("raw")
     s3.put_object(Bucket=bucket, Key=f"{prefix}/data/part-00000.json",
                   Body=("\n".join(lines) + ("\n" if lines else "")).encode())
-    table_arn = ddb.describe_table(TableName=settings.reviews_table)["Table"]["TableArn"]
+    table_arn = ddb.describe_table(TableName=settings.names.reviews_table)["Table"]["TableArn"]
     manifest = {"exportTime": review_stream.iso_utc(started), "itemCount": len(lines),
                 "tableArn": table_arn, "outputFormat": "DYNAMODB_JSON"}
     s3.put_object(Bucket=bucket, Key=f"{prefix}/manifest-summary.json", Body=json.dumps(manifest).encode())

@@ -129,7 +129,7 @@ def _table_columns(cur, table: str) -> list[tuple[str, int, int]]:
 
 def slot_lag(settings: Settings) -> dict:
     """How far the slot is behind: WAL bytes, and seconds since the oldest unconsumed commit."""
-    with pg(settings, settings.sales_db, autocommit=True, role="cdc") as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db, autocommit=True, role="cdc") as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, active "
             "FROM pg_replication_slots WHERE slot_name = %s", (SLOT,),
@@ -161,16 +161,16 @@ def publish_lag(settings: Settings, lag: dict, phase: str) -> None:
         return
     dims = [{"Name": "Slot", "Value": SLOT}, {"Name": "Phase", "Value": phase},
             {"Name": "Target", "Value": settings.target}]
-    aws(settings, "cloudwatch").put_metric_data(Namespace=settings.metrics_namespace, MetricData=[
+    aws(settings, "cloudwatch").put_metric_data(Namespace=settings.names.metrics_namespace, MetricData=[
         {"MetricName": "CdcLagBytes", "Dimensions": dims, "Value": float(lag["lag_bytes"]), "Unit": "Bytes"},
         {"MetricName": "CdcLagSeconds", "Dimensions": dims, "Value": float(lag["lag_seconds"]),
          "Unit": "Seconds"},
     ])
-    if phase == "before" and lag["lag_seconds"] > settings.cdc_lag_alert_seconds:
+    if phase == "before" and lag["lag_seconds"] > settings.thresholds.cdc_lag_alert_seconds:
         alerts.publish(settings, alerts.build_notice(
             kind="cdc_lag", source=f"replication slot {SLOT}",
             message=(f"CDC is {lag['lag_seconds']:.0f} s ({lag['lag_bytes']} bytes of WAL) behind the source, "
-                     f"above the {settings.cdc_lag_alert_seconds} s threshold"),
+                     f"above the {settings.thresholds.cdc_lag_alert_seconds} s threshold"),
             runbook="Check that ingest_sales runs (paused? failing?); `lifecycle cdc status` shows the slot.",
             target=settings.target))
 
@@ -225,13 +225,13 @@ def check_schema(table: str, known: list[tuple[str, int, int]] | None,
 
 def full_load(settings: Settings) -> dict[str, int]:
     """(Re)create the slot, then snapshot every table to its LOAD file. Returns rows per table."""
-    s3, bucket = aws(settings, "s3"), settings.bucket("raw")
+    s3, bucket = aws(settings, "s3"), settings.names.bucket("raw")
     counts: dict[str, int] = {}
-    with pg(settings, settings.sales_db, autocommit=True, role="cdc") as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db, autocommit=True, role="cdc") as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
                     "WHERE slot_name = %s", (SLOT,))
         cur.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (SLOT,))
-    with pg(settings, settings.sales_db, role="cdc") as conn:
+    with pg(settings, settings.pg.sales_db, role="cdc") as conn:
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         with conn.cursor() as cur:
             cur.execute("SET TimeZone = 'UTC'")
@@ -360,12 +360,12 @@ class _Batch:
 
 def capture_changes(settings: Settings, max_changes: int = MAX_CHANGES_PER_BATCH) -> dict:
     """Drain the slot batch by batch: write each batch's CDC files, then advance."""
-    s3, bucket = aws(settings, "s3"), settings.bucket("raw")
+    s3, bucket = aws(settings, "s3"), settings.names.bucket("raw")
     totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     files: list[str] = []
     columns_added: dict[str, list[str]] = {}
     batches = 0
-    with pg(settings, settings.sales_db, autocommit=True, role="cdc") as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db, autocommit=True, role="cdc") as conn, conn.cursor() as cur:
         cur.execute("SET TimeZone = 'UTC'")
         # Decode up to the WAL position of "now". Other databases of the cluster (Airflow's
         # metadata, the warehouse) write WAL too; once everything up to `upto` is decoded
@@ -437,7 +437,7 @@ def run(settings: Settings) -> dict:
     one) waits on a session advisory lock, then finds only what is left; without it the two
     would read the same batch and the slower one would fail to advance the slot."""
     settings = settings.for_stage("ingest-sales")  # its IAM role when stage roles are on
-    with pg(settings, settings.sales_db, autocommit=True, role="cdc") as lock, lock.cursor() as cur:
+    with pg(settings, settings.pg.sales_db, autocommit=True, role="cdc") as lock, lock.cursor() as cur:
         cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"lifecycle:{SLOT}",))
         return _run(settings)  # the lock goes with the connection
 
@@ -446,10 +446,10 @@ def _run(settings: Settings) -> dict:
     from lifecycle.dataops import alerts
 
     s3 = aws(settings, "s3")
-    with pg(settings, settings.sales_db, role="cdc") as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db, role="cdc") as conn, conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (SLOT,))
         slot_exists = cur.fetchone() is not None
-    has_load = _has_full_load(s3, settings.bucket("raw"))
+    has_load = _has_full_load(s3, settings.names.bucket("raw"))
     loaded: dict[str, int] = {}
     if not slot_exists or not has_load:
         if has_load:  # the slot vanished (dropped, failover): changes may be gone, so reload

@@ -35,12 +35,12 @@ MAX_RECORDS_PER_SHARD_BATCH = 10_000
 
 
 def _lease_key(settings: Settings, shard_id: str) -> str:
-    return f"{settings.stream_name}:{shard_id}"
+    return f"{settings.names.stream}:{shard_id}"
 
 
 def get_checkpoint(settings: Settings, shard_id: str) -> str | None:
     ddb = aws(settings, "dynamodb")
-    item = ddb.get_item(TableName=settings.checkpoint_table,
+    item = ddb.get_item(TableName=settings.names.checkpoint_table,
                         Key={"lease_key": {"S": _lease_key(settings, shard_id)}},
                         ConsistentRead=True).get("Item")
     return item["checkpoint"]["S"] if item and "checkpoint" in item else None
@@ -56,7 +56,7 @@ def _set_checkpoint(settings: Settings, shard_id: str, previous: str | None, new
         kwargs["ConditionExpression"] = "checkpoint = :prev"
         kwargs["ExpressionAttributeValues"] = {":prev": {"S": previous}}
     ddb.put_item(
-        TableName=settings.checkpoint_table,
+        TableName=settings.names.checkpoint_table,
         Item={"lease_key": {"S": _lease_key(settings, shard_id)}, "checkpoint": {"S": new},
               "shard_end": {"BOOL": shard_closed}},
         **kwargs,
@@ -105,7 +105,7 @@ def error_key(key: str) -> str:
 
 def _encode(body: bytes, settings: Settings) -> bytes:
     # mtime=0: the same records give the same bytes, so a rerun rewrites an identical object
-    return gzip.compress(body, mtime=0) if settings.firehose_compression == "gzip" else body
+    return gzip.compress(body, mtime=0) if settings.engines.firehose_compression == "gzip" else body
 
 
 def frame_records(records: list[dict]) -> tuple[list[bytes], list[bytes]]:
@@ -135,7 +135,7 @@ def frame_records(records: list[dict]) -> tuple[list[bytes], list[bytes]]:
 def run(settings: Settings, max_records: int = MAX_RECORDS_PER_SHARD_BATCH) -> dict:
     settings = settings.for_stage("ingest-activity")  # its IAM role when stage roles are on
     kinesis, s3 = aws(settings, "kinesis"), aws(settings, "s3")
-    stream, bucket = settings.stream_name, settings.bucket("raw")
+    stream, bucket = settings.names.stream, settings.names.bucket("raw")
     shards = kinesis.list_shards(StreamName=stream)["Shards"]
     per_shard: dict[str, int] = {}
     keys: list[str] = []
@@ -154,7 +154,7 @@ def run(settings: Settings, max_records: int = MAX_RECORDS_PER_SHARD_BATCH) -> d
                 s3.put_object(Bucket=bucket, Key=error_key(key), Body=_encode(b"".join(errors), settings))
                 error_count += len(errors)
             if lines:
-                s3.put_object(Bucket=bucket, Key=key + (".gz" if settings.firehose_compression == "gzip" else ""),
+                s3.put_object(Bucket=bucket, Key=key + (".gz" if settings.engines.firehose_compression == "gzip" else ""),
                               Body=_encode(b"".join(lines), settings), ContentType="application/x-ndjson")
             faults.point("user_activity.write")
             _set_checkpoint(settings, sid, checkpoint, records[-1]["SequenceNumber"], closed)

@@ -1,6 +1,6 @@
 """The clean zone's table contract and its registration in the Glue Data Catalog.
 
-Input: ``Settings`` (clean bucket, Glue database ``settings.glue_database``) and the objects
+Input: ``Settings`` (clean bucket, Glue database ``settings.names.clean_database``) and the objects
 under ``s3://<clean>/<table>/`` (hive-style ``<partition>=<value>/`` prefixes).
 Output: one Glue table per clean table (Parquet SerDe, Hive column types, location
 ``s3://<clean>/<table>/``, partition keys) and exactly one Glue partition per partition
@@ -227,12 +227,12 @@ _PARQUET = {
 
 
 def table_location(settings: Settings, table: str, zone: str = "clean") -> str:
-    return f"s3://{settings.bucket(zone)}/{table}/"
+    return f"s3://{settings.names.bucket(zone)}/{table}/"
 
 
 def database_of(settings: Settings, spec: TableSpec) -> str:
     """The Glue database of a table's zone."""
-    return settings.glue_database if spec.zone == "clean" else settings.curated_glue_database
+    return settings.names.clean_database if spec.zone == "clean" else settings.names.curated_database
 
 
 def _table_input(settings: Settings, spec: TableSpec) -> dict:
@@ -273,7 +273,7 @@ def partition_values_in_s3(settings: Settings, spec: TableSpec) -> list[str]:
     marker = f"{spec.name}/{spec.partition[0]}="
     values = []
     for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=settings.bucket(spec.zone), Prefix=marker, Delimiter="/"
+        Bucket=settings.names.bucket(spec.zone), Prefix=marker, Delimiter="/"
     ):
         for cp in page.get("CommonPrefixes", []):
             values.append(cp["Prefix"][len(marker):].rstrip("/"))
@@ -342,7 +342,7 @@ def register_clean_tables(settings: Settings, tables: list[str] | None = None,
 
 
 def register_curated_tables(settings: Settings) -> dict[str, dict]:
-    """Register every curated table (database ``settings.curated_glue_database``)."""
+    """Register every curated table (database ``settings.names.curated_database``)."""
     return {name: register_table(settings, spec) for name, spec in CURATED_TABLES.items()}
 
 
@@ -361,7 +361,7 @@ def effective_spec(settings: Settings, name: str) -> TableSpec:
     spec = CLEAN_TABLES[name]
     glue = aws(settings, "glue")
     try:
-        table = glue.get_table(DatabaseName=settings.glue_database, Name=name)["Table"]
+        table = glue.get_table(DatabaseName=settings.names.clean_database, Name=name)["Table"]
     except glue.exceptions.EntityNotFoundException:
         return spec
     registered = [(c["Name"], logical_from_hive(c["Type"]))
@@ -372,7 +372,7 @@ def effective_spec(settings: Settings, name: str) -> TableSpec:
 def list_tables(settings: Settings) -> dict[str, list[str]]:
     """``{table: [partition values]}`` of the Glue database, as the catalog sees it."""
     glue = aws(settings, "glue")
-    db = settings.glue_database
+    db = settings.names.clean_database
     out: dict[str, list[str]] = {}
     for page in glue.get_paginator("get_tables").paginate(DatabaseName=db):
         for t in page["TableList"]:

@@ -20,7 +20,7 @@ def raw_records(settings: Settings, key: str) -> list[bytes]:
     """The non-blank lines of a raw newline-delimited object (GZIP or not)."""
     import gzip
 
-    body = aws(settings, "s3").get_object(Bucket=settings.bucket("raw"), Key=key)["Body"].read()
+    body = aws(settings, "s3").get_object(Bucket=settings.names.bucket("raw"), Key=key)["Body"].read()
     if key.endswith(".gz"):
         body = gzip.decompress(body)
     return [line for line in body.split(b"\n") if line.strip()]
@@ -29,7 +29,7 @@ def raw_records(settings: Settings, key: str) -> list[bytes]:
 def processing_failed_records(settings: Settings) -> int:
     """Records the stream consumer sent to Firehose's error prefix (not framable as a line)."""
     s3, total = aws(settings, "s3"), 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket("raw"), Prefix="events-errors/"):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.names.bucket("raw"), Prefix="events-errors/"):
         for obj in page.get("Contents", []):
             total += len(raw_records(settings, obj["Key"]))
     return total
@@ -38,7 +38,7 @@ def processing_failed_records(settings: Settings) -> int:
 def lake_counts(settings: Settings) -> dict:
     from lifecycle.clients import connect_duckdb
 
-    clean, quarantine = settings.bucket("clean"), settings.bucket("quarantine")
+    clean, quarantine = settings.names.bucket("clean"), settings.names.bucket("quarantine")
     con = connect_duckdb(settings)
     try:
         by_type: dict[str, int] = {}

@@ -8,7 +8,7 @@ Output: a ``QueryResult`` (column names, rows) or the file written; errors as
 How a query runs:
 
 - ``embedded`` / ``compose``: every table the SQL names (``db.table``, or a bare ``table``
-  of the default database ``settings.glue_database``, as Athena's query context does) is
+  of the default database ``settings.names.clean_database``, as Athena's query context does) is
   looked up with Glue ``get_table``; its ``StorageDescriptor.Location`` and
   ``PartitionKeys`` become a DuckDB view ``"<db>"."<table>"`` over
   ``read_parquet('<location>*/…/*.parquet', hive_partitioning=true)`` with the catalog's
@@ -16,8 +16,8 @@ How a query runs:
   (``clients.connect_duckdb``). The SQL itself is DuckDB's dialect (close to Athena's Trino
   for SELECTs). A table the catalog knows but that has no objects yet is empty.
 - ``aws``: the SQL goes to Athena as it is (``start_query_execution`` in the workgroup
-  ``settings.athena_workgroup``, results in ``settings.athena_output_location``, default
-  database ``settings.glue_database``), polled until it ends, then ``get_query_results``.
+  ``settings.aws.athena_workgroup``, results in ``settings.athena_output_location``, default
+  database ``settings.names.clean_database``), polled until it ends, then ``get_query_results``.
 
 Which engine: ``lifecycle query`` sends the SQL here when it names a Glue database (or with
 ``--lake``); SQL that names only warehouse schemas (``serving.daily_sales``) still runs on
@@ -173,7 +173,7 @@ def _resolve(settings: Settings, refs: set[str]) -> dict[tuple[str, str], dict]:
     catalog: dict[str, list[str]] | None = None
     for ref in sorted(refs):
         db, name = _split(ref)
-        db = db or settings.glue_database
+        db = db or settings.names.clean_database
         try:
             found[(db, name)] = glue.get_table(DatabaseName=db, Name=name)["Table"]
         except glue.exceptions.EntityNotFoundException as exc:
@@ -199,8 +199,8 @@ def run_duckdb(settings: Settings, sql: str, output: str | None = None) -> Query
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(db)}")
             con.execute(f"CREATE OR REPLACE VIEW {ident(db)}.{ident(name)} AS {view_sql(settings, table)}")
             locations[f"{db}.{name}"] = table["StorageDescriptor"]["Location"]
-        if settings.glue_database in {db for db, _ in tables}:
-            con.execute(f"SET schema = {literal(settings.glue_database)}")  # bare names: the default db
+        if settings.names.clean_database in {db for db, _ in tables}:
+            con.execute(f"SET schema = {literal(settings.names.clean_database)}")  # bare names: the default db
         try:
             if output:
                 fmt = _format(output)
@@ -242,8 +242,8 @@ def run_athena(settings: Settings, sql: str, output: str | None = None, poll_s: 
     athena = aws(settings, "athena")
     qid = athena.start_query_execution(
         QueryString=sql,
-        QueryExecutionContext={"Database": settings.glue_database, "Catalog": "AwsDataCatalog"},
-        WorkGroup=settings.athena_workgroup,
+        QueryExecutionContext={"Database": settings.names.clean_database, "Catalog": "AwsDataCatalog"},
+        WorkGroup=settings.aws.athena_workgroup,
         ResultConfiguration={"OutputLocation": settings.athena_output_location},
     )["QueryExecutionId"]
     deadline = time.monotonic() + timeout_s

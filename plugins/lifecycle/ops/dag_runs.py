@@ -47,7 +47,7 @@ def migrate_metadata(settings: Settings) -> None:
     """``airflow db migrate`` (idempotent) in a child process with the lifecycle's env."""
     from importlib.metadata import version
 
-    marker = settings.home / "airflow" / f".migrated-{settings.airflow_db}-{version('apache-airflow-core')}"
+    marker = settings.home / "airflow" / f".migrated-{settings.pg.airflow_db}-{version('apache-airflow-core')}"
     if marker.exists():
         return
     env = {**os.environ, **airflow_env(settings)}

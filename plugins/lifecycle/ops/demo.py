@@ -62,7 +62,7 @@ def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate
     print(f"== lifecycle demo: business date {business_date}, target {settings.target} ==")
     if settings.target == "embedded":
         up = services.up(settings)
-        print(f"services: postgres 127.0.0.1:{settings.pg_port}, moto {settings.aws_endpoint}"
+        print(f"services: postgres 127.0.0.1:{settings.pg.port}, moto {settings.aws.endpoint}"
               + ("  (environment reset: moto was restarted)" if up["environment_reset"] else ""))
     infra.apply(settings)
     ensure_schema(settings)
@@ -138,7 +138,7 @@ def run_demo(settings: Settings, business_date: date, scale: int = 200, bad_rate
     print("  DataOps:     .venv/bin/lifecycle metrics | alarms | logs <dag> <task> | lineage")
     print("  query:       .venv/bin/lifecycle query \"select * from serving.daily_sales\"")
     print("  similar:     .venv/bin/lifecycle recommend 1")
-    print(f"  Airflow UI:  make airflow   → {settings.airflow_url}")
+    print(f"  Airflow UI:  make airflow   → {settings.services.airflow_url}")
     print(f"  services:    .venv/bin/lifecycle services status  (state in {settings.home})")
     print(f"\ndemo {'OK' if code == 0 else 'FAILED'} in {time.monotonic() - t0:.0f} s")
     return code

@@ -136,10 +136,10 @@ def sync(settings: Settings, objects: dict[str, bytes] | None = None) -> dict:
     """Upload what changed, delete DAG-folder objects no longer packaged."""
     from lifecycle.clients import aws
 
-    if not settings.mwaa_bucket:
+    if not settings.aws.mwaa_bucket:
         raise SettingsError("set LIFECYCLE_MWAA_BUCKET to the MWAA environment's source bucket")
     objects = package() if objects is None else objects
-    s3, bucket = aws(settings, "s3"), settings.mwaa_bucket
+    s3, bucket = aws(settings, "s3"), settings.aws.mwaa_bucket
     stored = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for o in page.get("Contents", []):

@@ -166,13 +166,13 @@ def start_postgres(settings: Settings) -> bool:
     """Start Postgres if it is not running. Returns True if it was started now."""
     if _pg_pid(settings):
         return False
-    if port_in_use(settings.pg_port):
-        raise PortInUseError(port_in_use_message(settings.pg_port, "LIFECYCLE_PG_PORT", "Postgres"))
+    if port_in_use(settings.pg.port):
+        raise PortInUseError(port_in_use_message(settings.pg.port, "LIFECYCLE_PG_PORT", "Postgres"))
     _prepare_pg_dirs(settings)
     if not (settings.pg_data_dir / "PG_VERSION").exists():
         subprocess.run(
             as_pg_user([str(pg_bin(settings, "initdb")), "-D", str(settings.pg_data_dir), "--auth=trust",
-                         "--encoding=utf8", "-U", settings.pg_user]),
+                         "--encoding=utf8", "-U", settings.pg.user]),
             check=True, capture_output=True,
         )
     log = settings.run_dir / "postgres.log"
@@ -180,7 +180,7 @@ def start_postgres(settings: Settings) -> bool:
         log.touch()
         os.chmod(log, 0o666)
     opts = (
-        f"-h 127.0.0.1 -p {settings.pg_port} -k {settings.run_dir} "
+        f"-h 127.0.0.1 -p {settings.pg.port} -k {settings.run_dir} "
         "-c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10 "
         "-c max_connections=200 -c shared_buffers=128MB -c fsync=on"
     )
@@ -219,13 +219,13 @@ def ensure_databases(settings: Settings, recreate: tuple[str, ...] = ()) -> None
                     "WHERE database = %s AND NOT active", (db,),
                 )
                 cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            for db in (settings.sales_db, settings.warehouse_db, settings.airflow_db):
+            for db in (settings.pg.sales_db, settings.pg.warehouse_db, settings.pg.airflow_db):
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
                 if not cur.fetchone():
                     cur.execute(f'CREATE DATABASE "{db}"')
     finally:
         conn.close()
-    for db in (settings.sales_db, settings.warehouse_db):
+    for db in (settings.pg.sales_db, settings.pg.warehouse_db):
         conn = psycopg2.connect(settings.pg_dsn(db), connect_timeout=10)
         conn.autocommit = True
         try:
@@ -253,7 +253,7 @@ def moto_healthy(settings: Settings) -> bool:
     # /moto-api/config is small and static; data.json serialises moto's whole state and grows
     # slow enough to time out when the lake holds many objects
     try:
-        with urllib.request.urlopen(f"{settings.aws_endpoint}/moto-api/config", timeout=5) as r:
+        with urllib.request.urlopen(f"{settings.aws.endpoint}/moto-api/config", timeout=5) as r:
             return 200 <= r.status < 300
     except OSError:
         return False
@@ -263,12 +263,12 @@ def start_moto(settings: Settings) -> bool:
     """Start the moto server in its own session. Returns True if it was started now."""
     if _moto_pid(settings) and moto_healthy(settings):
         return False
-    if port_in_use(settings.moto_port):
-        raise PortInUseError(port_in_use_message(settings.moto_port, "LIFECYCLE_MOTO_PORT", "moto"))
+    if port_in_use(settings.services.moto_port):
+        raise PortInUseError(port_in_use_message(settings.services.moto_port, "LIFECYCLE_MOTO_PORT", "moto"))
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     log = open(settings.run_dir / "moto.log", "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lifecycle.ops.moto_server", "-H", "127.0.0.1", "-p", str(settings.moto_port)],
+        [sys.executable, "-m", "lifecycle.ops.moto_server", "-H", "127.0.0.1", "-p", str(settings.services.moto_port)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )
     _moto_pidfile(settings).write_text(str(proc.pid))
@@ -315,7 +315,7 @@ def up(settings: Settings) -> dict[str, bool]:
     pg_started = start_postgres(settings)
     moto_started = start_moto(settings)
     # A fresh moto means a fresh AWS: reset the databases that mirror it (see module doc).
-    recreate = (settings.sales_db, settings.warehouse_db) if (moto_started and had_data) else ()
+    recreate = (settings.pg.sales_db, settings.pg.warehouse_db) if (moto_started and had_data) else ()
     ensure_databases(settings, recreate=recreate)
     return {"postgres_started": pg_started, "moto_started": moto_started,
             "environment_reset": bool(recreate)}

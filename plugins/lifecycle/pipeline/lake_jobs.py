@@ -18,7 +18,7 @@ from lifecycle.settings import Settings
 
 def run_lake_jobs(settings: Settings, start: datetime, end: datetime, context: dict | None = None) -> dict:
     settings = settings.for_stage("transform")  # its IAM role when stage roles are on
-    if settings.jobs_engine != "glue":
+    if settings.engines.jobs != "glue":
         from lifecycle.jobs.engine.runner import run_lake_clean
 
         return run_lake_clean(settings, start, end)

@@ -22,7 +22,7 @@ ALLOWED_SSE = ["AES256", "aws:kms"]
 
 def pipeline_role_pattern(settings: Settings, account: str) -> str:
     """ARN pattern of every role ``infra apply`` creates (``<prefix>-<stage>``)."""
-    return f"arn:aws:iam::{account}:role/{settings.name_prefix}-*"
+    return f"arn:aws:iam::{account}:role/{settings.names.prefix}-*"
 
 
 def bucket_policy(settings: Settings, bucket: str, account: str, spec: dict) -> dict:

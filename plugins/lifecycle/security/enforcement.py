@@ -1,6 +1,6 @@
 """IAM enforcement on the embedded target's moto, switched on and off at run time.
 
-Input: ``Settings`` of the embedded target (moto at ``settings.aws_endpoint``).
+Input: ``Settings`` of the embedded target (moto at ``settings.aws.endpoint``).
 Output: ``enforced(settings)``: inside it, moto authenticates and authorizes every request
 (``POST /moto-api/reset-auth`` with ``0``: no more unauthenticated requests); on exit it is
 back to accepting any key (``inf``). ``stage_settings(settings, stage)``: the settings of a
@@ -29,7 +29,7 @@ from lifecycle.settings import Settings
 def set_enforcement(settings: Settings, on: bool) -> None:
     if settings.target != "embedded":
         raise ValueError("IAM enforcement can only be switched on the embedded target's moto")
-    req = urllib.request.Request(f"{settings.aws_endpoint}/moto-api/reset-auth", method="POST",
+    req = urllib.request.Request(f"{settings.aws.endpoint}/moto-api/reset-auth", method="POST",
                                  data=b"0" if on else b"inf", headers={"Content-Type": "text/plain"})
     urllib.request.urlopen(req, timeout=30).read()
 

@@ -4,7 +4,7 @@ Input: ``Settings`` (the admin login creates the roles; each role's user and pas
 from the settings, i.e. the environment; ``None`` = no password, for the embedded Postgres
 that trusts loopback). Output: these roles and grants, idempotently:
 
-- ``cdc`` (``settings.cdc_user``): LOGIN REPLICATION (reads the logical slot); CONNECT on
+- ``cdc`` (``settings.pg.cdc_user``): LOGIN REPLICATION (reads the logical slot); CONNECT on
   ``sales`` only; SELECT on the tables of ``sales.public`` (the full load, as the DMS source
   user needs), no write anywhere.
 - ``loader``: CONNECT on the warehouse; owns schema ``landing`` (and everything in it); no
@@ -65,27 +65,27 @@ def _schemas(cur) -> set[str]:
 
 
 def apply_sales(settings: Settings) -> None:
-    cdc = ident(settings.cdc_user)
-    with pg(settings, settings.sales_db, autocommit=True) as conn, conn.cursor() as cur:
-        _ensure_role(cur, settings.cdc_user, settings.cdc_password, "REPLICATION NOINHERIT")
+    cdc = ident(settings.pg.cdc_user)
+    with pg(settings, settings.pg.sales_db, autocommit=True) as conn, conn.cursor() as cur:
+        _ensure_role(cur, settings.pg.cdc_user, settings.pg.cdc_password, "REPLICATION NOINHERIT")
         cur.execute("SELECT datname FROM pg_database WHERE datname IN (%s, %s)",
-                    (settings.sales_db, settings.airflow_db))
+                    (settings.pg.sales_db, settings.pg.airflow_db))
         for (db,) in cur.fetchall():
             cur.execute(f"REVOKE CONNECT ON DATABASE {ident(db)} FROM PUBLIC")
-        cur.execute(f"GRANT CONNECT ON DATABASE {ident(settings.sales_db)} TO {cdc}")
+        cur.execute(f"GRANT CONNECT ON DATABASE {ident(settings.pg.sales_db)} TO {cdc}")
         cur.execute(f"GRANT USAGE ON SCHEMA public TO {cdc}")
         cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {cdc}")
         # tables the admin creates later (the source schema, a new source table)
-        cur.execute(f"ALTER DEFAULT PRIVILEGES FOR ROLE {ident(settings.pg_user)} IN SCHEMA public "
+        cur.execute(f"ALTER DEFAULT PRIVILEGES FOR ROLE {ident(settings.pg.user)} IN SCHEMA public "
                     f"GRANT SELECT ON TABLES TO {cdc}")
 
 
 def apply_warehouse(settings: Settings) -> None:
-    loader, dbt = ident(settings.loader_user), ident(settings.dbt_user)
-    db = ident(settings.warehouse_db)
-    with pg(settings, settings.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
-        _ensure_role(cur, settings.loader_user, settings.loader_password, "NOREPLICATION NOINHERIT")
-        _ensure_role(cur, settings.dbt_user, settings.dbt_password, "NOREPLICATION NOINHERIT")
+    loader, dbt = ident(settings.pg.loader_user), ident(settings.pg.dbt_user)
+    db = ident(settings.pg.warehouse_db)
+    with pg(settings, settings.pg.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
+        _ensure_role(cur, settings.pg.loader_user, settings.pg.loader_password, "NOREPLICATION NOINHERIT")
+        _ensure_role(cur, settings.pg.dbt_user, settings.pg.dbt_password, "NOREPLICATION NOINHERIT")
         ensure_reader(settings, cur)
         cur.execute(f"REVOKE CONNECT, CREATE ON DATABASE {db} FROM PUBLIC")
         cur.execute(f"GRANT CONNECT ON DATABASE {db} TO {loader}, {dbt}")
@@ -94,37 +94,37 @@ def apply_warehouse(settings: Settings) -> None:
         existing = _schemas(cur)
         if LANDING not in existing:
             cur.execute(f"CREATE SCHEMA {LANDING} AUTHORIZATION {loader}")
-        _hand_over(cur, LANDING, settings.loader_user)
+        _hand_over(cur, LANDING, settings.pg.loader_user)
         cur.execute(f"GRANT USAGE ON SCHEMA {LANDING} TO {dbt}")
         cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {LANDING} TO {dbt}")
         cur.execute(f"ALTER DEFAULT PRIVILEGES FOR ROLE {loader} IN SCHEMA {LANDING} GRANT SELECT ON TABLES TO {dbt}")
         for schema in DBT_SCHEMAS:
             if schema in existing:
-                _hand_over(cur, schema, settings.dbt_user)
+                _hand_over(cur, schema, settings.pg.dbt_user)
 
 
 def apply(settings: Settings) -> list[str]:
     """Converge the roles; returns the role names."""
     apply_sales(settings)
-    if settings.warehouse_engine != "redshift":
+    if settings.engines.warehouse != "redshift":
         apply_warehouse(settings)
-        return [settings.cdc_user, settings.loader_user, settings.dbt_user, settings.bi_reader_user]
-    return [settings.cdc_user]
+        return [settings.pg.cdc_user, settings.pg.loader_user, settings.pg.dbt_user, settings.pg.bi_reader_user]
+    return [settings.pg.cdc_user]
 
 
 def ensure_reader(settings: Settings, cur) -> None:
-    """The read-only BI role: LOGIN (with ``settings.bi_reader_password`` when set; the
+    """The read-only BI role: LOGIN (with ``settings.pg.bi_reader_password`` when set; the
     embedded Postgres trusts loopback), CONNECT on the warehouse, nothing else. Its only
     grants are on ``serving`` (given by ``swap`` after each rename), so it is refused
     everywhere else (landing, staging, marts, serving_next) and cannot write anywhere."""
-    reader = ident(settings.bi_reader_user)
-    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (settings.bi_reader_user,))
+    reader = ident(settings.pg.bi_reader_user)
+    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (settings.pg.bi_reader_user,))
     if not cur.fetchone():
         cur.execute(f"CREATE ROLE {reader} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT")
-    if settings.bi_reader_password:
-        cur.execute(f"ALTER ROLE {reader} LOGIN PASSWORD %s", (settings.bi_reader_password,))
+    if settings.pg.bi_reader_password:
+        cur.execute(f"ALTER ROLE {reader} LOGIN PASSWORD %s", (settings.pg.bi_reader_password,))
     else:
         cur.execute(f"ALTER ROLE {reader} LOGIN")
-    cur.execute(f"GRANT CONNECT ON DATABASE {ident(settings.warehouse_db)} TO {reader}")
+    cur.execute(f"GRANT CONNECT ON DATABASE {ident(settings.pg.warehouse_db)} TO {reader}")
     # read-only by default in every session of this role (defence in depth)
     cur.execute(f"ALTER ROLE {reader} SET default_transaction_read_only = on")

@@ -29,13 +29,13 @@ COLOURS = {"revenue": "#2563eb", "products": "#0d9488", "funnel": "#7c3aed", "re
 
 
 def _query(settings: Settings, sql: str) -> tuple[list[str], list[tuple]]:
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute(sql)
         return [d[0] for d in cur.description], cur.fetchall()
 
 
 def _exists(settings: Settings, table: str) -> bool:
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass(%s)", (f"{LIVE}.{table}",))
         return cur.fetchone()[0] is not None
 

@@ -100,19 +100,19 @@ def _items(payload) -> list[dict]:
 
 def login(client: Client, settings: Settings, site_name: str) -> str:
     """Create the first admin on a fresh Metabase (``/api/setup``), else log in as that admin."""
-    if not settings.metabase_admin_password:
+    if not settings.services.metabase_admin_password:
         raise MetabaseError("set LIFECYCLE_METABASE_ADMIN_PASSWORD (the first admin's password)")
     props = client.call("GET", "/api/session/properties") or {}
     if not props.get("has-user-setup") and props.get("setup-token"):
         out = client.call("POST", "/api/setup", {
             "token": props["setup-token"],
-            "user": {"first_name": "Lifecycle", "last_name": "Admin", "email": settings.metabase_admin_email,
-                     "password": settings.metabase_admin_password, "site_name": site_name},
+            "user": {"first_name": "Lifecycle", "last_name": "Admin", "email": settings.services.metabase_admin_email,
+                     "password": settings.services.metabase_admin_password, "site_name": site_name},
             "prefs": {"site_name": site_name, "site_locale": "en", "allow_tracking": False},
         })
     else:
-        out = client.call("POST", "/api/session", {"username": settings.metabase_admin_email,
-                                                   "password": settings.metabase_admin_password})
+        out = client.call("POST", "/api/session", {"username": settings.services.metabase_admin_email,
+                                                   "password": settings.services.metabase_admin_password})
     client.session = out["id"]
     return client.session
 
@@ -121,8 +121,8 @@ def ensure_database(client: Client, settings: Settings, spec: dict) -> int:
     """The warehouse, connected as the read-only ``bi_reader``, showing schema ``serving`` only."""
     db = spec["database"]
     details = {
-        "host": settings.pg_host, "port": settings.pg_port, "dbname": settings.warehouse_db,
-        "user": settings.bi_reader_user, "password": settings.bi_reader_password or "",
+        "host": settings.pg.host, "port": settings.pg.port, "dbname": settings.pg.warehouse_db,
+        "user": settings.pg.bi_reader_user, "password": settings.pg.bi_reader_password or "",
         "ssl": settings.target == "aws",
         "schema-filters-type": "inclusion", "schema-filters-patterns": db["schema"],
     }
@@ -195,7 +195,7 @@ def ensure_dashboard(client: Client, spec: dict, card_ids: dict[str, int], colle
 def provision(settings: Settings, spec_path: str | Path | None = None, wait_seconds: float = 300) -> dict:
     """Everything above, in order. Returns ids and the dashboard URL."""
     spec = load_spec(spec_path)
-    client = Client(settings.metabase_url)
+    client = Client(settings.services.metabase_url)
     client.wait_healthy(wait_seconds)
     login(client, settings, spec["dashboard"]["name"])
     db_id = ensure_database(client, settings, spec)
@@ -203,4 +203,4 @@ def provision(settings: Settings, spec_path: str | Path | None = None, wait_seco
     card_ids = ensure_cards(client, spec, db_id, collection_id)
     dash_id = ensure_dashboard(client, spec, card_ids, collection_id)
     return {"database_id": db_id, "collection_id": collection_id, "cards": card_ids, "dashboard_id": dash_id,
-            "url": f"{settings.metabase_url.rstrip('/')}/dashboard/{dash_id}"}
+            "url": f"{settings.services.metabase_url.rstrip('/')}/dashboard/{dash_id}"}

@@ -20,7 +20,7 @@ from lifecycle.settings import Settings
 from lifecycle.sql import ident
 
 NEXT, LIVE, OLD = "serving_next", "serving", "serving_previous"
-READER_ROLE = "bi_reader"  # the default of settings.bi_reader_user
+READER_ROLE = "bi_reader"  # the default of settings.pg.bi_reader_user
 
 
 def _schema_exists(cur, name: str) -> bool:
@@ -31,12 +31,12 @@ def _schema_exists(cur, name: str) -> bool:
 
 def swap(settings: Settings) -> bool:
     """Swap ``serving_next`` in as ``serving``. Returns False when there is nothing to publish."""
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('lifecycle.serve_publish'))")
         if not _schema_exists(cur, NEXT):
             return False
         ensure_reader(settings, cur)
-        reader = ident(settings.bi_reader_user)
+        reader = ident(settings.pg.bi_reader_user)
         cur.execute(f"DROP SCHEMA IF EXISTS {OLD} CASCADE")
         if _schema_exists(cur, LIVE):
             cur.execute(f"ALTER SCHEMA {LIVE} RENAME TO {OLD}")
@@ -49,7 +49,7 @@ def swap(settings: Settings) -> bool:
 
 
 def serving_counts(settings: Settings) -> dict[str, int]:
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
                     "ORDER BY table_name", (LIVE,))
         tables = [r[0] for r in cur.fetchall()]

@@ -134,7 +134,7 @@ def _schema_exists(cur, name: str) -> bool:
 def ensure_extension(settings: Settings) -> None:
     """``CREATE EXTENSION vector`` in the warehouse (pgvector ships with pgserver's Postgres,
     RDS/Aurora and the compose image); its own transaction, since two concurrent creators clash."""
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('lifecycle.vector_extension'))")
         cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
 
@@ -145,11 +145,11 @@ def build(settings: Settings, k: int = TOP_K, dim: int = DIM) -> dict:
     Returns ``{"products": embedded products, "pairs": co-occurring pairs,
     "rows_out": recommendation rows}`` or ``{"skipped": reason}``.
     """
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         if not _schema_exists(cur, SCHEMA):
             return {"skipped": f"no {SCHEMA} schema (already published); nothing to do", "rows_out": 0}
     ensure_extension(settings)
-    with pg(settings, settings.warehouse_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('lifecycle.serve_publish'))")
         if not _schema_exists(cur, SCHEMA):  # published meanwhile
             return {"skipped": f"no {SCHEMA} schema (already published); nothing to do", "rows_out": 0}
@@ -226,10 +226,10 @@ def recommend(settings: Settings, product_id: int, k: int = TOP_K) -> list[dict]
     import psycopg2
 
     try:
-        conn = psycopg2.connect(settings.pg_dsn(settings.warehouse_db), connect_timeout=5)
+        conn = psycopg2.connect(settings.pg_dsn(settings.pg.warehouse_db), connect_timeout=5)
     except psycopg2.OperationalError as exc:
         raise RecommendError(
-            f"cannot reach the warehouse at {settings.pg_host}:{settings.pg_port} "
+            f"cannot reach the warehouse at {settings.pg.host}:{settings.pg.port} "
             f"({str(exc).strip().splitlines()[0]}); start the services with `lifecycle services up` "
             "(or `make up`) and run the lifecycle (`lifecycle run`)") from exc
     with contextlib.closing(conn), conn.cursor() as cur:

@@ -18,13 +18,13 @@ PUBLICATION = "lifecycle_cdc"
 
 
 def ensure_schema(settings: Settings) -> None:
-    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute(SCHEMA_SQL.read_text())
 
 
 def source_truth(settings: Settings) -> dict:
     """What the serving layer must show, computed straight from the source tables."""
-    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute(
             """
             SELECT count(DISTINCT o.order_id), coalesce(sum(i.quantity), 0),

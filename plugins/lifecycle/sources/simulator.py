@@ -107,7 +107,7 @@ def put_events(settings: Settings, payloads: list[bytes], partition_keys: list[s
                  for d, k in zip(payloads[i:i + 500], partition_keys[i:i + 500], strict=True)]
         pending = batch
         for _ in range(10):
-            resp = kinesis.put_records(StreamName=settings.stream_name, Records=pending)
+            resp = kinesis.put_records(StreamName=settings.names.stream, Records=pending)
             if not resp.get("FailedRecordCount"):
                 break
             pending = [r for r, res in zip(pending, resp["Records"], strict=True) if res.get("ErrorCode")]
@@ -120,7 +120,7 @@ def put_events(settings: Settings, payloads: list[bytes], partition_keys: list[s
 def simulate_day(settings: Settings, business_date: date, *, seed: int = 42, scale: int = 200,
                  bad_rate: float = 0.0, late_rate: float = 0.0) -> dict:
     ensure_schema(settings)
-    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT summary FROM simulator.runs WHERE business_date=%s AND seed=%s",
                     (business_date, seed))
         row = cur.fetchone()
@@ -135,7 +135,7 @@ def simulate_day(settings: Settings, business_date: date, *, seed: int = 42, sca
     day = _Day(business_date, rng)
     summary: dict = {"business_date": business_date.isoformat(), "seed": seed, "scale": scale}
 
-    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("SET TimeZone = 'UTC'")
         # ---- catalogue: products and customers (grow a little every day) ----------------
         cur.execute("SELECT coalesce(max(product_id), 0) FROM products")
@@ -245,7 +245,7 @@ def simulate_day(settings: Settings, business_date: date, *, seed: int = 42, sca
     for _ in range(max(scale // 10, 1)):
         pid = rng.choice(catalogue)[0]
         rating = rng.choices([1, 2, 3, 4, 5], weights=[1, 1, 2, 4, 5])[0]
-        ddb.put_item(TableName=settings.reviews_table, Item={
+        ddb.put_item(TableName=settings.names.reviews_table, Item={
             "product_id": {"N": str(pid)},
             "review_id": {"S": str(uuid.UUID(int=rng.getrandbits(128), version=4))},
             "customer_id": {"N": str(rng.randint(1, n_customers))},
@@ -309,7 +309,7 @@ def simulate_day(settings: Settings, business_date: date, *, seed: int = 42, sca
         "events_late": n_late,
         "reviews_written": reviews,
     })
-    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO simulator.runs VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
                     (business_date, seed, scale, json.dumps(summary)))
     return summary
@@ -318,7 +318,7 @@ def simulate_day(settings: Settings, business_date: date, *, seed: int = 42, sca
 def ledger(settings: Settings) -> dict:
     """Sum of every simulated day: good events by type, bad records by kind, events sent."""
     good, bad, sent = Counter(), Counter(), 0
-    with pg(settings, settings.sales_db) as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.sales_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('simulator.runs')")
         if cur.fetchone()[0] is None:
             return {"events_good": {}, "events_bad": {}, "events_sent": 0, "days": 0}
@@ -343,7 +343,7 @@ def change_reviews(settings: Settings, business_date: date, seed: int, n_updates
     ddb = aws(settings, "dynamodb")
     items: list[dict] = []
     for page in ddb.get_paginator("scan").paginate(
-            TableName=settings.reviews_table, ConsistentRead=True,
+            TableName=settings.names.reviews_table, ConsistentRead=True,
             ProjectionExpression="product_id, review_id, #r, #b",
             ExpressionAttributeNames={"#r": "rating", "#b": "body"}):
         items.extend(page["Items"])
@@ -357,13 +357,13 @@ def change_reviews(settings: Settings, business_date: date, seed: int, n_updates
         rating = rng.choice([r for r in range(1, 6) if r != old])
         body = (item.get("body", {}).get("S", "") + f" [edited {business_date.isoformat()}]").strip()
         ddb.update_item(
-            TableName=settings.reviews_table, Key=key,
+            TableName=settings.names.reviews_table, Key=key,
             UpdateExpression="SET #r = :r, #b = :b", ConditionExpression="attribute_exists(review_id)",
             ExpressionAttributeNames={"#r": "rating", "#b": "body"},
             ExpressionAttributeValues={":r": {"N": str(rating)}, ":b": {"S": body}})
         updated.append([int(item["product_id"]["N"]), item["review_id"]["S"], rating])
     for item in chosen[n_updates:]:
-        ddb.delete_item(TableName=settings.reviews_table,
+        ddb.delete_item(TableName=settings.names.reviews_table,
                         Key={"product_id": item["product_id"], "review_id": item["review_id"]})
         deleted.append([int(item["product_id"]["N"]), item["review_id"]["S"]])
     return {"business_date": business_date.isoformat(), "seed": seed,

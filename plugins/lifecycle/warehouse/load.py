@@ -20,7 +20,7 @@ on the same clean zone copies nothing; ``mode="full"`` (or a column added to the
 reloads the whole table. Readers see the old or the new state, never a mix.
 
 DuckDB reads the listed objects (so data and manifest agree) and writes them into Postgres,
-by ``Settings.load_method`` (``LIFECYCLE_LOAD_METHOD``) or the ``method`` argument:
+by ``Settings.engines.load_method`` (``LIFECYCLE_LOAD_METHOD``) or the ``method`` argument:
 ``"binary"`` (default): DuckDB's ``postgres`` extension (the ``duckdb-extension-postgres``
 wheel, loaded from its file) attaches the warehouse as the loader role (login in a DuckDB
 secret) and ``INSERT INTO <attached>.landing.<table> SELECT ... FROM read_parquet(...)``
@@ -77,7 +77,7 @@ def ensure_landing(settings: Settings, specs: dict[str, TableSpec] | None = None
     Returns the tables that gained a column (they are reloaded whole). ``specs``: the tables'
     effective specs when the caller already has them (each one is a Glue ``GetTable``)."""
     altered: set[str] = set()
-    with pg(settings, settings.warehouse_db, role="loader") as conn, conn.cursor() as cur:
+    with pg(settings, settings.pg.warehouse_db, role="loader") as conn, conn.cursor() as cur:
         # the loader may not CREATE on the database (lifecycle.security.pg_roles creates the
         # schema for it), and IF NOT EXISTS checks that privilege first: ask before creating
         cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SCHEMA,))
@@ -86,7 +86,7 @@ def ensure_landing(settings: Settings, specs: dict[str, TableSpec] | None = None
         cur.execute("SELECT table_name, column_name FROM information_schema.columns "
                     "WHERE table_schema = %s", (SCHEMA,))
         existing = set(cur.fetchall())
-        if settings.warehouse_engine == "redshift":
+        if settings.engines.warehouse == "redshift":
             from lifecycle.warehouse.redshift import redshift_type as column_type
         else:
             column_type = postgres_type
@@ -102,7 +102,7 @@ def ensure_landing(settings: Settings, specs: dict[str, TableSpec] | None = None
             # when each row was loaded (COPY leaves it to the default): the watermark of the
             # incremental dbt models (only rows loaded since their last build are recomputed)
             if (spec.name, LOADED_AT) not in existing:
-                now = "GETDATE()" if settings.warehouse_engine == "redshift" else "now()"
+                now = "GETDATE()" if settings.engines.warehouse == "redshift" else "now()"
                 cur.execute(f"ALTER TABLE {SCHEMA}.{ident(spec.name)} ADD COLUMN {LOADED_AT} "
                             f"timestamptz NOT NULL DEFAULT {now}")
         cur.execute(f"""
@@ -129,7 +129,7 @@ def clean_object_etags(settings: Settings, spec: TableSpec) -> dict[str, str]:
     s3 = aws(settings, "s3")
     prefix = f"{spec.name}/"
     out = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket("clean"),
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.names.bucket("clean"),
                                                              Prefix=prefix):
         for o in page.get("Contents", []):
             rest = o["Key"][len(prefix):].split("/")
@@ -263,11 +263,11 @@ def attach_warehouse(settings: Settings, duck) -> None:
     from lifecycle.clients import load_extension
 
     load_extension(duck, "postgres")
-    host, port = settings.pg_server(settings.warehouse_db)[:2]
-    user, password = settings.pg_login("loader", settings.warehouse_db)
+    host, port = settings.pg.server(settings.pg.warehouse_db)[:2]
+    user, password = settings.pg_login("loader", settings.pg.warehouse_db)
     # HOST is a name, an address or a Unix socket directory (libpq decides)
     parts = [f"HOST {literal(str(host))}", f"PORT {int(port)}",
-             f"DATABASE {literal(settings.warehouse_db)}", f"USER {literal(user)}"]
+             f"DATABASE {literal(settings.pg.warehouse_db)}", f"USER {literal(user)}"]
     if password:
         parts.append(f"PASSWORD {literal(password)}")
     try:
@@ -315,7 +315,7 @@ def load_table(settings: Settings, duck, spec: TableSpec, interval_start: dateti
     ``conn``: a psycopg2 warehouse connection to use (committed at the end of the table), or
     one of its own.
     """
-    if method == "binary" and settings.warehouse_engine != "redshift":
+    if method == "binary" and settings.engines.warehouse != "redshift":
         attach_warehouse(settings, duck)
         duck.execute("BEGIN")  # one Postgres transaction on the attached warehouse
         try:
@@ -327,7 +327,7 @@ def load_table(settings: Settings, duck, spec: TableSpec, interval_start: dateti
             raise
         return result
     if conn is None:
-        with pg(settings, settings.warehouse_db, role="loader") as own:
+        with pg(settings, settings.pg.warehouse_db, role="loader") as own:
             return load_table(settings, duck, spec, interval_start, interval_end, method, mode, conn=own)
     try:
         with conn.cursor() as cur:
@@ -342,11 +342,11 @@ def load_table(settings: Settings, duck, spec: TableSpec, interval_start: dateti
 
 def _load_table(settings: Settings, duck, spec: TableSpec, interval_start: datetime,
                 interval_end: datetime, method: str, mode: str, db) -> dict:
-    bucket = settings.bucket("clean")
+    bucket = settings.names.bucket("clean")
     current = clean_object_etags(settings, spec)
     target = f"{SCHEMA}.{ident(spec.name)}"
     started = time.perf_counter()
-    if settings.warehouse_engine != "redshift":
+    if settings.engines.warehouse != "redshift":
         # the commit does not wait for the WAL flush (~50 ms an fsync on a busy disk): a
         # crash may lose the last load, data and manifest rows together (one transaction),
         # and the next run reloads those partitions; it can never leave a half-loaded table
@@ -392,7 +392,7 @@ def _load_table(settings: Settings, duck, spec: TableSpec, interval_start: datet
         db.execute(f"DELETE FROM {SCHEMA}.{MANIFEST} WHERE table_name = {pg_literal(spec.name)} "
                    f"AND s3_key = ANY({pg_literal(replaced)})")
     copied = 0
-    if expected and settings.warehouse_engine == "redshift":
+    if expected and settings.engines.warehouse == "redshift":
         from lifecycle.warehouse.redshift import copy_partitions
 
         copied = copy_partitions(settings, db.cur, spec, target, keys, _partition_of, HIVE_NULL, LOADED_AT)
@@ -428,7 +428,7 @@ def load_landing(settings: Settings, interval_start: datetime, interval_end: dat
     table's ``load_table`` result."""
     from lifecycle.clients import connect_duckdb
 
-    method = method or settings.load_method
+    method = method or settings.engines.load_method
     if method not in METHODS:
         raise ValueError(f"method={method!r}; use one of {', '.join(METHODS)}")
     if mode not in MODES:
@@ -437,10 +437,10 @@ def load_landing(settings: Settings, interval_start: datetime, interval_end: dat
     altered = ensure_landing(settings, specs)
     duck = connect_duckdb(settings)
     out = {}
-    binary = method == "binary" and settings.warehouse_engine != "redshift"
+    binary = method == "binary" and settings.engines.warehouse != "redshift"
     try:
         # one connection, a transaction per table (binary: DuckDB's connection to the warehouse)
-        with nullcontext() if binary else pg(settings, settings.warehouse_db, role="loader") as conn:
+        with nullcontext() if binary else pg(settings, settings.pg.warehouse_db, role="loader") as conn:
             for name in tables or CLEAN_TABLES:
                 result = load_table(settings, duck, specs[name], interval_start, interval_end, method,
                                     "full" if name in altered else mode, conn=conn)

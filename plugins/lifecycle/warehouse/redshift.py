@@ -37,7 +37,7 @@ def manifest(bucket: str, sizes: dict[str, int]) -> dict:
 
 
 def put_manifest(settings: Settings, spec: TableSpec, partition: str, sizes: dict[str, int]) -> str:
-    bucket = settings.bucket("clean")
+    bucket = settings.names.bucket("clean")
     key = f"{MANIFESTS}/{spec.name}/{partition or 'all'}.json"
     aws(settings, "s3").put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest(bucket, sizes)).encode(),
                                    ContentType="application/json")
@@ -68,7 +68,7 @@ def partition_copy_sql(spec: TableSpec, target: str, manifest_url: str, role_arn
 def copy_partitions(settings: Settings, cur, spec: TableSpec, target: str, keys: list[str],
                     partition_of, null_partition: str, loaded_at_column: str) -> int:
     """COPY ``keys`` (grouped by partition) into ``target`` on cursor ``cur``; rows inserted."""
-    s3, bucket = aws(settings, "s3"), settings.bucket("clean")
+    s3, bucket = aws(settings, "s3"), settings.names.bucket("clean")
     groups: dict[str, dict[str, int]] = {}
     for k in keys:
         size = s3.head_object(Bucket=bucket, Key=k)["ContentLength"]
@@ -77,7 +77,7 @@ def copy_partitions(settings: Settings, cur, spec: TableSpec, target: str, keys:
     for part, sizes in sorted(groups.items()):
         url = put_manifest(settings, spec, part, sizes)
         value = None if part == null_partition else part
-        for sql in partition_copy_sql(spec, target, url, settings.redshift_copy_role_arn, value, loaded_at_column):
+        for sql in partition_copy_sql(spec, target, url, settings.engines.redshift_copy_role_arn, value, loaded_at_column):
             cur.execute(sql)
             if sql.startswith("INSERT"):
                 inserted += cur.rowcount

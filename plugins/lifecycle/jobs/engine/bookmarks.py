@@ -59,7 +59,7 @@ class Bookmark:
 def _read(settings: Settings, job: str) -> dict | None:
     s3 = aws(settings, "s3")
     try:
-        return json.loads(s3.get_object(Bucket=settings.bucket("clean"), Key=_key(job))["Body"].read())
+        return json.loads(s3.get_object(Bucket=settings.names.bucket("clean"), Key=_key(job))["Body"].read())
     except s3.exceptions.NoSuchKey:
         return None
 
@@ -72,14 +72,14 @@ def load(settings: Settings, job: str) -> Bookmark:
 
 
 def save(settings: Settings, bookmark: Bookmark) -> None:
-    aws(settings, "s3").put_object(Bucket=settings.bucket("clean"), Key=_key(bookmark.job),
+    aws(settings, "s3").put_object(Bucket=settings.names.bucket("clean"), Key=_key(bookmark.job),
                                    Body=bookmark.to_json().encode(), ContentType="application/json")
     bookmark.exists = True
 
 
 def reset(settings: Settings, jobs: list[str]) -> list[str]:
     """Delete the bookmarks of ``jobs``; returns the jobs that had one."""
-    s3, bucket, had = aws(settings, "s3"), settings.bucket("clean"), []
+    s3, bucket, had = aws(settings, "s3"), settings.names.bucket("clean"), []
     for job in jobs:
         if s3.list_objects_v2(Bucket=bucket, Prefix=_key(job), MaxKeys=1).get("KeyCount"):
             s3.delete_object(Bucket=bucket, Key=_key(job))

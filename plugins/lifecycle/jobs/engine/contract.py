@@ -145,14 +145,14 @@ def job_arguments(settings: Settings, job_name: str, interval_start: datetime,
     return [
         job_name,
         "--JOB_NAME", job_name,
-        "--raw_bucket", settings.bucket("raw"),
-        "--clean_bucket", settings.bucket("clean"),
-        "--curated_bucket", settings.bucket("curated"),
-        "--quarantine_bucket", settings.bucket("quarantine"),
-        "--pii_salt_secret", settings.pii_salt_secret,
+        "--raw_bucket", settings.names.bucket("raw"),
+        "--clean_bucket", settings.names.bucket("clean"),
+        "--curated_bucket", settings.names.bucket("curated"),
+        "--quarantine_bucket", settings.names.bucket("quarantine"),
+        "--pii_salt_secret", settings.names.pii_salt_secret,
         "--interval_start", utc(interval_start).isoformat(),
         "--interval_end", utc(interval_end).isoformat(),
-        "--job-bookmark-option", settings.job_bookmark_option,
+        "--job-bookmark-option", settings.engines.job_bookmark_option,
     ]
 
 

@@ -72,13 +72,13 @@ def run_job(settings: Settings, job_name: str, interval_start: datetime,
             interval_end: datetime, bookmark_option: str | None = None) -> dict:
     """Run one Glue-style job of ``lifecycle.jobs``; returns its run metadata.
 
-    ``bookmark_option`` (default ``settings.job_bookmark_option``): Glue's
+    ``bookmark_option`` (default ``settings.engines.job_bookmark_option``): Glue's
     ``--job-bookmark-option``. Enabled, a job with a bookmark runs incrementally and the
     bookmark advances only after its last write (see ``lifecycle.jobs.engine.bookmarks``).
     """
     if job_name not in JOBS:
         raise JobError(f"unknown job {job_name!r}; jobs: {', '.join(JOBS)}")
-    option = bookmark_option or settings.job_bookmark_option
+    option = bookmark_option or settings.engines.job_bookmark_option
     if option not in bookmarks.OPTIONS:
         raise JobError(f"--job-bookmark-option {option!r}: use one of {', '.join(bookmarks.OPTIONS)}")
     argv = job_arguments(settings, job_name, interval_start, interval_end)
@@ -88,7 +88,7 @@ def run_job(settings: Settings, job_name: str, interval_start: datetime,
         module = importlib.import_module(f"lifecycle.jobs.{job_name}")
         started = time.perf_counter()
         # what a killed run of this job left in staging (it ran no finally); never read
-        staging.clear_job(aws(settings, "s3"), [settings.bucket(z) for z in LAKE_ZONES], job_name)
+        staging.clear_job(aws(settings, "s3"), [settings.names.bucket(z) for z in LAKE_ZONES], job_name)
         mark = bookmarks.load(settings, job_name) if option != "job-bookmark-disable" else None
         if mark and mark.exists and option == "job-bookmark-enable":
             # set before the first write: a run that dies half-way makes the next one full
@@ -129,7 +129,7 @@ def publish_job_run(settings: Settings, result: dict) -> None:
     values = {"JobRowsIn": total_count(result["rows_in"]), "JobRowsOut": total_count(result["rows_out"]),
               "JobRowsRejected": float(result["rejected"]), "JobFilesIn": total_count(result["files_in"]),
               "JobDurationSeconds": float(result["duration_s"])}
-    aws(settings, "cloudwatch").put_metric_data(Namespace=settings.metrics_namespace, MetricData=[
+    aws(settings, "cloudwatch").put_metric_data(Namespace=settings.names.metrics_namespace, MetricData=[
         {"MetricName": name, "Dimensions": dims, "Timestamp": now, "Value": value or 0.0,
          "Unit": "Seconds" if name.endswith("Seconds") else "Count"}
         for name, value in values.items()])
@@ -145,7 +145,7 @@ def run_lake_clean(settings: Settings, interval_start: datetime, interval_end: d
     first's events as duplicates of themselves (the chaos suite's case 7 found it)."""
     from lifecycle.clients import pg
 
-    with pg(settings, settings.sales_db, autocommit=True) as lock, lock.cursor() as cur:
+    with pg(settings, settings.pg.sales_db, autocommit=True) as lock, lock.cursor() as cur:
         cur.execute("SELECT pg_advisory_lock(hashtext('lifecycle:lake_clean'))")
         return _run_lake_clean(settings, interval_start, interval_end)
 
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
     if option:
         from dataclasses import replace
 
-        settings = replace(settings, job_bookmark_option=option)
+        settings = replace(settings, engines=replace(settings.engines, job_bookmark_option=option))
     start, end = (datetime.fromisoformat(args[k]) for k in ("interval_start", "interval_end"))
     result = (run_lake_clean(settings, start, end) if args["JOB_NAME"] == "all"
               else run_job(settings, args["JOB_NAME"], start, end))

@@ -104,7 +104,7 @@ def mirror_lake(settings, root: str | os.PathLike, zones: tuple[str, ...] = ("ra
     root = Path(root)
     s3, out = aws(settings, "s3"), {}
     for zone in zones:
-        bucket, n = settings.bucket(zone), 0
+        bucket, n = settings.names.bucket(zone), 0
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
             for o in page.get("Contents", []):
                 target = root / bucket / o["Key"]
@@ -112,10 +112,10 @@ def mirror_lake(settings, root: str | os.PathLike, zones: tuple[str, ...] = ("ra
                 target.write_bytes(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
                 n += 1
         out[bucket] = n
-    secret = root / "_secrets" / settings.pii_salt_secret
+    secret = root / "_secrets" / settings.names.pii_salt_secret
     secret.parent.mkdir(parents=True, exist_ok=True)
     secret.touch(mode=0o600)
     secret.chmod(0o600)
     secret.write_text(aws(settings, "secretsmanager").get_secret_value(
-        SecretId=settings.pii_salt_secret)["SecretString"])
+        SecretId=settings.names.pii_salt_secret)["SecretString"])
     return out

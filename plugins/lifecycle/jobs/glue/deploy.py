@@ -38,11 +38,11 @@ _SKIP_DIRS = {"__pycache__", "bench", "serve", "warehouse", "dataops", "ingest",
 
 
 def script_location(settings: Settings) -> str:
-    return f"s3://{settings.bucket('deploy')}/{PREFIX}glue_entry.py"
+    return f"s3://{settings.names.bucket('deploy')}/{PREFIX}glue_entry.py"
 
 
 def package_location(settings: Settings) -> str:
-    return f"s3://{settings.bucket('deploy')}/{PREFIX}lifecycle.zip"
+    return f"s3://{settings.names.bucket('deploy')}/{PREFIX}lifecycle.zip"
 
 
 def package() -> bytes:
@@ -60,7 +60,7 @@ def package() -> bytes:
 
 
 def upload(settings: Settings) -> dict[str, str]:
-    s3, bucket = aws(settings, "s3"), settings.bucket("deploy")
+    s3, bucket = aws(settings, "s3"), settings.names.bucket("deploy")
     s3.put_object(Bucket=bucket, Key=f"{PREFIX}glue_entry.py", Body=ENTRY_SCRIPT.read_bytes())
     s3.put_object(Bucket=bucket, Key=f"{PREFIX}lifecycle.zip", Body=package())
     return {"script": script_location(settings), "package": package_location(settings)}
@@ -73,14 +73,14 @@ def default_arguments(settings: Settings, job_name: str) -> dict[str, str]:
         "--job-bookmark-option": "job-bookmark-enable",
         "--extra-py-files": package_location(settings),
         "--lifecycle_job": job_name,
-        "--raw_bucket": settings.bucket("raw"),
-        "--clean_bucket": settings.bucket("clean"),
-        "--quarantine_bucket": settings.bucket("quarantine"),
-        "--pii_salt_secret": settings.pii_salt_secret,
+        "--raw_bucket": settings.names.bucket("raw"),
+        "--clean_bucket": settings.names.bucket("clean"),
+        "--quarantine_bucket": settings.names.bucket("quarantine"),
+        "--pii_salt_secret": settings.names.pii_salt_secret,
         "--enable-metrics": "true",
         "--enable-continuous-cloudwatch-log": "true",
         "--enable-glue-datacatalog": "true",
-        "--TempDir": f"s3://{settings.bucket('deploy')}/{PREFIX}tmp/",
+        "--TempDir": f"s3://{settings.names.bucket('deploy')}/{PREFIX}tmp/",
     }
 
 
@@ -95,17 +95,17 @@ def job_definition(settings: Settings, job_name: str, account: str) -> dict:
     if job_name not in JOBS:
         raise ValueError(f"unknown job {job_name!r}; jobs: {', '.join(JOBS)}")
     return {
-        "Name": settings.glue_job_name(job_name),
+        "Name": settings.names.glue_job(job_name),
         "Description": f"lifecycle Glue-style job {job_name} (lifecycle.jobs.{job_name})",
-        "Role": f"arn:aws:iam::{account}:role/{settings.role_name('transform')}",
+        "Role": f"arn:aws:iam::{account}:role/{settings.names.role('transform')}",
         "Command": _command(settings),
         "DefaultArguments": default_arguments(settings, job_name),
         "ExecutionProperty": {"MaxConcurrentRuns": 1},
         "MaxRetries": 0,
         "Timeout": 60,
-        "GlueVersion": settings.glue_version,
-        "WorkerType": settings.glue_worker_type,
-        "NumberOfWorkers": settings.glue_workers,
+        "GlueVersion": settings.engines.glue_version,
+        "WorkerType": settings.engines.glue_worker_type,
+        "NumberOfWorkers": settings.engines.glue_workers,
     }
 
 
@@ -156,8 +156,8 @@ def glue_job_operator_kwargs(settings: Settings, job_name: str, interval) -> dic
         "job_name": definition["Name"],
         "job_desc": definition["Description"],
         "script_location": script_location(settings),
-        "s3_bucket": settings.bucket("deploy"),
-        "iam_role_name": settings.role_name("transform"),
+        "s3_bucket": settings.names.bucket("deploy"),
+        "iam_role_name": settings.names.role("transform"),
         "concurrent_run_limit": 1,
         "retry_limit": 0,
         "script_args": {"--interval_start": _iso(start), "--interval_end": _iso(end)},
@@ -167,5 +167,5 @@ def glue_job_operator_kwargs(settings: Settings, job_name: str, interval) -> dic
         "wait_for_completion": True,
         "verbose": False,
         "aws_conn_id": "aws_default",
-        "region_name": settings.region,
+        "region_name": settings.aws.region,
     }
