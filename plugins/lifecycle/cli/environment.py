@@ -8,16 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from lifecycle.cli.support import (
-    FAILED,
-    OK,
-    USAGE,
-    echo_json,
-    fail,
-    group,
-    load_settings,
-    progress,
-)
+from lifecycle.cli.support import FAILED, OK, USAGE, echo_json, fail, group, load_settings, progress
 
 services_app = group("Embedded services (pgserver Postgres + moto).", "lifecycle services up")
 infra_app = group("Infrastructure as data (infra/).", "lifecycle infra apply")

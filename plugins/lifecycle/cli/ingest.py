@@ -7,13 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from lifecycle.cli.support import (
-    FAILED,
-    echo_json,
-    group,
-    load_settings,
-    progress,
-)
+from lifecycle.cli.support import FAILED, echo_json, group, load_settings, progress
 
 cdc_app = group("Change data capture from the sales database (DMS-style).", "lifecycle cdc status")
 

@@ -12,15 +12,7 @@ from pathlib import Path
 
 import typer
 
-from lifecycle.cli.support import (
-    FAILED,
-    default_date,
-    echo_json,
-    group,
-    load_settings,
-    parse_date,
-    progress,
-)
+from lifecycle.cli.support import FAILED, default_date, echo_json, group, load_settings, parse_date, progress
 
 alarms_app = group("CloudWatch alarms of infra/.", "lifecycle alarms list")
 

@@ -8,12 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from lifecycle.cli.support import (
-    USAGE,
-    echo_json,
-    fail,
-    load_settings,
-)
+from lifecycle.cli.support import USAGE, echo_json, fail, load_settings
 from lifecycle.settings import Settings
 
 

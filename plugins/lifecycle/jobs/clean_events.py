@@ -35,6 +35,7 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import MapType, StringType
 
+from lifecycle.jobs.columns import typed
 from lifecycle.jobs.engine.contract import get_resolved_options
 
 ARGUMENTS = ["JOB_NAME", "raw_bucket", "clean_bucket", "quarantine_bucket", "interval_start"]
@@ -114,14 +115,8 @@ def classify(records, products, existing_ids=None):
 
 def valid_events(classified):
     return classified.where(F.col("reason").isNull()).select(
-        F.col("event_id").cast("string").alias("event_id"),
-        F.col("event_type").cast("string").alias("event_type"),
-        F.col("event_ts").cast("timestamp").alias("event_ts"),
-        F.col("customer_id").cast("bigint").alias("customer_id"),
-        F.col("product_id").cast("bigint").alias("product_id"),
-        F.col("order_id").cast("bigint").alias("order_id"),
-        F.col("page").cast("string").alias("page"),
-        F.col("quantity").cast("int").alias("quantity"),
+        *typed(event_id="string", event_type="string", event_ts="timestamp", customer_id="bigint",
+               product_id="bigint", order_id="bigint", page="string", quantity="int"),
         F.to_date(F.col("event_ts")).alias("event_date"),  # UTC: the session time zone
     )
 
@@ -129,9 +124,7 @@ def valid_events(classified):
 def rejected_events(classified):
     return classified.where(F.col("reason").isNotNull()).select(
         F.lit("events").cast("string").alias("source"),
-        F.col("reason").cast("string").alias("reason"),
-        F.col("payload").cast("string").alias("payload"),
-        F.col("raw_key").cast("string").alias("raw_key"),
+        *typed(reason="string", payload="string", raw_key="string"),
     )
 
 

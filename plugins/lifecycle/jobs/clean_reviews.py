@@ -33,6 +33,7 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import MapType, StringType
 
+from lifecycle.jobs.columns import typed
 from lifecycle.jobs.engine.contract import get_resolved_options
 
 ARGUMENTS = ["JOB_NAME", "raw_bucket", "clean_bucket"]
@@ -141,13 +142,8 @@ def replay(state, changes, since: datetime | None):
         .withColumn("_rn", F.row_number().over(last))
         .where((F.col("_rn") == 1) & ~F.col("_deleted"))
         .select(
-            F.col("product_id").cast("bigint").alias("product_id"),
-            F.col("review_id").cast("string").alias("review_id"),
-            F.col("customer_id").cast("bigint").alias("customer_id"),
-            F.col("rating").cast("int").alias("rating"),
-            F.col("title").cast("string").alias("title"),
-            F.col("body").cast("string").alias("body"),
-            F.col("created_at").cast("timestamp").alias("created_at"),
+            *typed(product_id="bigint", review_id="string", customer_id="bigint", rating="int",
+                   title="string", body="string", created_at="timestamp"),
         )
     )
 

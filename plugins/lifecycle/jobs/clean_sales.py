@@ -27,6 +27,7 @@ from __future__ import annotations
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
+from lifecycle.jobs.columns import typed
 from lifecycle.jobs.engine.contract import get_resolved_options
 
 ARGUMENTS = ["JOB_NAME", "raw_bucket", "clean_bucket", "pii_salt_secret"]
@@ -89,8 +90,7 @@ def order_status_history(changes):
     return (
         with_next.where(F.col("_op") != "D")
         .select(
-            F.col("order_id").cast("bigint").alias("order_id"),
-            F.col("status").cast("string").alias("status"),
+            *typed(order_id="bigint", status="string"),
             F.col("updated_at").cast("timestamp").alias("valid_from"),
             F.when(F.col("_next_op") == "D", F.col("_next_commit"))
             .otherwise(F.col("_next_from")).cast("timestamp").alias("valid_to"),
@@ -134,33 +134,22 @@ def mask_customers(customers, salt: str):
         F.when(F.col("full_name").isNotNull(),
                F.concat(F.substring(F.col("full_name"), 1, 1), F.lit("***"))).alias("full_name_masked"),
         F.lpad(F.substring(digits, -4, 4), F.length(digits).cast("int"), "*").alias("phone_masked"),
-        F.col("country").cast("string").alias("country"),
-        F.col("created_at").cast("timestamp").alias("created_at"),
-        F.col("updated_at").cast("timestamp").alias("updated_at"),
+        *typed(country="string", created_at="timestamp", updated_at="timestamp"),
     )
 
 
 def clean_products(products, extras=()):
     return products.select(
-        F.col("product_id").cast("bigint").alias("product_id"),
-        F.col("sku").cast("string").alias("sku"),
-        F.col("name").cast("string").alias("name"),
-        F.col("category").cast("string").alias("category"),
-        F.col("description").cast("string").alias("description"),
-        F.col("unit_price").cast("decimal(10,2)").alias("unit_price"),
-        F.col("active").cast("boolean").alias("active"),
-        F.col("updated_at").cast("timestamp").alias("updated_at"),
+        *typed(product_id="bigint", sku="string", name="string", category="string", description="string",
+               unit_price="decimal(10,2)", active="boolean", updated_at="timestamp"),
         *[F.col(c) for c in extras],
     )
 
 
 def clean_orders(orders, extras=()):
     return orders.select(
-        F.col("order_id").cast("bigint").alias("order_id"),
-        F.col("customer_id").cast("bigint").alias("customer_id"),
-        F.col("status").cast("string").alias("status"),
-        F.col("order_ts").cast("timestamp").alias("order_ts"),
-        F.col("updated_at").cast("timestamp").alias("updated_at"),
+        *typed(order_id="bigint", customer_id="bigint", status="string", order_ts="timestamp",
+               updated_at="timestamp"),
         *[F.col(c) for c in extras],
         F.to_date(F.col("order_ts")).alias("order_date"),  # UTC: the session time zone
     )
@@ -169,11 +158,8 @@ def clean_orders(orders, extras=()):
 def clean_order_items(items, orders, extras=()):
     order_dates = orders.select(F.col("order_id").alias("o_order_id"), F.col("order_date"))
     return items.join(order_dates, items["order_id"] == order_dates["o_order_id"], "inner").select(
-        F.col("order_id").cast("bigint").alias("order_id"),
-        F.col("line_no").cast("int").alias("line_no"),
-        F.col("product_id").cast("bigint").alias("product_id"),
-        F.col("quantity").cast("int").alias("quantity"),
-        F.col("unit_price").cast("decimal(10,2)").alias("unit_price"),
+        *typed(order_id="bigint", line_no="int", product_id="bigint", quantity="int",
+               unit_price="decimal(10,2)"),
         *[items[c] for c in extras],
         F.col("order_date"),
     )

@@ -32,6 +32,7 @@ from datetime import timedelta
 
 from pyspark.sql import functions as F
 
+from lifecycle.jobs.columns import typed
 from lifecycle.jobs.engine.contract import get_resolved_options
 
 ARGUMENTS = ["JOB_NAME", "clean_bucket", "curated_bucket"]
@@ -73,9 +74,7 @@ def product_features(products, lines, events, reviews, as_of):
               .join(rated.withColumnRenamed("product_id", "r_pid"), F.col("product_id") == F.col("r_pid"), "left"))
     views = F.coalesce(F.col("views"), F.lit(0))
     return joined.select(
-        F.col("product_id").cast("bigint").alias("product_id"),
-        F.col("category").cast("string").alias("category"),
-        F.col("unit_price").cast("decimal(10,2)").alias("unit_price"),
+        *typed(product_id="bigint", category="string", unit_price="decimal(10,2)"),
         F.coalesce(F.col("orders"), F.lit(0)).cast("bigint").alias("orders"),
         F.coalesce(F.col("units_sold"), F.lit(0)).cast("bigint").alias("units_sold"),
         F.coalesce(F.col("revenue"), F.lit(0)).cast("decimal(18,2)").alias("revenue"),
@@ -85,9 +84,7 @@ def product_features(products, lines, events, reviews, as_of):
         F.when(views > 0, F.coalesce(F.col("add_to_carts"), F.lit(0)).cast("double") / views.cast("double"))
         .cast("double").alias("view_to_cart_rate"),
         F.coalesce(F.col("reviews"), F.lit(0)).cast("bigint").alias("reviews"),
-        F.col("avg_rating").cast("double").alias("avg_rating"),
-        F.col("first_sold_date").cast("date").alias("first_sold_date"),
-        F.col("last_sold_date").cast("date").alias("last_sold_date"),
+        *typed(avg_rating="double", first_sold_date="date", last_sold_date="date"),
         _date(as_of).alias("as_of_date"),
     )
 
@@ -120,15 +117,13 @@ def customer_features(customers, orders, lines, sessions, reviews, as_of):
     orders_n = F.coalesce(F.col("orders"), F.lit(0))
     revenue = F.coalesce(F.col("revenue"), F.lit(0))
     return joined.select(
-        F.col("customer_id").cast("bigint").alias("customer_id"),
-        F.col("country").cast("string").alias("country"),
+        *typed(customer_id="bigint", country="string"),
         orders_n.cast("bigint").alias("orders"),
         F.coalesce(F.col("items"), F.lit(0)).cast("bigint").alias("items"),
         revenue.cast("decimal(18,2)").alias("revenue"),
         F.when(orders_n > 0, revenue.cast("double") / orders_n.cast("double")).cast("double")
         .alias("avg_order_value"),
-        F.col("first_order_ts").cast("timestamp").alias("first_order_ts"),
-        F.col("last_order_ts").cast("timestamp").alias("last_order_ts"),
+        *typed(first_order_ts="timestamp", last_order_ts="timestamp"),
         F.datediff(_date(as_of), F.to_date(F.col("last_order_ts"))).cast("int").alias("days_since_last_order"),
         F.coalesce(F.col("sessions"), F.lit(0)).cast("bigint").alias("sessions"),
         F.coalesce(F.col("converted_sessions"), F.lit(0)).cast("bigint").alias("converted_sessions"),

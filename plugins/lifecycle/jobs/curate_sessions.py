@@ -44,6 +44,7 @@ from __future__ import annotations
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
+from lifecycle.jobs.columns import typed
 from lifecycle.jobs.engine.contract import get_resolved_options
 
 ARGUMENTS = ["JOB_NAME", "clean_bucket"]
@@ -87,10 +88,8 @@ def sessions(sessionized):
         *counts,
     )
     return grouped.select(
-        F.col("session_id").cast("string").alias("session_id"),
-        F.col("customer_id").cast("bigint").alias("customer_id"),
-        F.col("session_start").cast("timestamp").alias("session_start"),
-        F.col("session_end").cast("timestamp").alias("session_end"),
+        *typed(session_id="string", customer_id="bigint", session_start="timestamp",
+               session_end="timestamp"),
         # F.sum gives HUGEINT on DuckDB (a double in Parquet): cast every count explicitly
         F.col("event_count").cast("bigint").alias("event_count"),
         *[F.col(name).cast("bigint").alias(name) for name in EVENT_COUNTS],

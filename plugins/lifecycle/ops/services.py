@@ -2,7 +2,7 @@
 
 Input: ``Settings`` (target must be ``embedded``). Output: running processes whose state
 lives under ``settings.home``: ``pgdata/`` (Postgres 16 + pgvector, ``wal_level=logical``,
-listening on 127.0.0.1:``pg_port`` and a Unix socket in ``run/``), ``run/moto.pid`` and
+listening on 127.0.0.1:``pg.port`` and a Unix socket in ``run/``), ``run/moto.pid`` and
 logs in ``run/``. ``up`` and ``down`` are idempotent.
 
 We start pgserver's bundled binaries with ``pg_ctl`` ourselves rather than through

@@ -1,6 +1,6 @@
 """Where the lake jobs of one ``lake_clean`` run execute: here (DuckDB) or on AWS Glue.
 
-Input: ``Settings`` (``jobs_engine``: ``local`` by default, ``glue`` on the aws target only),
+Input: ``Settings`` (``engines.jobs``: ``local`` by default, ``glue`` on the aws target only),
 the data interval and, for Glue, the Airflow task context. Output: the run metadata of
 ``runner.run_lake_clean`` (local) or ``{"engine": "glue", "jobs": [...], "catalog": ...}``.
 

@@ -1,6 +1,6 @@
 """The warehouse load on Redshift: ``COPY ... FORMAT AS PARQUET MANIFEST`` of the changed partitions.
 
-Input: ``Settings`` (``warehouse_engine = "redshift"``, aws target only;
+Input: ``Settings`` (``engines.warehouse = "redshift"``, aws target only;
 ``redshift_copy_role_arn``: the role Redshift assumes to read the clean bucket), a table's
 contract and, per partition to replace, its objects with their sizes (``load.load_table``
 decides which partitions changed, exactly as on Postgres).
