@@ -230,9 +230,6 @@ def objects(settings, zone: str) -> dict[str, str]:
 def read(settings, sql: str) -> list[tuple]:
     from lifecycle.clients import connect_duckdb
 
-    con = connect_duckdb(settings)
-    try:
+    with connect_duckdb(settings) as con:
         return con.execute(sql.format(clean=f"s3://{settings.names.bucket('clean')}",
                                       quarantine=f"s3://{settings.names.bucket('quarantine')}")).fetchall()
-    finally:
-        con.close()

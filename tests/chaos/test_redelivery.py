@@ -95,11 +95,8 @@ def test_cdc_batch_delivered_twice(settings, chaos_case):
 def _history_duplicates(settings) -> int:
     from lifecycle.clients import connect_duckdb
 
-    con = connect_duckdb(settings)
-    try:
+    with connect_duckdb(settings) as con:
         rows = con.execute(f"SELECT order_id, valid_from FROM read_parquet("
                            f"'s3://{settings.names.bucket('clean')}/order_status_history/*/*.parquet', "
                            "hive_partitioning=true)").fetchall()
-    finally:
-        con.close()
     return sum(n - 1 for n in Counter(rows).values())

@@ -72,12 +72,9 @@ def dynamodb_rows(settings) -> list[tuple]:
 def clean_rows(settings) -> list[tuple]:
     from lifecycle.clients import connect_duckdb
 
-    con = connect_duckdb(settings)
-    try:
+    with connect_duckdb(settings) as con:
         return con.execute(f"SELECT * FROM 's3://{settings.names.bucket('clean')}/reviews/data_0.parquet' "
                            "ORDER BY product_id, review_id").fetchall()
-    finally:
-        con.close()
 
 
 def clean(settings) -> dict:

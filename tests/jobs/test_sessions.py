@@ -127,11 +127,8 @@ def session_objects(settings) -> dict[str, str]:
 def query(settings, sql: str) -> list[tuple]:
     from lifecycle.clients import connect_duckdb
 
-    con = connect_duckdb(settings)
-    try:
+    with connect_duckdb(settings) as con:
         return con.execute(sql.format(clean=f"s3://{settings.names.bucket('clean')}")).fetchall()
-    finally:
-        con.close()
 
 
 def read_sessions(settings) -> list[tuple]:

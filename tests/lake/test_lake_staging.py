@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import reset_lake
-from test_jobs import END, START, objects, read, write_raw
+from raw_lake import END, START, objects, read, write_raw
 
 from lifecycle.clients import aws
 

@@ -494,13 +494,10 @@ def test_duckdb_writes_the_lake_with_the_stage_role_and_is_refused_outside_it(se
     st = stage_clients["transform"][0]
     key_id, _, token = credentials(st)
     assert token and key_id != settings.aws.access_key_id
-    con = connect_duckdb(st)
-    try:
+    with connect_duckdb(st) as con:
         with enforced(settings):
             con.execute(f"COPY (SELECT 42 AS x) TO 's3://{settings.names.bucket('clean')}/{PROBE}.parquet' (FORMAT parquet)")
             assert con.execute(f"SELECT x FROM 's3://{settings.names.bucket('clean')}/{PROBE}.parquet'").fetchall() == [(42,)]
             with pytest.raises(duckdb.Error, match="403"):
                 con.execute(f"COPY (SELECT 1 AS x) TO 's3://{settings.names.bucket('raw')}/sales/{PROBE}.parquet' "
                             "(FORMAT parquet)")
-    finally:
-        con.close()

@@ -73,8 +73,7 @@ def write_raw(settings, scale: dict[str, int]) -> None:
     from lifecycle.clients import connect_duckdb
 
     raw = f"s3://{settings.names.bucket('raw')}"
-    con = connect_duckdb(settings)
-    try:
+    with connect_duckdb(settings) as con:
         for table, sql in SALES_LOAD.items():
             con.execute(f"COPY ({sql.format(**scale)}) TO '{raw}/sales/public/{table}/LOAD00000001.parquet' "
                         "(FORMAT parquet)")
@@ -99,8 +98,6 @@ def write_raw(settings, scale: dict[str, int]) -> None:
             key = f"events/2026/01/05/{h:02d}/user-activity-1-2026-01-05-{h:02d}-00-00-shardId-000000000000-{h}"
             body = "\n".join(r[0] for r in con.execute(events).fetchall()) + "\n"
             aws(settings, "s3").put_object(Bucket=settings.names.bucket("raw"), Key=key, Body=body.encode())
-    finally:
-        con.close()
     lines = [json.dumps({"Item": {
         "product_id": {"N": str(i % scale["products"] + 1)}, "review_id": {"S": f"rev-{i}"},
         "customer_id": {"N": str(i % scale["customers"] + 1)}, "rating": {"N": str(1 + i % 5)},
@@ -140,16 +137,13 @@ def clean_checksums(settings) -> dict[str, tuple]:
     from lifecycle.lake.catalog import CLEAN_TABLES
     from lifecycle.warehouse.load import clean_objects
 
-    con = connect_duckdb(settings)
-    try:
+    with connect_duckdb(settings) as con:
         out = {}
         for name, spec in CLEAN_TABLES.items():
             files = [f"'s3://{settings.names.bucket('clean')}/{k}'" for k in clean_objects(settings, spec)]
             src = (f"read_parquet([{', '.join(files)}], hive_partitioning={str(bool(spec.partition)).lower()})")
             out[name] = tuple(_norm(v) for v in con.execute(checksum_sql(spec, src)).fetchone())
         return out
-    finally:
-        con.close()
 
 
 def landing_checksums(settings) -> dict[str, tuple]:

@@ -309,8 +309,7 @@ def _clean_baseline(env: BenchEnvironment) -> dict[str, int]:
     s = env.settings
     s3, raw, out = aws(s, "s3"), s.names.bucket("raw"), env.baseline_bucket
     rows: dict[str, int] = {}
-    con = connect_duckdb(s)
-    try:
+    with connect_duckdb(s) as con:
         for table in TABLES:
             keys = [k for k in _list(s3, raw, f"sales/public/{table}/") if k.endswith(".parquet")
                     and k.count("/") == 3]
@@ -327,8 +326,6 @@ def _clean_baseline(env: BenchEnvironment) -> dict[str, int]:
                 f"COPY (SELECT line FROM (SELECT unnest(string_split(content, chr(10))) AS line "
                 f"FROM read_text({files})) WHERE trim(line) <> '') "
                 f"TO 's3://{out}/clean-baseline/events.parquet' (FORMAT parquet)").fetchone()[0]
-    finally:
-        con.close()
     return rows
 
 

@@ -35,12 +35,9 @@ def _quarantined(settings: Settings) -> list[tuple[str, str, int]]:
     bucket = settings.names.bucket("quarantine")
     if not aws(settings, "s3").list_objects_v2(Bucket=bucket, Prefix="events/data_0.parquet").get("KeyCount"):
         return []
-    con = connect_duckdb(settings)
-    try:
+    with connect_duckdb(settings) as con:
         return con.execute(f"SELECT raw_key, reason, count(*) FROM read_parquet('s3://{bucket}/events/data_0.parquet') "
                            "GROUP BY 1, 2").fetchall()
-    finally:
-        con.close()
 
 
 def _checked(settings: Settings) -> set[str]:

@@ -221,8 +221,7 @@ def reconcile_layers(settings: Settings, serving: bool = False, bad_expected: di
     from lifecycle.sources.simulator import ledger
 
     checks: list[dict] = []
-    con = connect_duckdb(settings)
-    try:
+    with connect_duckdb(settings) as con:
         for table, (keys, measure) in LAYER_TABLES.items():
             cols = ", ".join(keys)
             layers = {
@@ -280,8 +279,6 @@ def reconcile_layers(settings: Settings, serving: bool = False, bad_expected: di
                              {k: v for k, v in sorted(bad.items()) if v},
                              {k: v for k, v in sorted(reasons.items()) if v} if not failed
                              else {**dict(reasons), "processing_failed": failed}))
-    finally:
-        con.close()
     report = {"checks": checks}
     if serving:
         report["checks"] += reconcile(settings)["checks"]

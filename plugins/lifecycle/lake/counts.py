@@ -39,8 +39,7 @@ def lake_counts(settings: Settings) -> dict:
     from lifecycle.clients import connect_duckdb
 
     clean, quarantine = settings.names.bucket("clean"), settings.names.bucket("quarantine")
-    con = connect_duckdb(settings)
-    try:
+    with connect_duckdb(settings) as con:
         by_type: dict[str, int] = {}
         if has_objects(settings, clean, "events/"):
             by_type = dict(con.execute(
@@ -50,8 +49,6 @@ def lake_counts(settings: Settings) -> dict:
         if has_objects(settings, quarantine, "events/data_0.parquet"):
             (quarantined,) = con.execute(
                 f"SELECT count(*) FROM read_parquet('s3://{quarantine}/events/data_0.parquet')").fetchone()
-    finally:
-        con.close()
     partitions = {name: len(partition_values_in_s3(settings, spec))
                   for name, spec in CLEAN_TABLES.items() if spec.partition}
     return {"events_by_type": {k: int(v) for k, v in by_type.items()},

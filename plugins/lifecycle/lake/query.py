@@ -192,8 +192,7 @@ def run_duckdb(settings: Settings, sql: str, output: str | None = None) -> Query
         tables = _resolve(settings, referenced_tables(sql))
     except (BotoCoreError, ClientError) as exc:
         raise LakeSqlError(f"Glue Catalog: {exc}") from exc
-    con = connect_duckdb(settings)
-    try:
+    with connect_duckdb(settings) as con:
         locations = {}
         for (db, name), table in tables.items():
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(db)}")
@@ -213,8 +212,6 @@ def run_duckdb(settings: Settings, sql: str, output: str | None = None) -> Query
             return QueryResult(columns, cur.fetchall() if columns else [], locations)
         except duckdb.Error as exc:
             raise LakeSqlError(str(exc)) from exc
-    finally:
-        con.close()
 
 
 def _format(output: str) -> str:
