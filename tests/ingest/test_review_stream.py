@@ -252,7 +252,7 @@ def test_a_replaced_stream_gets_a_fresh_export(env):
 def test_a_trimmed_checkpoint_gets_a_fresh_export(env, monkeypatch):
     from lifecycle.ingest import review_stream, reviews
 
-    real = review_stream._iterator
+    real = review_stream.shard_iterator
     calls = []
 
     def trimmed_once(streams, arn, shard_id, after):
@@ -261,7 +261,7 @@ def test_a_trimmed_checkpoint_gets_a_fresh_export(env, monkeypatch):
             raise review_stream.StreamGapError([shard_id])
         return real(streams, arn, shard_id, after)
 
-    monkeypatch.setattr(review_stream, "_iterator", trimmed_once)
+    monkeypatch.setattr(review_stream, "shard_iterator", trimmed_once)
     before = export_time(env, reviews.latest_export(env))
     set_rating(env, 8, "after-re-enable", 1)
     out = reviews.run(env, END)

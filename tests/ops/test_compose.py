@@ -26,10 +26,21 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from compose_files import (
+    COMPOSE_FILE,
+    ENV_EXAMPLE,
+    REF_RE,
+    ROOT,
+    airflow_env,
+    compose_file,
+    compose_services,
+    env_example,
+    interpolate,
+    referenced_vars,
+    service_env,
+    strings,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
-ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "docker" / "airflow.Dockerfile"
 LOCK = ROOT / "requirements.lock"
 PYPROJECT = ROOT / "pyproject.toml"
@@ -75,89 +86,12 @@ COMPOSE_OWN_VARS = {"COMPOSE_PROJECT_NAME"}
 
 # Environment keys whose values are secrets (or credentials) and so must come from .env.
 SECRET_KEY_RE = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|JWT|ACCESS_KEY", re.I)
-# One Compose reference: $$ (escaped $), ${VAR}, ${VAR:-default}, ${VAR?err}, ..., or $VAR.
-REF_RE = re.compile(
-    r"\$\$|\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
-    r"|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)"
-)
 # A whole value that is exactly one reference.
 SINGLE_REF_RE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(?:(:?[-?+])([^}]*))?\}$")
 URL_PASSWORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]+:(?P<pw>[^/@\s]+)@")
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-
-def _compose() -> dict:
-    # safe_load resolves the YAML anchors and `<<` merge keys as docker compose does.
-    return yaml.safe_load(COMPOSE_FILE.read_text())
-
-
-def _services() -> dict[str, dict]:
-    return _compose()["services"]
-
-
-def _env_example() -> dict[str, str]:
-    env = {}
-    for raw in ENV_EXAMPLE.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        assert sep, f".env.example: line without '=': {raw!r}"
-        env[key.strip()] = value.strip()
-    return env
-
-
-def _env_of(service: dict) -> dict[str, str]:
-    env = service.get("environment") or {}
-    if isinstance(env, list):
-        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
-    return {k: "" if v is None else str(v) for k, v in env.items()}
-
-
-def _strings(node):
-    """Every string value in the parsed file (keys are not interpolated by compose)."""
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        for value in node.values():
-            yield from _strings(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _strings(value)
-
-
-def _referenced_vars(compose: dict) -> set[str]:
-    names = set()
-    for text in _strings(compose):
-        for m in REF_RE.finditer(text):
-            name = m.group("braced") or m.group("bare")
-            if name:
-                names.add(name)
-    return names
-
-
-def _interpolate(text: str, env: dict[str, str]) -> str:
-    """Compose's interpolation for the forms this file uses ($$, ${V}, ${V:-d}, ${V:?e})."""
-
-    def sub(m: re.Match) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        name = m.group("braced") or m.group("bare")
-        op, arg = m.group("op"), m.group("arg")
-        value = env.get(name)
-        if op in (":-", "-"):
-            return value if (value if op == ":-" else value is not None) else arg
-        if op in (":?", "?"):
-            if value is None or (op == ":?" and value == ""):
-                raise KeyError(f"required variable {name} missing: {arg}")
-            return value
-        if op in (":+", "+"):
-            return arg if (value if op == ":+" else value is not None) else ""
-        return value or ""
-
-    return REF_RE.sub(sub, text)
 
 
 def _lock_version(package: str) -> str:
@@ -180,7 +114,7 @@ def test_compose_file_is_valid_against_the_compose_spec_schema():
     # The schema declares draft 2019-09 (with a URI spelling jsonschema does not recognise).
     validator_cls = jsonschema.Draft201909Validator
     validator_cls.check_schema(schema)
-    compose = _compose()
+    compose = compose_file()
     errors = sorted(validator_cls(schema).iter_errors(compose), key=lambda e: e.json_path)
     assert not errors, "\n".join(f"{e.json_path}: {e.message}" for e in errors)
 
@@ -192,7 +126,7 @@ def test_compose_file_is_valid_against_the_compose_spec_schema():
 
 
 def test_compose_specification_format_without_version_key():
-    compose = _compose()
+    compose = compose_file()
     assert "version" not in compose, "the Compose Specification has no `version:`; drop it"
     assert set(compose["services"]) >= {"postgres", "sales-db", "localstack", "moto", "metabase", *AIRFLOW_SERVICES}
 
@@ -201,7 +135,7 @@ def test_compose_specification_format_without_version_key():
 
 
 def test_every_image_is_pinned_to_a_version_tag():
-    for name, svc in _services().items():
+    for name, svc in compose_services().items():
         image = svc.get("image")
         assert image, f"{name}: no image (services that build must still name/tag their image)"
         tag = _image_tag(image)
@@ -212,9 +146,9 @@ def test_every_image_is_pinned_to_a_version_tag():
 
 
 def test_localstack_is_exactly_4_14_0_with_the_needed_services():
-    svc = _services()["localstack"]
+    svc = compose_services()["localstack"]
     assert svc["image"] == LOCALSTACK_IMAGE
-    services = set(_env_of(svc)["SERVICES"].split(","))
+    services = set(service_env(svc)["SERVICES"].split(","))
     missing = LOCALSTACK_SERVICES - services
     assert not missing, f"LocalStack SERVICES lacks {sorted(missing)}"
     # Glue and Lake Formation are paid LocalStack features: they must not be expected there.
@@ -223,7 +157,7 @@ def test_localstack_is_exactly_4_14_0_with_the_needed_services():
 
 def test_moto_image_is_the_moto_of_the_lock():
     # Same emulator release as the embedded target, so both targets behave alike.
-    assert _services()["moto"]["image"] == f"motoserver/moto:{_lock_version('moto')}"
+    assert compose_services()["moto"]["image"] == f"motoserver/moto:{_lock_version('moto')}"
 
 
 # ---- Postgres -----------------------------------------------------------------------------------
@@ -235,19 +169,19 @@ def _command(svc: dict) -> str:
 
 
 def test_sales_db_is_its_own_server_with_logical_decoding():
-    svc = _services()["sales-db"]
+    svc = compose_services()["sales-db"]
     assert re.fullmatch(r"postgres:16\.\d+", svc["image"]), "same major version as the warehouse"
     command = _command(svc)
     assert re.search(r"-c\s+wal_level=logical\b", command)
     assert re.search(r"-c\s+max_replication_slots=\d+", command)
     assert re.search(r"-c\s+max_wal_senders=\d+", command)
-    assert _env_of(svc)["POSTGRES_DB"] == "sales"
+    assert service_env(svc)["POSTGRES_DB"] == "sales"
     # its own credentials: the warehouse's users (and Metabase) never hold them
-    assert _env_of(svc)["POSTGRES_PASSWORD"] == "${SALES_DB_PASSWORD:?set SALES_DB_PASSWORD in .env}"
+    assert service_env(svc)["POSTGRES_PASSWORD"] == "${SALES_DB_PASSWORD:?set SALES_DB_PASSWORD in .env}"
 
 
 def test_warehouse_postgres_creates_its_databases():
-    svc = _services()["postgres"]
+    svc = compose_services()["postgres"]
     assert svc["image"].startswith("pgvector/pgvector:") and svc["image"].endswith("-pg16")
     init_mounts = [v for v in svc["volumes"] if "/docker-entrypoint-initdb.d" in v]
     assert len(init_mounts) == 1
@@ -277,8 +211,8 @@ def _mask_refs(value: str) -> tuple[str, list[re.Match]]:
 
 def test_no_literal_secrets_in_the_compose_file():
     problems = []
-    for name, svc in _services().items():
-        for key, value in _env_of(svc).items():
+    for name, svc in compose_services().items():
+        for key, value in service_env(svc).items():
             if SECRET_KEY_RE.search(key):
                 m = SINGLE_REF_RE.match(value)
                 if not m:
@@ -299,7 +233,7 @@ def test_no_literal_secrets_in_the_compose_file():
                     if conn.get(field):
                         problems.append(f"{name}.{key}: connection carries a {field}")
     # Anywhere in the file: a secret variable never falls back to a literal value.
-    for text in _strings(_compose()):
+    for text in strings(compose_file()):
         for m in REF_RE.finditer(text):
             if (
                 m.group("braced")
@@ -312,7 +246,7 @@ def test_no_literal_secrets_in_the_compose_file():
 
 
 def test_env_example_holds_placeholders_only():
-    env = _env_example()
+    env = env_example()
     for key, value in env.items():
         if SECRET_KEY_RE.search(key) and not key.startswith("AWS_"):
             assert value == "" or value.startswith("change-me"), f".env.example {key}={value!r}"
@@ -321,8 +255,8 @@ def test_env_example_holds_placeholders_only():
 
 
 def test_every_referenced_variable_is_in_env_example_and_vice_versa():
-    env = _env_example()
-    referenced = _referenced_vars(_compose())
+    env = env_example()
+    referenced = referenced_vars(compose_file())
     missing = referenced - set(env)
     assert not missing, f"add to .env.example: {sorted(missing)}"
     unused = set(env) - referenced - COMPOSE_OWN_VARS
@@ -330,16 +264,16 @@ def test_every_referenced_variable_is_in_env_example_and_vice_versa():
 
 
 def test_compose_file_interpolates_from_env_example():
-    env = _env_example()
-    for text in _strings(_compose()):
-        _interpolate(text, env)  # raises on a required variable without a value
+    env = env_example()
+    for text in strings(compose_file()):
+        interpolate(text, env)  # raises on a required variable without a value
 
 
 # ---- healthchecks, dependencies, networks -------------------------------------------------------
 
 
 def test_every_long_running_service_has_a_healthcheck():
-    for name, svc in _services().items():
+    for name, svc in compose_services().items():
         if name in ONE_SHOT:
             assert svc.get("restart", "no") == "no", f"{name} runs once: restart must be 'no'"
             continue
@@ -349,7 +283,7 @@ def test_every_long_running_service_has_a_healthcheck():
 
 
 def test_healthcheck_commands():
-    services = _services()
+    services = compose_services()
     assert (
         "http://localhost:8080/api/v2/monitor/health" in services["airflow-apiserver"]["healthcheck"]["test"]
     )
@@ -361,7 +295,7 @@ def test_healthcheck_commands():
 
 
 def test_depends_on_wait_for_health_and_for_init():
-    services = _services()
+    services = compose_services()
     for name, svc in services.items():
         for dep, spec in (svc.get("depends_on") or {}).items():
             assert dep in services, f"{name} depends on unknown service {dep}"
@@ -398,7 +332,7 @@ HOST_IN_URL_RE = re.compile(r"(?:://|@)([a-z][a-z0-9-]*)(?::\d+)")
 def _hosts_named(svc: dict, services: dict) -> set[str]:
     """Services named in a service's environment: URL hosts and ``*_HOST`` values."""
     hosts = set()
-    for key, value in _env_of(svc).items():
+    for key, value in service_env(svc).items():
         hosts |= set(HOST_IN_URL_RE.findall(value))
         if key.endswith("_HOST"):
             hosts.add(value.split(":", 1)[0])
@@ -406,7 +340,7 @@ def _hosts_named(svc: dict, services: dict) -> set[str]:
 
 
 def test_networks_segment_the_vpc():
-    compose = _compose()
+    compose = compose_file()
     services = compose["services"]
     assert SUBNETS <= set(compose["networks"])
     # sources: the RDS stand-in, reachable from Airflow and nothing else
@@ -438,7 +372,7 @@ def test_networks_segment_the_vpc():
 def test_every_service_has_a_path_to_what_it_talks_to():
     """The segmentation is not so tight that a needed path is missing: each host a service's
     environment names (a URL or a *_HOST value) shares a network with it."""
-    services = _services()
+    services = compose_services()
     missing = []
     for name, svc in services.items():
         for host in _hosts_named(svc, services) - {name}:
@@ -453,7 +387,7 @@ def test_every_service_has_a_path_to_what_it_talks_to():
 
 
 def test_named_volumes_and_bind_mounts_exist():
-    compose = _compose()
+    compose = compose_file()
     volumes = set(compose["volumes"])
     for name, svc in compose["services"].items():
         for v in svc.get("volumes") or []:
@@ -466,13 +400,13 @@ def test_named_volumes_and_bind_mounts_exist():
 
 def test_host_ports_bind_to_loopback_only():
     # The Airflow UI runs without authentication (SimpleAuthManager, all admins).
-    for name, svc in _services().items():
+    for name, svc in compose_services().items():
         for port in svc.get("ports") or []:
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on all interfaces"
 
 
 def test_celery_is_an_optional_profile_with_a_pinned_redis():
-    services = _services()
+    services = compose_services()
     core = {name for name, svc in services.items() if not svc.get("profiles")}
     assert AIRFLOW_SERVICES <= core and not {"redis", "airflow-worker"} & core
     assert services["redis"]["profiles"] == services["airflow-worker"]["profiles"] == ["celery"]
@@ -484,11 +418,11 @@ def test_celery_is_an_optional_profile_with_a_pinned_redis():
     assert "celery_executor.app inspect ping" in " ".join(worker["healthcheck"]["test"])
     assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
     # the executor is chosen in .env: LocalExecutor by default, CeleryExecutor on request
-    env = _env_example()
+    env = env_example()
     assert env["AIRFLOW_EXECUTOR"] == "LocalExecutor"
-    assert _airflow_env()["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
-    raw = _env_of(services["airflow-scheduler"])
-    celery = {k: _interpolate(v, {**env, "AIRFLOW_EXECUTOR": "CeleryExecutor"}) for k, v in raw.items()}
+    assert airflow_env()["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    raw = service_env(services["airflow-scheduler"])
+    celery = {k: interpolate(v, {**env, "AIRFLOW_EXECUTOR": "CeleryExecutor"}) for k, v in raw.items()}
     assert celery["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert celery["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
     # the result backend is the metadata DB, as SQLAlchemy spells it for Celery
@@ -497,7 +431,7 @@ def test_celery_is_an_optional_profile_with_a_pinned_redis():
 
 
 def test_metabase_is_a_pinned_optional_profile():
-    svc = _services()["metabase"]
+    svc = compose_services()["metabase"]
     assert svc["profiles"] == ["bi"]
     assert re.fullmatch(r"metabase/metabase:v\d+\.\d+\.\d+", svc["image"])
     assert any(p.endswith(":3000") for p in svc["ports"])
@@ -506,14 +440,8 @@ def test_metabase_is_a_pinned_optional_profile():
 # ---- Airflow: environment and image -------------------------------------------------------------
 
 
-def _airflow_env() -> dict[str, str]:
-    env = _env_example()
-    raw = _env_of(_services()["airflow-scheduler"])
-    return {k: _interpolate(v, env) for k, v in raw.items()}
-
-
 def test_airflow_environment():
-    env = _airflow_env()
+    env = airflow_env()
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "True"
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
@@ -525,29 +453,29 @@ def test_airflow_environment():
     profiles = yaml.safe_load((ROOT / "dbt_project" / "profiles.yml").read_text())
     assert "compose" in profiles["lifecycle"]["outputs"], "profiles.yml has no `compose` output"
     # Every Airflow component gets the same environment (the Celery worker one more flag).
-    services = _services()
+    services = compose_services()
     for name in AIRFLOW_ALL:
-        env_of = _env_of(services[name])
+        env_of = service_env(services[name])
         if name == "airflow-worker":
             assert env_of.pop("DUMB_INIT_SETSID") == "0"
-        assert env_of == _env_of(services["airflow-scheduler"]), name
+        assert env_of == service_env(services["airflow-scheduler"]), name
 
 
 def test_airflow_environment_selects_the_compose_target_in_settings():
     from lifecycle.settings import Settings
 
-    env = _airflow_env()
+    env = airflow_env()
     s = Settings.from_env(env)
     assert s.target == "compose"
     assert s.pg.host == "postgres" and s.pg.port == 5432
-    assert s.pg.user == _env_example()["POSTGRES_USER"]
+    assert s.pg.user == env_example()["POSTGRES_USER"]
     # sales on its own server (sales-db), with its own credentials; everything else on postgres
-    example = _env_example()
+    example = env_example()
     assert s.pg_dsn(s.pg.sales_db) == (f"host=sales-db port=5432 dbname=sales user={example['SALES_DB_USER']} "
                                     f"password={example['SALES_DB_PASSWORD']}")
     assert s.pg.server(s.pg.warehouse_db) == ("postgres", 5432, example["POSTGRES_USER"], example["POSTGRES_PASSWORD"])
     assert s.pg_url(s.pg.airflow_db, "postgresql+psycopg2") == env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    assert s.aws.account_id == _env_of(_services()["moto"])["MOTO_ACCOUNT_ID"]
+    assert s.aws.account_id == service_env(compose_services()["moto"])["MOTO_ACCOUNT_ID"]
     localstack, moto = "http://localstack:4566", "http://moto:5000"
     for service in sorted(LOCALSTACK_SERVICES):
         assert s.aws.endpoint_for(service) == localstack, service
@@ -572,7 +500,7 @@ def test_airflow_environment_selects_the_compose_target_in_settings():
 def test_airflow_connections_resolve_with_the_amazon_provider(tmp_path):
     """Parse the compose connections with Airflow itself, in a subprocess (Airflow reads its
     configuration once per process; this test must not be the one that fixes it)."""
-    env = _airflow_env()
+    env = airflow_env()
     conns = {k: v for k, v in env.items() if k.startswith("AIRFLOW_CONN_")}
     script = """
 import json, sys
@@ -641,7 +569,7 @@ def test_dockerfile_installs_the_lock_and_a_separate_dbt_venv():
         text,
     )
     env_dbt = re.search(r"DBT_EXECUTABLE=(\S+)", text)
-    assert env_dbt and env_dbt.group(1) == _airflow_env()["DBT_EXECUTABLE"] == "/opt/dbt-venv/bin/dbt"
+    assert env_dbt and env_dbt.group(1) == airflow_env()["DBT_EXECUTABLE"] == "/opt/dbt-venv/bin/dbt"
     # dbt-core < 1.12 in the lock too (1.12 downloads a parser from outside the registry).
     major, minor = (int(x) for x in _lock_version("dbt-core").split(".")[:2])
     assert (major, minor) < (1, 12)
@@ -671,7 +599,7 @@ def test_build_context_keeps_local_state_and_secrets_out():
 
 
 def test_init_script_migrates_then_applies_infra():
-    compose = _services()["airflow-init"]
+    compose = compose_services()["airflow-init"]
     assert compose["command"] == ["bash", "/usr/local/bin/lifecycle-airflow-init"]
     assert "COPY docker/airflow-init.sh /usr/local/bin/lifecycle-airflow-init" in DOCKERFILE.read_text()
     script = (ROOT / "docker" / "airflow-init.sh").read_text()
@@ -735,8 +663,8 @@ def test_docker_compose_config_accepts_the_file(tmp_path):
     out = _run_compose_config(cmd, ENV_EXAMPLE, "--profile", "bi", "--profile", "lineage", "--profile", "celery")
     assert out.returncode == 0 and out.stdout.strip(), out.stderr
     rendered = json.loads(out.stdout)
-    assert set(rendered["services"]) == set(_services())
-    assert rendered["name"] == _env_example()["COMPOSE_PROJECT_NAME"]
+    assert set(rendered["services"]) == set(compose_services())
+    assert rendered["name"] == env_example()["COMPOSE_PROJECT_NAME"]
     scheduler_env = rendered["services"]["airflow-scheduler"]["environment"]
     assert scheduler_env["LIFECYCLE_TARGET"] == "compose"
     assert "${" not in json.dumps(rendered["services"]["airflow-scheduler"]["environment"])

@@ -32,7 +32,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from test_compose import _airflow_env, _env_example, _env_of, _services
+from compose_files import airflow_env, compose_services, env_example, service_env
 
 from lifecycle.ops import services
 from lifecycle.settings import AwsSettings, PostgresSettings, Services, Settings
@@ -46,7 +46,7 @@ MOTO_SERVICES = ("localstack", "moto")
 
 
 def _container_port(service: str) -> int:
-    (mapping,) = _services()[service]["ports"]
+    (mapping,) = compose_services()[service]["ports"]
     return int(str(mapping).rsplit(":", 1)[1])
 
 
@@ -97,13 +97,13 @@ def stack():
     home = Path(tempfile.mkdtemp(prefix="lifecycle-compose-"))
     os.chmod(home, 0o755)  # the `pgserver` OS user must traverse it
     ports = {name: services.free_port() for name in (*PG_SERVICES, *MOTO_SERVICES)}
-    env_example = _env_example()
+    example = env_example()
     # one embedded-style Settings per replaced service, only to start/stop its process
     procs = {
         "postgres": Settings(home=home / "postgres",
-                             pg=PostgresSettings(port=ports["postgres"], user=env_example["POSTGRES_USER"])),
+                             pg=PostgresSettings(port=ports["postgres"], user=example["POSTGRES_USER"])),
         "sales-db": Settings(home=home / "sales-db",
-                             pg=PostgresSettings(port=ports["sales-db"], user=env_example["SALES_DB_USER"])),
+                             pg=PostgresSettings(port=ports["sales-db"], user=example["SALES_DB_USER"])),
         **{name: Settings(home=home / name, services=Services(moto_port=ports[name]),
                           aws=AwsSettings(endpoint=f"http://127.0.0.1:{ports[name]}")) for name in MOTO_SERVICES},
     }
@@ -111,7 +111,7 @@ def stack():
         for name in PG_SERVICES:
             services.start_postgres(procs[name])
         # moto with the account the compose file gives moto (LocalStack's), for both
-        moto_env = _env_of(_services()["moto"])
+        moto_env = service_env(compose_services()["moto"])
         with mock.patch.dict(os.environ, {"MOTO_ACCOUNT_ID": moto_env["MOTO_ACCOUNT_ID"]}):
             for name in MOTO_SERVICES:
                 services.start_moto(procs[name])
@@ -120,11 +120,11 @@ def stack():
             return replace(procs[name], pg=replace(procs[name].pg, host="127.0.0.1")).pg_dsn(database)
 
         # what the two Postgres images do on first start
-        init_mount = next(v for v in _services()["postgres"]["volumes"] if "docker-entrypoint-initdb.d" in v)
+        init_mount = next(v for v in compose_services()["postgres"]["volumes"] if "docker-entrypoint-initdb.d" in v)
         _run_init_sql(lambda db: dsn("postgres", db), REPO / init_mount.split(":", 1)[0])
-        _run_init_sql(lambda db: dsn("sales-db", db), _write_sql(home, _env_of(_services()["sales-db"])))
+        _run_init_sql(lambda db: dsn("sales-db", db), _write_sql(home, service_env(compose_services()["sales-db"])))
 
-        env = _to_loopback(_airflow_env(), ports, home / "lifecycle")
+        env = _to_loopback(airflow_env(), ports, home / "lifecycle")
         env.update(PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}", HOME=str(home),
                    XDG_RUNTIME_DIR=os.environ.get("XDG_RUNTIME_DIR", f"/tmp/lifecycle-xdg-{os.getuid()}"),
                    # what the image sets (docker/airflow.Dockerfile) and compose does not

@@ -140,7 +140,9 @@ def reset_checkpoints(settings: Settings, shard_ids: list[str]) -> None:
 
 # ---- reading and writing ------------------------------------------------------------------------
 
-def _iterator(streams, arn: str, shard_id: str, after: str | None) -> str:
+def shard_iterator(streams, arn: str, shard_id: str, after: str | None) -> str:
+    """An iterator of a DynamoDB stream's shard after sequence number ``after`` (None: from its
+    trim horizon); ``StreamGapError`` when the records after ``after`` were trimmed away."""
     kwargs = ({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after}
               if after else {"ShardIteratorType": "TRIM_HORIZON"})
     try:
@@ -153,7 +155,7 @@ def _read_shard(streams, arn: str, shard_id: str, after: str | None, limit: int,
                 max_empty_polls: int = MAX_EMPTY_POLLS) -> tuple[list[dict], bool]:
     """Up to ``limit`` records after ``after`` (or from TRIM_HORIZON); ``closed`` is True when
     the shard is closed and every record of it has been read."""
-    iterator: str | None = _iterator(streams, arn, shard_id, after)
+    iterator: str | None = shard_iterator(streams, arn, shard_id, after)
     records: list[dict] = []
     closed, empty, backoff = False, 0, 0.2
     while iterator and len(records) < limit:
@@ -165,7 +167,7 @@ def _read_shard(streams, arn: str, shard_id: str, after: str | None, limit: int,
             backoff = min(backoff * 2, 5)
             continue
         except streams.exceptions.ExpiredIteratorException:  # iterators live 15 minutes
-            iterator = _iterator(streams, arn, shard_id,
+            iterator = shard_iterator(streams, arn, shard_id,
                                  records[-1]["dynamodb"]["SequenceNumber"] if records else after)
             continue
         except streams.exceptions.TrimmedDataAccessException as exc:
