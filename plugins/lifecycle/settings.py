@@ -123,9 +123,9 @@ class AwsSettings:
     mwaa_bucket: str | None = None  # Amazon MWAA's source bucket `lifecycle deploy` syncs to
 
     @classmethod
-    def from_env(cls, env: dict[str, str], target: str) -> AwsSettings:
+    def from_env(cls, env: dict[str, str], target: str, moto_port: int) -> AwsSettings:
+        """``moto_port``: the embedded moto server's (``Services.moto_port``), the default endpoint."""
         if target == "embedded":
-            moto_port = _env_int(env, "LIFECYCLE_MOTO_PORT", EMBEDDED_MOTO_PORT)
             endpoint = env.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{moto_port}"
             default_key = "testing"
         elif target == "compose":
@@ -405,17 +405,18 @@ class Settings:
             raise SettingsError(
                 f"LIFECYCLE_TARGET={target!r} is unknown; use one of {', '.join(TARGETS)}"
             )
+        services = Services.from_env(env, target)
         return cls(
             target=target,
             home=Path(env.get("LIFECYCLE_HOME") or REPO_ROOT / ".lifecycle").resolve(),
             stage_roles=_env_choice(env, "LIFECYCLE_STAGE_ROLES",
                                     ("true", "false") if target == "aws" else ("false", "true")) == "true",
-            aws=AwsSettings.from_env(env, target),
+            aws=AwsSettings.from_env(env, target, services.moto_port),
             pg=PostgresSettings.from_env(env, target),
             names=Names(prefix=env.get("LIFECYCLE_NAME_PREFIX") or "lifecycle"),
             engines=Engines.from_env(env, target),
             thresholds=Thresholds.from_env(env),
-            services=Services.from_env(env, target),
+            services=services,
         )
 
     # ---- AWS ----------------------------------------------------------------------------

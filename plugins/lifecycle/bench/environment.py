@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lifecycle.ops.services import free_port  # noqa: F401  (re-exported for the harness)
-from lifecycle.settings import Settings
+from lifecycle.settings import PostgresSettings, Settings
 
 
 @dataclass
@@ -107,7 +107,7 @@ def _start_source_server(settings: Settings, env: dict[str, str]) -> tuple[Setti
     from lifecycle.security import pg_roles
 
     source = Settings(home=settings.home / "sales-db",
-                      pg=replace(Settings().pg, port=free_port(), user=settings.pg.user, password=settings.pg.password))
+                      pg=PostgresSettings(port=free_port(), user=settings.pg.user, password=settings.pg.password))
     start_postgres(source)
     for server, sql in ((source, f'CREATE DATABASE "{settings.pg.sales_db}"'),
                         (settings, f'DROP DATABASE IF EXISTS "{settings.pg.sales_db}" WITH (FORCE)')):
