@@ -1,0 +1,183 @@
+"""The lake's Iceberg tables in the Glue Data Catalog: the catalog, the tables, how DuckDB reads them.
+
+Input: ``Settings`` (the target's Glue and S3 endpoints and the stage's credentials) and a
+table contract (``lifecycle.lake.catalog.TableSpec``).
+Output: ``catalog(settings)``, pyiceberg's ``GlueCatalog`` on the target; ``iceberg_schema``
+and ``partition_spec`` of a contract (format v2; a partitioned contract is partitioned by its
+date column, identity: one partition per day); ``ensure_table`` (create, or add the columns a
+source gained, without a rewrite); ``metadata_location`` as Glue has it (``get_table``'s
+``Parameters.metadata_location``: never the newest file guessed from a listing, since a lost
+or failed commit leaves metadata files that are not the table); ``load_iceberg`` (DuckDB's
+avro and iceberg extensions from their wheels) and ``scan_sql`` (``iceberg_scan`` of that
+location, optionally as of a snapshot).
+
+pyiceberg, not code of our own, writes and commits: a commit is Glue's ``UpdateTable`` with
+the ``VersionId`` it read, so of two writers at once one gets ``ConcurrentModificationException``
+and pyiceberg retries it on the new metadata (``commit.retry.*`` properties below). The
+embedded target's moto honours ``VersionId`` through ``lifecycle.ops.moto_server``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+from lifecycle.clients import credentials, load_extension
+from lifecycle.lake.catalog import TableSpec, database_of, duckdb_type
+from lifecycle.settings import Settings
+from lifecycle.sql import ident, literal
+
+# commit retries (pyiceberg's table properties): two jobs may commit to one table at once
+TABLE_PROPERTIES = {
+    "format-version": "2",
+    "write.parquet.compression-codec": "zstd",
+    "commit.retry.num-retries": "8",
+    "commit.retry.min-wait-ms": "50",
+    "commit.retry.max-wait-ms": "2000",
+}
+
+_DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$", re.IGNORECASE)
+_CATALOGS: dict[tuple, object] = {}
+_LOCK = threading.Lock()
+
+
+def iceberg_type(logical: str):
+    """The Iceberg type of a logical type of ``lifecycle.lake.catalog``."""
+    from pyiceberg import types as t
+
+    m = _DECIMAL.match(logical)
+    if m:
+        return t.DecimalType(int(m.group(1)), int(m.group(2)))
+    return {"bigint": t.LongType(), "int": t.IntegerType(), "double": t.DoubleType(),
+            "string": t.StringType(), "timestamptz": t.TimestamptzType(),
+            "timestamp": t.TimestampType(), "boolean": t.BooleanType(),
+            "date": t.DateType()}[logical]
+
+
+def iceberg_schema(spec: TableSpec):
+    """The Iceberg schema of a contract: its columns (the partition column too), all optional."""
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import NestedField
+
+    return Schema(*[NestedField(i, name, iceberg_type(logical), required=False)
+                    for i, (name, logical) in enumerate(spec.all_columns, start=1)])
+
+
+def partition_spec(spec: TableSpec, schema):
+    """Partitioned by the contract's date column (identity on a date: one partition a day)."""
+    from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionField, PartitionSpec
+    from pyiceberg.transforms import IdentityTransform
+
+    if not spec.partition:
+        return UNPARTITIONED_PARTITION_SPEC
+    column = spec.partition[0]
+    return PartitionSpec(PartitionField(source_id=schema.find_field(column).field_id, field_id=1000,
+                                        transform=IdentityTransform(), name=column))
+
+
+def catalog_properties(settings: Settings) -> dict[str, str]:
+    """pyiceberg's Glue catalog on the target: Glue and S3 endpoints, region, credentials."""
+    key_id, secret, token = credentials(settings)
+    props = {"type": "glue", "glue.region": settings.aws.region, "s3.region": settings.aws.region}
+    glue_endpoint, s3_endpoint = settings.aws.endpoint_for("glue"), settings.aws.endpoint_for("s3")
+    if glue_endpoint:
+        props["glue.endpoint"] = glue_endpoint
+    if s3_endpoint:
+        props["s3.endpoint"] = s3_endpoint
+    if key_id and secret:
+        for service in ("glue", "s3"):
+            props[f"{service}.access-key-id"] = key_id
+            props[f"{service}.secret-access-key"] = secret
+            if token:
+                props[f"{service}.session-token"] = token
+    return props
+
+
+def catalog(settings: Settings):
+    """pyiceberg's ``GlueCatalog`` for ``settings`` (one per endpoint and credentials)."""
+    from pyiceberg.catalog import load_catalog
+
+    props = catalog_properties(settings)
+    key = tuple(sorted(props.items()))
+    with _LOCK:
+        if key not in _CATALOGS:
+            _CATALOGS[key] = load_catalog("lifecycle", **props)
+        return _CATALOGS[key]
+
+
+def identifier(settings: Settings, spec: TableSpec) -> tuple[str, str]:
+    return database_of(settings, spec), spec.name
+
+
+def location(settings: Settings, spec: TableSpec) -> str:
+    """Where a table's data and metadata live: ``s3://<zone bucket>/<table>`` (Iceberg puts its
+    files under ``data/`` and ``metadata/`` there)."""
+    return f"s3://{settings.names.bucket(spec.zone)}/{spec.name}"
+
+
+def load_table(settings: Settings, spec: TableSpec):
+    """The Iceberg table of ``spec``, or None when it does not exist yet."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        return catalog(settings).load_table(identifier(settings, spec))
+    except NoSuchTableError:
+        return None
+
+
+def ensure_table(settings: Settings, spec: TableSpec):
+    """The Iceberg table of ``spec``: created when missing; columns of ``spec`` the table
+    lacks (a source's additive change) are added, a metadata-only change (no rewrite)."""
+    from pyiceberg.exceptions import TableAlreadyExistsError
+
+    table = load_table(settings, spec)
+    if table is None:
+        schema = iceberg_schema(spec)
+        try:
+            return catalog(settings).create_table(
+                identifier(settings, spec), schema=schema, location=location(settings, spec),
+                partition_spec=partition_spec(spec, schema), properties=TABLE_PROPERTIES)
+        except TableAlreadyExistsError:  # another writer created it first
+            table = load_table(settings, spec)
+    have = {f.name for f in table.schema().fields}
+    missing = [(c, t) for c, t in spec.all_columns if c not in have]
+    if missing:
+        with table.update_schema() as update:
+            for column, logical in missing:
+                update.add_column(column, iceberg_type(logical))
+        table = table.refresh()
+    return table
+
+
+def metadata_location(settings: Settings, spec: TableSpec) -> str | None:
+    """The table's current metadata file as the Glue Catalog names it, or None (no table)."""
+    from lifecycle.clients import aws
+
+    glue = aws(settings, "glue")
+    database, name = identifier(settings, spec)
+    try:
+        table = glue.get_table(DatabaseName=database, Name=name)["Table"]
+    except glue.exceptions.EntityNotFoundException:
+        return None
+    return table.get("Parameters", {}).get("metadata_location")
+
+
+def load_iceberg(con) -> None:
+    """Load DuckDB's avro and iceberg extensions (from their wheels) on ``con`` (httpfs is
+    loaded by ``connect_duckdb``)."""
+    load_extension(con, "avro")
+    load_extension(con, "iceberg")
+
+
+def scan_sql(settings: Settings, spec: TableSpec, columns: list[str] | None = None,
+             snapshot_id: int | None = None) -> str:
+    """A DuckDB relation over the table: ``iceberg_scan`` of Glue's metadata location (as of
+    ``snapshot_id``), or, before the first commit, no rows with the contract's columns."""
+    wanted = [(c, t) for c, t in spec.all_columns if columns is None or c in columns]
+    found = metadata_location(settings, spec)
+    if found is None:
+        cols = ", ".join(f"CAST(NULL AS {duckdb_type(t)}) AS {ident(c)}" for c, t in wanted)
+        return f"(SELECT {cols} WHERE false)"
+    select = "*" if columns is None else ", ".join(ident(c) for c, _ in wanted)
+    as_of = f", snapshot_from_id => {int(snapshot_id)}" if snapshot_id is not None else ""
+    return f"(SELECT {select} FROM iceberg_scan({literal(found)}{as_of}))"
