@@ -74,7 +74,13 @@ def reset_lake(settings) -> None:
                 "clean": [f"{name}/" for name in CLEAN_TABLES] + ["_lifecycle/job-bookmarks/", "_lifecycle/staging/"],
                 "curated": [f"{name}/" for name in CURATED_TABLES] + ["_lifecycle/staging/"],
                 "quarantine": ["events/", "_lifecycle/"]}
-    s3 = aws(settings, "s3")
+    s3, glue = aws(settings, "s3"), aws(settings, "glue")
+    # the Iceberg tables go with their files (a Glue entry naming a deleted metadata file)
+    for name in CURATED_TABLES:
+        try:
+            glue.delete_table(DatabaseName=settings.names.curated_database, Name=name)
+        except glue.exceptions.EntityNotFoundException:
+            pass
     for zone, zone_prefixes in prefixes.items():
         bucket = settings.names.bucket(zone)
         for prefix in zone_prefixes:

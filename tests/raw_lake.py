@@ -233,3 +233,15 @@ def read(settings, sql: str) -> list[tuple]:
     with connect_duckdb(settings) as con:
         return con.execute(sql.format(clean=f"s3://{settings.names.bucket('clean')}",
                                       quarantine=f"s3://{settings.names.bucket('quarantine')}")).fetchall()
+
+
+def table_sql(settings, spec) -> str:
+    """A DuckDB relation over a clean or curated table as its readers see it: ``iceberg_scan``
+    of Glue's metadata location for a table of an Iceberg zone, the Parquet objects otherwise."""
+    from lifecycle.lake import iceberg
+
+    if spec.zone in iceberg.ICEBERG_ZONES:
+        return iceberg.scan_sql(settings, spec)
+    pattern = "*/*.parquet" if spec.partition else "*.parquet"
+    url = f"s3://{settings.names.bucket(spec.zone)}/{spec.name}/{pattern}"
+    return f"read_parquet('{url}', union_by_name=true, hive_partitioning={str(bool(spec.partition)).lower()})"

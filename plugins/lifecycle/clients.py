@@ -2,8 +2,8 @@
 
 Input: a ``Settings``. Output: boto3 clients pointed at the selected target (moto,
 LocalStack, or AWS), psycopg2 connections to the ``sales`` / ``warehouse`` databases, and
-``connect_duckdb``: a DuckDB connection that reads and writes the lake (httpfs from the
-extension wheel, an S3 secret from the settings, UTC session).
+``connect_duckdb``: a DuckDB connection that reads and writes the lake (httpfs, avro and
+iceberg from the extension wheels, an S3 secret from the settings, UTC session).
 
 boto3's own per-service endpoint support does what ``localstack-client`` would: the
 settings carry the base endpoint and per-service overrides, so one code path serves all
@@ -175,6 +175,9 @@ def connect_duckdb(settings: Settings):
     ext_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "extension_directory": str(ext_dir)})
     load_extension(con, "httpfs")
+    # the lake's Iceberg tables (iceberg_scan); the iceberg extension needs avro for manifests
+    load_extension(con, "avro")
+    load_extension(con, "iceberg")
     con.execute("SET TimeZone = 'UTC'")
     # overwritten objects keep their key; never serve an older copy from the cache
     con.execute("SET enable_external_file_cache = false")

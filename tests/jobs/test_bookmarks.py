@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from conftest import reset_environment
+from raw_lake import table_sql
 
 from lifecycle.clients import aws
 
@@ -44,12 +45,8 @@ def lake_state(settings) -> dict[str, list[tuple]]:
     out = {}
     try:
         for spec in [*CLEAN_TABLES.values(), *CURATED_TABLES.values()]:
-            pattern = "*/*.parquet" if spec.partition else "*.parquet"
-            url = f"s3://{settings.names.bucket(spec.zone)}/{spec.name}/{pattern}"
             cols = ", ".join(f'"{c}"' for c in spec.column_names)
-            out[spec.name] = con.execute(
-                f"SELECT {cols} FROM read_parquet('{url}', union_by_name=true, "
-                f"hive_partitioning={str(bool(spec.partition)).lower()}) ORDER BY ALL").fetchall()
+            out[spec.name] = con.execute(f"SELECT {cols} FROM {table_sql(settings, spec)} ORDER BY ALL").fetchall()
         out["quarantine.events"] = con.execute(
             f"SELECT * FROM read_parquet('s3://{settings.names.bucket('quarantine')}/events/data_0.parquet') "
             "ORDER BY ALL").fetchall()
@@ -147,17 +144,26 @@ def test_job_run_metadata_is_in_cloudwatch(settings, two_runs):
 
 
 def test_curated_tables_are_in_the_catalog_as_written(settings, two_runs):
-    """lake_curated: every curated table with its contract's columns, Parquet, at its S3 prefix,
-    and the training set's label both ways (a set a model can learn from)."""
-    from lifecycle.lake.catalog import CURATED_TABLES, hive_type
+    """lake_curated: every curated table an Iceberg table in the Glue Catalog (table_type,
+    Glue's metadata_location is pyiceberg's current metadata file) with its contract's columns
+    at its S3 prefix, one overwrite snapshot per run that changed it; and the training set's
+    label both ways (a set a model can learn from)."""
+    from lifecycle.lake import iceberg
+    from lifecycle.lake.catalog import CURATED_TABLES
 
     glue = aws(settings, "glue")
     for name, spec in CURATED_TABLES.items():
         table = glue.get_table(DatabaseName=settings.names.curated_database, Name=name)["Table"]
-        sd = table["StorageDescriptor"]
-        assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == [(c, hive_type(t)) for c, t in spec.columns]
-        assert sd["Location"] == f"s3://{settings.names.bucket('curated')}/{name}/"
-        assert _keys(settings, "curated", f"{name}/") == {f"{name}/data_0.parquet"}
+        assert table["Parameters"]["table_type"] == "ICEBERG"
+        found = iceberg.load_table(settings, spec)
+        assert table["Parameters"]["metadata_location"] == found.metadata_location
+        assert found.metadata_location.startswith(f"s3://{settings.names.bucket('curated')}/{name}/metadata/")
+        assert [f.name for f in found.schema().fields] == spec.column_names
+        assert found.metadata.format_version == 2
+        # a rewrite is one commit of pyiceberg's overwrite: a delete and an append snapshot
+        assert {s.summary.operation.value for s in found.snapshots()} <= {"delete", "append"}
+        keys = _keys(settings, "curated", f"{name}/")
+        assert keys and all(k.startswith((f"{name}/data/", f"{name}/metadata/")) for k in keys)
     training = two_runs[3]["training_repeat_purchase"]
     assert {row[-1] for row in training} == {True, False}
     # no leakage: every feature row describes the time before the cutoff

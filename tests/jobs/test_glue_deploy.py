@@ -40,6 +40,15 @@ def test_operator_kwargs_are_what_glue_job_operator_takes(settings):
     assert args["--lifecycle_job"] == "clean_sales"
     assert args["--raw_bucket"] == s.names.bucket("raw") and args["--pii_salt_secret"] == s.names.pii_salt_secret
     assert all("secret" not in v.lower() or v == s.names.pii_salt_secret for v in args.values())
+    # the curated zone is Iceberg in the Glue Catalog: Glue 5's switch, its database, pyiceberg
+    assert args["--datalake-formats"] == "iceberg"
+    assert args["--curated_database"] == s.names.curated_database
+    assert args["--curated_bucket"] == s.names.bucket("curated")
+    from importlib.metadata import version
+
+    from lifecycle.jobs.glue.deploy import PYICEBERG
+
+    assert args["--additional-python-modules"] == PYICEBERG == f"pyiceberg[glue,pyarrow]=={version('pyiceberg')}"
     # templates pass through for Airflow to render
     templ = glue_job_operator_kwargs(s, "clean_events", ("{{ data_interval_start }}", "{{ data_interval_end }}"))
     assert templ["script_args"]["--interval_start"] == "{{ data_interval_start }}"
@@ -90,5 +99,5 @@ def test_entry_script_is_thin_and_uses_the_spark_context():
     tree = ast.parse(source)
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert {"awsglue.context", "awsglue.job", "lifecycle.jobs.engine.spark_context"} <= imported
-    assert "S3Lake()" in source and "job.commit()" in source
+    assert "S3Lake(databases=databases)" in source and "job.commit()" in source
     assert len(source.splitlines()) < 60

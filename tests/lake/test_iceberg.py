@@ -24,13 +24,19 @@ from lifecycle.lake import iceberg
 from lifecycle.lake.catalog import TableSpec
 
 DATABASE = "iceberg_probe"
-SPEC = TableSpec("probe", (("id", "bigint"), ("label", "string")), ("id",), ("day", "date"))
+# a zone of its own (bucket <prefix>-icebergprobe), so the lake's zones stay as the jobs left them
+SPEC = TableSpec("probe", (("id", "bigint"), ("label", "string")), ("id",), ("day", "date"), zone="icebergprobe")
+
+
+def _probe_settings(settings):
+    return replace(settings, names=replace(settings.names, clean_database=DATABASE, curated_database=DATABASE))
 
 
 @pytest.fixture
 def probe(settings):
-    """Settings whose clean database is a scratch one, with no ``probe`` table in it."""
-    glue = aws(settings, "glue")
+    """Settings whose Glue database is a scratch one with no ``probe`` table, and the probe's
+    bucket, empty; emptied again afterwards."""
+    glue, s3, bucket = aws(settings, "glue"), aws(settings, "s3"), settings.names.bucket(SPEC.zone)
     try:
         glue.create_database(DatabaseInput={"Name": DATABASE})
     except glue.exceptions.AlreadyExistsException:
@@ -39,7 +45,20 @@ def probe(settings):
         glue.delete_table(DatabaseName=DATABASE, Name=SPEC.name)
     except glue.exceptions.EntityNotFoundException:
         pass
-    return replace(settings, names=replace(settings.names, clean_database=DATABASE))
+
+    def empty():
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            if page.get("Contents"):
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": o["Key"]} for o in page["Contents"]]})
+
+    where = ({} if settings.aws.region == "us-east-1"
+             else {"CreateBucketConfiguration": {"LocationConstraint": settings.aws.region}})
+    try:
+        s3.create_bucket(Bucket=bucket, **where)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        empty()
+    yield _probe_settings(settings)
+    empty()
 
 
 def _rows(first: int, n: int):
@@ -54,7 +73,6 @@ def _rows(first: int, n: int):
 
 def _scan(settings, sql_tail: str = "", **kwargs):
     with connect_duckdb(settings) as con:
-        iceberg.load_iceberg(con)
         return con.execute(f"SELECT count(*), count(DISTINCT id), sum(id) FROM "
                            f"{iceberg.scan_sql(settings, SPEC, **kwargs)} {sql_tail}").fetchone()
 
@@ -84,8 +102,8 @@ WRITER = textwrap.dedent("""
     from lifecycle.lake import iceberg
     sys.path.insert(0, {tests!r})
     from lake.test_iceberg import DATABASE, SPEC, _rows
-    s = Settings.from_env()
-    s = replace(s, names=replace(s.names, clean_database=DATABASE))
+    from lake.test_iceberg import _probe_settings
+    s = _probe_settings(Settings.from_env())
     table = iceberg.ensure_table(s, SPEC)
     first = int(sys.argv[1])
     while time.time() < float(sys.argv[2]):  # both writers start their commits together
@@ -122,6 +140,17 @@ def test_reads_as_of_a_snapshot_and_columns_added_without_rewrite(settings, prob
     assert _scan(probe)[:2] == (500, 500)
     assert _scan(probe, snapshot_id=first)[:2] == (300, 300)
     assert _scan(probe, "WHERE day = DATE '2026-01-02'")[0] == len([i for i in range(500) if i % 3 == 1])
+    # lifecycle query resolves the table through Glue and travels in time by snapshot or by time
+    from datetime import UTC, datetime
+
+    from lifecycle.lake.query import LakeSqlError, run_duckdb
+
+    sql = f"SELECT count(*) FROM {DATABASE}.probe"
+    assert run_duckdb(probe, sql).rows == [(500,)]
+    assert run_duckdb(probe, sql, as_of=str(first)).rows == [(300,)]
+    assert run_duckdb(probe, sql, as_of=datetime.now(UTC).isoformat()).rows == [(500,)]
+    with pytest.raises(LakeSqlError, match="snapshot id or an ISO 8601"):
+        run_duckdb(probe, sql, as_of="last tuesday")
 
     files = set(iceberg.load_table(probe, SPEC).inspect.files().column("file_path").to_pylist())
     wider = replace(SPEC, columns=SPEC.columns + (("note", "string"),))
@@ -129,14 +158,12 @@ def test_reads_as_of_a_snapshot_and_columns_added_without_rewrite(settings, prob
     assert [f.name for f in table.schema().fields] == ["id", "label", "day", "note"]
     assert set(table.inspect.files().column("file_path").to_pylist()) == files
     with connect_duckdb(probe) as con:
-        iceberg.load_iceberg(con)
         assert con.execute(f"SELECT count(note), count(*) FROM {iceberg.scan_sql(probe, wider)}").fetchone() \
             == (0, 500)
 
 
 def test_no_table_reads_as_empty_with_the_contract_columns(settings, probe):
     with connect_duckdb(probe) as con:
-        iceberg.load_iceberg(con)
         rel = iceberg.scan_sql(probe, SPEC)
         assert con.execute(f"SELECT * FROM {rel}").fetchall() == []
         assert [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()] == ["id", "label", "day"]

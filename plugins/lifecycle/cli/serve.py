@@ -18,6 +18,8 @@ def query(
     lake: bool = typer.Option(False, "--lake", help="resolve tables through the Glue Catalog (bare names: "
                               "the default database lake_clean)"),
     warehouse: bool = typer.Option(False, "--warehouse", help="run on the warehouse (Postgres / Redshift)"),
+    as_of: str = typer.Option(None, "--as-of", help="read the lake's Iceberg tables as of a snapshot id "
+                              "or a timestamp (time travel)"),
 ):
     """Ad hoc SQL on the lake (Athena-style, through the Glue Catalog) or the warehouse.
 
@@ -29,6 +31,7 @@ def query(
     Example:
       lifecycle query "select status, count(*) from lake_clean.orders group by 1"
       lifecycle query "select * from serving.daily_sales" --output daily.csv
+      lifecycle query "select count(*) from lake_curated.product_features" --as-of 2026-12-03T10:00:00
     """
     from lifecycle.lake import query as lake_sql
 
@@ -38,8 +41,10 @@ def query(
     try:
         engine = "lake" if lake else "warehouse" if warehouse else lake_sql.route(s, sql)
         if engine == "lake":
-            result = lake_sql.run_query(s, sql, output)
+            result = lake_sql.run_query(s, sql, output, as_of)
             cols, rows = result.columns, result.rows
+        elif as_of is not None:
+            fail("--as-of reads the lake's Iceberg tables; this SQL runs on the warehouse", USAGE)
         else:
             cols, rows = warehouse_query(s, sql, output)
     except lake_sql.LakeSqlError as exc:

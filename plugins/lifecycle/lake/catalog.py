@@ -342,8 +342,22 @@ def register_clean_tables(settings: Settings, tables: list[str] | None = None,
 
 
 def register_curated_tables(settings: Settings) -> dict[str, dict]:
-    """Register every curated table (database ``settings.names.curated_database``)."""
-    return {name: register_table(settings, spec) for name, spec in CURATED_TABLES.items()}
+    """The curated tables as the catalog has them (database ``settings.names.curated_database``).
+
+    They are Iceberg tables: each commit of a job registers its snapshot (pyiceberg updates
+    the Glue table's ``metadata_location``), so there is nothing to register after the run;
+    this reports the current snapshot of each table written so far."""
+    glue, out = aws(settings, "glue"), {}
+    for name in CURATED_TABLES:
+        try:
+            table = glue.get_table(DatabaseName=settings.names.curated_database, Name=name)["Table"]
+        except glue.exceptions.EntityNotFoundException:
+            out[name] = {"table": "absent"}
+            continue
+        params = table.get("Parameters", {})
+        out[name] = {"table": params.get("table_type", "parquet").lower(),
+                     "metadata_location": params.get("metadata_location")}
+    return out
 
 
 def with_extra_columns(spec: TableSpec, extras: list[tuple[str, str]]) -> TableSpec:

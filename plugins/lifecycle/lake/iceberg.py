@@ -7,9 +7,9 @@ and ``partition_spec`` of a contract (format v2; a partitioned contract is parti
 date column, identity: one partition per day); ``ensure_table`` (create, or add the columns a
 source gained, without a rewrite); ``metadata_location`` as Glue has it (``get_table``'s
 ``Parameters.metadata_location``: never the newest file guessed from a listing, since a lost
-or failed commit leaves metadata files that are not the table); ``load_iceberg`` (DuckDB's
-avro and iceberg extensions from their wheels) and ``scan_sql`` (``iceberg_scan`` of that
-location, optionally as of a snapshot).
+or failed commit leaves metadata files that are not the table) and ``scan_sql``
+(``iceberg_scan`` of that location, optionally as of a snapshot, on a connection of
+``clients.connect_duckdb``, which loads the avro and iceberg extensions from their wheels).
 
 pyiceberg, not code of our own, writes and commits: a commit is Glue's ``UpdateTable`` with
 the ``VersionId`` it read, so of two writers at once one gets ``ConcurrentModificationException``
@@ -22,10 +22,13 @@ from __future__ import annotations
 import re
 import threading
 
-from lifecycle.clients import credentials, load_extension
+from lifecycle.clients import aws, credentials
 from lifecycle.lake.catalog import TableSpec, database_of, duckdb_type
 from lifecycle.settings import Settings
 from lifecycle.sql import ident, literal
+
+# the zones whose tables are Iceberg (the clean zone is still Parquet: docs/lake-layout.md)
+ICEBERG_ZONES = ("curated",)
 
 # commit retries (pyiceberg's table properties): two jobs may commit to one table at once
 TABLE_PROPERTIES = {
@@ -117,28 +120,49 @@ def location(settings: Settings, spec: TableSpec) -> str:
 
 def load_table(settings: Settings, spec: TableSpec):
     """The Iceberg table of ``spec``, or None when it does not exist yet."""
+    return load_from(catalog(settings), identifier(settings, spec))
+
+
+def load_from(cat, ident_: tuple[str, str]):
+    """The Iceberg table ``ident_`` of the pyiceberg catalog ``cat``, or None."""
     from pyiceberg.exceptions import NoSuchTableError
 
     try:
-        return catalog(settings).load_table(identifier(settings, spec))
+        return cat.load_table(ident_)
     except NoSuchTableError:
         return None
 
 
-def ensure_table(settings: Settings, spec: TableSpec):
-    """The Iceberg table of ``spec``: created when missing; columns of ``spec`` the table
-    lacks (a source's additive change) are added, a metadata-only change (no rewrite)."""
+def ensure_table(settings: Settings, spec: TableSpec, bucket: str | None = None):
+    """The Iceberg table of ``spec`` in the Glue Catalog (at ``s3://<bucket>/<table>``, the
+    zone's bucket by default), made as ``ensure_in`` says. A Glue table of that name that is
+    not Iceberg (the Parquet table of an older version of this project) is replaced: every
+    table of an Iceberg zone is rebuilt by its job, so nothing is lost."""
+    from pyiceberg.exceptions import NoSuchIcebergTableError
+
+    where = f"s3://{bucket}/{spec.name}" if bucket else location(settings, spec)
+    try:
+        return ensure_in(catalog(settings), identifier(settings, spec), where, spec)
+    except NoSuchIcebergTableError:
+        database, name = identifier(settings, spec)
+        aws(settings, "glue").delete_table(DatabaseName=database, Name=name)
+        return ensure_in(catalog(settings), identifier(settings, spec), where, spec)
+
+
+def ensure_in(cat, ident_: tuple[str, str], where: str, spec: TableSpec):
+    """The Iceberg table ``ident_`` of ``cat``: created at ``where`` when missing (schema and
+    partitions from ``spec``); columns of ``spec`` the table lacks (a source's additive change)
+    are added, a metadata-only change (no data file is rewritten)."""
     from pyiceberg.exceptions import TableAlreadyExistsError
 
-    table = load_table(settings, spec)
+    table = load_from(cat, ident_)
     if table is None:
         schema = iceberg_schema(spec)
         try:
-            return catalog(settings).create_table(
-                identifier(settings, spec), schema=schema, location=location(settings, spec),
-                partition_spec=partition_spec(spec, schema), properties=TABLE_PROPERTIES)
+            return cat.create_table(ident_, schema=schema, location=where,
+                                    partition_spec=partition_spec(spec, schema), properties=TABLE_PROPERTIES)
         except TableAlreadyExistsError:  # another writer created it first
-            table = load_table(settings, spec)
+            table = load_from(cat, ident_)
     have = {f.name for f in table.schema().fields}
     missing = [(c, t) for c, t in spec.all_columns if c not in have]
     if missing:
@@ -149,10 +173,27 @@ def ensure_table(settings: Settings, spec: TableSpec):
     return table
 
 
+def replace_rows(table, rows) -> int:
+    """Make ``rows`` (an Arrow table with the table's columns, any order) the whole content of
+    ``table`` in one commit (pyiceberg's ``overwrite``: a ``delete`` snapshot of every file and
+    an ``append`` of the new ones, made current together; the first write is an append). A
+    writer killed before the commit leaves the previous snapshot as it was (its new files are
+    orphans: no snapshot names them, so no reader sees them)."""
+    rows = rows.select([f.name for f in table.schema().fields if f.name in rows.column_names])
+    if table.current_snapshot() is None:
+        table.append(rows)
+    else:
+        table.overwrite(rows)
+    return rows.num_rows
+
+
+def is_iceberg(glue_table: dict) -> bool:
+    """Whether a Glue ``get_table`` answer is an Iceberg table."""
+    return glue_table.get("Parameters", {}).get("table_type", "").upper() == "ICEBERG"
+
+
 def metadata_location(settings: Settings, spec: TableSpec) -> str | None:
     """The table's current metadata file as the Glue Catalog names it, or None (no table)."""
-    from lifecycle.clients import aws
-
     glue = aws(settings, "glue")
     database, name = identifier(settings, spec)
     try:
@@ -160,13 +201,6 @@ def metadata_location(settings: Settings, spec: TableSpec) -> str | None:
     except glue.exceptions.EntityNotFoundException:
         return None
     return table.get("Parameters", {}).get("metadata_location")
-
-
-def load_iceberg(con) -> None:
-    """Load DuckDB's avro and iceberg extensions (from their wheels) on ``con`` (httpfs is
-    loaded by ``connect_duckdb``)."""
-    load_extension(con, "avro")
-    load_extension(con, "iceberg")
 
 
 def scan_sql(settings: Settings, spec: TableSpec, columns: list[str] | None = None,

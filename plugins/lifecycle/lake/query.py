@@ -14,7 +14,10 @@ How a query runs:
   ``read_parquet('<location>*/…/*.parquet', hive_partitioning=true)`` with the catalog's
   columns and types, on a connection with the lake's S3 settings
   (``clients.connect_duckdb``). The SQL itself is DuckDB's dialect (close to Athena's Trino
-  for SELECTs). A table the catalog knows but that has no objects yet is empty.
+  for SELECTs). A table the catalog knows but that has no objects yet is empty. An Iceberg
+  table (``Parameters.table_type = ICEBERG``) is ``iceberg_scan`` of the metadata file the
+  catalog names (``Parameters.metadata_location``, never a guess from a listing); with
+  ``as_of`` (``lifecycle query --as-of <snapshot id | timestamp>``) as it was then.
 - ``aws``: the SQL goes to Athena as it is (``start_query_execution`` in the workgroup
   ``settings.aws.athena_workgroup``, results in ``settings.athena_output_location``, default
   database ``settings.names.clean_database``), polled until it ends, then ``get_query_results``.
@@ -34,6 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lifecycle.clients import aws
 from lifecycle.lake.catalog import duckdb_type, logical_from_hive
+from lifecycle.lake.iceberg import is_iceberg
 from lifecycle.settings import Settings
 from lifecycle.sql import ident, literal
 
@@ -149,9 +153,34 @@ def has_objects(settings: Settings, location: str) -> bool:
     return bool(resp.get("KeyCount"))
 
 
-def view_sql(settings: Settings, table: dict) -> str:
-    """The DuckDB ``SELECT`` behind a Glue table: its columns (catalog types) over its
-    location's Parquet objects, partition keys from the hive-style prefixes."""
+def as_of_clause(as_of: str | None) -> str:
+    """``iceberg_scan``'s time-travel argument for ``--as-of``: a snapshot id (digits) or a
+    timestamp (ISO 8601; UTC when it has no offset)."""
+    if as_of is None:
+        return ""
+    if as_of.strip().isdigit():
+        return f", snapshot_from_id => {int(as_of)}"
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(as_of.strip())
+    except ValueError as exc:
+        raise LakeSqlError(f"--as-of {as_of!r}: give a snapshot id or an ISO 8601 timestamp") from exc
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return f", snapshot_from_timestamp => TIMESTAMPTZ {literal(when.isoformat())}"
+
+
+def view_sql(settings: Settings, table: dict, as_of: str | None = None) -> str:
+    """The DuckDB ``SELECT`` behind a Glue table. An Iceberg table: ``iceberg_scan`` of the
+    metadata file the catalog names (as of a snapshot or a time with ``as_of``). A Parquet
+    table: its columns (catalog types) over its location's objects, partition keys from the
+    hive-style prefixes."""
+    if is_iceberg(table):
+        found = table["Parameters"]["metadata_location"]
+        return f"SELECT * FROM iceberg_scan({literal(found)}{as_of_clause(as_of)})"
+    if as_of is not None:
+        raise LakeSqlError(f"--as-of: {table['DatabaseName']}.{table['Name']} is not an Iceberg table "
+                           "(it has no snapshots)")
     sd = table["StorageDescriptor"]
     location = sd["Location"].rstrip("/") + "/"
     columns = [(c["Name"], c["Type"]) for c in sd.get("Columns", [])]
@@ -183,7 +212,8 @@ def _resolve(settings: Settings, refs: set[str]) -> dict[tuple[str, str], dict]:
     return found
 
 
-def run_duckdb(settings: Settings, sql: str, output: str | None = None) -> QueryResult:
+def run_duckdb(settings: Settings, sql: str, output: str | None = None,
+               as_of: str | None = None) -> QueryResult:
     import duckdb
 
     from lifecycle.clients import connect_duckdb
@@ -196,8 +226,12 @@ def run_duckdb(settings: Settings, sql: str, output: str | None = None) -> Query
         locations = {}
         for (db, name), table in tables.items():
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(db)}")
-            con.execute(f"CREATE OR REPLACE VIEW {ident(db)}.{ident(name)} AS {view_sql(settings, table)}")
-            locations[f"{db}.{name}"] = table["StorageDescriptor"]["Location"]
+            try:
+                con.execute(f"CREATE OR REPLACE VIEW {ident(db)}.{ident(name)} AS "
+                            f"{view_sql(settings, table, as_of)}")
+            except duckdb.Error as exc:  # e.g. no snapshot at that time
+                raise LakeSqlError(f"{db}.{name}: {exc}") from exc
+            locations[f"{db}.{name}"] = table.get("StorageDescriptor", {}).get("Location", "")
         if settings.names.clean_database in {db for db, _ in tables}:
             con.execute(f"SET schema = {literal(settings.names.clean_database)}")  # bare names: the default db
         try:
@@ -288,14 +322,19 @@ def write_rows(result: QueryResult, output: str) -> None:
 
 # ---- entry point ----------------------------------------------------------------------------
 
-def run_query(settings: Settings, sql: str, output: str | None = None) -> QueryResult:
-    """The lake query on the settings' target: Athena on ``aws``, DuckDB elsewhere."""
+def run_query(settings: Settings, sql: str, output: str | None = None,
+              as_of: str | None = None) -> QueryResult:
+    """The lake query on the settings' target: Athena on ``aws``, DuckDB elsewhere. ``as_of``
+    (a snapshot id or a timestamp) reads every Iceberg table the SQL names as it was then."""
     if settings.target == "aws":
+        if as_of is not None:
+            raise LakeSqlError("--as-of on Athena: write it in the SQL "
+                               "(FROM t FOR TIMESTAMP AS OF TIMESTAMP '...' / FOR VERSION AS OF <id>)")
         try:
             return run_athena(settings, sql, output)
         except (BotoCoreError, ClientError) as exc:
             raise LakeSqlError(f"Athena: {exc}") from exc
-    return run_duckdb(settings, sql, output)
+    return run_duckdb(settings, sql, output, as_of)
 
 
 def format_table(columns: list[str], rows: list[tuple]) -> str:

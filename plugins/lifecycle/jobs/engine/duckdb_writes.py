@@ -1,9 +1,10 @@
 """The DuckDB engine's lake writes: contract-checked, ordered, written through a staging prefix.
 
 Input: a job's DataFrames (SQLFrame over DuckDB) and the lake table or quarantine source they
-go to. Output: Parquet objects in the bucket (``COPY ... PARTITION_BY``), written under
-``_lifecycle/staging/`` first and promoted when whole (``lifecycle.lake.staging``), so a failed
-write leaves the previous objects; the rows written, in the context's ``metrics``.
+go to. Output: for a table of an Iceberg zone (``lifecycle.lake.iceberg.ICEBERG_ZONES``), one snapshot
+commit through pyiceberg; otherwise Parquet objects in the bucket (``COPY ... PARTITION_BY``),
+written under ``_lifecycle/staging/`` first and promoted when whole (``lifecycle.lake.staging``),
+so a failed write leaves the previous objects; the rows written, in the context's ``metrics``.
 
 ``DuckDBWrites`` is the writing half of ``duckdb_context.DuckDBJobContext`` (which provides
 the connection, the settings, scratch-table names and the listings it uses).
@@ -14,7 +15,7 @@ from __future__ import annotations
 from lifecycle import faults
 from lifecycle.clients import aws
 from lifecycle.jobs.engine.contract import check_output, table_objects
-from lifecycle.lake import staging
+from lifecycle.lake import iceberg, staging
 from lifecycle.lake.catalog import (
     CLEAN_TABLES,
     QUARANTINE,
@@ -74,9 +75,17 @@ class DuckDBWrites:
         staging.discard(s3, bucket, staged, done)
 
     def write_clean(self, df, bucket: str, table: str) -> int:
-        """Replace lake ``table`` with ``df`` (all partitions: stale ones disappear)."""
+        """Replace lake ``table`` with ``df`` (all partitions: stale ones disappear). A table
+        of an Iceberg zone gets one ``overwrite`` snapshot; a Parquet one is written through
+        the staging prefix."""
         spec = lake_table(table)
         name = self.materialize(df, spec, table)
+        if spec.zone in iceberg.ICEBERG_ZONES:
+            target = iceberg.ensure_table(self._settings, self.specs.get(table, spec), bucket)
+            rows = iceberg.replace_rows(target, self._con.execute(f"SELECT * FROM {ident(name)}").to_arrow_table())
+            faults.point("lake.write")
+            self.metrics["rows_out"][table] = rows
+            return rows
         if spec.partition:
             self._copy(f"SELECT * FROM {ident(name)}", bucket, table,
                        f"FORMAT parquet, PARTITION_BY ({ident(spec.partition[0])})", replace=True)

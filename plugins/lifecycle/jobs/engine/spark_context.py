@@ -42,6 +42,7 @@ from typing import Any
 from lifecycle.jobs.engine.contract import JobError, check_output, job_module, new_metrics, table_objects
 from lifecycle.jobs.engine.spark_lake import LocalLake
 from lifecycle.lake.catalog import QUARANTINE, TableSpec, lake_table
+from lifecycle.lake.iceberg import ICEBERG_ZONES, replace_rows
 
 RESULT_MARKER = "LIFECYCLE_SPARK_RESULT "
 
@@ -83,6 +84,16 @@ def _schema(columns) -> str:
 
 
 # ---- the session ------------------------------------------------------------------------------
+
+def to_arrow(df):
+    """A Spark DataFrame as an Arrow table: ``toArrow`` (Spark 4) or, on Glue 5's Spark 3.5,
+    the collection ``toPandas`` also uses (``_collect_as_arrow``: Spark 3.5 has no public one)."""
+    import pyarrow as pa
+
+    if hasattr(df, "toArrow"):
+        return df.toArrow()
+    return pa.Table.from_batches(df._collect_as_arrow())  # noqa: SLF001
+
 
 def spark_session(app_name: str = "lifecycle", master: str = "local[2]"):
     """A small local SparkSession configured as the lake expects (UTC, Parquet micros)."""
@@ -314,8 +325,14 @@ class SparkJobContext:
         return df.sortWithinPartitions(*spec.keys)
 
     def write_clean(self, df, bucket: str, table: str) -> int:
-        """Replace clean ``table`` with ``df`` (all partitions: stale ones disappear)."""
+        """Replace clean ``table`` with ``df`` (all partitions: stale ones disappear). A table
+        of an Iceberg zone: one ``overwrite`` snapshot committed by pyiceberg from Arrow (the
+        Iceberg Spark runtime is a Maven jar, not installable here; on Glue 5 it is built in)."""
         spec = self._check(df, lake_table(table), table)
+        if spec.zone in ICEBERG_ZONES:
+            rows = replace_rows(self.lake.iceberg_table(spec, bucket), to_arrow(self._ordered(df, spec)))
+            self.metrics["rows_out"][table] = rows
+            return rows
         out = self._ordered(df, spec).persist()
         try:
             rows = out.count()

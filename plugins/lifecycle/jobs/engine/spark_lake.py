@@ -2,7 +2,8 @@
 
 Input: a root directory (``LocalLake``) or boto3 clients (``S3Lake``). Output: the few object
 operations ``spark_context.SparkJobContext`` needs besides Spark's readers and writers (URIs,
-listings by glob, bytes, deletes, the PII salt); ``mirror_lake`` copies the target's buckets
+listings by glob, bytes, deletes, the PII salt) and the Iceberg catalog its tables of an
+Iceberg zone are committed to (``iceberg_table``); ``mirror_lake`` copies the target's buckets
 into a ``LocalLake`` (Spark here cannot read ``s3://``: the hadoop-aws jars come from Maven).
 """
 
@@ -59,15 +60,33 @@ class LocalLake:
     def get_secret(self, name: str) -> str:
         return (self.root / "_secrets" / name).read_text()
 
+    def iceberg_catalog(self):
+        """A pyiceberg SQL catalog (SQLite under ``<root>/_iceberg/``) over the mirror: the
+        local stand-in for the Glue Catalog (namespaces are the zones' names)."""
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        (self.root / "_iceberg").mkdir(parents=True, exist_ok=True)
+        return SqlCatalog("local", uri=f"sqlite:///{self.root / '_iceberg' / 'catalog.db'}",
+                          warehouse=f"file://{self.root}")
+
+    def iceberg_table(self, spec, bucket: str):
+        """The Iceberg table of ``spec`` at ``<root>/<bucket>/<table>`` (made if missing)."""
+        from lifecycle.lake.iceberg import ensure_in
+
+        cat = self.iceberg_catalog()
+        cat.create_namespace_if_not_exists(spec.zone)
+        return ensure_in(cat, (spec.zone, spec.name), f"file://{self.path(bucket, spec.name)}", spec)
+
 
 class S3Lake:
     """The real buckets through boto3 (on AWS Glue / EMR, where Spark reads ``s3://``)."""
 
-    def __init__(self, s3=None, secretsmanager=None):
+    def __init__(self, s3=None, secretsmanager=None, databases: dict[str, str] | None = None):
         import boto3
 
         self._s3 = s3 or boto3.client("s3")
         self._sm = secretsmanager or boto3.client("secretsmanager")
+        self._databases = databases or {}  # zone -> Glue database (the job's arguments)
 
     def uri(self, bucket: str, key: str = "") -> str:
         return f"s3://{bucket}/{key}"
@@ -93,6 +112,16 @@ class S3Lake:
 
     def get_secret(self, name: str) -> str:
         return self._sm.get_secret_value(SecretId=name)["SecretString"]
+
+    def iceberg_table(self, spec, bucket: str):
+        """The Iceberg table of ``spec`` in the Glue Catalog (the job's database of its zone),
+        at ``s3://<bucket>/<table>``; pyiceberg with the job role's credentials."""
+        from pyiceberg.catalog import load_catalog
+
+        from lifecycle.lake.iceberg import ensure_in
+
+        cat = load_catalog("glue", type="glue", **{"glue.region": self._s3.meta.region_name})
+        return ensure_in(cat, (self._databases[spec.zone], spec.name), f"s3://{bucket}/{spec.name}", spec)
 
 
 def mirror_lake(settings, root: str | os.PathLike, zones: tuple[str, ...] = ("raw",)) -> dict:

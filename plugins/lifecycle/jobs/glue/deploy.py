@@ -66,6 +66,10 @@ def upload(settings: Settings) -> dict[str, str]:
     return {"script": script_location(settings), "package": package_location(settings)}
 
 
+# what the Glue job installs for its Iceberg commits (the version this project locks)
+PYICEBERG = "pyiceberg[glue,pyarrow]==0.12.0"
+
+
 def default_arguments(settings: Settings, job_name: str) -> dict[str, str]:
     """The job's DefaultArguments: Glue's own switches and the job's Glue-style arguments
     (the run adds ``--interval_start/--interval_end``); no secrets, only the secret's name."""
@@ -76,7 +80,13 @@ def default_arguments(settings: Settings, job_name: str) -> dict[str, str]:
         "--raw_bucket": settings.names.bucket("raw"),
         "--clean_bucket": settings.names.bucket("clean"),
         "--quarantine_bucket": settings.names.bucket("quarantine"),
+        "--curated_bucket": settings.names.bucket("curated"),
+        "--curated_database": settings.names.curated_database,
         "--pii_salt_secret": settings.names.pii_salt_secret,
+        # the curated zone is Iceberg: Glue 5 loads its Iceberg libraries with this switch, and
+        # the jobs commit through pyiceberg (the same code as locally), installed by pip
+        "--datalake-formats": "iceberg",
+        "--additional-python-modules": PYICEBERG,
         "--enable-metrics": "true",
         "--enable-continuous-cloudwatch-log": "true",
         "--enable-glue-datacatalog": "true",

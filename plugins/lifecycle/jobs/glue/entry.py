@@ -33,7 +33,10 @@ def main() -> None:
     spark_compat()  # Glue 5.0 is Spark 3.5: before the job module is imported
     job = Job(glue)
     job.init(args["JOB_NAME"], args)
-    ctx = SparkJobContext(spark, S3Lake(), args["lifecycle_job"])
+    # the Glue database of each Iceberg zone, from the job's DefaultArguments
+    databases = ({"curated": getResolvedOptions(sys.argv, ["curated_database"])["curated_database"]}
+                 if "--curated_database" in sys.argv else {})
+    ctx = SparkJobContext(spark, S3Lake(databases=databases), args["lifecycle_job"])
     try:
         job_module(args["lifecycle_job"]).main(sys.argv, ctx)
     finally:
