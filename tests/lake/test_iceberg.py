@@ -138,7 +138,7 @@ def test_reads_as_of_a_snapshot_and_columns_added_without_rewrite(settings, prob
     table = iceberg.load_table(probe, SPEC)
     table.append(_rows(300, 200))
     assert _scan(probe)[:2] == (500, 500)
-    assert _scan(probe, snapshot_id=first)[:2] == (300, 300)
+    assert _scan(probe, as_of=str(first))[:2] == (300, 300)
     assert _scan(probe, "WHERE day = DATE '2026-01-02'")[0] == len([i for i in range(500) if i % 3 == 1])
     # lifecycle query resolves the table through Glue and travels in time by snapshot or by time
     from datetime import UTC, datetime

@@ -203,15 +203,29 @@ def metadata_location(settings: Settings, spec: TableSpec) -> str | None:
     return table.get("Parameters", {}).get("metadata_location")
 
 
+def scan_of(metadata_location: str, as_of: str | None = None) -> str:
+    """DuckDB's ``iceberg_scan`` of a metadata file, as of ``as_of``: a snapshot id (digits) or
+    an ISO 8601 timestamp (UTC when it has no offset); ``ValueError`` for anything else."""
+    travel = ""
+    if as_of is not None and as_of.strip().isdigit():
+        travel = f", snapshot_from_id => {int(as_of)}"
+    elif as_of is not None:
+        from datetime import UTC, datetime
+
+        when = datetime.fromisoformat(as_of.strip())
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        travel = f", snapshot_from_timestamp => TIMESTAMPTZ {literal(when.isoformat())}"
+    return f"iceberg_scan({literal(metadata_location)}{travel})"
+
+
 def scan_sql(settings: Settings, spec: TableSpec, columns: list[str] | None = None,
-             snapshot_id: int | None = None) -> str:
-    """A DuckDB relation over the table: ``iceberg_scan`` of Glue's metadata location (as of
-    ``snapshot_id``), or, before the first commit, no rows with the contract's columns."""
+             as_of: str | None = None) -> str:
+    """A DuckDB relation over the table: ``scan_of`` Glue's metadata location (as of a snapshot
+    id or a time), or, before the first commit, no rows with the contract's columns."""
     wanted = [(c, t) for c, t in spec.all_columns if columns is None or c in columns]
     found = metadata_location(settings, spec)
     if found is None:
         cols = ", ".join(f"CAST(NULL AS {duckdb_type(t)}) AS {ident(c)}" for c, t in wanted)
         return f"(SELECT {cols} WHERE false)"
     select = "*" if columns is None else ", ".join(ident(c) for c, _ in wanted)
-    as_of = f", snapshot_from_id => {int(snapshot_id)}" if snapshot_id is not None else ""
-    return f"(SELECT {select} FROM iceberg_scan({literal(found)}{as_of}))"
+    return f"(SELECT {select} FROM {scan_of(found, as_of)})"

@@ -37,7 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lifecycle.clients import aws
 from lifecycle.lake.catalog import duckdb_type, logical_from_hive
-from lifecycle.lake.iceberg import is_iceberg
+from lifecycle.lake.iceberg import is_iceberg, scan_of
 from lifecycle.settings import Settings
 from lifecycle.sql import ident, literal
 
@@ -153,31 +153,16 @@ def has_objects(settings: Settings, location: str) -> bool:
     return bool(resp.get("KeyCount"))
 
 
-def as_of_clause(as_of: str | None) -> str:
-    """``iceberg_scan``'s time-travel argument for ``--as-of``: a snapshot id (digits) or a
-    timestamp (ISO 8601; UTC when it has no offset)."""
-    if as_of is None:
-        return ""
-    if as_of.strip().isdigit():
-        return f", snapshot_from_id => {int(as_of)}"
-    from datetime import UTC, datetime
-
-    try:
-        when = datetime.fromisoformat(as_of.strip())
-    except ValueError as exc:
-        raise LakeSqlError(f"--as-of {as_of!r}: give a snapshot id or an ISO 8601 timestamp") from exc
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    return f", snapshot_from_timestamp => TIMESTAMPTZ {literal(when.isoformat())}"
-
-
 def view_sql(settings: Settings, table: dict, as_of: str | None = None) -> str:
     """The DuckDB ``SELECT`` behind a Glue table. An Iceberg table: ``iceberg_scan`` of the
     metadata file the catalog names (as of a snapshot or a time with ``as_of``). A Parquet
     table: its columns (catalog types) over its location's objects, partition keys from the
     hive-style prefixes."""
     if is_iceberg(table):
-        found = table["Parameters"]["metadata_location"]
-        return f"SELECT * FROM iceberg_scan({literal(found)}{as_of_clause(as_of)})"
+        try:
+            return f"SELECT * FROM {scan_of(table['Parameters']['metadata_location'], as_of)}"
+        except ValueError as exc:
+            raise LakeSqlError(f"--as-of {as_of!r}: give a snapshot id or an ISO 8601 timestamp") from exc
     if as_of is not None:
         raise LakeSqlError(f"--as-of: {table['DatabaseName']}.{table['Name']} is not an Iceberg table "
                            "(it has no snapshots)")

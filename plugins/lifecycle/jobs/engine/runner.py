@@ -41,8 +41,9 @@ from lifecycle.lake import staging
 from lifecycle.lake.catalog import CLEAN_TABLES, register_clean_tables, register_curated_tables
 from lifecycle.settings import Settings
 
-# the zones the jobs write (each write staged under _lifecycle/staging/ of its bucket)
-LAKE_ZONES = ("clean", "curated", "quarantine")
+# the zones whose writes are staged under _lifecycle/staging/ of their bucket (the curated
+# zone's tables are Iceberg: a write is a commit, nothing is staged)
+LAKE_ZONES = ("clean", "quarantine")
 
 _ENGINE: Engine | None = None
 # SQLFrame's activate() swaps the process-wide `pyspark` modules and its session is a

@@ -1,8 +1,9 @@
 """The AWS Glue entry script: runs one job module of ``lifecycle.jobs`` on Glue's Spark.
 
 Input (Glue job arguments): ``--JOB_NAME`` (the Glue job), ``--lifecycle_job`` (the module,
-e.g. ``clean_sales``) and the job's own arguments (``--raw_bucket ...``, from the job
-definition's DefaultArguments and the run's arguments); the ``lifecycle`` package comes
+e.g. ``clean_sales``), ``--curated_database`` (where the Iceberg tables are committed) and
+the job's own arguments (``--raw_bucket ...``, from the job definition's DefaultArguments and
+the run's arguments); the ``lifecycle`` package comes
 from ``--extra-py-files`` (``lifecycle.jobs.glue.deploy`` uploads both).
 Output: what the job writes, through ``SparkJobContext`` on ``S3Lake`` (``s3://`` read and
 written by Glue's own S3 connector; boto3 for listings and the PII salt).
@@ -24,7 +25,7 @@ def main() -> None:
     from lifecycle.jobs.engine.spark_context import SparkJobContext, spark_compat
     from lifecycle.jobs.engine.spark_lake import S3Lake
 
-    args = getResolvedOptions(sys.argv, ["JOB_NAME", "lifecycle_job"])
+    args = getResolvedOptions(sys.argv, ["JOB_NAME", "lifecycle_job", "curated_database"])
     glue = GlueContext(SparkContext.getOrCreate())
     spark = glue.spark_session
     # as the local engines: dates of timestamps are UTC, Parquet timestamps are standard
@@ -33,9 +34,8 @@ def main() -> None:
     spark_compat()  # Glue 5.0 is Spark 3.5: before the job module is imported
     job = Job(glue)
     job.init(args["JOB_NAME"], args)
-    # the Glue database of each Iceberg zone, from the job's DefaultArguments
-    databases = ({"curated": getResolvedOptions(sys.argv, ["curated_database"])["curated_database"]}
-                 if "--curated_database" in sys.argv else {})
+    # the Glue database of each Iceberg zone (the job definition's DefaultArguments)
+    databases = {"curated": args["curated_database"]}
     ctx = SparkJobContext(spark, S3Lake(databases=databases), args["lifecycle_job"])
     try:
         job_module(args["lifecycle_job"]).main(sys.argv, ctx)
