@@ -70,17 +70,18 @@ def reset_lake(settings) -> None:
 
     prefixes = {"raw": ["sales/", "events/", "events-errors/", "reviews/"],
                 # _lifecycle/: the job bookmarks go with the tables they describe
-                # _lifecycle/staging/: what a killed job left before promoting its writes
-                "clean": [f"{name}/" for name in CLEAN_TABLES] + ["_lifecycle/job-bookmarks/", "_lifecycle/staging/"],
-                "curated": [f"{name}/" for name in CURATED_TABLES] + ["_lifecycle/staging/"],
+                "clean": [f"{name}/" for name in CLEAN_TABLES] + ["_lifecycle/job-bookmarks/"],
+                "curated": [f"{name}/" for name in CURATED_TABLES],
                 "quarantine": ["events/", "_lifecycle/"]}
     s3, glue = aws(settings, "s3"), aws(settings, "glue")
     # the Iceberg tables go with their files (a Glue entry naming a deleted metadata file)
-    for name in CURATED_TABLES:
-        try:
-            glue.delete_table(DatabaseName=settings.names.curated_database, Name=name)
-        except glue.exceptions.EntityNotFoundException:
-            pass
+    for database, names in ((settings.names.clean_database, CLEAN_TABLES),
+                            (settings.names.curated_database, CURATED_TABLES)):
+        for name in names:
+            try:
+                glue.delete_table(DatabaseName=database, Name=name)
+            except glue.exceptions.EntityNotFoundException:
+                pass
     for zone, zone_prefixes in prefixes.items():
         bucket = settings.names.bucket(zone)
         for prefix in zone_prefixes:

@@ -227,21 +227,33 @@ def objects(settings, zone: str) -> dict[str, str]:
     return out
 
 
+class LakeTables:
+    """``{clean.orders}`` in ``read``'s SQL: the relation over a lake table (``table_sql``);
+    ``{clean}`` alone: the zone's ``s3://`` bucket URL."""
+
+    def __init__(self, settings, zone: str):
+        self._settings, self._zone = settings, zone
+
+    def __getattr__(self, name: str) -> str:
+        from lifecycle.lake.catalog import lake_table
+
+        return table_sql(self._settings, lake_table(name))
+
+    def __format__(self, spec: str) -> str:
+        return f"s3://{self._settings.names.bucket(self._zone)}"
+
+
 def read(settings, sql: str) -> list[tuple]:
     from lifecycle.clients import connect_duckdb
 
     with connect_duckdb(settings) as con:
-        return con.execute(sql.format(clean=f"s3://{settings.names.bucket('clean')}",
+        return con.execute(sql.format(clean=LakeTables(settings, "clean"), curated=LakeTables(settings, "curated"),
                                       quarantine=f"s3://{settings.names.bucket('quarantine')}")).fetchall()
 
 
 def table_sql(settings, spec) -> str:
     """A DuckDB relation over a clean or curated table as its readers see it: ``iceberg_scan``
-    of Glue's metadata location for a table of an Iceberg zone, the Parquet objects otherwise."""
+    of Glue's metadata location (no rows, the contract's columns, before the first commit)."""
     from lifecycle.lake import iceberg
 
-    if spec.zone in iceberg.ICEBERG_ZONES:
-        return iceberg.scan_sql(settings, spec)
-    pattern = "*/*.parquet" if spec.partition else "*.parquet"
-    url = f"s3://{settings.names.bucket(spec.zone)}/{spec.name}/{pattern}"
-    return f"read_parquet('{url}', union_by_name=true, hive_partitioning={str(bool(spec.partition)).lower()})"
+    return iceberg.scan_sql(settings, spec)

@@ -34,13 +34,15 @@ def _interval(day: date) -> tuple[datetime, datetime]:
 
 def _per_date(settings) -> dict:
     from lifecycle.clients import connect_duckdb
+    from lifecycle.lake import iceberg
+    from lifecycle.lake.catalog import CLEAN_TABLES
 
     out = {}
     with connect_duckdb(settings) as con:
         for day in DAYS:
             out[f"clean events {day}"] = con.execute(
-                f"SELECT count(*), md5(string_agg(t::VARCHAR, '|' ORDER BY t::VARCHAR)) FROM read_parquet("
-                f"'s3://{settings.names.bucket('clean')}/events/event_date={day}/*.parquet') t").fetchone()
+                f"SELECT count(*), md5(string_agg(t::VARCHAR, '|' ORDER BY t::VARCHAR)) FROM "
+                f"{iceberg.scan_sql(settings, CLEAN_TABLES['events'])} t WHERE event_date = DATE '{day}'").fetchone()
     with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         for day in DAYS:
             cur.execute("SELECT count(*), coalesce(sum(hashtextextended((to_jsonb(t) - '_loaded_at')::text, 0)), 0) "

@@ -17,21 +17,15 @@ from lifecycle.pipeline.stages import STAGES
 
 def _lake_fingerprint(settings) -> dict:
     from lifecycle.clients import connect_duckdb
+    from lifecycle.lake import iceberg
     from lifecycle.lake.catalog import CLEAN_TABLES
-    from lifecycle.lake.counts import has_objects
 
     con, out = connect_duckdb(settings), {}
     try:
         for name, spec in CLEAN_TABLES.items():
-            bucket = settings.names.bucket("clean")
-            if not has_objects(settings, bucket, f"{name}/"):
-                out[name] = None
-                continue
-            glob = f"s3://{bucket}/{name}/*/*.parquet" if spec.partition else f"s3://{bucket}/{name}/*.parquet"
             out[name] = con.execute(
                 f"SELECT count(*), md5(coalesce(string_agg(t::VARCHAR, '|' ORDER BY t::VARCHAR), '')) "
-                f"FROM read_parquet('{glob}', hive_partitioning={'true' if spec.partition else 'false'}) t"
-            ).fetchone()
+                f"FROM {iceberg.scan_sql(settings, spec)} t").fetchone()
         quarantine = settings.names.bucket("quarantine")
         out["quarantine/events"] = con.execute(
             f"SELECT count(*), md5(string_agg(t::VARCHAR, '|' ORDER BY t::VARCHAR)) "

@@ -94,9 +94,10 @@ def test_cdc_batch_delivered_twice(settings, chaos_case):
 
 def _history_duplicates(settings) -> int:
     from lifecycle.clients import connect_duckdb
+    from lifecycle.lake import iceberg
+    from lifecycle.lake.catalog import CLEAN_TABLES
 
     with connect_duckdb(settings) as con:
-        rows = con.execute(f"SELECT order_id, valid_from FROM read_parquet("
-                           f"'s3://{settings.names.bucket('clean')}/order_status_history/*/*.parquet', "
-                           "hive_partitioning=true)").fetchall()
+        rows = con.execute(f"SELECT order_id, valid_from FROM "
+                           f"{iceberg.scan_sql(settings, CLEAN_TABLES['order_status_history'])}").fetchall()
     return sum(n - 1 for n in Counter(rows).values())

@@ -27,6 +27,9 @@ import pytest
 from conftest import reset_environment
 
 from lifecycle.clients import aws
+from lifecycle.lake.catalog import CLEAN_TABLES
+
+ORDERS = CLEAN_TABLES["orders"]
 
 
 def _spark_missing() -> str | None:
@@ -111,8 +114,9 @@ def _snapshot(con, glob: str, partitioned: bool):
     return cols, rows
 
 
-def _glob(base: str, partitioned: bool) -> str:
-    return f"{base}/*/*.parquet" if partitioned else f"{base}/*.parquet"
+def _table_rows(con, lake, bucket: str) -> list[tuple]:
+    table = lake.iceberg_catalog().load_table(lake.iceberg_identifier(ORDERS, bucket))
+    return con.execute(f"SELECT * FROM iceberg_scan('{table.metadata_location}') ORDER BY ALL").fetchall()
 
 
 def _iceberg_snapshot(con, metadata_location: str):
@@ -124,34 +128,28 @@ def _iceberg_snapshot(con, metadata_location: str):
 def test_every_clean_and_curated_table_is_identical(settings, engines):
     from lifecycle.jobs.engine.spark_lake import LocalLake
     from lifecycle.lake import iceberg
-    from lifecycle.lake.catalog import CLEAN_TABLES, CURATED_TABLES, partition_values_in_s3
+    from lifecycle.lake.catalog import CLEAN_TABLES, CURATED_TABLES
 
-    s3con, local = _s3_con(settings), _duck()
-    root = engines["root"]
+    s3con = _s3_con(settings)
+    lake = LocalLake(engines["root"])
     try:
         for name, spec in {**CLEAN_TABLES, **CURATED_TABLES}.items():
-            clean = settings.names.bucket(spec.zone)
-            part = bool(spec.partition)
-            if spec.zone in iceberg.ICEBERG_ZONES:
-                # both engines committed an Iceberg table: DuckDB's to the Glue Catalog, Spark's
-                # to the local mirror's catalog
-                d_cols, d_rows = _iceberg_snapshot(s3con, iceberg.metadata_location(settings, spec))
-                spark_table = LocalLake(root).iceberg_catalog().load_table((spec.zone, name))
-                s_cols, s_rows = _iceberg_snapshot(s3con, spark_table.metadata_location)
-                assert spark_table.spec() == iceberg.load_table(settings, spec).spec()
-            else:
-                d_cols, d_rows = _snapshot(s3con, _glob(f"s3://{clean}/{name}", part), part)
-                s_cols, s_rows = _snapshot(local, _glob(f"{root}/{clean}/{name}", part), part)
+            # both engines committed an Iceberg table: DuckDB's to the Glue Catalog, Spark's
+            # to the local mirror's catalog
+            d_cols, d_rows = _iceberg_snapshot(s3con, iceberg.metadata_location(settings, spec))
+            spark_table = lake.iceberg_catalog().load_table(
+                lake.iceberg_identifier(spec, settings.names.bucket(spec.zone)))
+            s_cols, s_rows = _iceberg_snapshot(s3con, spark_table.metadata_location)
+            duck_table = iceberg.load_table(settings, spec)
+            assert spark_table.spec() == duck_table.spec() and spark_table.schema() == duck_table.schema(), name
             assert d_cols == s_cols, f"{name}: column names/types differ"
             assert len(d_rows) > 0, f"{name}: the data set should exercise every table"
             assert d_rows == s_rows, f"{name}: rows differ ({len(d_rows)} vs {len(s_rows)})"
-            if part and spec.zone not in iceberg.ICEBERG_ZONES:
-                spark_parts = sorted(p.name.split("=", 1)[1] for p in (root / clean / name).iterdir()
-                                     if p.is_dir() and "=" in p.name)
-                assert partition_values_in_s3(settings, spec) == spark_parts, f"{name}: partitions differ"
+            if spec.partition:
+                spark_parts = sorted({v for v in iceberg.data_files(spark_table).values()})
+                assert iceberg.partitions(settings, spec) == spark_parts, f"{name}: partitions differ"
     finally:
         s3con.close()
-        local.close()
 
 
 def test_quarantine_is_identical(settings, engines):
@@ -181,12 +179,16 @@ def test_run_metrics_agree(engines):
 
 
 def test_spark_upsert_and_quarantine_append(settings, engines):
+    from lifecycle.jobs.engine.spark_lake import LocalLake
+    from lifecycle.lake import iceberg
+
     root, probe = engines["root"], engines["spark"]["spark_upsert_probe"]["probe"]
-    con = _duck()
+    lake = LocalLake(root)
+    con = _s3_con(settings)
     try:
-        clean = _snapshot(con, _glob(f"{root}/{settings.names.bucket('clean')}/orders", True), True)[1]
-        merged = _snapshot(con, _glob(f"{root}/probe/orders", True), True)[1]
-        fresh = _snapshot(con, _glob(f"{root}/probe/fresh/orders", True), True)[1]
+        clean = _table_rows(con, lake, settings.names.bucket("clean"))
+        merged = _table_rows(con, lake, "probe")
+        fresh = _table_rows(con, lake, "probe/fresh")
         quarantined = con.execute(f"SELECT count(*), count(DISTINCT filename) FROM read_parquet("
                                   f"'{root}/probe/quarantine/probe/*.parquet', filename=true)").fetchone()
     finally:
@@ -198,9 +200,15 @@ def test_spark_upsert_and_quarantine_append(settings, engines):
     want = sorted([r for r in clean if r[0] not in gone | {probe["updated"]}]
                   + [(updated[0], updated[1], "probe", *updated[3:]), added])
     assert merged == want
-    parts = sorted(p.name for p in (root / "probe" / "orders").iterdir() if p.is_dir())
-    assert f"order_date={probe['dates'][0]}" not in parts, "an emptied partition must disappear"
-    assert "order_date=2030-01-01" in parts
+    probe_orders = lake.iceberg_catalog().load_table(lake.iceberg_identifier(ORDERS, "probe"))
+    parts = set(iceberg.data_files(probe_orders).values())
+    assert probe["dates"][0] not in parts, "an emptied partition must disappear"
+    assert "2030-01-01" in parts
+    # the write (an append), then the upsert: a delete of the rewritten partitions' files and
+    # an append of their merged rows, two snapshots made current by one commit (three
+    # metadata files: created, written, upserted)
+    assert [s.summary.operation.value for s in probe_orders.snapshots()] == ["append", "delete", "append"]
+    assert len(probe_orders.metadata.metadata_log) == 2
     assert fresh == sorted([(updated[0], updated[1], "probe", *updated[3:]), added])
     assert quarantined == (4, 2), "each quarantine write appends its own object"
     lpad = engines["spark"]["spark_upsert_probe"]["lpad"]

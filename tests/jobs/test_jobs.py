@@ -3,8 +3,9 @@
 Input: DMS Parquet (a LOAD file and CDC files with an update, deletes and a primary-key
 update written as D + I), Firehose-layout event objects with one record of every bad kind
 and duplicates, and three DynamoDB exports (the newest one incomplete).
-Asserts: the exact clean rows, the quarantine reasons, the PII masking, the Glue tables and
-partitions, byte-identical objects on a rerun, stale partitions removed, empty inputs.
+Asserts: the exact clean rows, the quarantine reasons, the PII masking, the Iceberg tables in
+the Glue Catalog and their partitions, no commit on a rerun (and the same rows when rebuilt),
+stale partitions removed, empty inputs.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def test_get_resolved_options():
 
 def test_empty_raw_zone_gives_empty_tables(settings):
     from lifecycle.jobs.engine.runner import run_lake_clean
-    from lifecycle.lake import catalog
+    from lifecycle.lake import catalog, iceberg
 
     reset_lake(settings)
     result = run_lake_clean(settings, START, END)
@@ -64,13 +65,11 @@ def test_empty_raw_zone_gives_empty_tables(settings):
                                    "events", "reviews", "sessions", "product_features",
                                    "customer_features", "training_repeat_purchase"]}
     assert result["rejected"] == 0
-    keys = set(objects(settings, "clean"))
-    # unpartitioned tables get an empty file with the schema; partitioned ones no objects
-    assert {"customers/data_0.parquet", "products/data_0.parquet", "reviews/data_0.parquet"} <= keys
-    assert not [k for k in keys if k.startswith(("orders/", "order_items/", "events/", "sessions/"))]
-    assert read(settings, "SELECT count(*) FROM '{clean}/customers/data_0.parquet'") == [(0,)]
-    tables = catalog.list_tables(settings)
-    assert {t: tables[t] for t in catalog.CLEAN_TABLES} == {t: [] for t in catalog.CLEAN_TABLES}
+    # every table exists, with a snapshot of no rows (and no data file)
+    for name, spec in catalog.CLEAN_TABLES.items():
+        assert result["catalog"][name]["table"] == "iceberg" and result["catalog"][name]["rows"] == 0, name
+        assert iceberg.partitions(settings, spec) == []
+    assert read(settings, "SELECT count(*) FROM {clean.customers}") == [(0,)]
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +79,28 @@ def cleaned(settings):
     reset_lake(settings)
     write_raw(settings)
     first = run_lake_clean(settings, START, END)
-    snapshot = {zone: objects(settings, zone) for zone in ("clean", "quarantine")}
-    return first, snapshot
+    return first, lake_state(settings)
+
+
+def lake_state(settings) -> dict:
+    """What a rerun must not change: every lake table's current snapshot, the quarantine objects."""
+    from lifecycle.lake import iceberg
+    from lifecycle.lake.catalog import CLEAN_TABLES, CURATED_TABLES
+
+    tables = iceberg.describe_tables(settings, [*CLEAN_TABLES.values(), *CURATED_TABLES.values()])
+    return {"snapshots": {t: d["snapshot_id"] for t, d in tables.items()},
+            "quarantine": objects(settings, "quarantine")}
+
+
+def table_rows(settings) -> dict:
+    from lifecycle.lake.catalog import CLEAN_TABLES
+
+    return {t: read(settings, f"SELECT * FROM {{clean.{t}}} ORDER BY ALL") for t in CLEAN_TABLES}
 
 
 def test_order_status_history_is_scd2_replayed_from_cdc(settings, cleaned):
     rows = read(settings, """SELECT order_id, status, valid_from, valid_to, is_current, change_op
-                             FROM read_parquet('{clean}/order_status_history/*/*.parquet')
+                             FROM {clean.order_status_history}
                              ORDER BY order_id, valid_from, status""")
     assert [(r[0], r[1], r[2], r[3], r[4]) for r in rows] == [
         (100, "placed", T0, T1, False),
@@ -108,7 +122,7 @@ def test_sales_current_state(settings, cleaned):
                                  "order_status_history": 8}
 
     orders = read(settings, """SELECT order_id, customer_id, status, order_ts, order_date
-                               FROM read_parquet('{clean}/orders/*/*.parquet', hive_partitioning=true)
+                               FROM {clean.orders}
                                ORDER BY order_id""")
     assert orders == [
         (100, 1, "delivered", ts("2026-01-01T23:30:00Z"), datetime(2026, 1, 1).date()),
@@ -116,7 +130,7 @@ def test_sales_current_state(settings, cleaned):
         (104, 4, "placed", ts("2026-01-03T05:00:00Z"), datetime(2026, 1, 3).date()),
     ]
     items = read(settings, """SELECT order_id, line_no, product_id, quantity, unit_price, order_date
-                              FROM read_parquet('{clean}/order_items/*/*.parquet', hive_partitioning=true)
+                              FROM {clean.order_items}
                               ORDER BY order_id, line_no""")
     assert items == [
         (100, 1, 10, 2, Decimal("9.99"), datetime(2026, 1, 1).date()),
@@ -124,47 +138,43 @@ def test_sales_current_state(settings, cleaned):
         (103, 1, 12, 3, Decimal("5.00"), datetime(2026, 1, 2).date()),
         (104, 1, 11, 1, Decimal("21.00"), datetime(2026, 1, 3).date()),
     ]
-    products = read(settings, "SELECT * FROM '{clean}/products/data_0.parquet' ORDER BY product_id")
+    products = read(settings, "SELECT * FROM {clean.products} ORDER BY product_id")
     assert products == [
         (10, "SKU-10", "Mug", "home", "A mug", Decimal("9.99"), True, T0),
         (11, "SKU-11", "Lamp", "home", None, Decimal("21.00"), False, T1),
     ]
 
 
-def test_clean_objects_and_parquet_types(settings, cleaned):
-    _, snapshot = cleaned
-    assert sorted(snapshot["clean"]) == [
-        "customers/data_0.parquet",
-        "events/event_date=2026-01-02/data_0.parquet",
-        "events/event_date=2026-01-03/data_0.parquet",
-        "order_items/order_date=2026-01-01/data_0.parquet",
-        "order_items/order_date=2026-01-02/data_0.parquet",
-        "order_items/order_date=2026-01-03/data_0.parquet",
-        "order_status_history/order_date=2026-01-01/data_0.parquet",
-        "order_status_history/order_date=2026-01-02/data_0.parquet",
-        "order_status_history/order_date=2026-01-03/data_0.parquet",
-        "orders/order_date=2026-01-01/data_0.parquet",
-        "orders/order_date=2026-01-02/data_0.parquet",
-        "orders/order_date=2026-01-03/data_0.parquet",
-        "products/data_0.parquet",
-        "reviews/data_0.parquet",
-        "sessions/session_date=2026-01-02/data_0.parquet",
-        "sessions/session_date=2026-01-03/data_0.parquet",
-    ]
-    schema = read(settings, "DESCRIBE SELECT * FROM read_parquet("
-                  "'{clean}/order_items/order_date=2026-01-01/data_0.parquet', hive_partitioning=false)")
+def test_clean_tables_are_iceberg_one_file_a_partition(settings, cleaned):
+    from lifecycle.lake import iceberg
+    from lifecycle.lake.catalog import CLEAN_TABLES
+
+    files = {t: iceberg.data_files(iceberg.load_table(settings, spec)) for t, spec in CLEAN_TABLES.items()}
+    assert {t: sorted(f.values()) for t, f in files.items()} == {
+        "customers": [""], "products": [""], "reviews": [""],
+        "events": ["2026-01-02", "2026-01-03"],
+        "order_items": ["2026-01-01", "2026-01-02", "2026-01-03"],
+        "order_status_history": ["2026-01-01", "2026-01-02", "2026-01-03"],
+        "orders": ["2026-01-01", "2026-01-02", "2026-01-03"],
+        "sessions": ["2026-01-02", "2026-01-03"],
+    }
+    clean = settings.names.bucket("clean")
+    # Iceberg's layout: data/<partition>/ under the table's location in the clean bucket
+    assert all(uri.startswith(f"s3://{clean}/{t}/data/") for t, f in files.items() for uri in f)
+    (item_file,) = [u for u, v in files["order_items"].items() if v == "2026-01-01"]
+    schema = read(settings, f"DESCRIBE SELECT * FROM read_parquet('{item_file}')")
     assert [(c, t) for c, t, *_ in schema] == [
         ("order_id", "BIGINT"), ("line_no", "INTEGER"), ("product_id", "BIGINT"),
-        ("quantity", "INTEGER"), ("unit_price", "DECIMAL(10,2)")]
-    schema = read(settings, "DESCRIBE SELECT * FROM read_parquet("
-                  "'{clean}/orders/order_date=2026-01-01/data_0.parquet', hive_partitioning=false)")
+        ("quantity", "INTEGER"), ("unit_price", "DECIMAL(10,2)"), ("order_date", "DATE")]
+    (order_file,) = [u for u, v in files["orders"].items() if v == "2026-01-01"]
+    schema = read(settings, f"DESCRIBE SELECT * FROM read_parquet('{order_file}')")
     assert ("order_ts", "TIMESTAMP WITH TIME ZONE") in [(c, t) for c, t, *_ in schema]
 
 
 def test_customers_pii_is_masked(settings, cleaned):
     salt = aws(settings, "secretsmanager").get_secret_value(
         SecretId=settings.names.pii_salt_secret)["SecretString"]
-    rows = read(settings, "SELECT * FROM '{clean}/customers/data_0.parquet' ORDER BY customer_id")
+    rows = read(settings, "SELECT * FROM {clean.customers} ORDER BY customer_id")
 
     def h(email: str) -> str:
         return hashlib.sha256((salt + email.lower()).encode()).hexdigest()
@@ -174,7 +184,7 @@ def test_customers_pii_is_masked(settings, cleaned):
         (2, h("bob@example.com"), "B***", "********0958", "GB", T0, T1),
         (4, h("dave@example.com"), "D***", "12", "FR", T2, T2),
     ]
-    cols = [c for c, *_ in read(settings, "DESCRIBE SELECT * FROM '{clean}/customers/data_0.parquet'")]
+    cols = [c for c, *_ in read(settings, "DESCRIBE SELECT * FROM {clean.customers}")]
     assert not {"email", "full_name", "phone"} & set(cols)
 
 
@@ -187,7 +197,7 @@ def test_events_valid_and_quarantined(settings, cleaned):
 
     rows = read(settings, """SELECT event_id, event_type, event_ts, customer_id, product_id, order_id,
                                     page, quantity, event_date
-                             FROM read_parquet('{clean}/events/*/*.parquet', hive_partitioning=true)
+                             FROM {clean.events}
                              ORDER BY event_id""")
     d2, d3 = datetime(2026, 1, 2).date(), datetime(2026, 1, 3).date()
     assert rows == [
@@ -225,7 +235,7 @@ def test_events_valid_and_quarantined(settings, cleaned):
 def test_reviews_from_newest_complete_export(settings, cleaned):
     result, _ = cleaned
     assert result["jobs"]["clean_reviews"]["rows_in"] == {"reviews": 2}
-    rows = read(settings, "SELECT * FROM '{clean}/reviews/data_0.parquet' ORDER BY review_id")
+    rows = read(settings, "SELECT * FROM {clean.reviews} ORDER BY review_id")
     assert rows == [
         (10, "r1", 1, 5, "Great mug", "Holds coffee.\nAnd tea ☕", ts("2026-01-01T09:00:00Z")),
         (11, "r2", 2, 3, None, None, ts("2026-01-01T10:30:00.25Z")),
@@ -233,10 +243,9 @@ def test_reviews_from_newest_complete_export(settings, cleaned):
 
 
 def test_glue_catalog(settings, cleaned):
-    from lifecycle.lake import catalog
+    from lifecycle.lake import catalog, iceberg
 
-    tables = catalog.list_tables(settings)
-    assert {t: tables[t] for t in catalog.CLEAN_TABLES} == {
+    assert {t: iceberg.partitions(settings, spec) for t, spec in catalog.CLEAN_TABLES.items()} == {
         "customers": [], "products": [], "reviews": [],
         "order_status_history": ["2026-01-01", "2026-01-02", "2026-01-03"],
         "orders": ["2026-01-01", "2026-01-02", "2026-01-03"],
@@ -246,49 +255,43 @@ def test_glue_catalog(settings, cleaned):
     }
     glue = aws(settings, "glue")
     t = glue.get_table(DatabaseName=settings.names.clean_database, Name="order_items")["Table"]
-    sd = t["StorageDescriptor"]
-    assert sd["Location"] == f"s3://{settings.names.bucket('clean')}/order_items/"
-    assert sd["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
-    assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == [
+    assert t["Parameters"]["table_type"] == "ICEBERG"
+    assert t["Parameters"]["metadata_location"].startswith(f"s3://{settings.names.bucket('clean')}/order_items/metadata/")
+    # pyiceberg writes the schema as the Glue columns (Athena's and Spectrum's view of it)
+    assert [(c["Name"], c["Type"]) for c in t["StorageDescriptor"]["Columns"]] == [
         ("order_id", "bigint"), ("line_no", "int"), ("product_id", "bigint"), ("quantity", "int"),
-        ("unit_price", "decimal(10,2)")]
-    assert [(k["Name"], k["Type"]) for k in t["PartitionKeys"]] == [("order_date", "date")]
-    p = glue.get_partition(DatabaseName=settings.names.clean_database, TableName="order_items",
-                           PartitionValues=["2026-01-02"])["Partition"]
-    assert p["StorageDescriptor"]["Location"] == (
-        f"s3://{settings.names.bucket('clean')}/order_items/order_date=2026-01-02/")
+        ("unit_price", "decimal(10,2)"), ("order_date", "date")]
+    table = iceberg.load_table(settings, catalog.CLEAN_TABLES["order_items"])
+    assert table.format_version == 2
+    assert [(f.name, str(f.transform)) for f in table.spec().fields] == [("order_date", "identity")]
 
 
-def test_rerun_gives_identical_objects(settings, cleaned):
+def test_rerun_commits_nothing_and_a_rebuild_gives_the_same_rows(settings, cleaned):
     from lifecycle.jobs.engine.runner import run_lake_clean
-    from lifecycle.lake.catalog import CLEAN_TABLES, CURATED_TABLES
 
-    first, snapshot = cleaned
-    curated = {t: first["catalog"][t]["metadata_location"] for t in CURATED_TABLES}
-    # with job bookmarks (the default) a rerun finds nothing new: no row processed
+    first, state = cleaned
+    rows = table_rows(settings)
+    # with job bookmarks (the default) a rerun finds nothing new: no row processed, no commit
     second = run_lake_clean(settings, START, END)
-    assert {zone: objects(settings, zone) for zone in ("clean", "quarantine")} == snapshot
+    assert lake_state(settings) == state
     assert {j["mode"] for j in second["jobs"].values()} == {"incremental"}
     assert set(second["rows_out"].values()) <= {0} and second["rejected"] == 0
-    assert all(c == {"table": "unchanged", "partitions_added": 0, "partitions_removed": 0}
-               for t, c in second["catalog"].items() if t in CLEAN_TABLES)
-    # the curated Iceberg tables: no new commit (the same metadata file is current)
-    assert {t: second["catalog"][t]["metadata_location"] for t in CURATED_TABLES} == curated
-    assert all(curated.values())
-    # without them everything is reprocessed, into the same bytes
+    assert all(state["snapshots"].values())
+    # without them everything is reprocessed: new snapshots of the same rows
     from lifecycle.jobs.engine.runner import run_job
 
     third = {job: run_job(settings, job, START, END, bookmark_option="job-bookmark-disable")
              for job in first["jobs"]}
-    assert {zone: objects(settings, zone) for zone in ("clean", "quarantine")} == snapshot
+    assert table_rows(settings) == rows
+    assert objects(settings, "quarantine") == state["quarantine"]
     assert {t: n for j in third.values() for t, n in j["rows_out"].items()} == first["rows_out"]
     assert sum(j["rejected"] for j in third.values()) == first["rejected"]
 
 
 def test_stale_partitions_disappear(settings, cleaned):
-    """Deleting the only order of a day removes that partition from S3 and the catalog."""
+    """Deleting the only order of a day removes that partition from the table's snapshot."""
     from lifecycle.jobs.engine.runner import run_lake_clean
-    from lifecycle.lake import catalog
+    from lifecycle.lake import catalog, iceberg
 
     s3 = aws(settings, "s3")
     s3.put_object(Bucket=settings.names.bucket("raw"), Key=f"sales/public/orders/{CDC3}",
@@ -296,12 +299,11 @@ def test_stale_partitions_disappear(settings, cleaned):
     try:
         result = run_lake_clean(settings, START, END)
         assert result["rows_out"]["orders"] == 2 and result["rows_out"]["order_items"] == 3
-        assert result["catalog"]["orders"]["partitions_removed"] == 1
+        parts = {t: iceberg.partitions(settings, catalog.CLEAN_TABLES[t])
+                 for t in ("orders", "order_items", "order_status_history")}
+        assert parts["orders"] == parts["order_items"] == ["2026-01-01", "2026-01-02"]
         # the status history keeps the deleted order's closed version, in its day
-        assert not [k for k in objects(settings, "clean") if "order_date=2026-01-03" in k
-                    and not k.startswith("order_status_history/")]
-        tables = catalog.list_tables(settings)
-        assert tables["orders"] == tables["order_items"] == ["2026-01-01", "2026-01-02"]
+        assert parts["order_status_history"] == ["2026-01-01", "2026-01-02", "2026-01-03"]
     finally:
         s3.delete_object(Bucket=settings.names.bucket("raw"), Key=f"sales/public/orders/{CDC3}")
 
@@ -343,8 +345,7 @@ def test_a_new_source_column_flows_to_clean_catalog_and_landing(settings, cleane
         sales = result["jobs"]["clean_sales"]
         assert sales["columns_added"] == {"orders": ["gift_wrap"]}
         assert sales["columns_held_back"] == {"customers": ["date_of_birth"]}
-        rows = read(settings, """SELECT order_id, gift_wrap FROM read_parquet('{clean}/orders/*/*.parquet',
-                                 hive_partitioning=true) ORDER BY order_id""")
+        rows = read(settings, """SELECT order_id, gift_wrap FROM {clean.orders} ORDER BY order_id""")
         assert rows == [(100, None), (103, None), (104, None), (105, True)]
         glue = aws(settings, "glue").get_table(DatabaseName=settings.names.clean_database, Name="orders")["Table"]
         assert [c["Name"] for c in glue["StorageDescriptor"]["Columns"]][-1] == "gift_wrap"

@@ -5,10 +5,10 @@ turned into clean events by ``clean_events``; then ``curate_sessions`` on them.
 Asserts: the exact sessions — a gap of exactly 30 minutes keeps the session, 30 minutes and
 a microsecond splits it, anonymous events are one session each, a session crossing midnight
 belongs to its start date, invalid and duplicate records count nothing; the Parquet types of
-the contract, one hive partition per session date, the Glue table; a rerun gives identical
-objects; late events (arriving in a later object) merge two sessions into one and move a
-session's start to the previous day (its old date partition disappears) after a rerun; the
-warehouse loader picks the table up as ``landing.sessions``.
+the contract, one data file per session date, the Iceberg table in the Glue Catalog; a rerun
+commits nothing; late events (arriving in a later object) merge two sessions into one and
+move a session's start to the previous day (its old date partition disappears) after a
+rerun; the warehouse loader picks the table up as ``landing.sessions``.
 """
 
 from __future__ import annotations
@@ -23,9 +23,6 @@ from lifecycle.clients import aws
 START = datetime(2026, 3, 1, tzinfo=UTC)
 END = datetime(2026, 3, 2, tzinfo=UTC)
 D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
-
-PREFIXES = {"raw": ["events/"], "clean": ["events/", "sessions/", "_lifecycle/job-bookmarks/"],
-            "quarantine": ["events/"]}
 
 OBJ1 = "events/2026/03/02/23/user-activity-1-2026-03-02-23-00-00-shardId-000000000000-4970000001"
 # arrives later with two late events (from days before its arrival hour)
@@ -100,40 +97,31 @@ EXPECTED_AFTER_LATE = [
 # ---- helpers ----------------------------------------------------------------------------------
 
 def reset(settings) -> None:
-    s3 = aws(settings, "s3")
-    for zone, prefixes in PREFIXES.items():
-        for prefix in prefixes:
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.names.bucket(zone),
-                                                                     Prefix=prefix):
-                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-                if keys:
-                    s3.delete_objects(Bucket=settings.names.bucket(zone), Delete={"Objects": keys, "Quiet": True})
+    from conftest import reset_lake
+
+    reset_lake(settings)
 
 
 def put(settings, key: str, lines: list[str]) -> None:
     aws(settings, "s3").put_object(Bucket=settings.names.bucket("raw"), Key=key, Body="\n".join(lines).encode())
 
 
-def session_objects(settings) -> dict[str, str]:
-    s3 = aws(settings, "s3")
-    out = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.names.bucket("clean"),
-                                                             Prefix="sessions/"):
-        for o in page.get("Contents", []):
-            out[o["Key"]] = o["ETag"]
-    return out
+def session_files(settings) -> dict[str, str]:
+    """``{data file: session date}`` of the sessions table's current snapshot."""
+    from lifecycle.lake import iceberg
+    from lifecycle.lake.catalog import CLEAN_TABLES
+
+    return iceberg.data_files(iceberg.load_table(settings, CLEAN_TABLES["sessions"]))
 
 
 def query(settings, sql: str) -> list[tuple]:
-    from lifecycle.clients import connect_duckdb
+    from raw_lake import read
 
-    with connect_duckdb(settings) as con:
-        return con.execute(sql.format(clean=f"s3://{settings.names.bucket('clean')}")).fetchall()
+    return read(settings, sql)
 
 
 def read_sessions(settings) -> list[tuple]:
-    return query(settings, f"SELECT {COLUMNS} FROM read_parquet('{{clean}}/sessions/*/*.parquet', "
-                           "hive_partitioning=true) ORDER BY session_id")
+    return query(settings, f"SELECT {COLUMNS} FROM {{clean.sessions}} ORDER BY session_id")
 
 
 def run(settings) -> dict:
@@ -148,7 +136,7 @@ def first(settings):
     reset(settings)
     put(settings, OBJ1, RAW)
     result = run(settings)
-    return result, session_objects(settings)
+    return result, session_files(settings)
 
 
 # ---- tests --------------------------------------------------------------------------------------
@@ -161,38 +149,37 @@ def test_sessions_exact(settings, first):
     assert read_sessions(settings) == EXPECTED
 
 
-def test_objects_types_and_catalog(settings, first):
-    from lifecycle.lake import catalog
+def test_files_types_and_catalog(settings, first):
+    from lifecycle.lake import iceberg
+    from lifecycle.lake.catalog import CLEAN_TABLES
 
-    _, objects = first
-    assert sorted(objects) == [f"sessions/session_date={d}/data_0.parquet" for d in (D1, D2, D3)]
-    schema = query(settings, "DESCRIBE SELECT * FROM read_parquet("
-                             "'{clean}/sessions/session_date=2026-03-01/data_0.parquet', hive_partitioning=false)")
+    _, files = first
+    assert sorted(files.values()) == [str(d) for d in (D1, D2, D3)]  # one data file a session date
+    (d1,) = [f for f, v in files.items() if v == str(D1)]
+    schema = query(settings, f"DESCRIBE SELECT * FROM read_parquet('{d1}')")
     assert [(c, t) for c, t, *_ in schema] == [
         ("session_id", "VARCHAR"), ("customer_id", "BIGINT"),
         ("session_start", "TIMESTAMP WITH TIME ZONE"), ("session_end", "TIMESTAMP WITH TIME ZONE"),
         ("event_count", "BIGINT"), ("page_views", "BIGINT"), ("add_to_carts", "BIGINT"),
-        ("checkouts", "BIGINT"), ("purchases", "BIGINT"), ("converted", "BOOLEAN")]
+        ("checkouts", "BIGINT"), ("purchases", "BIGINT"), ("converted", "BOOLEAN"), ("session_date", "DATE")]
     # a session is written once, in its start date's partition
-    rows = query(settings, "SELECT session_id FROM read_parquet("
-                           "'{clean}/sessions/session_date=2026-03-01/data_0.parquet') ORDER BY session_id")
+    rows = query(settings, f"SELECT session_id FROM read_parquet('{d1}') ORDER BY session_id")
     assert [r[0] for r in rows] == [e[0] for e in EXPECTED if e[-1] == D1]
+    glue = aws(settings, "glue").get_table(DatabaseName=settings.names.clean_database, Name="sessions")["Table"]
+    assert glue["Parameters"]["table_type"] == "ICEBERG"
+    assert iceberg.partitions(settings, CLEAN_TABLES["sessions"]) == [str(D1), str(D2), str(D3)]
 
-    changes = catalog.register_clean_tables(settings, ["sessions"])
-    assert changes["sessions"]["table"] in ("created", "unchanged", "updated")
-    assert catalog.list_tables(settings)["sessions"] == [str(D1), str(D2), str(D3)]
 
-
-def test_rerun_gives_identical_objects(settings, first):
+def test_rerun_commits_nothing(settings, first):
     from lifecycle.jobs.engine.runner import run_job
 
-    _, objects = first
+    _, files = first
     again = run_job(settings, "curate_sessions", START, END)
     assert again["mode"] == "incremental" and again["rows_out"] == {"sessions": 0}  # nothing new
-    assert session_objects(settings) == objects
+    assert session_files(settings) == files
     full = run_job(settings, "curate_sessions", START, END, bookmark_option="job-bookmark-disable")
     assert full["rows_out"] == {"sessions": 10}
-    assert session_objects(settings) == objects
+    assert sorted(session_files(settings).values()) == sorted(files.values())
     # disabling dropped the bookmark; the next enabled run is full and bookmarks again
     assert run_job(settings, "curate_sessions", START, END)["mode"] == "full"
     assert read_sessions(settings) == EXPECTED
@@ -211,7 +198,6 @@ def test_warehouse_loads_sessions(settings, first):
 def test_late_events_merge_and_move_sessions(settings, first):
     """Late events in a later object: a rebuild merges c4's first two sessions (renumbering
     the next one) and moves c5's start to the day before; 2026-03-03's partition goes."""
-    from lifecycle.lake import catalog
 
     put(settings, LATE, LATE_EVENTS)
     try:
@@ -222,10 +208,7 @@ def test_late_events_merge_and_move_sessions(settings, first):
         assert 0 < result["rows_in"]["clean.events"] < 15
         assert 0 < result["rows_out"]["sessions"] <= 9
         assert read_sessions(settings) == EXPECTED_AFTER_LATE
-        assert sorted(session_objects(settings)) == [
-            f"sessions/session_date={d}/data_0.parquet" for d in (D1, D2)]
-        catalog.register_clean_tables(settings, ["sessions"])
-        assert catalog.list_tables(settings)["sessions"] == [str(D1), str(D2)]
+        assert sorted(session_files(settings).values()) == [str(D1), str(D2)]
     finally:
         aws(settings, "s3").delete_object(Bucket=settings.names.bucket("raw"), Key=LATE)
     # without the late object the sessions are as before
@@ -239,4 +222,4 @@ def test_no_events_no_sessions(settings, first):
     reset(settings)
     result = run_job(settings, "curate_sessions", START, END)
     assert result["rows_in"] == {"clean.events": 0} and result["rows_out"] == {"sessions": 0}
-    assert session_objects(settings) == {}
+    assert session_files(settings) == {}

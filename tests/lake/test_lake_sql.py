@@ -48,7 +48,7 @@ def test_good_query_reads_the_lake_through_the_catalog(lake):
     assert route(lake, sql) == "lake"
     result = run_query(lake, sql)
     assert result.columns == ["order_id", "status"] and result.rows == ORDERS
-    assert result.tables == {"lake_clean.orders": f"s3://{lake.names.bucket('clean')}/orders/"}
+    assert result.tables == {"lake_clean.orders": f"s3://{lake.names.bucket('clean')}/orders"}
     # the partition key comes typed from the catalog (DATE), not as text
     typed = run_query(lake, "SELECT DISTINCT typeof(order_date) FROM lake_clean.orders")
     assert typed.rows == [("DATE",)]

@@ -312,13 +312,11 @@ def _s3_call(s3, settings, op: str, zone: str, key: str):
         return s3.put_object(Bucket=bucket, Key=key, Body=b"probe")
     if op == "get":
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    if op == "promote":  # a lake job's write: staged, copied to its key, staging deleted
-        staged = f"_lifecycle/staging/{key}"
-        s3.put_object(Bucket=bucket, Key=staged, Body=b"probe")
-        s3.copy_object(CopySource={"Bucket": bucket, "Key": staged}, Bucket=bucket, Key=key)
-        gone = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": staged}]})
-        assert not gone.get("Errors"), gone["Errors"]
-        return gone
+    if op == "commit":  # a lake job's Iceberg commit: a data file, then a metadata file, read back
+        table, _, rest = key.partition("/")
+        s3.put_object(Bucket=bucket, Key=f"{table}/data/{rest}.parquet", Body=b"probe")
+        s3.put_object(Bucket=bucket, Key=f"{table}/metadata/{rest}.metadata.json", Body=b"{}")
+        return s3.get_object(Bucket=bucket, Key=f"{table}/metadata/{rest}.metadata.json")["Body"].read()
     return s3.delete_object(Bucket=bucket, Key=key)
 
 
@@ -335,15 +333,15 @@ S3_CASES = [
     ("ingest-activity", "put", "raw", f"sales/{PROBE}", False),
     ("transform", "get", "raw", f"sales/{PROBE}", True),
     ("transform", "put", "clean", f"orders/{PROBE}", True),
-    ("transform", "promote", "clean", f"orders/{PROBE}", True),
-    ("transform", "promote", "curated", f"product_features/{PROBE}", True),
-    ("transform", "promote", "quarantine", f"events/{PROBE}", True),
+    ("transform", "commit", "clean", f"orders/{PROBE}", True),
+    ("transform", "commit", "curated", f"product_features/{PROBE}", True),
+    ("transform", "put", "quarantine", f"events/{PROBE}", True),
     ("transform", "delete", "raw", f"sales/{PROBE}", False),
     ("transform", "put", "raw", f"sales/{PROBE}", False),
     ("transform", "put", "serving", f"dashboard/{PROBE}", False),
     ("warehouse-load", "get", "clean", f"orders/{PROBE}", True),
     ("warehouse-load", "put", "clean", f"orders/{PROBE}", False),
-    ("warehouse-load", "promote", "clean", f"orders/{PROBE}", False),
+    ("warehouse-load", "commit", "clean", f"orders/{PROBE}", False),
     ("warehouse-load", "get", "raw", f"sales/{PROBE}", False),
     ("serve", "put", "serving", f"dashboard/{PROBE}", True),
     ("serve", "put", "clean", f"orders/{PROBE}", False),

@@ -134,16 +134,12 @@ def checksum_sql(spec, source: str) -> str:
 
 def clean_checksums(settings) -> dict[str, tuple]:
     from lifecycle.clients import connect_duckdb
+    from lifecycle.lake import iceberg
     from lifecycle.lake.catalog import CLEAN_TABLES
-    from lifecycle.warehouse.load import clean_objects
 
     with connect_duckdb(settings) as con:
-        out = {}
-        for name, spec in CLEAN_TABLES.items():
-            files = [f"'s3://{settings.names.bucket('clean')}/{k}'" for k in clean_objects(settings, spec)]
-            src = (f"read_parquet([{', '.join(files)}], hive_partitioning={str(bool(spec.partition)).lower()})")
-            out[name] = tuple(_norm(v) for v in con.execute(checksum_sql(spec, src)).fetchone())
-        return out
+        return {name: tuple(_norm(v) for v in con.execute(checksum_sql(spec, iceberg.scan_sql(settings, spec))).fetchone())
+                for name, spec in CLEAN_TABLES.items()}
 
 
 def landing_checksums(settings) -> dict[str, tuple]:
@@ -225,16 +221,20 @@ def test_rerun_replaces_not_appends(settings, lake, method):
     assert manifest(settings) == manifest_before
 
 
-def test_empty_table_loads_as_empty(settings, lake):
-    """A clean table without objects (no partitions yet) truncates its landing table."""
+def _events_table(settings):
+    from lifecycle.lake import iceberg
     from lifecycle.lake.catalog import CLEAN_TABLES
-    from lifecycle.warehouse.load import clean_objects, load_landing
 
-    s3 = aws(settings, "s3")
-    keys = clean_objects(settings, CLEAN_TABLES["events"])
-    saved = {k: s3.get_object(Bucket=settings.names.bucket("clean"), Key=k)["Body"].read() for k in keys}
-    s3.delete_objects(Bucket=settings.names.bucket("clean"),
-                      Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
+    return iceberg.load_table(settings, CLEAN_TABLES["events"])
+
+
+def test_empty_table_loads_as_empty(settings, lake):
+    """A clean table whose snapshot has no rows (every row deleted) truncates its landing table."""
+    from lifecycle.warehouse.load import load_landing
+
+    table = _events_table(settings)
+    saved = table.scan().to_arrow()
+    table.delete()  # a commit of no rows
     try:
         assert load_landing(settings, START, END, tables=["events"]) == {"events": 0}
         with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
@@ -243,8 +243,7 @@ def test_empty_table_loads_as_empty(settings, lake):
             cur.execute("SELECT count(*) FROM landing.load_manifest WHERE table_name = 'events'")
             assert cur.fetchone() == (0,)
     finally:
-        for k, body in saved.items():
-            s3.put_object(Bucket=settings.names.bucket("clean"), Key=k, Body=body)
+        _events_table(settings).append(saved)
         load_landing(settings, START, END, tables=["events"])
 
 
@@ -288,14 +287,17 @@ def test_incremental_load_replaces_only_changed_partitions(settings, lake):
                         "GROUP BY 1")
             return dict(cur.fetchall())
 
+    from pyiceberg.expressions import EqualTo
+
     before = xmins_by_date()
     keys = clean_objects(settings, CLEAN_TABLES["events"])
     dates = sorted({k.split("event_date=")[1].split("/")[0] for k in keys})
     assert len(dates) > 1
     gone = [k for k in keys if f"event_date={dates[0]}/" in k]
-    s3 = aws(settings, "s3")
-    saved = {k: s3.get_object(Bucket=settings.names.bucket("clean"), Key=k)["Body"].read() for k in gone}
-    s3.delete_objects(Bucket=settings.names.bucket("clean"), Delete={"Objects": [{"Key": k} for k in gone]})
+    # a commit that deletes the first day's rows (its data files leave the snapshot)
+    day = EqualTo("event_date", dates[0])
+    saved = _events_table(settings).scan(row_filter=day).to_arrow()
+    _events_table(settings).delete(day)
     try:
         details = {}
         load_landing(settings, START, END, tables=["events"], details=details)
@@ -303,9 +305,8 @@ def test_incremental_load_replaces_only_changed_partitions(settings, lake):
             "incremental", 1, 0)
         assert landing_checksums(settings)["events"] == clean_checksums(settings)["events"]
         assert not {k for _, k, *_ in manifest(settings)} & set(gone)
-    finally:
-        for k, body in saved.items():
-            s3.put_object(Bucket=settings.names.bucket("clean"), Key=k, Body=body)
+    finally:  # the day's rows come back, in a new data file
+        _events_table(settings).append(saved)
     details = {}
     load_landing(settings, START, END, tables=["events"], details=details)
     back = details["events"]

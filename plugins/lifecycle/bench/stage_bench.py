@@ -428,8 +428,7 @@ def stage_load(env: BenchEnvironment, start: datetime, end: datetime) -> StageRe
                 path = os.path.join(tmp, f"{name}.csv")
                 src = "[" + ", ".join(f"'s3://{bucket}/{k}'" for k in keys) + "]"
                 select = ", ".join(ident(c) for c in cols)
-                duck.execute(f"COPY (SELECT {select} FROM read_parquet({src}, "
-                             f"hive_partitioning={'true' if spec.partition else 'false'})) "
+                duck.execute(f"COPY (SELECT {select} FROM read_parquet({src}, union_by_name=true)) "
                              f"TO '{path}' (FORMAT csv, HEADER false)")
                 files[name] = (path, cols)
         finally:

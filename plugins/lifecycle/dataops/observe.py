@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from lifecycle.clients import aws, pg
+from lifecycle.clients import pg
 from lifecycle.dataops import monitors
 from lifecycle.settings import Settings
 
@@ -105,23 +105,22 @@ def _profile(query, relation: str, ds: Dataset, columns: dict[str, str], start: 
 
 
 def profile_lake(settings: Settings, con, ds: Dataset, start: datetime, end: datetime) -> dict | None:
-    s3 = aws(settings, "s3")
-    bucket, prefix = settings.names.bucket("clean"), f"{ds.table}/"
-    objects = [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-               for o in page.get("Contents", []) if o["Key"].endswith(".parquet")]
-    if not objects:
+    from lifecycle.lake import iceberg
+    from lifecycle.lake.catalog import lake_table
+
+    spec = lake_table(ds.table)
+    files = iceberg.data_file_entries(iceberg.load_table(settings, spec))
+    if not files:
         return None
-    partitioned = any("=" in o["Key"][len(prefix):] for o in objects)
-    glob = f"s3://{bucket}/{prefix}{'*/' if partitioned else ''}*.parquet"
-    relation = f"read_parquet('{glob}', hive_partitioning={str(partitioned).lower()}, union_by_name=true)"
+    relation = iceberg.scan_sql(settings, spec)
     columns = {name: str(typ) for name, typ, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
     out = _profile(lambda sql: con.execute(sql).fetchall(), relation, ds, columns, start, end, "DOUBLE")
     if ds.day_column:
         first, last = _days(start, end)
         days = {(first + timedelta(days=i)).isoformat() for i in range((last - first).days)}
-        nbytes = sum(o["Size"] for o in objects if any(f"{ds.day_column}={d}/" in o["Key"] for d in days))
+        nbytes = sum(f.bytes for f in files if f.partition in days)
     else:
-        nbytes = sum(o["Size"] for o in objects)
+        nbytes = sum(f.bytes for f in files)
     return {**out, "columns": columns, "bytes": nbytes}
 
 

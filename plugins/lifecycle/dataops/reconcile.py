@@ -165,15 +165,9 @@ LAYER_TABLES = {
 
 def _lake_rows(con, settings: Settings, table: str, sql_cols: str, where: str = "") -> list[tuple]:
     from lifecycle.lake.catalog import lake_table
-    from lifecycle.lake.counts import has_objects
+    from lifecycle.lake.iceberg import scan_sql
 
-    spec = lake_table(table)
-    bucket = settings.names.bucket(spec.zone if spec.zone != "clean" else "clean")
-    if not has_objects(settings, bucket, f"{table}/"):
-        return []
-    pattern = f"s3://{bucket}/{table}/*/*.parquet" if spec.partition else f"s3://{bucket}/{table}/*.parquet"
-    return con.execute(f"SELECT {sql_cols} FROM read_parquet('{pattern}', hive_partitioning="
-                       f"{'true' if spec.partition else 'false'}, union_by_name=true) {where}").fetchall()
+    return con.execute(f"SELECT {sql_cols} FROM {scan_sql(settings, lake_table(table))} t {where}").fetchall()
 
 
 def _pg_rows(settings: Settings, database: str, sql: str) -> list[tuple]:

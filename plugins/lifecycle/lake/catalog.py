@@ -1,14 +1,14 @@
-"""The clean zone's table contract and its registration in the Glue Data Catalog.
+"""The lake's table contracts (clean and curated zones) and what the Glue Data Catalog adds to them.
 
-Input: ``Settings`` (clean bucket, Glue database ``settings.names.clean_database``) and the objects
-under ``s3://<clean>/<table>/`` (hive-style ``<partition>=<value>/`` prefixes).
-Output: one Glue table per clean table (Parquet SerDe, Hive column types, location
-``s3://<clean>/<table>/``, partition keys) and exactly one Glue partition per partition
-prefix that holds objects: missing ones are created, stale ones deleted. Idempotent.
+Input: ``Settings`` (Glue databases ``settings.names.clean_database`` / ``curated_database``).
+Output: ``CLEAN_TABLES`` and ``CURATED_TABLES``, the single statement of docs/lake-layout.md's
+tables (columns, logical types, keys, partition column), their type names per engine, and
+``effective_spec``: a clean table's contract plus the columns its catalog entry gained since.
 
-``CLEAN_TABLES`` is the single statement of docs/lake-layout.md's clean tables (columns,
-logical types, keys, partition column). The job runner checks every job's output against
-it, the catalog registers it and the warehouse loader derives the landing tables from it.
+The tables are Apache Iceberg tables (``lifecycle.lake.iceberg`` creates, evolves and commits
+them through pyiceberg's Glue catalog: a commit is its own registration, so there are no Glue
+partitions or SerDe settings to keep in step by hand). The job runner checks every job's
+output against the contracts and the warehouse loader derives the landing tables from them.
 """
 
 from __future__ import annotations
@@ -216,16 +216,6 @@ QUARANTINE = TableSpec(
     ("raw_key", "payload", "reason"),
 )
 
-_PARQUET = {
-    "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-    "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-    "SerdeInfo": {
-        "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-        "Parameters": {"serialization.format": "1"},
-    },
-}
-
-
 def table_location(settings: Settings, table: str, zone: str = "clean") -> str:
     return f"s3://{settings.names.bucket(zone)}/{table}/"
 
@@ -233,131 +223,6 @@ def table_location(settings: Settings, table: str, zone: str = "clean") -> str:
 def database_of(settings: Settings, spec: TableSpec) -> str:
     """The Glue database of a table's zone."""
     return settings.names.clean_database if spec.zone == "clean" else settings.names.curated_database
-
-
-def _table_input(settings: Settings, spec: TableSpec) -> dict:
-    return {
-        "Name": spec.name,
-        "TableType": "EXTERNAL_TABLE",
-        "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE",
-                       "parquet.compression": "SNAPPY"},
-        "StorageDescriptor": {
-            "Columns": [{"Name": c, "Type": hive_type(t)} for c, t in spec.columns],
-            "Location": table_location(settings, spec.name, spec.zone),
-            **_PARQUET,
-        },
-        "PartitionKeys": ([{"Name": spec.partition[0], "Type": hive_type(spec.partition[1])}]
-                          if spec.partition else []),
-    }
-
-
-def _same_table(existing: dict, wanted: dict) -> bool:
-    sd, wsd = existing.get("StorageDescriptor", {}), wanted["StorageDescriptor"]
-    return (
-        [(c["Name"], c["Type"]) for c in sd.get("Columns", [])]
-        == [(c["Name"], c["Type"]) for c in wsd["Columns"]]
-        and sd.get("Location") == wsd["Location"]
-        and sd.get("SerdeInfo", {}).get("SerializationLibrary")
-        == wsd["SerdeInfo"]["SerializationLibrary"]
-        and [(k["Name"], k["Type"]) for k in existing.get("PartitionKeys", [])]
-        == [(k["Name"], k["Type"]) for k in wanted["PartitionKeys"]]
-        and existing.get("Parameters", {}) == wanted["Parameters"]
-    )
-
-
-def partition_values_in_s3(settings: Settings, spec: TableSpec) -> list[str]:
-    """Values of the hive-style partition prefixes of a table that hold at least one object."""
-    if not spec.partition:
-        return []
-    s3 = aws(settings, "s3")
-    marker = f"{spec.name}/{spec.partition[0]}="
-    values = []
-    for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=settings.names.bucket(spec.zone), Prefix=marker, Delimiter="/"
-    ):
-        for cp in page.get("CommonPrefixes", []):
-            values.append(cp["Prefix"][len(marker):].rstrip("/"))
-    return sorted(values)
-
-
-def _glue_partitions(glue, database: str, table: str) -> set[str]:
-    values = set()
-    for page in glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table):
-        for p in page["Partitions"]:
-            values.add(p["Values"][0])
-    return values
-
-
-def register_table(settings: Settings, spec: TableSpec) -> dict:
-    """Create or converge one Glue table and its partitions. Returns what changed."""
-    glue = aws(settings, "glue")
-    db = database_of(settings, spec)
-    wanted = _table_input(settings, spec)
-    try:
-        existing = glue.get_table(DatabaseName=db, Name=spec.name)["Table"]
-    except glue.exceptions.EntityNotFoundException:
-        glue.create_table(DatabaseName=db, TableInput=wanted)
-        action = "created"
-    else:
-        if _same_table(existing, wanted):
-            action = "unchanged"
-        else:
-            glue.update_table(DatabaseName=db, TableInput=wanted)
-            action = "updated"
-
-    added = removed = 0
-    if spec.partition:
-        in_s3 = set(partition_values_in_s3(settings, spec))
-        in_glue = _glue_partitions(glue, db, spec.name)
-        missing = sorted(in_s3 - in_glue)
-        stale = sorted(in_glue - in_s3)
-        sd = wanted["StorageDescriptor"]
-        for i in range(0, len(missing), 100):  # API limit per batch
-            inputs = [
-                {"Values": [v],
-                 "StorageDescriptor": {**sd, "Location": f"{sd['Location']}{spec.partition[0]}={v}/"}}
-                for v in missing[i:i + 100]
-            ]
-            resp = glue.batch_create_partition(DatabaseName=db, TableName=spec.name,
-                                               PartitionInputList=inputs)
-            if resp.get("Errors"):
-                raise RuntimeError(f"Glue rejected partitions of {spec.name}: {resp['Errors'][:3]}")
-        for i in range(0, len(stale), 25):  # API limit per batch
-            glue.batch_delete_partition(
-                DatabaseName=db, TableName=spec.name,
-                PartitionsToDelete=[{"Values": [v]} for v in stale[i:i + 25]],
-            )
-        added, removed = len(missing), len(stale)
-    return {"table": action, "partitions_added": added, "partitions_removed": removed}
-
-
-def register_clean_tables(settings: Settings, tables: list[str] | None = None,
-                          specs: dict[str, TableSpec] | None = None) -> dict[str, dict]:
-    """Register every clean table (or the given ones) and sync their partitions. ``specs``
-    overrides the contract of a table as written (the contract plus new source columns)."""
-    specs = specs or {}
-    # a table this run did not write keeps the columns the catalog has (added ones included)
-    return {name: register_table(settings, specs.get(name) or effective_spec(settings, name))
-            for name in (tables or CLEAN_TABLES)}
-
-
-def register_curated_tables(settings: Settings) -> dict[str, dict]:
-    """The curated tables as the catalog has them (database ``settings.names.curated_database``).
-
-    They are Iceberg tables: each commit of a job registers its snapshot (pyiceberg updates
-    the Glue table's ``metadata_location``), so there is nothing to register after the run;
-    this reports the current snapshot of each table written so far."""
-    glue, out = aws(settings, "glue"), {}
-    for name in CURATED_TABLES:
-        try:
-            table = glue.get_table(DatabaseName=settings.names.curated_database, Name=name)["Table"]
-        except glue.exceptions.EntityNotFoundException:
-            out[name] = {"table": "absent"}
-            continue
-        params = table.get("Parameters", {})
-        out[name] = {"table": params.get("table_type", "parquet").lower(),
-                     "metadata_location": params.get("metadata_location")}
-    return out
 
 
 def with_extra_columns(spec: TableSpec, extras: list[tuple[str, str]]) -> TableSpec:
@@ -370,7 +235,9 @@ def effective_spec(settings: Settings, name: str) -> TableSpec:
     """A clean table as the Glue Catalog has it: the contract plus any added columns.
 
     The catalog is the source of truth downstream (as it is for Athena or Redshift
-    Spectrum): a new nullable source column registered there reaches the warehouse too.
+    Spectrum): a new nullable source column registered there reaches the warehouse too. The
+    table is Iceberg: pyiceberg writes its schema (partition column included, in schema
+    order) as the Glue columns, with Hive's type names (a ``timestamptz`` is ``timestamp``).
     """
     spec = CLEAN_TABLES[name]
     glue = aws(settings, "glue")
@@ -381,15 +248,3 @@ def effective_spec(settings: Settings, name: str) -> TableSpec:
     registered = [(c["Name"], logical_from_hive(c["Type"]))
                   for c in table.get("StorageDescriptor", {}).get("Columns", [])]
     return with_extra_columns(spec, registered[len(spec.columns):])
-
-
-def list_tables(settings: Settings) -> dict[str, list[str]]:
-    """``{table: [partition values]}`` of the Glue database, as the catalog sees it."""
-    glue = aws(settings, "glue")
-    db = settings.names.clean_database
-    out: dict[str, list[str]] = {}
-    for page in glue.get_paginator("get_tables").paginate(DatabaseName=db):
-        for t in page["TableList"]:
-            out[t["Name"]] = (sorted(_glue_partitions(glue, db, t["Name"]))
-                              if t.get("PartitionKeys") else [])
-    return out

@@ -2,13 +2,14 @@
 
 Input: ``Settings``. Output: ``lake_counts`` — the figures the reconciliation compares:
 clean events per type and in total, quarantined event records, records in the Firehose
-error prefix, and the hive partitions each partitioned clean table has in S3.
+error prefix, and the partitions each partitioned clean table's current snapshot has.
 """
 
 from __future__ import annotations
 
 from lifecycle.clients import aws
-from lifecycle.lake.catalog import CLEAN_TABLES, partition_values_in_s3
+from lifecycle.lake import iceberg
+from lifecycle.lake.catalog import CLEAN_TABLES
 from lifecycle.settings import Settings
 
 
@@ -38,18 +39,16 @@ def processing_failed_records(settings: Settings) -> int:
 def lake_counts(settings: Settings) -> dict:
     from lifecycle.clients import connect_duckdb
 
-    clean, quarantine = settings.names.bucket("clean"), settings.names.bucket("quarantine")
+    quarantine = settings.names.bucket("quarantine")
     with connect_duckdb(settings) as con:
-        by_type: dict[str, int] = {}
-        if has_objects(settings, clean, "events/"):
-            by_type = dict(con.execute(
-                f"SELECT event_type, count(*) FROM read_parquet('s3://{clean}/events/*/*.parquet', "
-                "hive_partitioning=true) GROUP BY 1").fetchall())
+        by_type = dict(con.execute(
+            f"SELECT event_type, count(*) FROM {iceberg.scan_sql(settings, CLEAN_TABLES['events'], ['event_type'])} "
+            "GROUP BY 1").fetchall())
         quarantined = 0
         if has_objects(settings, quarantine, "events/data_0.parquet"):
             (quarantined,) = con.execute(
                 f"SELECT count(*) FROM read_parquet('s3://{quarantine}/events/data_0.parquet')").fetchone()
-    partitions = {name: len(partition_values_in_s3(settings, spec))
+    partitions = {name: len(iceberg.partitions(settings, spec))
                   for name, spec in CLEAN_TABLES.items() if spec.partition}
     return {"events_by_type": {k: int(v) for k, v in by_type.items()},
             "events_total": int(sum(by_type.values())), "quarantined_events": int(quarantined),

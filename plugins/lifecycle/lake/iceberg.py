@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import NamedTuple
 
 from lifecycle.clients import aws, credentials
 from lifecycle.lake.catalog import TableSpec, database_of, duckdb_type
 from lifecycle.settings import Settings
 from lifecycle.sql import ident, literal
 
-# the zones whose tables are Iceberg (the clean zone is still Parquet: docs/lake-layout.md)
-ICEBERG_ZONES = ("curated",)
+# the zones whose tables are Iceberg (raw stays as delivered; quarantine is one object a source)
+ICEBERG_ZONES = ("clean", "curated")
+# a data file's partition value when the partition column is null (as Hive and Glue write it)
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
 # commit retries (pyiceberg's table properties): two jobs may commit to one table at once
 TABLE_PROPERTIES = {
@@ -55,6 +58,17 @@ def iceberg_type(logical: str):
             "string": t.StringType(), "timestamptz": t.TimestamptzType(),
             "timestamp": t.TimestampType(), "boolean": t.BooleanType(),
             "date": t.DateType()}[logical]
+
+
+def logical_type(kind) -> str:
+    """The logical type (``lifecycle.lake.catalog``) of an Iceberg type: ``iceberg_type`` reversed."""
+    from pyiceberg import types as t
+
+    if isinstance(kind, t.DecimalType):
+        return f"decimal({kind.precision},{kind.scale})"
+    return {t.LongType: "bigint", t.IntegerType: "int", t.DoubleType: "double", t.StringType: "string",
+            t.TimestamptzType: "timestamptz", t.TimestampType: "timestamp", t.BooleanType: "boolean",
+            t.DateType: "date"}[type(kind)]
 
 
 def iceberg_schema(spec: TableSpec):
@@ -185,6 +199,105 @@ def replace_rows(table, rows) -> int:
     else:
         table.overwrite(rows)
     return rows.num_rows
+
+
+def overwrite_partitions(table, rows, column: str | None, values: list[str]) -> int:
+    """Replace the partitions ``values`` of ``column`` (``NULL_PARTITION`` for null) by ``rows``
+    in one commit (pyiceberg's ``overwrite`` with a filter on the partition column: the data
+    files of those partitions are dropped whole, no file of another partition is read or
+    rewritten, and ``rows`` are appended in the same snapshot commit). ``rows`` must lie in
+    those partitions. A table without partitions (``column`` None) is replaced whole."""
+    from pyiceberg.expressions import In, IsNull, Or
+
+    if column is None or table.current_snapshot() is None:
+        return replace_rows(table, rows)
+    rows = rows.select([f.name for f in table.schema().fields if f.name in rows.column_names])
+    named = sorted(v for v in values if v != NULL_PARTITION)
+    where = In(column, named) if named else None
+    if NULL_PARTITION in values:
+        where = IsNull(column) if where is None else Or(where, IsNull(column))
+    if where is None:
+        if rows.num_rows:
+            table.append(rows)
+    elif rows.num_rows:
+        table.overwrite(rows, overwrite_filter=where)
+    else:
+        table.delete(where)
+    return rows.num_rows
+
+
+class DataFile(NamedTuple):
+    """One data file of a snapshot: where, its partition value, its size and rows."""
+
+    uri: str
+    partition: str
+    bytes: int
+    rows: int
+
+
+def data_file_entries(table, snapshot_id: int | None = None) -> list[DataFile]:
+    """The data files of the table's current snapshot (or ``snapshot_id``), from its manifests
+    (never a listing: files of failed or expired commits are not the table), sorted; the
+    partition value is ``""`` for a table without partitions, ``NULL_PARTITION`` for a null.
+    Every file is whole: our writers copy on write, so a file with delete files is refused
+    (its rows could not be read from the Parquet alone)."""
+    if table is None or (snapshot_id is None and table.current_snapshot() is None):
+        return []
+    spec = table.spec()
+    kind = spec.partition_type(table.schema()).fields[0].field_type if spec.fields else None
+    out = []
+    for task in table.scan(snapshot_id=snapshot_id).plan_files():
+        if task.delete_files:
+            raise RuntimeError(f"{task.file.file_path} has delete files (merge-on-read); this "
+                               "project's readers expect copy-on-write tables")
+        value = ""
+        if spec.fields:
+            raw = task.file.partition[0]
+            value = NULL_PARTITION if raw is None else spec.fields[0].transform.to_human_string(kind, raw)
+        out.append(DataFile(task.file.file_path, value, int(task.file.file_size_in_bytes),
+                            int(task.file.record_count)))
+    return sorted(out)
+
+
+def data_files(table, snapshot_id: int | None = None) -> dict[str, str]:
+    """``{data file URI: partition value}`` of ``data_file_entries``."""
+    return {f.uri: f.partition for f in data_file_entries(table, snapshot_id)}
+
+
+def partitions(settings: Settings, spec: TableSpec) -> list[str]:
+    """The partition values that hold rows in the table's current snapshot, sorted."""
+    return sorted({v for v in data_files(load_table(settings, spec)).values() if v})
+
+
+def describe_tables(settings: Settings, specs: list[TableSpec]) -> dict[str, dict]:
+    """``{table: {"table": "iceberg" | "absent", "snapshot_id", "files", "rows"}}`` as the Glue
+    Catalog and each table's current snapshot have it (a commit registers itself: pyiceberg
+    updates the Glue table's ``metadata_location``, so there is nothing to register after a run)."""
+    out = {}
+    for spec in specs:
+        table = load_table(settings, spec)
+        snapshot = table.current_snapshot() if table is not None else None
+        if snapshot is None:
+            out[spec.name] = {"table": "absent" if table is None else "iceberg", "snapshot_id": None}
+            continue
+        summary = snapshot.summary or {}
+        out[spec.name] = {"table": "iceberg", "snapshot_id": snapshot.snapshot_id,
+                          "files": int(summary.get("total-data-files", 0)),
+                          "rows": int(summary.get("total-records", 0))}
+    return out
+
+
+def files_sql(con, uris: list[str], columns: list[tuple[str, str]]) -> str:
+    """A DuckDB ``SELECT`` of ``columns`` (name, logical type) from the Parquet data files
+    ``uris`` of one table: files written before a column was added lack it (Iceberg adds
+    columns without rewriting files), so a column no file has is NULL, and files with and
+    without it are read by name. ``uris`` must not be empty."""
+    files = "[" + ", ".join(literal(u) for u in uris) + "]"
+    source = f"read_parquet({files}, union_by_name=true)"
+    have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    cols = ", ".join(f"CAST({ident(c) if c in have else 'NULL'} AS {duckdb_type(t)}) AS {ident(c)}"
+                     for c, t in columns)
+    return f"SELECT {cols} FROM {source}"
 
 
 def is_iceberg(glue_table: dict) -> bool:

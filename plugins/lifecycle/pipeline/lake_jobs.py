@@ -26,11 +26,12 @@ def run_lake_jobs(settings: Settings, start: datetime, end: datetime, context: d
 
     from lifecycle.jobs.engine.contract import JOBS
     from lifecycle.jobs.glue.deploy import glue_job_operator_kwargs
-    from lifecycle.lake.catalog import register_clean_tables, register_curated_tables
+    from lifecycle.lake.catalog import CLEAN_TABLES, CURATED_TABLES
+    from lifecycle.lake.iceberg import describe_tables
 
     runs = []
     for job in JOBS:
         op = GlueJobOperator(task_id=f"glue_{job}", **glue_job_operator_kwargs(settings, job, (start, end)))
         runs.append({"job": job, "run_id": op.execute(context or {})})
     return {"engine": "glue", "jobs": runs,
-            "catalog": {**register_clean_tables(settings), **register_curated_tables(settings)}}
+            "catalog": describe_tables(settings, [*CLEAN_TABLES.values(), *CURATED_TABLES.values()])}

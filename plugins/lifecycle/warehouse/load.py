@@ -52,8 +52,9 @@ from contextlib import nullcontext
 from datetime import UTC, datetime
 
 from lifecycle import faults
-from lifecycle.clients import aws, pg
-from lifecycle.lake.catalog import CLEAN_TABLES, TableSpec, duckdb_type, effective_spec, postgres_type
+from lifecycle.clients import pg
+from lifecycle.lake import iceberg
+from lifecycle.lake.catalog import CLEAN_TABLES, TableSpec, effective_spec, postgres_type
 from lifecycle.settings import Settings
 from lifecycle.sql import ident, literal
 
@@ -62,7 +63,7 @@ MANIFEST = "load_manifest"
 METHODS = ("binary", "pipe", "file")
 PG_ALIAS = "lifecycle_warehouse"  # the warehouse attached to the DuckDB connection (binary)
 MODES = ("incremental", "full")
-HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+HIVE_NULL = iceberg.NULL_PARTITION
 LOADED_AT = "_loaded_at"  # landing metadata column: the load transaction's time
 
 
@@ -120,43 +121,36 @@ def ensure_landing(settings: Settings, specs: dict[str, TableSpec] | None = None
 
 
 def clean_objects(settings: Settings, spec: TableSpec) -> list[str]:
-    """Keys of the table's data objects in the clean bucket, in the documented layout."""
-    return sorted(clean_object_etags(settings, spec))
+    """Keys (in the clean bucket) of the data files of the table's current Iceberg snapshot."""
+    return sorted(clean_files(settings, spec))
 
 
-def clean_object_etags(settings: Settings, spec: TableSpec) -> dict[str, str]:
-    """``{key: ETag}`` of the table's data objects in the clean bucket."""
-    s3 = aws(settings, "s3")
-    prefix = f"{spec.name}/"
-    out = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.names.bucket("clean"),
-                                                             Prefix=prefix):
-        for o in page.get("Contents", []):
-            rest = o["Key"][len(prefix):].split("/")
-            if not rest[-1].endswith(".parquet"):
-                continue
-            if (spec.partition and len(rest) == 2 and rest[0].startswith(f"{spec.partition[0]}=")) or (
-                not spec.partition and len(rest) == 1
-            ):
-                out[o["Key"]] = o.get("ETag", "").strip('"')
-    return out
+def clean_files(settings: Settings, spec: TableSpec) -> dict[str, str]:
+    """``{key: ""}`` of the data files of the clean table's current Iceberg snapshot (from its
+    manifests: ``lifecycle.lake.iceberg.data_files``), keys relative to the clean bucket. The
+    manifest's ``etag`` of such a file is empty: an Iceberg data file is immutable and
+    uniquely named, its key is its identity (a rewrite is a new file, a deletion a file gone)."""
+    prefix = f"s3://{settings.names.bucket('clean')}/"
+    files = iceberg.data_files(iceberg.load_table(settings, spec))
+    return {uri[len(prefix):] if uri.startswith(prefix) else uri: "" for uri in files}
 
 
 def _partition_of(spec: TableSpec, key: str) -> str:
-    """The partition value of an object key ('' for a table without partitions)."""
+    """The partition value of a data file's key ('' for a table without partitions): the
+    ``<column>=<value>`` folder Iceberg's default layout (and Hive's) puts it in; Iceberg's
+    ``null`` (and Hive's default partition) is ``HIVE_NULL``."""
     if not spec.partition:
         return ""
     from urllib.parse import unquote
 
-    segment = key[len(spec.name) + 1:].split("/", 1)[0]
-    return unquote(segment.split("=", 1)[1])
+    marker = f"{spec.partition[0]}="
+    segment = next(p for p in key.split("/") if p.startswith(marker))
+    value = unquote(segment[len(marker):])
+    return HIVE_NULL if value in ("null", HIVE_NULL) else value
 
 
-def _export_sql(bucket: str, spec: TableSpec, keys: list[str]) -> str:
-    files = "[" + ", ".join(literal(f"s3://{bucket}/{k}") for k in keys) + "]"
-    cols = ", ".join(f"CAST({ident(c)} AS {duckdb_type(t)}) AS {ident(c)}" for c, t in spec.all_columns)
-    return (f"SELECT {cols} FROM read_parquet({files}, "
-            f"hive_partitioning={'true' if spec.partition else 'false'})")
+def _export_sql(duck, bucket: str, spec: TableSpec, keys: list[str]) -> str:
+    return iceberg.files_sql(duck, [f"s3://{bucket}/{k}" for k in keys], list(spec.all_columns))
 
 
 def _copy_via_file(duck, cur, select_sql: str, copy_sql: str) -> int:
@@ -343,7 +337,7 @@ def load_table(settings: Settings, duck, spec: TableSpec, interval_start: dateti
 def _load_table(settings: Settings, duck, spec: TableSpec, interval_start: datetime,
                 interval_end: datetime, method: str, mode: str, db) -> dict:
     bucket = settings.names.bucket("clean")
-    current = clean_object_etags(settings, spec)
+    current = clean_files(settings, spec)
     target = f"{SCHEMA}.{ident(spec.name)}"
     started = time.perf_counter()
     if settings.engines.warehouse != "redshift":
@@ -397,10 +391,10 @@ def _load_table(settings: Settings, duck, spec: TableSpec, interval_start: datet
 
         copied = copy_partitions(settings, db.cur, spec, target, keys, _partition_of, HIVE_NULL, LOADED_AT)
     elif expected and method == "binary":
-        copied = _insert_binary(duck, spec, _export_sql(bucket, spec, keys))
+        copied = _insert_binary(duck, spec, _export_sql(duck, bucket, spec, keys))
     elif expected:
         run = copy_via_pipe if method == "pipe" else _copy_via_file
-        copied = run(duck, db.cur, _export_sql(bucket, spec, keys), copy_sql)
+        copied = run(duck, db.cur, _export_sql(duck, bucket, spec, keys), copy_sql)
     if copied != expected:
         raise RuntimeError(f"landing.{spec.name}: copied {copied} rows, the files hold {expected}")
     if per_file:

@@ -170,11 +170,6 @@ def job_module(job_name: str):
 
 # ---- listing objects by glob ------------------------------------------------------------------
 
-def table_objects(spec: TableSpec) -> str:
-    """The glob of a lake table's data objects (one folder per partition value, if partitioned)."""
-    return f"{spec.name}/{spec.partition[0]}=*/*.parquet" if spec.partition else f"{spec.name}/*.parquet"
-
-
 def literal_prefix(pattern: str) -> str:
     """The folder of ``pattern`` before its first wildcard: the prefix to list."""
     cut = min([i for i, ch in enumerate(pattern) if ch in "*?["] or [len(pattern)])

@@ -15,9 +15,9 @@ from typing import Any
 
 from lifecycle.clients import aws
 from lifecycle.jobs.engine.bookmarks import Bookmark
-from lifecycle.jobs.engine.contract import FullRebuild, literal_prefix, matches, new_metrics, table_objects
+from lifecycle.jobs.engine.contract import FullRebuild, literal_prefix, matches, new_metrics
 from lifecycle.jobs.engine.duckdb_writes import DuckDBWrites
-from lifecycle.lake import staging
+from lifecycle.lake import iceberg
 from lifecycle.lake.catalog import TableSpec, duckdb_type, lake_table
 from lifecycle.settings import Settings
 from lifecycle.sql import ident, literal
@@ -59,13 +59,10 @@ class DuckDBJobContext(DuckDBWrites):
         self.incremental = bool(bookmark and bookmark.exists and not bookmark.in_flight)
         self.inputs: dict[str, dict[str, str]] = {}  # what this run saw, for the next bookmark
         self._gone: dict[str, list[str]] = {}
-        self._changed: dict[str, list[str]] = {}
+        self._changed: dict[str, list[str]] = {}  # table -> partition values changed since the bookmark
         self.metrics: dict[str, Any] = new_metrics("incremental" if self.incremental else "full")
         # the contract of each table as written: CLEAN_TABLES plus columns new in the source
         self.specs: dict[str, TableSpec] = {}
-        # writes go to _lifecycle/staging/<job>/<token>/<n>/ first (lifecycle.lake.staging)
-        self._run_token = staging.run_token()
-        self._writes = 0
 
     # -- helpers
     def _table_name(self, label: str) -> str:
@@ -91,6 +88,13 @@ class DuckDBJobContext(DuckDBWrites):
     def list_keys(self, bucket: str, pattern: str) -> list[str]:
         """Keys of ``bucket`` matching ``pattern``, sorted."""
         return list(self.list_objects(bucket, pattern))
+
+    def table_files(self, table: str) -> dict[str, str]:
+        """``{data file URI: partition value}`` of a lake table's current Iceberg snapshot
+        (``lifecycle.lake.iceberg.data_files``; empty before its first commit). Data files are
+        immutable and uniquely named, so this set is the snapshot a reader bookmarks: a file
+        new since the bookmark was added by a commit, one gone was replaced or deleted."""
+        return iceberg.data_files(iceberg.load_table(self._settings, lake_table(table)))
 
     def _new_keys(self, name: str, objects: dict[str, str], allow_gone: bool = False) -> list[str]:
         """Remember ``objects`` as input ``name`` of this run; the keys to process: all of
@@ -285,56 +289,62 @@ class DuckDBJobContext(DuckDBWrites):
 
     def read_clean(self, bucket: str, table: str, changed_only: bool = False,
                    columns: list[str] | None = None, where_in: tuple[str, Any] | None = None):
-        """A clean table as it is in the lake now (empty with its columns if not written).
+        """A lake table as its current snapshot has it (empty with its columns before the first
+        commit). ``bucket`` is where the table lives; the Glue Catalog finds it by name.
 
-        ``changed_only``: only the objects (partitions) new or rewritten since this job's
-        bookmark (all of them in a full run); the job's input ``clean.<table>`` either way.
-        ``columns``: only these columns. ``where_in=(column, df)``: only the rows whose
-        ``column`` is among ``df``'s first column — an incremental run reads what it merges
-        with, not the whole table (Spark: a semi join; here DuckDB filters the Parquet scan).
+        ``changed_only``: only the data files added since this job's bookmark (all of them in
+        a full run): the partitions rewritten by commits since; their values, and those of
+        partitions emptied since, are ``changed_partition_values``. ``columns``: only these
+        columns. ``where_in=(column, df)``: only the rows whose ``column`` is among ``df``'s
+        first column: an incremental run reads what it merges with, not the whole table
+        (Spark: a semi join; here DuckDB filters the Parquet scan).
         """
         spec = lake_table(table)
-        objects = self.list_objects(bucket, table_objects(spec))
+        current = iceberg.load_table(self._settings, spec)
+        files = iceberg.data_files(current)
+        name = f"clean.{table}"
         if changed_only:
-            keys = self._new_keys(f"clean.{table}", objects, allow_gone=True)
-            self._changed[table] = keys + self._gone.get(f"clean.{table}", [])
+            keys = self._new_keys(name, files, allow_gone=True)
+            seen = self.bookmark.seen(name) if self.incremental else {}
+            self._changed[table] = sorted({files[k] for k in keys}
+                                          | {seen[k] for k in self._gone.get(name, [])})
         else:
-            keys = list(objects)
+            keys = list(files)
         wanted = [(c, t) for c, t in spec.all_columns if columns is None or c in columns]
-        name = self._table_name(f"clean_{table}" + ("_changed" if changed_only else ""))
+        scratch = self._table_name(f"clean_{table}" + ("_changed" if changed_only else ""))
         ddl = ", ".join(f"{ident(c)} {duckdb_type(t)}" for c, t in wanted)
-        self._con.execute(f"CREATE TABLE {ident(name)} ({ddl})")
+        self._con.execute(f"CREATE TABLE {ident(scratch)} ({ddl})")
+        where = ""
+        if keys and where_in is not None:
+            column, values = where_in
+            wanted_values = self._table_name(f"where_{table}")
+            sql = values.sql(dialect="duckdb", optimize=False)
+            first = self._con.execute(f"DESCRIBE SELECT * FROM ({sql})").fetchone()[0]
+            self._con.execute(f"CREATE TABLE {ident(wanted_values)} AS SELECT DISTINCT "
+                              f"{ident(first)} AS {ident(column)} FROM ({sql})")
+            where = f"WHERE {ident(column)} IN (SELECT * FROM {ident(wanted_values)})"
+            # only the data files whose bounds of that column may hold a wanted value
+            keys = [k for k in keys if k in set(self._candidate_files(current, wanted_values, column, files))]
         if keys:
-            cols = ", ".join(ident(c) for c, _ in wanted)
-            where = ""
-            if where_in is not None:
-                column, values = where_in
-                where = (f"WHERE {ident(column)} IN (SELECT * FROM "
-                         f"({values.sql(dialect='duckdb', optimize=False)}))")
-            self._con.execute(
-                f"INSERT INTO {ident(name)} BY NAME SELECT {cols} FROM read_parquet("
-                f"{self._file_list(bucket, keys)}, hive_partitioning={str(bool(spec.partition)).lower()}) {where}"
-            )
-        label = f"clean.{table}" + (".changed" if changed_only and self.incremental else "")
-        self.metrics["rows_in"][label] = self._count(name)
-        return self.spark.table(name)
+            self._con.execute(f"INSERT INTO {ident(scratch)} BY NAME SELECT * FROM "
+                              f"({iceberg.files_sql(self._con, keys, wanted)}) {where}")
+        label = name + (".changed" if changed_only and self.incremental else "")
+        self.metrics["rows_in"][label] = self._count(scratch)
+        return self.spark.table(scratch)
 
     def changed_partition_values(self, table: str) -> list[str]:
-        """Partition values of ``table`` whose objects were added, rewritten or removed since
+        """Partition values of ``table`` whose data files were added, rewritten or removed since
         the bookmark (after ``read_clean(..., changed_only=True)``)."""
-        spec = lake_table(table)
-        marker = f"{spec.partition[0]}="
-        return sorted({part[len(marker):] for k in self._changed.get(table, [])
-                       for part in k.split("/") if part.startswith(marker)})
+        return list(self._changed.get(table, []))
 
     def clean_inputs_unchanged(self, bucket: str, tables: list[str]) -> bool:
-        """True in an incremental run when no object of these clean tables was added, changed
-        or removed since the bookmark: a job derived from them only has nothing to do."""
+        """True in an incremental run when no commit changed these lake tables since the
+        bookmark: a job derived from them only has nothing to do."""
         changed = not self.incremental
         for table in tables:
-            objects = self.list_objects(bucket, table_objects(lake_table(table)))
-            # an object gone since the bookmark makes _new_keys rebuild in full
-            changed |= bool(self._new_keys(f"clean.{table}", objects)) and self.incremental
+            files = self.table_files(table)
+            new = self._new_keys(f"clean.{table}", files, allow_gone=True)
+            changed |= bool(new or self._gone.get(f"clean.{table}")) and self.incremental
         return not changed
 
     def persist(self, df, label: str):

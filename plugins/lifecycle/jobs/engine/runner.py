@@ -3,8 +3,8 @@
 Input: ``Settings``, a job name (a module ``lifecycle.jobs.<job_name>`` with
 ``main(argv, ctx)``) and the data interval. Output: the job's tables written to the lake and
 a run-metadata dict ``{job, rows_in: {input: n}, rows_out: {table: n}, rejected, files_in,
-duration_s}``; ``run_lake_clean`` runs every clean job, then registers the clean tables in
-the Glue Catalog.
+duration_s}``; ``run_lake_clean`` runs every clean job and reports the snapshot of every lake
+table (each commit registered itself in the Glue Catalog).
 
 The contract is AWS Glue's: a job is a script that reads Glue-style arguments
 (``--JOB_NAME x --raw_bucket ...``, parsed by ``get_resolved_options`` as
@@ -13,8 +13,8 @@ DataFrame API. The runner is the local ``GlueContext``: it makes one DuckDB conn
 process (httpfs from the ``duckdb-extension-httpfs`` wheel, an S3 secret from the settings,
 session time zone UTC as ``spark.sql.session.timeZone`` would be on Glue), activates SQLFrame
 on it so ``from pyspark.sql import ...`` resolves to SQLFrame, and hands each job a
-``DuckDBJobContext`` (``duckdb_context``: reads; ``duckdb_writes``: contract-checked writes
-through a staging prefix). What a job may call is ``contract.JobContext``, the same on Spark.
+``DuckDBJobContext`` (``duckdb_context``: reads; ``duckdb_writes``: contract-checked writes,
+one Iceberg commit per table). What a job may call is ``contract.JobContext``, the same on Spark.
 """
 
 
@@ -37,13 +37,9 @@ from lifecycle.jobs.engine.contract import (
     utc,
 )
 from lifecycle.jobs.engine.duckdb_context import DuckDBJobContext, Engine
-from lifecycle.lake import staging
-from lifecycle.lake.catalog import CLEAN_TABLES, register_clean_tables, register_curated_tables
+from lifecycle.lake.catalog import CLEAN_TABLES, CURATED_TABLES
+from lifecycle.lake.iceberg import describe_tables
 from lifecycle.settings import Settings
-
-# the zones whose writes are staged under _lifecycle/staging/ of their bucket (the curated
-# zone's tables are Iceberg: a write is a commit, nothing is staged)
-LAKE_ZONES = ("clean", "quarantine")
 
 _ENGINE: Engine | None = None
 # SQLFrame's activate() swaps the process-wide `pyspark` modules and its session is a
@@ -88,8 +84,6 @@ def run_job(settings: Settings, job_name: str, interval_start: datetime,
         engine = shared_engine(settings)
         module = importlib.import_module(f"lifecycle.jobs.{job_name}")
         started = time.perf_counter()
-        # what a killed run of this job left in staging (it ran no finally); never read
-        staging.clear_job(aws(settings, "s3"), [settings.names.bucket(z) for z in LAKE_ZONES], job_name)
         mark = bookmarks.load(settings, job_name) if option != "job-bookmark-disable" else None
         if mark and mark.exists and option == "job-bookmark-enable":
             # set before the first write: a run that dies half-way makes the next one full
@@ -137,7 +131,7 @@ def publish_job_run(settings: Settings, result: dict) -> None:
 
 
 def run_lake_clean(settings: Settings, interval_start: datetime, interval_end: datetime) -> dict:
-    """Run every clean job (sales first), then register the clean tables in the Glue Catalog.
+    """Run every clean job (sales first), then report every lake table's current snapshot.
 
     One run at a time: Airflow's ``max_active_runs=1`` keeps the DAG's runs apart, and a run
     outside the scheduler (``lifecycle jobs run all`` beside the scheduled one) waits on a
@@ -154,12 +148,10 @@ def run_lake_clean(settings: Settings, interval_start: datetime, interval_end: d
 def _run_lake_clean(settings: Settings, interval_start: datetime, interval_end: datetime) -> dict:
     started = time.perf_counter()
     jobs = {name: run_job(settings, name, interval_start, interval_end) for name in JOBS}
-    specs = {t: spec for j in jobs.values() for t, spec in j.pop("specs").items()}
-    # a table written by this run has the columns it was written with (a column gone from
-    # the source after a rebuild leaves the catalog too); the others keep the catalog's
-    written = {t for j in jobs.values() for t in j["rows_out"] if t in CLEAN_TABLES}
-    specs = {**{t: CLEAN_TABLES[t] for t in written}, **specs}
-    catalog = {**register_clean_tables(settings, specs=specs), **register_curated_tables(settings)}
+    for j in jobs.values():
+        j.pop("specs")
+    # every commit registered itself in the Glue Catalog: this reports each table's snapshot
+    catalog = describe_tables(settings, [*CLEAN_TABLES.values(), *CURATED_TABLES.values()])
     return {
         "interval_start": utc(interval_start).isoformat(),
         "interval_end": utc(interval_end).isoformat(),

@@ -39,10 +39,10 @@ import sys
 import time
 from typing import Any
 
-from lifecycle.jobs.engine.contract import JobError, check_output, job_module, new_metrics, table_objects
+from lifecycle.jobs.engine.contract import JobError, check_output, job_module, new_metrics
 from lifecycle.jobs.engine.spark_lake import LocalLake
 from lifecycle.lake.catalog import QUARANTINE, TableSpec, lake_table
-from lifecycle.lake.iceberg import ICEBERG_ZONES, replace_rows
+from lifecycle.lake.iceberg import NULL_PARTITION, data_files, overwrite_partitions, replace_rows
 
 RESULT_MARKER = "LIFECYCLE_SPARK_RESULT "
 
@@ -278,19 +278,20 @@ class SparkJobContext:
 
     def read_clean(self, bucket: str, table: str, changed_only: bool = False,
                    columns: list[str] | None = None, where_in: tuple[str, Any] | None = None):
-        """A clean table as it is in the lake now (empty with its columns if not written);
-        ``changed_only`` is the whole table too (a full run). ``columns``: only these;
-        ``where_in=(column, df)``: only the rows whose ``column`` is among ``df``'s first column
-        (a semi join), as on DuckDB."""
+        """A lake table as its current Iceberg snapshot has it (empty with its columns before
+        the first commit): its data files, read as Parquet (a file written before a column
+        was added lacks it: null); ``changed_only`` is the whole table too (a full run).
+        ``columns``: only these; ``where_in=(column, df)``: only the rows whose ``column`` is
+        among ``df``'s first column (a semi join), as on DuckDB."""
         from pyspark.sql import functions as F
 
         spec = lake_table(table)
         wanted = [(c, t) for c, t in spec.all_columns if columns is None or c in columns]
-        keys = self.list_keys(bucket, table_objects(spec))
-        if keys:
-            reader = self.spark.read.option("basePath", self.lake.uri(bucket, f"{table}/"))
-            raw = reader.parquet(*[self.lake.uri(bucket, k) for k in keys])
-            df = raw.select(*[F.col(f"`{c}`").cast(spark_type(t)).alias(c) for c, t in wanted])
+        files = list(data_files(self.lake.iceberg_table(spec, bucket)))
+        if files:
+            raw = self.spark.read.option("mergeSchema", "true").parquet(*files)
+            df = raw.select(*[(F.col(f"`{c}`") if c in raw.columns else F.lit(None)).cast(spark_type(t)).alias(c)
+                              for c, t in wanted])
             if where_in is not None:
                 column, values = where_in
                 wanted_keys = values.select(F.col(values.columns[0]).alias(column)).distinct()
@@ -325,37 +326,26 @@ class SparkJobContext:
         return df.sortWithinPartitions(*spec.keys)
 
     def write_clean(self, df, bucket: str, table: str) -> int:
-        """Replace clean ``table`` with ``df`` (all partitions: stale ones disappear). A table
-        of an Iceberg zone: one ``overwrite`` snapshot committed by pyiceberg from Arrow (the
-        Iceberg Spark runtime is a Maven jar, not installable here; on Glue 5 it is built in)."""
+        """Replace lake ``table`` with ``df`` (partitions no row is in any more disappear): one
+        ``overwrite`` snapshot committed by pyiceberg from Arrow (the Iceberg Spark runtime
+        is a Maven jar, not installable here; on Glue 5 it is built in)."""
         spec = self._check(df, lake_table(table), table)
-        if spec.zone in ICEBERG_ZONES:
-            rows = replace_rows(self.lake.iceberg_table(spec, bucket), to_arrow(self._ordered(df, spec)))
-            self.metrics["rows_out"][table] = rows
-            return rows
-        out = self._ordered(df, spec).persist()
-        try:
-            rows = out.count()
-            writer = out.write.mode("overwrite")
-            if spec.partition:
-                writer = writer.partitionBy(spec.partition[0])
-            writer.parquet(self.lake.uri(bucket, f"{table}/"))
-        finally:
-            out.unpersist()
+        rows = replace_rows(self.lake.iceberg_table(spec, bucket), to_arrow(self._ordered(df, spec)))
         self.metrics["rows_out"][table] = rows
         return rows
 
     def upsert_clean(self, df, changed_keys_df, bucket: str, table: str) -> int:
-        """Merge ``df`` into clean ``table`` by its keys: the rows of the keys in
-        ``changed_keys_df`` (changed or deleted) are replaced by the rows of ``df``; only the
-        partitions holding such keys are rewritten (dynamic partition overwrite). A table
-        not written yet is simply written. Returns the rows written."""
+        """Merge ``df`` into lake ``table`` by its keys: the rows of the keys in
+        ``changed_keys_df`` (changed or deleted) are replaced by the rows of ``df``, in one
+        commit that rewrites only the partitions holding such keys (an overwrite filtered on
+        the partition column). A table not written yet is simply written. Returns the rows
+        written."""
         from pyspark.sql import functions as F
 
         spec = self._check(df, lake_table(table), table)
         keys = list(spec.keys)
-        prefix = f"{table}/"
-        if not self.lake.has_objects(bucket, prefix):
+        target = self.lake.iceberg_table(spec, bucket)
+        if target.current_snapshot() is None:
             return self.write_clean(df, bucket, table)
         existing = self.read_clean(bucket, table)
         self.metrics["rows_in"].pop(f"clean.{table}", None)
@@ -364,27 +354,18 @@ class SparkJobContext:
         for c in extras:  # a column new in this run: null in the rows written before
             existing = existing.withColumn(c, F.lit(None).cast(df.schema[c].dataType))
         existing = existing.select(*df.columns)
-        if spec.partition:
-            pcol = spec.partition[0]
+        pcol = spec.partition[0] if spec.partition else None
+        affected: list[str] = []
+        if pcol:
             touched = (existing.join(changed, keys, "left_semi").select(pcol)
                        .union(df.select(pcol)).distinct())
-            affected = [r[pcol] for r in touched.collect()]
+            affected = [NULL_PARTITION if r[pcol] is None else str(r[pcol])
+                        for r in touched.collect()]
             kept = (existing.join(touched, [pcol], "left_semi").join(changed, keys, "left_anti"))
         else:
-            affected = []
             kept = existing.join(changed, keys, "left_anti")
-        # cut the lineage to the files about to be replaced (Spark refuses to overwrite a
-        # path it is reading from) and materialize once
-        merged = self._ordered(kept.unionByName(df), spec).localCheckpoint(eager=True)
-        rows = merged.count()
-        writer = merged.write.mode("overwrite")
-        if spec.partition:
-            present = {r[pcol] for r in merged.select(pcol).distinct().collect()}
-            for value in affected:  # a partition whose every row went: nothing overwrites it
-                if value not in present:
-                    self.lake.delete_prefix(bucket, f"{prefix}{pcol}={value}/")
-            writer = writer.partitionBy(pcol).option("partitionOverwriteMode", "dynamic")
-        writer.parquet(self.lake.uri(bucket, prefix))
+        merged = self._ordered(kept.unionByName(df), spec)
+        rows = overwrite_partitions(target, to_arrow(merged), pcol, affected)
         self.metrics["rows_out"][table] = rows
         return rows
 

@@ -10,6 +10,7 @@ into a ``LocalLake`` (Spark here cannot read ``s3://``: the hadoop-aws jars come
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from lifecycle.jobs.engine.contract import literal_prefix, matches
@@ -48,34 +49,33 @@ class LocalLake:
     def read_bytes(self, bucket: str, key: str) -> bytes:
         return self.path(bucket, key).read_bytes()
 
-    def has_objects(self, bucket: str, prefix: str) -> bool:
-        p = self.path(bucket, prefix)
-        return p.exists() and any(f for _, _, fs in os.walk(p) for f in fs)
-
-    def delete_prefix(self, bucket: str, prefix: str) -> None:
-        import shutil
-
-        shutil.rmtree(self.path(bucket, prefix), ignore_errors=True)
-
     def get_secret(self, name: str) -> str:
         return (self.root / "_secrets" / name).read_text()
 
     def iceberg_catalog(self):
         """A pyiceberg SQL catalog (SQLite under ``<root>/_iceberg/``) over the mirror: the
-        local stand-in for the Glue Catalog (namespaces are the zones' names)."""
+        local stand-in for the Glue Catalog (one namespace per bucket: ``iceberg_identifier``)."""
         from pyiceberg.catalog.sql import SqlCatalog
 
         (self.root / "_iceberg").mkdir(parents=True, exist_ok=True)
         return SqlCatalog("local", uri=f"sqlite:///{self.root / '_iceberg' / 'catalog.db'}",
                           warehouse=f"file://{self.root}")
 
+    @staticmethod
+    def iceberg_identifier(spec, bucket: str) -> tuple[str, str]:
+        """``(namespace, table)`` of a table written to ``bucket`` on the mirror: the bucket
+        (``/`` and ``-`` as ``_``) is the namespace, so tables of one name in two buckets
+        (the probe's copies) are two tables."""
+        return re.sub(r"[^0-9A-Za-z_]", "_", bucket), spec.name
+
     def iceberg_table(self, spec, bucket: str):
         """The Iceberg table of ``spec`` at ``<root>/<bucket>/<table>`` (made if missing)."""
         from lifecycle.lake.iceberg import ensure_in
 
         cat = self.iceberg_catalog()
-        cat.create_namespace_if_not_exists(spec.zone)
-        return ensure_in(cat, (spec.zone, spec.name), f"file://{self.path(bucket, spec.name)}", spec)
+        ident = self.iceberg_identifier(spec, bucket)
+        cat.create_namespace_if_not_exists(ident[0])
+        return ensure_in(cat, ident, f"file://{self.path(bucket, spec.name)}", spec)
 
 
 class S3Lake:
@@ -100,15 +100,6 @@ class S3Lake:
 
     def read_bytes(self, bucket: str, key: str) -> bytes:
         return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-
-    def has_objects(self, bucket: str, prefix: str) -> bool:
-        return bool(self._s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount"))
-
-    def delete_prefix(self, bucket: str, prefix: str) -> None:
-        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if keys:
-                self._s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
 
     def get_secret(self, name: str) -> str:
         return self._sm.get_secret_value(SecretId=name)["SecretString"]

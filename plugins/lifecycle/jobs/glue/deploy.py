@@ -81,9 +81,10 @@ def default_arguments(settings: Settings, job_name: str) -> dict[str, str]:
         "--clean_bucket": settings.names.bucket("clean"),
         "--quarantine_bucket": settings.names.bucket("quarantine"),
         "--curated_bucket": settings.names.bucket("curated"),
+        "--clean_database": settings.names.clean_database,
         "--curated_database": settings.names.curated_database,
         "--pii_salt_secret": settings.names.pii_salt_secret,
-        # the curated zone is Iceberg: Glue 5 loads its Iceberg libraries with this switch, and
+        # the clean and curated zones are Iceberg: Glue 5 loads its Iceberg libraries with this switch, and
         # the jobs commit through pyiceberg (the same code as locally), installed by pip
         "--datalake-formats": "iceberg",
         "--additional-python-modules": PYICEBERG,

@@ -1,7 +1,7 @@
 """The AWS Glue entry script: runs one job module of ``lifecycle.jobs`` on Glue's Spark.
 
 Input (Glue job arguments): ``--JOB_NAME`` (the Glue job), ``--lifecycle_job`` (the module,
-e.g. ``clean_sales``), ``--curated_database`` (where the Iceberg tables are committed) and
+e.g. ``clean_sales``), ``--clean_database`` and ``--curated_database`` (where the Iceberg tables are committed) and
 the job's own arguments (``--raw_bucket ...``, from the job definition's DefaultArguments and
 the run's arguments); the ``lifecycle`` package comes
 from ``--extra-py-files`` (``lifecycle.jobs.glue.deploy`` uploads both).
@@ -25,7 +25,7 @@ def main() -> None:
     from lifecycle.jobs.engine.spark_context import SparkJobContext, spark_compat
     from lifecycle.jobs.engine.spark_lake import S3Lake
 
-    args = getResolvedOptions(sys.argv, ["JOB_NAME", "lifecycle_job", "curated_database"])
+    args = getResolvedOptions(sys.argv, ["JOB_NAME", "lifecycle_job", "clean_database", "curated_database"])
     glue = GlueContext(SparkContext.getOrCreate())
     spark = glue.spark_session
     # as the local engines: dates of timestamps are UTC, Parquet timestamps are standard
@@ -35,7 +35,7 @@ def main() -> None:
     job = Job(glue)
     job.init(args["JOB_NAME"], args)
     # the Glue database of each Iceberg zone (the job definition's DefaultArguments)
-    databases = {"curated": args["curated_database"]}
+    databases = {"clean": args["clean_database"], "curated": args["curated_database"]}
     ctx = SparkJobContext(spark, S3Lake(databases=databases), args["lifecycle_job"])
     try:
         job_module(args["lifecycle_job"]).main(sys.argv, ctx)
