@@ -70,11 +70,9 @@ def dynamodb_rows(settings) -> list[tuple]:
 
 
 def clean_rows(settings) -> list[tuple]:
-    from lifecycle.clients import connect_duckdb
+    from raw_lake import read
 
-    with connect_duckdb(settings) as con:
-        return con.execute(f"SELECT * FROM 's3://{settings.names.bucket('clean')}/reviews/data_0.parquet' "
-                           "ORDER BY product_id, review_id").fetchall()
+    return read(settings, "SELECT * FROM {clean.reviews} ORDER BY product_id, review_id")
 
 
 def clean(settings) -> dict:

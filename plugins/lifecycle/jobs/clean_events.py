@@ -3,7 +3,7 @@
 Arguments: ``--JOB_NAME --raw_bucket --clean_bucket --quarantine_bucket --interval_start``.
 Input: ``s3://<raw>/events/YYYY/MM/DD/HH/<object>`` (newline-delimited JSON, possibly
 malformed lines) and the clean ``products`` table (written by ``clean_sales`` before).
-Output: ``s3://<clean>/events/event_date=<UTC date of event_ts>/`` with every valid event
+Output: the Iceberg table ``lake_clean.events`` (partition ``event_date``, the UTC date of event_ts) with every valid event
 once, and ``s3://<quarantine>/events/data_0.parquet`` with
 every rejected record of the current raw state (``source, reason, payload, raw_key``).
 

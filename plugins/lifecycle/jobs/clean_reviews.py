@@ -8,8 +8,8 @@ Input:
 - ``s3://<raw>/reviews/stream/YYYY/MM/DD/HH/*.json``: DynamoDB Streams records, one per line
   as the API returns them (``eventName``, ``dynamodb.Keys``, ``dynamodb.NewImage``,
   ``dynamodb.SequenceNumber``, ``dynamodb.ApproximateCreationDateTime`` as ISO-8601).
-Output: ``s3://<clean>/reviews/data_0.parquet``: one row per (product_id, review_id) present
-in the table now, typed.
+Output: the Iceberg table ``lake_clean.reviews`` (``s3://<clean>/reviews/``): one row per
+(product_id, review_id) present in the table now, typed.
 
 Replay rule: start from the export; apply every stream record whose
 ``ApproximateCreationDateTime`` is at or after the export's ``exportTime`` (truncated to the

@@ -4,7 +4,8 @@ Arguments: ``--JOB_NAME --raw_bucket --clean_bucket --pii_salt_secret``.
 Input: ``s3://<raw>/sales/public/<table>/`` for customers, products, orders, order_items
 (``LOAD*.parquet`` + CDC ``YYYYMMDD-HHMMSSffffff-<lsn>.parquet`` with ``Op`` I/U/D) and the
 Secrets Manager secret named by ``--pii_salt_secret``.
-Output (full current state, docs/lake-layout.md): ``s3://<clean>/customers/`` (PII masked:
+Output (full current state, docs/lake-layout.md; Iceberg tables of ``lake_clean`` under
+``s3://<clean>/``, one commit each): ``customers`` (PII masked:
 salted SHA-256 of the lower-cased email, first letter of the name, last 4 phone digits),
 ``products/``, ``orders/order_date=<UTC date of order_ts>/``, ``order_items/order_date=<the
 order's date>/`` (items of orders that no longer exist are dropped).

@@ -1,10 +1,10 @@
 """Glue job ``curate_sessions``: clean events → clean ``sessions`` (30-minute inactivity rule).
 
 Arguments: ``--JOB_NAME --clean_bucket``.
-Input: the clean ``events`` table, ``s3://<clean>/events/event_date=*/`` — valid,
+Input: the clean ``events`` Iceberg table (its data files changed since the bookmark) — valid,
 deduplicated events only, late ones included (``clean_events`` runs first, see
 ``runner.CLEAN_JOBS``).
-Output: ``s3://<clean>/sessions/session_date=<UTC date of session_start>/``, one row per
+Output: the Iceberg table ``lake_clean.sessions`` (partition ``session_date``, the UTC date of session_start), one row per
 session (contract in ``lifecycle.lake.catalog.CLEAN_TABLES`` and docs/lake-layout.md):
 ``session_id, customer_id, session_start, session_end, event_count, page_views,
 add_to_carts, checkouts, purchases, converted`` and the partition ``session_date``.

@@ -1,7 +1,8 @@
 """Load the lake's clean zone into the warehouse's ``landing`` schema (as Redshift COPY would).
 
-Input: ``Settings``, the data interval (recorded in the manifest with every object loaded) and
-the objects of ``s3://<clean>/<table>/`` as the Glue Catalog describes them
+Input: ``Settings``, the data interval (recorded in the manifest with every file loaded) and
+the data files of each clean Iceberg table's current snapshot, with the columns the Glue
+Catalog describes
 (``lifecycle.lake.catalog.effective_spec``: the contract of ``CLEAN_TABLES`` plus any column the
 source gained since, which is added to the landing table).
 Output: ``warehouse.landing.<table>`` for every clean table (its columns plus the partition
@@ -11,11 +12,12 @@ object currently loaded (``table_name, s3_key, etag, rows, interval_start, inter
 loaded_at``: the interval of the run that loaded it). Returns ``{table: rows in landing}``.
 
 Incremental by partition, idempotent, one transaction per table. The manifest is compared
-with the clean objects' keys and ETags (S3's content hash): a partition (``order_date=...``)
-whose set of objects changed, appeared or vanished is replaced (DELETE of the partition +
-COPY of its objects, as a Redshift COPY with a manifest would), an unchanged partition is not
+with the data files of the snapshot (from its manifests: ``lifecycle.lake.iceberg.data_files``;
+immutable, uniquely named files, so the key is the identity): a partition (``order_date=...``)
+whose set of files changed, appeared or vanished is replaced (DELETE of the partition + COPY
+of its files, as a Redshift COPY with a manifest would), an unchanged partition is not
 touched, and the manifest rows of the replaced partitions are rewritten in the same
-transaction. A table without partitions is replaced whole when any object changed. A rerun
+transaction. A table without partitions is replaced whole when its files changed. A rerun
 on the same clean zone copies nothing; ``mode="full"`` (or a column added to the landing table)
 reloads the whole table. Readers see the old or the new state, never a mix.
 

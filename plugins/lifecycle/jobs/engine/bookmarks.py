@@ -7,8 +7,10 @@ Input: ``Settings`` and a job name. Output: one JSON object per job,
      "inputs": {<input name>: {<object key>: <ETag>, ...}, ...}}
 
 An input is a set of objects a job read (the CDC files of one DMS table, the Firehose objects
-of a stream, the partitions of a clean table). A key with the same ETag as in the bookmark
-was processed; a new key, or a key whose ETag changed, is new. AWS Glue keeps the same state
+of a stream) or the snapshot of a lake table it read (``clean.<table>``: ``{<data file URI>:
+<partition value>}``, the snapshot's files: immutable and uniquely named, so the files added
+and gone since are what the commits since changed). A key with the same ETag as in the
+bookmark was processed; a new key, or a key whose ETag changed, is new. AWS Glue keeps the same state
 in the service (a modification-time high-water mark plus the objects at the boundary); here it
 is a plain object a user can read, and the full key set means an object that arrives late
 with an older name is still picked up.

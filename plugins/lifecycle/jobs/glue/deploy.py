@@ -14,8 +14,8 @@ Output:
 - ``glue_job_operator_kwargs``: keyword arguments for ``GlueJobOperator`` (the DAG
   ``lake_clean`` on ``LIFECYCLE_JOBS_ENGINE=glue``; docs/glue-jobs.md).
 
-The jobs write the lake; registering tables and partitions in the Glue Catalog stays a
-step of the DAG (``catalog.register_clean_tables``) after the Glue runs, as locally.
+The jobs write the lake: each commit of an Iceberg table registers its snapshot in the Glue
+Catalog (``--clean_database``/``--curated_database``), so nothing is registered afterwards.
 """
 
 from __future__ import annotations
