@@ -23,13 +23,19 @@ def _lake_fingerprint(settings) -> dict:
     con, out = connect_duckdb(settings), {}
     try:
         for name, spec in CLEAN_TABLES.items():
-            out[name] = con.execute(
-                f"SELECT count(*), md5(coalesce(string_agg(t::VARCHAR, '|' ORDER BY t::VARCHAR), '')) "
-                f"FROM {iceberg.scan_sql(settings, spec)} t").fetchone()
+            try:
+                out[name] = con.execute(
+                    f"SELECT count(*), md5(coalesce(string_agg(t::VARCHAR, '|' ORDER BY t::VARCHAR), '')) "
+                    f"FROM {iceberg.scan_sql(settings, spec)} t").fetchone()
+            except Exception as exc:  # noqa: BLE001 - a table damaged past reading
+                out[name] = f"unreadable: {type(exc).__name__}"
         quarantine = settings.names.bucket("quarantine")
-        out["quarantine/events"] = con.execute(
-            f"SELECT count(*), md5(string_agg(t::VARCHAR, '|' ORDER BY t::VARCHAR)) "
-            f"FROM read_parquet('s3://{quarantine}/events/data_0.parquet') t").fetchone()
+        try:
+            out["quarantine/events"] = con.execute(
+                f"SELECT count(*), md5(string_agg(t::VARCHAR, '|' ORDER BY t::VARCHAR)) "
+                f"FROM read_parquet('s3://{quarantine}/events/data_0.parquet') t").fetchone()
+        except Exception as exc:  # noqa: BLE001 - deleted
+            out["quarantine/events"] = f"unreadable: {type(exc).__name__}"
     finally:
         con.close()
     return out
@@ -61,8 +67,9 @@ def _diff(before: dict, after: dict) -> list[str]:
 
 @pytest.mark.chaos_slow
 def test_partially_deleted_lake_and_warehouse_are_rebuilt_exactly(settings, chaos_case):
-    chaos_case.fault = ("deleted by hand: half the clean events partitions, the clean orders, the "
-                        "quarantine; then landing rows and serving rows")
+    chaos_case.fault = ("deleted by hand: every other object of the clean events table (data and "
+                        "metadata files), all of the clean orders table, the quarantine; then landing "
+                        "rows and serving rows")
     fresh(settings, scale=15, bad_rate=0.05)
     run_in_process(settings, *STAGES)
     lake_before, wh_before = _lake_fingerprint(settings), _warehouse_fingerprint(settings)
@@ -74,7 +81,12 @@ def test_partially_deleted_lake_and_warehouse_are_rebuilt_exactly(settings, chao
     doomed = [k for k in keys if k.startswith("events/")][::2] + [k for k in keys if k.startswith("orders/")]
     s3.delete_objects(Bucket=clean, Delete={"Objects": [{"Key": k} for k in doomed]})
     s3.delete_object(Bucket=settings.names.bucket("quarantine"), Key="events/data_0.parquet")
-    run_in_process(settings, "lake")  # the normal incremental run does not see it: nothing new came in
+    # the normal incremental run does not repair it: nothing new came in, and a snapshot naming
+    # files that are gone stops the job that reads it, loudly
+    try:
+        run_in_process(settings, "lake")
+    except Exception as exc:  # noqa: BLE001
+        print(f"incremental lake run on the damaged lake: {type(exc).__name__}")
     assert _diff(lake_before, _lake_fingerprint(settings)), "an incremental run repaired the lake by itself?"
     _recover(settings, "lake")
     lake_after = _lake_fingerprint(settings)

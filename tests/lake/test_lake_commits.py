@@ -116,3 +116,23 @@ def test_a_failed_commit_changes_nothing_a_reader_sees(settings, cleaned_once, m
     retry = run_job(settings, "clean_sales", START, END, bookmark_option="job-bookmark-disable")
     assert retry["rows_out"] == {t: first["rows_out"][t] for t in retry["rows_out"]}
     assert _rows(settings) == rows
+
+
+def test_a_parquet_table_of_an_older_version_is_rebuilt_as_iceberg(settings, cleaned_once):
+    """A Glue entry that is a plain Parquet table (as this project registered before the lake
+    moved to Iceberg) under an incremental bookmark: the job rebuilds in full, as Iceberg."""
+    from lifecycle.clients import aws
+    from lifecycle.jobs.engine.runner import run_lake_clean
+
+    _, _, rows = cleaned_once
+    glue, db = aws(settings, "glue"), settings.names.clean_database
+    glue.delete_table(DatabaseName=db, Name="orders")
+    glue.create_table(DatabaseName=db, TableInput={
+        "Name": "orders", "TableType": "EXTERNAL_TABLE", "Parameters": {"classification": "parquet"},
+        "StorageDescriptor": {"Columns": [{"Name": "order_id", "Type": "bigint"}],
+                              "Location": f"s3://{settings.names.bucket('clean')}/orders/"},
+        "PartitionKeys": [{"Name": "order_date", "Type": "date"}]})
+    result = run_lake_clean(settings, START, END)
+    assert "no snapshot" in result["jobs"]["clean_sales"]["full_rebuild_reason"]
+    assert iceberg.is_iceberg(glue.get_table(DatabaseName=db, Name="orders")["Table"])
+    assert _rows(settings) == rows

@@ -138,29 +138,34 @@ def load_table(settings: Settings, spec: TableSpec):
 
 
 def load_from(cat, ident_: tuple[str, str]):
-    """The Iceberg table ``ident_`` of the pyiceberg catalog ``cat``, or None."""
-    from pyiceberg.exceptions import NoSuchTableError
+    """The Iceberg table ``ident_`` of the pyiceberg catalog ``cat``, or None (none, or a Glue
+    table that is not Iceberg: the Parquet table of an older version of this project, which
+    the jobs' next full run replaces, ``ensure_table``)."""
+    # NoSuchIcebergTableError (a NoSuchTableError) for a table_type other than ICEBERG,
+    # NoSuchPropertyException for a Glue table without table_type
+    from pyiceberg.exceptions import NoSuchPropertyException, NoSuchTableError
 
     try:
         return cat.load_table(ident_)
-    except NoSuchTableError:
+    except (NoSuchTableError, NoSuchPropertyException):
         return None
 
 
 def ensure_table(settings: Settings, spec: TableSpec, bucket: str | None = None):
     """The Iceberg table of ``spec`` in the Glue Catalog (at ``s3://<bucket>/<table>``, the
     zone's bucket by default), made as ``ensure_in`` says. A Glue table of that name that is
-    not Iceberg (the Parquet table of an older version of this project) is replaced: every
-    table of an Iceberg zone is rebuilt by its job, so nothing is lost."""
-    from pyiceberg.exceptions import NoSuchIcebergTableError
-
+    not Iceberg (the Parquet table of an older version of this project) is replaced: the job
+    writing it is rebuilding it (an incremental run on a table without a snapshot is made a
+    full one), so nothing is lost."""
     where = f"s3://{bucket}/{spec.name}" if bucket else location(settings, spec)
+    glue = aws(settings, "glue")
+    database, name = identifier(settings, spec)
     try:
-        return ensure_in(catalog(settings), identifier(settings, spec), where, spec)
-    except NoSuchIcebergTableError:
-        database, name = identifier(settings, spec)
-        aws(settings, "glue").delete_table(DatabaseName=database, Name=name)
-        return ensure_in(catalog(settings), identifier(settings, spec), where, spec)
+        if not is_iceberg(glue.get_table(DatabaseName=database, Name=name)["Table"]):
+            glue.delete_table(DatabaseName=database, Name=name)
+    except glue.exceptions.EntityNotFoundException:
+        pass
+    return ensure_in(catalog(settings), (database, name), where, spec)
 
 
 def ensure_in(cat, ident_: tuple[str, str], where: str, spec: TableSpec):
@@ -285,6 +290,46 @@ def describe_tables(settings: Settings, specs: list[TableSpec]) -> dict[str, dic
                           "files": int(summary.get("total-data-files", 0)),
                           "rows": int(summary.get("total-records", 0))}
     return out
+
+
+def damage(settings: Settings, spec: TableSpec) -> str | None:
+    """Why the table's current snapshot cannot be read whole, or None (absent or whole): its
+    metadata, manifest list or a manifest unreadable, or data files it names gone from S3
+    (objects deleted by hand under the table; one listing of its ``data/`` folder)."""
+    from urllib.parse import urlparse
+
+    try:
+        table = load_table(settings, spec)
+        files = data_file_entries(table)
+    except Exception as exc:  # noqa: BLE001 - any failure to read the metadata is the finding
+        return f"metadata unreadable: {type(exc).__name__}: {str(exc)[:200]}"
+    if not files:
+        return None
+    where = urlparse(table.location())
+    prefix = f"{where.path.lstrip('/')}/data/"
+    present = set()
+    for page in aws(settings, "s3").get_paginator("list_objects_v2").paginate(Bucket=where.netloc, Prefix=prefix):
+        present.update(f"s3://{where.netloc}/{o['Key']}" for o in page.get("Contents", []))
+    missing = [f.uri for f in files if f.uri not in present]
+    return f"{len(missing)} of {len(files)} data files gone, e.g. {missing[0]}" if missing else None
+
+
+def drop_table(settings: Settings, spec: TableSpec) -> int:
+    """Forget a damaged table: its Glue entry and every object under its location (the next
+    full run of its job creates it anew). Returns the objects deleted."""
+    glue = aws(settings, "glue")
+    database, name = identifier(settings, spec)
+    try:
+        glue.delete_table(DatabaseName=database, Name=name)
+    except glue.exceptions.EntityNotFoundException:
+        pass
+    s3, bucket, deleted = aws(settings, "s3"), settings.names.bucket(spec.zone), 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{spec.name}/"):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            deleted += len(keys)
+    return deleted
 
 
 def files_sql(con, uris: list[str], columns: list[tuple[str, str]]) -> str:

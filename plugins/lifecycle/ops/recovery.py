@@ -2,8 +2,10 @@
 
 Input: ``Settings``. Output:
 - ``rebuild_lake``: every clean and curated table rewritten from the raw zone (the job
-  bookmarks are dropped first, so each job runs in full over every raw object), then the
-  Glue Catalog re-registered; returns the lake run's metadata.
+  bookmarks are dropped first, so each job runs in full over every raw object); a table
+  whose snapshot cannot be read whole (metadata or data files deleted by hand:
+  ``lifecycle.lake.iceberg.damage``) is dropped first and created anew. Returns the lake
+  run's metadata and the tables dropped, with why.
 - ``rebuild_warehouse``: every ``landing`` table reloaded in full from the clean zone (the
   load manifest no longer trusted), then ``dbt build --full-refresh`` and the serving
   publish (recommendations, then ``serving_next`` swapped in as ``serving``); returns rows
@@ -25,12 +27,20 @@ from lifecycle.settings import Settings
 def rebuild_lake(settings: Settings) -> dict:
     from lifecycle.jobs.engine import bookmarks
     from lifecycle.jobs.engine.contract import JOBS
+    from lifecycle.lake import iceberg
+    from lifecycle.lake.catalog import CLEAN_TABLES, CURATED_TABLES
     from lifecycle.pipeline import stages
 
+    dropped = {}
+    for spec in (*CLEAN_TABLES.values(), *CURATED_TABLES.values()):
+        why = iceberg.damage(settings, spec)
+        if why:
+            iceberg.drop_table(settings, spec)
+            dropped[spec.name] = why
     bookmarks.reset(settings, list(JOBS))
     result = stages.run_stage(settings, "lake")  # the lake stage as its DAG task runs it
     jobs = result.get("jobs") or {}  # per job locally; a list of Glue job runs on the glue engine
-    return {"rows_out": result.get("rows_out"), "rejected": result.get("rejected"),
+    return {"rows_out": result.get("rows_out"), "rejected": result.get("rejected"), "dropped": dropped,
             "modes": {j: r.get("mode") for j, r in jobs.items()} if isinstance(jobs, dict) else {}}
 
 
