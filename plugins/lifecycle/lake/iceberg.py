@@ -269,6 +269,35 @@ def data_files(table, snapshot_id: int | None = None) -> dict[str, str]:
     return {f.uri: f.partition for f in data_file_entries(table, snapshot_id)}
 
 
+def files_holding(table, column: str, values: list) -> list[str]:
+    """The data files of the current snapshot whose bounds of ``column`` (Iceberg's column
+    statistics, from the manifests) may hold one of ``values``; a file without bounds counts.
+
+    By hand rather than ``table.scan(row_filter=In(column, values)).plan_files()``: pyiceberg
+    binds the whole IN list again for every file's residual (measured: most of an incremental
+    run's time with 3,000 keys over 300 files); here each file is one binary search."""
+    from bisect import bisect_left
+
+    from pyiceberg.conversions import from_bytes
+
+    if table is None or table.current_snapshot() is None:
+        return []
+    field = table.schema().find_field(column)
+    wanted = sorted(v for v in values if v is not None)
+    out = []
+    for task in table.scan().plan_files():
+        f = task.file
+        lo, hi = (f.lower_bounds or {}).get(field.field_id), (f.upper_bounds or {}).get(field.field_id)
+        if lo is None or hi is None:
+            out.append(f.file_path)
+            continue
+        lo, hi = from_bytes(field.field_type, lo), from_bytes(field.field_type, hi)
+        i = bisect_left(wanted, lo)
+        if i < len(wanted) and wanted[i] <= hi:
+            out.append(f.file_path)
+    return sorted(out)
+
+
 def partitions(settings: Settings, spec: TableSpec) -> list[str]:
     """The partition values that hold rows in the table's current snapshot, sorted."""
     return sorted({v for v in data_files(load_table(settings, spec)).values() if v})

@@ -324,7 +324,8 @@ class DuckDBJobContext(DuckDBWrites):
                               f"{ident(first)} AS {ident(column)} FROM ({sql})")
             where = f"WHERE {ident(column)} IN (SELECT * FROM {ident(wanted_values)})"
             # only the data files whose bounds of that column may hold a wanted value
-            keys = [k for k in keys if k in set(self._candidate_files(current, wanted_values, column, files))]
+            candidates = set(self._candidate_files(current, wanted_values, column, files))
+            keys = [k for k in keys if k in candidates]
         if keys:
             self._con.execute(f"INSERT INTO {ident(scratch)} BY NAME SELECT * FROM "
                               f"({iceberg.files_sql(self._con, keys, wanted)}) {where}")

@@ -28,10 +28,6 @@ from lifecycle.lake.catalog import (
 )
 from lifecycle.sql import ident, literal
 
-# above this many changed keys the candidate files are not pruned by their key statistics
-# (pyiceberg evaluates the IN list against every manifest entry's bounds)
-PRUNE_KEYS_MAX = 20_000
-
 
 class DuckDBWrites:
     """Writes of the DuckDB job context (mixed into ``DuckDBJobContext``, which provides
@@ -127,7 +123,8 @@ class DuckDBWrites:
                                          f"(SELECT 1 FROM {ident(keys)} k WHERE {on})").fetchall()
             mine = self._con.execute(f"SELECT DISTINCT {part} FROM {ident(new)}").fetchall()
             values = sorted({_partition(r[0]) for r in held + mine})
-            files = {f: v for f, v in files.items() if v in set(values)}
+            touched = set(values)
+            files = {f: v for f, v in files.items() if v in touched}
         existing = self._table_name(f"existing_{table}")
         self._con.execute(f"CREATE TABLE {ident(existing)} "
                           f"({', '.join(f'{ident(c)} {duckdb_type(t)}' for c, t in spec.all_columns)})")
@@ -153,18 +150,14 @@ class DuckDBWrites:
 
     def _candidate_files(self, table, values: str, column: str, files: dict[str, str]) -> list[str]:
         """The data files (of ``files``, the current snapshot's) that may hold a row whose
-        ``column`` is among the values of scratch table ``values``: pruned by pyiceberg on the
-        files' bounds of that column (Iceberg's column statistics: a new order's id is above
-        every file's maximum, so no file is read), or every file when there are many values."""
+        ``column`` is among the values of scratch table ``values``: pruned on the files' bounds
+        of that column (``iceberg.files_holding``: a new order's id is above every file's
+        maximum, so no file is read)."""
         wanted = [r[0] for r in self._con.execute(
             f"SELECT DISTINCT {ident(column)} FROM {ident(values)} WHERE {ident(column)} IS NOT NULL").fetchall()]
         if not wanted:
             return []
-        if len(wanted) > PRUNE_KEYS_MAX:
-            return list(files)
-        from pyiceberg.expressions import In
-
-        return sorted(t.file.file_path for t in table.scan(row_filter=In(column, wanted)).plan_files())
+        return [f for f in iceberg.files_holding(table, column, wanted) if f in files]
 
     def merge_quarantine(self, df, bucket: str, source: str) -> int:
         """Add this run's rejected records to ``<source>/data_0.parquet`` (an incremental run),
