@@ -136,7 +136,6 @@ def jobs_run(
                       else runner.run_job(s, job, end - timedelta(hours=1), end))
     except runner.JobError as exc:
         fail(str(exc))
-    result.pop("specs", None)
     echo_json(result)
 
 

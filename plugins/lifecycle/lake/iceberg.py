@@ -182,6 +182,12 @@ def ensure_in(cat, ident_: tuple[str, str], where: str, spec: TableSpec):
                                     partition_spec=partition_spec(spec, schema), properties=TABLE_PROPERTIES)
         except TableAlreadyExistsError:  # another writer created it first
             table = load_from(cat, ident_)
+    return add_columns(table, spec)
+
+
+def add_columns(table, spec: TableSpec):
+    """``table`` with the columns of ``spec`` it lacks added (a source's additive change): a
+    metadata-only commit, no data file is rewritten; ``table`` itself when it has them all."""
     have = {f.name for f in table.schema().fields}
     missing = [(c, t) for c, t in spec.all_columns if c not in have]
     if missing:
@@ -192,13 +198,24 @@ def ensure_in(cat, ident_: tuple[str, str], where: str, spec: TableSpec):
     return table
 
 
+def _in_table_order(table, rows):
+    """``rows`` (Arrow) with the table's columns in the table's order."""
+    return rows.select([f.name for f in table.schema().fields if f.name in rows.column_names])
+
+
+def partition_value(value) -> str:
+    """A partition column's value as ``data_files`` spells it (ISO for a date, ``NULL_PARTITION``
+    for null): what a job compares with the partitions of a snapshot."""
+    return NULL_PARTITION if value is None else str(value)
+
+
 def replace_rows(table, rows) -> int:
     """Make ``rows`` (an Arrow table with the table's columns, any order) the whole content of
     ``table`` in one commit (pyiceberg's ``overwrite``: a ``delete`` snapshot of every file and
     an ``append`` of the new ones, made current together; the first write is an append). A
     writer killed before the commit leaves the previous snapshot as it was (its new files are
     orphans: no snapshot names them, so no reader sees them)."""
-    rows = rows.select([f.name for f in table.schema().fields if f.name in rows.column_names])
+    rows = _in_table_order(table, rows)
     if table.current_snapshot() is None:
         table.append(rows)
     else:
@@ -216,7 +233,7 @@ def overwrite_partitions(table, rows, column: str | None, values: list[str]) -> 
 
     if column is None or table.current_snapshot() is None:
         return replace_rows(table, rows)
-    rows = rows.select([f.name for f in table.schema().fields if f.name in rows.column_names])
+    rows = _in_table_order(table, rows)
     named = sorted(v for v in values if v != NULL_PARTITION)
     where = In(column, named) if named else None
     if NULL_PARTITION in values:
@@ -232,12 +249,15 @@ def overwrite_partitions(table, rows, column: str | None, values: list[str]) -> 
 
 
 class DataFile(NamedTuple):
-    """One data file of a snapshot: where, its partition value, its size and rows."""
+    """One data file of a snapshot: where, its partition value, its size and rows, and its
+    columns' lower and upper bounds as the manifest has them (``{field id: bytes}``)."""
 
     uri: str
     partition: str
     bytes: int
     rows: int
+    lower: dict
+    upper: dict
 
 
 def data_file_entries(table, snapshot_id: int | None = None) -> list[DataFile]:
@@ -260,8 +280,9 @@ def data_file_entries(table, snapshot_id: int | None = None) -> list[DataFile]:
             raw = task.file.partition[0]
             value = NULL_PARTITION if raw is None else spec.fields[0].transform.to_human_string(kind, raw)
         out.append(DataFile(task.file.file_path, value, int(task.file.file_size_in_bytes),
-                            int(task.file.record_count)))
-    return sorted(out)
+                            int(task.file.record_count), task.file.lower_bounds or {},
+                            task.file.upper_bounds or {}))
+    return sorted(out, key=lambda f: f.uri)
 
 
 def data_files(table, snapshot_id: int | None = None) -> dict[str, str]:
@@ -269,9 +290,9 @@ def data_files(table, snapshot_id: int | None = None) -> dict[str, str]:
     return {f.uri: f.partition for f in data_file_entries(table, snapshot_id)}
 
 
-def files_holding(table, column: str, values: list) -> list[str]:
-    """The data files of the current snapshot whose bounds of ``column`` (Iceberg's column
-    statistics, from the manifests) may hold one of ``values``; a file without bounds counts.
+def files_holding(table, files: list[DataFile], column: str, values: list) -> list[str]:
+    """The ``files`` (``data_file_entries`` of ``table``) whose bounds of ``column`` (Iceberg's
+    column statistics) may hold one of ``values``; a file without bounds counts.
 
     By hand rather than ``table.scan(row_filter=In(column, values)).plan_files()``: pyiceberg
     binds the whole IN list again for every file's residual (measured: most of an incremental
@@ -280,22 +301,19 @@ def files_holding(table, column: str, values: list) -> list[str]:
 
     from pyiceberg.conversions import from_bytes
 
-    if table is None or table.current_snapshot() is None:
-        return []
     field = table.schema().find_field(column)
     wanted = sorted(v for v in values if v is not None)
     out = []
-    for task in table.scan().plan_files():
-        f = task.file
-        lo, hi = (f.lower_bounds or {}).get(field.field_id), (f.upper_bounds or {}).get(field.field_id)
+    for f in files:
+        lo, hi = f.lower.get(field.field_id), f.upper.get(field.field_id)
         if lo is None or hi is None:
-            out.append(f.file_path)
+            out.append(f.uri)
             continue
         lo, hi = from_bytes(field.field_type, lo), from_bytes(field.field_type, hi)
         i = bisect_left(wanted, lo)
         if i < len(wanted) and wanted[i] <= hi:
-            out.append(f.file_path)
-    return sorted(out)
+            out.append(f.uri)
+    return out
 
 
 def partitions(settings: Settings, spec: TableSpec) -> list[str]:

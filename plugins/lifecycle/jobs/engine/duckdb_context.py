@@ -301,7 +301,8 @@ class DuckDBJobContext(DuckDBWrites):
         """
         spec = lake_table(table)
         current = iceberg.load_table(self._settings, spec)
-        files = iceberg.data_files(current)
+        entries = iceberg.data_file_entries(current)
+        files = {f.uri: f.partition for f in entries}
         name = f"clean.{table}"
         if changed_only:
             keys = self._new_keys(name, files, allow_gone=True)
@@ -324,7 +325,7 @@ class DuckDBJobContext(DuckDBWrites):
                               f"{ident(first)} AS {ident(column)} FROM ({sql})")
             where = f"WHERE {ident(column)} IN (SELECT * FROM {ident(wanted_values)})"
             # only the data files whose bounds of that column may hold a wanted value
-            candidates = set(self._candidate_files(current, wanted_values, column, files))
+            candidates = set(self._candidate_files(current, entries, wanted_values, column))
             keys = [k for k in keys if k in candidates]
         if keys:
             self._con.execute(f"INSERT INTO {ident(scratch)} BY NAME SELECT * FROM "

@@ -10,7 +10,7 @@ multipart upload: readers see the old object or the new one, whole). The rows wr
 context's ``metrics``.
 
 ``DuckDBWrites`` is the writing half of ``duckdb_context.DuckDBJobContext`` (which provides
-the connection, the settings, scratch-table names and the table files it uses).
+the connection, the settings and scratch-table names).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from lifecycle.sql import ident, literal
 
 class DuckDBWrites:
     """Writes of the DuckDB job context (mixed into ``DuckDBJobContext``, which provides
-    ``_con``, ``_settings``, ``_table_name``, ``_count``, ``table_files`` and the metrics)."""
+    ``_con``, ``_settings``, ``_table_name``, ``_count`` and the metrics)."""
 
     def materialize(self, df, spec: TableSpec, label: str) -> str:
         """Check ``df`` against the contract and materialize it in write order."""
@@ -98,7 +98,8 @@ class DuckDBWrites:
         if not self._count(keys) and not self._count(new):
             self.metrics["rows_out"][table] = 0
             return 0  # nothing changed: no commit
-        files = iceberg.data_files(current)
+        entries = iceberg.data_file_entries(current)
+        files = {f.uri: f.partition for f in entries}
         # columns the table gained in earlier runs that this batch's rows do not carry
         known = {c for c, _ in spec.all_columns}
         earlier = [(f.name, iceberg.logical_type(f.field_type)) for f in current.schema().fields
@@ -113,7 +114,7 @@ class DuckDBWrites:
         values: list[str] = []
         if spec.partition and files:
             part = ident(spec.partition[0])
-            candidates = self._candidate_files(current, keys, spec.keys[0], files)
+            candidates = self._candidate_files(current, entries, keys, spec.keys[0])
             # which partitions hold a changed key now: the key columns of the candidates only
             held = []
             if candidates:
@@ -122,7 +123,7 @@ class DuckDBWrites:
                 held = self._con.execute(f"SELECT DISTINCT e.{part} FROM ({key_scan}) e WHERE EXISTS "
                                          f"(SELECT 1 FROM {ident(keys)} k WHERE {on})").fetchall()
             mine = self._con.execute(f"SELECT DISTINCT {part} FROM {ident(new)}").fetchall()
-            values = sorted({_partition(r[0]) for r in held + mine})
+            values = sorted({iceberg.partition_value(r[0]) for r in held + mine})
             touched = set(values)
             files = {f: v for f, v in files.items() if v in touched}
         existing = self._table_name(f"existing_{table}")
@@ -137,7 +138,8 @@ class DuckDBWrites:
         merged = self._table_name(f"merged_{table}")
         self._con.execute(f"""CREATE TABLE {ident(merged)} AS SELECT {select} FROM (
             SELECT {select} FROM ({kept}) UNION ALL SELECT {select} FROM {ident(new)}) ORDER BY {order}""")
-        target = iceberg.ensure_table(self._settings, spec, bucket)  # adds this batch's new columns
+        # this batch's new columns, on the snapshot the merge was computed from
+        target = iceberg.add_columns(current, spec)
         faults.point("lake.staged")
         iceberg.overwrite_partitions(target, self._arrow(merged), spec.partition[0] if spec.partition else None,
                                      values)
@@ -148,16 +150,14 @@ class DuckDBWrites:
         self.metrics.setdefault("files_read", {})[table] = len(files)
         return rows
 
-    def _candidate_files(self, table, values: str, column: str, files: dict[str, str]) -> list[str]:
-        """The data files (of ``files``, the current snapshot's) that may hold a row whose
-        ``column`` is among the values of scratch table ``values``: pruned on the files' bounds
-        of that column (``iceberg.files_holding``: a new order's id is above every file's
-        maximum, so no file is read)."""
+    def _candidate_files(self, table, entries: list, values: str, column: str) -> list[str]:
+        """The data files (of ``entries``, the snapshot's ``iceberg.data_file_entries``) that
+        may hold a row whose ``column`` is among the values of scratch table ``values``: pruned
+        on the files' bounds of that column (``iceberg.files_holding``: a new order's id is
+        above every file's maximum, so no file is read)."""
         wanted = [r[0] for r in self._con.execute(
             f"SELECT DISTINCT {ident(column)} FROM {ident(values)} WHERE {ident(column)} IS NOT NULL").fetchall()]
-        if not wanted:
-            return []
-        return [f for f in iceberg.files_holding(table, column, wanted) if f in files]
+        return iceberg.files_holding(table, entries, column, wanted) if wanted else []
 
     def merge_quarantine(self, df, bucket: str, source: str) -> int:
         """Add this run's rejected records to ``<source>/data_0.parquet`` (an incremental run),
@@ -201,7 +201,3 @@ class DuckDBWrites:
         """Count records a job dropped without a quarantine row (e.g. unusable export lines)."""
         self.metrics["rejected"] += rows
 
-
-def _partition(value) -> str:
-    """A partition value as ``lifecycle.lake.iceberg.data_files`` spells it (ISO for a date)."""
-    return iceberg.NULL_PARTITION if value is None else str(value)

@@ -94,7 +94,7 @@ def run_job(settings: Settings, job_name: str, interval_start: datetime,
         elif option == "job-bookmark-disable":
             # the outputs were rebuilt from everything: an older bookmark no longer matches
             bookmarks.reset(settings, [job_name])
-        result = {"job": job_name, **ctx.metrics, "specs": ctx.specs,
+        result = {"job": job_name, **ctx.metrics,
                   "duration_s": round(time.perf_counter() - started, 3)}
         publish_job_run(settings, result)
         return result
@@ -148,8 +148,6 @@ def run_lake_clean(settings: Settings, interval_start: datetime, interval_end: d
 def _run_lake_clean(settings: Settings, interval_start: datetime, interval_end: datetime) -> dict:
     started = time.perf_counter()
     jobs = {name: run_job(settings, name, interval_start, interval_end) for name in JOBS}
-    for j in jobs.values():
-        j.pop("specs")
     # every commit registered itself in the Glue Catalog: this reports each table's snapshot
     catalog = describe_tables(settings, [*CLEAN_TABLES.values(), *CURATED_TABLES.values()])
     return {

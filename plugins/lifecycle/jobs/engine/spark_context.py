@@ -42,7 +42,7 @@ from typing import Any
 from lifecycle.jobs.engine.contract import JobError, check_output, job_module, new_metrics
 from lifecycle.jobs.engine.spark_lake import LocalLake
 from lifecycle.lake.catalog import QUARANTINE, TableSpec, lake_table
-from lifecycle.lake.iceberg import NULL_PARTITION, data_files, overwrite_partitions, replace_rows
+from lifecycle.lake.iceberg import data_files, overwrite_partitions, partition_value, replace_rows
 
 RESULT_MARKER = "LIFECYCLE_SPARK_RESULT "
 
@@ -359,8 +359,7 @@ class SparkJobContext:
         if pcol:
             touched = (existing.join(changed, keys, "left_semi").select(pcol)
                        .union(df.select(pcol)).distinct())
-            affected = [NULL_PARTITION if r[pcol] is None else str(r[pcol])
-                        for r in touched.collect()]
+            affected = [partition_value(r[pcol]) for r in touched.collect()]
             kept = (existing.join(touched, [pcol], "left_semi").join(changed, keys, "left_anti"))
         else:
             kept = existing.join(changed, keys, "left_anti")
