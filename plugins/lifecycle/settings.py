@@ -4,7 +4,7 @@ Input: the process environment (read when ``Settings.from_env()`` is called, i.e
 run time, never at DAG parse time).
 Output: a frozen ``Settings`` value that every other module takes as an argument: the target,
 the state folder and the stage, with one group per concern (``aws``, ``pg``, ``names``,
-``engines``, ``thresholds``, ``services``); what combines groups (``pg_dsn``) is on ``Settings``.
+``engines``, ``thresholds``, ``maintenance``, ``services``); what combines groups (``pg_dsn``) is on ``Settings``.
 
 Targets:
 - ``embedded`` (default): pgserver Postgres on 127.0.0.1 and a moto server on loopback,
@@ -348,6 +348,28 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class Maintenance:
+    """How the lake's Iceberg tables are kept (lifecycle.jobs.maintenance, DAG lake_maintenance):
+    compaction past a file count per partition, snapshot expiry, orphan files. The ages are
+    Iceberg's own defaults (``history.expire.max-snapshot-age-ms`` 5 days; Spark's
+    ``remove_orphan_files`` 3 days: a file younger than that may be a commit under way)."""
+
+    max_files_per_partition: int = 8
+    snapshots_kept: int = 20  # the newest snapshots of a table are kept whatever their age
+    snapshot_max_age_hours: int = 120
+    orphan_min_age_hours: int = 72
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> Maintenance:
+        return cls(
+            max_files_per_partition=max(1, _env_int(env, "LIFECYCLE_LAKE_MAX_FILES_PER_PARTITION", 8)),
+            snapshots_kept=max(1, _env_int(env, "LIFECYCLE_LAKE_SNAPSHOTS_KEPT", 20)),
+            snapshot_max_age_hours=_env_int(env, "LIFECYCLE_LAKE_SNAPSHOT_MAX_AGE_HOURS", 120),
+            orphan_min_age_hours=_env_int(env, "LIFECYCLE_LAKE_ORPHAN_MIN_AGE_HOURS", 72),
+        )
+
+
+@dataclass(frozen=True)
 class Services:
     """The services beside the pipeline: the embedded moto and Airflow ports, Metabase (compose
     `bi` profile, or one you run) with its first admin, the lineage backend (Marquez, compose
@@ -380,7 +402,7 @@ class Services:
 @dataclass(frozen=True)
 class Settings:
     """The target, the state folder, the stage a process acts as, and one group per concern:
-    ``aws``, ``pg``, ``names``, ``engines``, ``thresholds``, ``services``."""
+    ``aws``, ``pg``, ``names``, ``engines``, ``thresholds``, ``maintenance``, ``services``."""
 
     target: str = "embedded"
     home: Path = REPO_ROOT / ".lifecycle"
@@ -394,6 +416,7 @@ class Settings:
     names: Names = field(default_factory=Names)
     engines: Engines = field(default_factory=Engines)
     thresholds: Thresholds = field(default_factory=Thresholds)
+    maintenance: Maintenance = field(default_factory=Maintenance)
     services: Services = field(default_factory=Services)
 
     # ---- construction -------------------------------------------------------------------
@@ -416,6 +439,7 @@ class Settings:
             names=Names(prefix=env.get("LIFECYCLE_NAME_PREFIX") or "lifecycle"),
             engines=Engines.from_env(env, target),
             thresholds=Thresholds.from_env(env),
+            maintenance=Maintenance.from_env(env),
             services=services,
         )
 

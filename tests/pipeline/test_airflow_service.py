@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-output" / "airflow-ui"
 CHROMIUM = Path(os.environ.get("LIFECYCLE_CHROMIUM") or "/usr/bin/chromium")
 LIFECYCLE_DAGS = {"simulate_sales_platform", "ingest_sales", "ingest_user_activity", "ingest_reviews",
-                  "lake_clean", "warehouse_load", "dbt_build", "serve_publish", "observe"}
+                  "lake_clean", "lake_maintenance", "warehouse_load", "dbt_build", "serve_publish", "observe"}
 USER = "tour"
 
 
@@ -121,6 +121,7 @@ def test_airflow_serves_the_ui_and_schedules_every_dag(airflow):
     # hourly, and whenever the simulator has written to the source
     assert dags["ingest_sales"]["timetable_summary"] == "Asset or 0 * * * *"
     assert dags["lake_clean"]["timetable_summary"] == "Asset"
+    assert dags["lake_maintenance"]["timetable_summary"] == "@daily"
     assert _request(f"{base}/api/v2/importErrors", token)["total_entries"] == 0
     page = urllib.request.urlopen(f"{base}/", timeout=10).read().decode()
     assert "<html" in page.lower()
@@ -138,7 +139,7 @@ def test_dags_are_grouped_by_stage_tags(airflow):
     assert tagged["stage:source"] == {"simulate_sales_platform"}
     assert tagged["stage:ingestion"] == {"ingest_sales", "ingest_user_activity", "ingest_reviews"}
     assert tagged["stage:transformation"] == {"lake_clean", "dbt_build"}
-    assert tagged["stage:storage"] == {"lake_clean", "warehouse_load"}
+    assert tagged["stage:storage"] == {"lake_clean", "lake_maintenance", "warehouse_load"}
     assert tagged["stage:serving"] == {"serve_publish"}
     assert tagged["undercurrent:dataops"] == {"observe"}
     assert set().union(*tagged.values()) == LIFECYCLE_DAGS

@@ -53,3 +53,29 @@ def test_a_partition_is_copied_through_a_staging_table_of_the_file_columns():
     assert '"order_date", "_loaded_at")' in insert
     assert drop == 'DROP TABLE "stage_orders"'
     assert redshift_type("decimal(10,2)") == "numeric(10,2)"
+
+
+def test_spectrum_ddl_maps_each_lake_database_as_an_external_schema():
+    """The lakehouse arrangement on Redshift: one external schema per Glue database of the lake,
+    through the role Redshift assumes, usable by the dbt login; printed by the CLI."""
+    from typer.testing import CliRunner
+
+    from lifecycle.cli import app
+    from lifecycle.warehouse.redshift import spectrum_ddl
+
+    env = {**AWS, "LIFECYCLE_NAME_PREFIX": "acme", "AWS_DEFAULT_REGION": "eu-west-1",
+           "LIFECYCLE_REDSHIFT_COPY_ROLE_ARN": "arn:aws:iam::1:role/spectrum"}
+    settings = Settings.from_env(env)
+    ddl = spectrum_ddl(settings)
+    statements = [s.strip() for s in ddl.split(";") if s.strip() and not s.strip().startswith("--")]
+    for database in ("lake_clean", "lake_curated"):
+        assert (f'CREATE EXTERNAL SCHEMA IF NOT EXISTS "{database}"\n  FROM DATA CATALOG DATABASE '
+                f"'{database}' REGION '{settings.aws.region}'\n  IAM_ROLE 'arn:aws:iam::1:role/spectrum'") in ddl
+        assert f'GRANT USAGE ON SCHEMA "{database}" TO "lifecycle_dbt";' in ddl
+    assert len([s for s in statements if "CREATE EXTERNAL SCHEMA" in s]) == 2
+    with pytest.raises(ValueError, match="LIFECYCLE_REDSHIFT_COPY_ROLE_ARN"):
+        spectrum_ddl(Settings.from_env(AWS))
+    assert "arn:aws:iam::2:role/other" in spectrum_ddl(Settings.from_env(AWS), "arn:aws:iam::2:role/other")
+    printed = CliRunner().invoke(app, ["lake", "spectrum-ddl"], env=env)
+    assert printed.exit_code == 0, printed.output
+    assert printed.output == ddl + "\n"

@@ -23,7 +23,8 @@ from lifecycle.cli.support import (
 )
 
 jobs_app = group("The lake's Glue-style jobs and their bookmarks.", "lifecycle jobs list")
-lake_app = group("The lake's governance (Lake Formation), Spark and Glue runs.", "lifecycle lake grants")
+lake_app = group("The lake's Iceberg tables, Lake Formation grants, Spark and Glue runs.",
+                 "lifecycle lake snapshots orders")
 
 
 @lake_app.command("grants")
@@ -42,6 +43,73 @@ def lake_grants():
         typer.echo("no Lake Formation grants (run `lifecycle infra apply`)")
         raise typer.Exit(FAILED)
     typer.echo(lake_sql.format_table(["principal", "resource", "permissions"], rows))
+
+
+@lake_app.command("maintain")
+def lake_maintain():
+    """Iceberg maintenance now: compaction, snapshot expiry, unreferenced files (DAG lake_maintenance).
+
+    \b
+    Example:
+      lifecycle lake maintain
+      LIFECYCLE_LAKE_SNAPSHOT_MAX_AGE_HOURS=0 LIFECYCLE_LAKE_SNAPSHOTS_KEPT=5 lifecycle lake maintain
+    """
+    from lifecycle.jobs.maintenance import maintain
+
+    echo_json(maintain(load_settings(services=True)))
+
+
+@lake_app.command("snapshots")
+def lake_snapshots(table: str = typer.Argument(..., help="a clean or curated table")):
+    """A lake table's snapshots, oldest first: id, commit time, operation, files, rows.
+
+    The ids are what `lifecycle query --as-of` and `lifecycle recover lake --snapshot` take.
+
+    \b
+    Example:
+      lifecycle lake snapshots orders
+    """
+    from lifecycle.lake import iceberg
+    from lifecycle.lake import query as lake_sql
+    from lifecycle.lake.catalog import lake_table
+
+    try:
+        spec = lake_table(table)
+    except KeyError as exc:
+        fail(str(exc).strip("'\""), USAGE)
+    tbl = iceberg.load_table(load_settings(services=True), spec)
+    if tbl is None:
+        fail(f"{table} has no Iceberg table yet (run the lake jobs: lifecycle jobs run)")
+    current = tbl.current_snapshot().snapshot_id if tbl.current_snapshot() else None
+    rows = []
+    for snap in sorted(tbl.metadata.snapshots, key=lambda s: s.timestamp_ms):
+        summary = snap.summary.additional_properties if snap.summary else {}
+        rows.append([snap.snapshot_id, datetime.fromtimestamp(snap.timestamp_ms / 1000, UTC).isoformat(timespec="seconds"),
+                     (snap.summary.operation.value if snap.summary else "") + (
+                         " (compaction)" if summary.get("lifecycle.maintenance") == "compaction" else ""),
+                     summary.get("added-data-files", "0"), summary.get("deleted-data-files", "0"),
+                     summary.get("total-records", "0"), "*" if snap.snapshot_id == current else ""])
+    typer.echo(lake_sql.format_table(["snapshot_id", "committed_at", "operation", "files_added",
+                                      "files_deleted", "rows", "current"], rows))
+
+
+@lake_app.command("spectrum-ddl")
+def lake_spectrum_ddl(role_arn: str = typer.Option(None, help="the IAM role Redshift assumes (default: "
+                                                                "LIFECYCLE_REDSHIFT_COPY_ROLE_ARN)")):
+    """Print the Redshift Spectrum DDL that reads the lake's Iceberg tables from Redshift.
+
+    One external schema per Glue database of the lake (docs/aws.md, "The lakehouse on Redshift").
+
+    \b
+    Example:
+      LIFECYCLE_TARGET=aws lifecycle lake spectrum-ddl --role-arn arn:aws:iam::111122223333:role/spectrum
+    """
+    from lifecycle.warehouse.redshift import spectrum_ddl
+
+    try:
+        typer.echo(spectrum_ddl(load_settings(), role_arn))
+    except ValueError as exc:
+        fail(str(exc), USAGE)
 
 
 @lake_app.command("spark-run")

@@ -75,16 +75,31 @@ def recover_app() -> typer.Typer:
         return s
 
     @app.command("lake")
-    def lake():
-        """Rewrite every clean and curated table from raw/ (bookmarks dropped, full job runs).
+    def lake(table: str = typer.Option(None, help="with --snapshot: the clean or curated table to roll back"),
+             snapshot: str = typer.Option(None, help="roll --table back to this snapshot id, or to the one "
+                                                     "current at this ISO time (lifecycle lake snapshots)")):
+        """Rebuild every lake table from raw/, or roll one back to a snapshot (--table, --snapshot).
+
+        Without options: bookmarks dropped, every job run in full over raw/. With --table and
+        --snapshot: Iceberg's rollback of that table, a metadata commit (no file rewritten).
 
         \b
         Example:
           lifecycle recover lake
+          lifecycle recover lake --table orders --snapshot 4242424242424242
+          lifecycle recover lake --table orders --snapshot 2026-12-03T09:00:00
         """
-        from lifecycle.ops.recovery import rebuild_lake
+        from lifecycle.ops.recovery import rebuild_lake, rollback_table
 
-        echo_json(rebuild_lake(settings()))
+        if (table is None) != (snapshot is None):
+            fail("--table and --snapshot go together (without both: the full rebuild)", USAGE)
+        if snapshot is None:
+            echo_json(rebuild_lake(settings()))
+            return
+        try:
+            echo_json(rollback_table(settings(), table, snapshot))
+        except (KeyError, ValueError) as exc:
+            fail(str(exc).strip("'\""), USAGE)
 
     @app.command("warehouse")
     def warehouse(dbt: bool = typer.Option(True, help="also dbt build --full-refresh (serving)")):

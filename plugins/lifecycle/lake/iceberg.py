@@ -40,6 +40,9 @@ TABLE_PROPERTIES = {
     "commit.retry.num-retries": "8",
     "commit.retry.min-wait-ms": "50",
     "commit.retry.max-wait-ms": "2000",
+    # a commit deletes the metadata files past the newest 20 (pyiceberg's default keeps all)
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "20",
 }
 
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$", re.IGNORECASE)
@@ -209,43 +212,52 @@ def partition_value(value) -> str:
     return NULL_PARTITION if value is None else str(value)
 
 
-def replace_rows(table, rows) -> int:
+def replace_rows(table, rows, properties: dict[str, str] | None = None) -> int:
     """Make ``rows`` (an Arrow table with the table's columns, any order) the whole content of
     ``table`` in one commit (pyiceberg's ``overwrite``: a ``delete`` snapshot of every file and
     an ``append`` of the new ones, made current together; the first write is an append). A
     writer killed before the commit leaves the previous snapshot as it was (its new files are
-    orphans: no snapshot names them, so no reader sees them)."""
-    rows = _in_table_order(table, rows)
+    orphans: no snapshot names them, so no reader sees them). ``properties`` go into the
+    snapshot's summary (maintenance marks its rewrites)."""
+    rows, props = _in_table_order(table, rows), properties or {}
     if table.current_snapshot() is None:
-        table.append(rows)
+        table.append(rows, snapshot_properties=props)
     else:
-        table.overwrite(rows)
+        table.overwrite(rows, snapshot_properties=props)
     return rows.num_rows
 
 
-def overwrite_partitions(table, rows, column: str | None, values: list[str]) -> int:
+def overwrite_partitions(table, rows, column: str | None, values: list[str],
+                         properties: dict[str, str] | None = None) -> int:
     """Replace the partitions ``values`` of ``column`` (``NULL_PARTITION`` for null) by ``rows``
     in one commit (pyiceberg's ``overwrite`` with a filter on the partition column: the data
     files of those partitions are dropped whole, no file of another partition is read or
     rewritten, and ``rows`` are appended in the same snapshot commit). ``rows`` must lie in
     those partitions. A table without partitions (``column`` None) is replaced whole."""
+    if column is None or table.current_snapshot() is None:
+        return replace_rows(table, rows, properties)
+    rows, props = _in_table_order(table, rows), properties or {}
+    where = partition_filter(column, values)
+    if where is None:
+        if rows.num_rows:
+            table.append(rows, snapshot_properties=props)
+    elif rows.num_rows:
+        table.overwrite(rows, overwrite_filter=where, snapshot_properties=props)
+    else:
+        table.delete(where, snapshot_properties=props)
+    return rows.num_rows
+
+
+def partition_filter(column: str, values: list[str]):
+    """pyiceberg's row filter for the partitions ``values`` of ``column`` (``NULL_PARTITION``
+    for null), or None when ``values`` is empty."""
     from pyiceberg.expressions import In, IsNull, Or
 
-    if column is None or table.current_snapshot() is None:
-        return replace_rows(table, rows)
-    rows = _in_table_order(table, rows)
     named = sorted(v for v in values if v != NULL_PARTITION)
     where = In(column, named) if named else None
     if NULL_PARTITION in values:
         where = IsNull(column) if where is None else Or(where, IsNull(column))
-    if where is None:
-        if rows.num_rows:
-            table.append(rows)
-    elif rows.num_rows:
-        table.overwrite(rows, overwrite_filter=where)
-    else:
-        table.delete(where)
-    return rows.num_rows
+    return where
 
 
 class DataFile(NamedTuple):

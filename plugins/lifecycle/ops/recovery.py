@@ -6,6 +6,12 @@ Input: ``Settings``. Output:
   whose snapshot cannot be read whole (metadata or data files deleted by hand:
   ``lifecycle.lake.iceberg.damage``) is dropped first and created anew. Returns the lake
   run's metadata and the tables dropped, with why.
+- ``rollback_table``: one lake table made current at an earlier snapshot of its history (an
+  id, or the newest snapshot at or before a time): Iceberg's rollback, a metadata commit,
+  no data file rewritten. What the later commits wrote is undone; the raw objects they read
+  stay read (the job's bookmark is not touched: ``lifecycle jobs reset-bookmark`` and a run
+  replay them). Readers downstream see the change as files gone and back (the warehouse
+  load reloads those partitions). Returns the snapshots before and after, and the rows.
 - ``rebuild_warehouse``: every ``landing`` table reloaded in full from the clean zone (the
   load manifest no longer trusted), then ``dbt build --full-refresh`` and the serving
   publish (recommendations, then ``serving_next`` swapped in as ``serving``); returns rows
@@ -42,6 +48,35 @@ def rebuild_lake(settings: Settings) -> dict:
     jobs = result.get("jobs") or {}  # per job locally; a list of Glue job runs on the glue engine
     return {"rows_out": result.get("rows_out"), "rejected": result.get("rejected"), "dropped": dropped,
             "modes": {j: r.get("mode") for j, r in jobs.items()} if isinstance(jobs, dict) else {}}
+
+
+def rollback_table(settings: Settings, table: str, snapshot: str) -> dict:
+    """Make ``snapshot`` (digits: a snapshot id; else an ISO 8601 time, UTC without an offset)
+    the current snapshot of the lake table ``table``; ``ValueError`` when it is not in the
+    table's history."""
+    from datetime import UTC, datetime
+
+    from lifecycle.jobs.engine.runner import lake_lock
+    from lifecycle.lake import iceberg
+    from lifecycle.lake.catalog import lake_table
+
+    spec = lake_table(table)
+    settings = settings.for_stage("transform")
+    with lake_lock(settings):
+        tbl = iceberg.load_table(settings, spec)
+        if tbl is None or tbl.current_snapshot() is None:
+            raise ValueError(f"lake table {table!r} has no snapshot to roll back")
+        before = tbl.current_snapshot().snapshot_id
+        if snapshot.strip().isdigit():
+            tbl.manage_snapshots().rollback_to_snapshot(int(snapshot)).commit()
+        else:
+            when = datetime.fromisoformat(snapshot.strip())
+            when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
+            # "at or before": pyiceberg's rollback_to_timestamp takes the newest strictly before
+            tbl.manage_snapshots().rollback_to_timestamp(int(when.timestamp() * 1000) + 1).commit()
+        after = tbl.current_snapshot()
+    return {"table": table, "from_snapshot": before, "to_snapshot": after.snapshot_id,
+            "rows": int((after.summary or {}).get("total-records", 0))}
 
 
 def rebuild_warehouse(settings: Settings, dbt: bool = True) -> dict:

@@ -74,6 +74,13 @@ def check_quarantine(settings: Settings, start: datetime, end: datetime, **_) ->
     return check(settings)
 
 
+def maintain_lake(settings: Settings, start: datetime, end: datetime, **_) -> dict:
+    """Iceberg maintenance of every lake table: compaction, snapshot expiry, unreferenced files."""
+    from lifecycle.jobs.maintenance import maintain
+
+    return maintain(settings)
+
+
 def warehouse(settings: Settings, start: datetime, end: datetime, **_) -> dict:
     """Clean zone → the warehouse's ``landing`` schema."""
     from lifecycle.warehouse.load import run
@@ -135,6 +142,7 @@ RUNNERS: dict[str, Callable[..., dict]] = {
     "ingest_reviews": ingest_reviews,
     "lake": lake,
     "check_quarantine": check_quarantine,
+    "maintain_lake": maintain_lake,
     "warehouse": warehouse,
     "dbt": dbt,
     "recommend": recommend,

@@ -82,3 +82,23 @@ def copy_partitions(settings: Settings, cur, spec: TableSpec, target: str, keys:
             if sql.startswith("INSERT"):
                 inserted += cur.rowcount
     return inserted
+
+
+def spectrum_ddl(settings: Settings, role_arn: str | None = None) -> str:
+    """The lakehouse arrangement on Redshift: one external schema per Glue database of the lake
+    (``lake_clean``, ``lake_curated``), so Redshift Spectrum reads the Iceberg tables where they
+    are (``SELECT ... FROM lake_clean.orders`` beside ``landing.orders``), with usage granted to
+    the dbt login (its models may join them). ``role_arn``: the IAM role Redshift assumes to read
+    the Glue Catalog and the lake buckets (default: ``redshift_copy_role_arn``); docs/aws.md
+    lists what it needs."""
+    role = role_arn or settings.engines.redshift_copy_role_arn
+    if not role:
+        raise ValueError("a role for Redshift to assume is needed: LIFECYCLE_REDSHIFT_COPY_ROLE_ARN or --role-arn")
+    out = ["-- Redshift Spectrum over the lake's Iceberg tables in the Glue Data Catalog",
+           "-- (run once, as a superuser; docs/aws.md, \"The lakehouse on Redshift\")"]
+    for database in (settings.names.clean_database, settings.names.curated_database):
+        out += [f"CREATE EXTERNAL SCHEMA IF NOT EXISTS {ident(database)}",
+                f"  FROM DATA CATALOG DATABASE {literal(database)} REGION {literal(settings.aws.region)}",
+                f"  IAM_ROLE {literal(role)};",
+                f"GRANT USAGE ON SCHEMA {ident(database)} TO {ident(settings.pg.dbt_user)};"]
+    return "\n".join(out) + "\n"

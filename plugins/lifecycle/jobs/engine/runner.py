@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import threading
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from lifecycle.clients import aws, configure_s3, connect_duckdb
@@ -138,11 +139,19 @@ def run_lake_clean(settings: Settings, interval_start: datetime, interval_end: d
     Postgres session advisory lock (released when the process ends, even by a kill). Two
     runs at once would both merge the same new raw objects: the second would quarantine the
     first's events as duplicates of themselves (the chaos suite's case 7 found it)."""
+    with lake_lock(settings):
+        return _run_lake_clean(settings, interval_start, interval_end)
+
+
+@contextmanager
+def lake_lock(settings: Settings):
+    """Held while the lake is written: by a lake run, and by table maintenance
+    (``lifecycle.jobs.maintenance``), which rewrites files a run would merge against."""
     from lifecycle.clients import pg
 
     with pg(settings, settings.pg.sales_db, autocommit=True) as lock, lock.cursor() as cur:
         cur.execute("SELECT pg_advisory_lock(hashtext('lifecycle:lake_clean'))")
-        return _run_lake_clean(settings, interval_start, interval_end)
+        yield
 
 
 def _run_lake_clean(settings: Settings, interval_start: datetime, interval_end: datetime) -> dict:
