@@ -121,7 +121,7 @@ def test_airflow_serves_the_ui_and_schedules_every_dag(airflow):
     # hourly, and whenever the simulator has written to the source
     assert dags["ingest_sales"]["timetable_summary"] == "Asset or 0 * * * *"
     assert dags["lake_clean"]["timetable_summary"] == "Asset"
-    assert dags["lake_maintenance"]["timetable_summary"] == "@daily"
+    assert dags["lake_maintenance"]["timetable_summary"] == "0 0 * * *"  # daily
     assert _request(f"{base}/api/v2/importErrors", token)["total_entries"] == 0
     page = urllib.request.urlopen(f"{base}/", timeout=10).read().decode()
     assert "<html" in page.lower()
