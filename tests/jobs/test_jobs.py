@@ -338,6 +338,7 @@ def test_a_new_source_column_flows_to_clean_catalog_and_landing(settings, cleane
     pq.write_table(pa.Table.from_arrays([pa.array(list(c), type=f.type) for c, f in zip(cust, cust_schema, strict=True)],
                                         schema=cust_schema), cbuf)
     name = "20260103-070000000000-00000000000000FF.parquet"
+    run_lake_clean(settings, START, END)  # bookmarks current, whatever the tests before left
     s3.put_object(Bucket=raw, Key=f"sales/public/orders/{name}", Body=buf.getvalue())
     s3.put_object(Bucket=raw, Key=f"sales/public/customers/{name}", Body=cbuf.getvalue())
     from lifecycle.lake import iceberg
@@ -347,6 +348,7 @@ def test_a_new_source_column_flows_to_clean_catalog_and_landing(settings, cleane
     try:
         result = run_lake_clean(settings, START, END)
         sales = result["jobs"]["clean_sales"]
+        assert sales["mode"] == "incremental"
         assert sales["columns_added"] == {"orders": ["gift_wrap"]}
         # a schema change, no rewrite: the files of the days order 105 is not on are the same
         after = iceberg.data_files(iceberg.load_table(settings, CLEAN_TABLES["orders"]))

@@ -92,6 +92,34 @@ def test_compaction_bounds_the_files_per_partition_and_keeps_the_rows(settings, 
     assert iceberg.load_table(settings, EVENTS).current_snapshot().snapshot_id == snapshot.snapshot_id
 
 
+def test_a_compaction_whose_commit_fails_leaves_the_table_and_its_files_are_swept(settings, crowded, monkeypatch):
+    """A compaction killed at its commit: the table is at its previous snapshot, whole; the
+    files the compaction wrote are named by nothing and go with the next sweep."""
+    from pyiceberg.catalog.glue import GlueCatalog
+
+    partition, files = crowded
+    before_rows, before_objects = _rows(settings), _objects(settings)
+    snapshot = iceberg.load_table(settings, EVENTS).current_snapshot().snapshot_id
+
+    def unreachable(self, table, requirements, updates):
+        raise ConnectionError("injected: Glue unreachable at commit")
+
+    monkeypatch.setattr(GlueCatalog, "commit_table", unreachable)
+    with pytest.raises(ConnectionError, match="Glue unreachable"):
+        maintain(_with(settings, max_files_per_partition=1))
+    monkeypatch.undo()
+    table = iceberg.load_table(settings, EVENTS)
+    assert table.current_snapshot().snapshot_id == snapshot
+    assert files_per_partition(table)[partition] == files and _rows(settings) == before_rows
+    written = _objects(settings) - before_objects
+    assert written and not written & referenced(table)
+    out = maintain(_with(settings, max_files_per_partition=files, orphan_min_age_hours=0),
+                   datetime.now(UTC) + timedelta(seconds=5))
+    assert out["tables"]["events"]["compacted"] == []
+    assert not written & _objects(settings)
+    assert _rows(settings) == before_rows and iceberg.damage(settings, EVENTS) is None
+
+
 def test_expiry_deletes_what_no_kept_snapshot_names_once_old_enough(settings, crowded):
     table = iceberg.load_table(settings, EVENTS)
     assert len(table.metadata.snapshots) >= 3
