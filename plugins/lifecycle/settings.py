@@ -24,9 +24,17 @@ No module outside this one may contain an endpoint, bucket or host literal.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lifecycle.settings_env import (
+    DUCKDB_MEMORY_LIMIT,
+    SettingsError,
+    env_choice,
+    env_int,
+    env_rate,
+    parse_memory_limit,
+)
 
 TARGETS = ("embedded", "compose", "aws")
 
@@ -39,68 +47,6 @@ AWS_SERVICES = (
 )
 
 EMBEDDED_PG_PORT, EMBEDDED_MOTO_PORT = 55432, 55000
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message says which and what to do."""
-
-
-def _env_int(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not a whole number (a port or a number of seconds)") from exc
-
-
-def _env_rate(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not a number between 0 and 1") from exc
-    if not 0 <= value <= 1:
-        raise SettingsError(f"{name}={raw!r} is not a number between 0 and 1")
-    return value
-
-
-def _env_choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
-    value = (env.get(name) or choices[0]).strip().lower()
-    if value not in choices:
-        raise SettingsError(f"{name}={value!r}: use one of {', '.join(choices)}")
-    return value
-
-
-DUCKDB_MEMORY_LIMIT = "2GB"
-# what DuckDB's memory_limit accepts: a number and a unit (a bare number is an error there);
-# K, KB, kilobyte... are powers of 1000, KiB... of 1024
-_MEMORY_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:(i)b|b)?|(kilo|mega|giga|tera)bytes?|b|bytes?)",
-                          re.IGNORECASE)
-# below this a lake job cannot even start (DuckDB needs a few MB per thread)
-_MEMORY_MIN = 128 * 10**6
-
-
-def parse_memory_limit(raw: str | None, name: str, default: str = DUCKDB_MEMORY_LIMIT) -> str | None:
-    """A DuckDB memory size (``2GB``, ``512MB``, ``4GiB``) of at least 128MB; None or empty:
-    ``default``; ``none``: None, DuckDB's own limit (80 % of RAM). ``name`` is the setting (or
-    option) the value came from, for the error."""
-    raw = (raw or "").strip()
-    if not raw:
-        return default
-    if raw.lower() == "none":
-        return None
-    size = _MEMORY_SIZE.fullmatch(raw)
-    if size:
-        unit, binary = (size.group(2) or size.group(4) or " ")[0].lower(), bool(size.group(3))
-        power = " kmgt".index(unit)
-        if float(size.group(1)) * (1024 if binary else 1000) ** power >= _MEMORY_MIN:
-            return raw
-    raise SettingsError(f"{name}={raw!r} is not a memory size of at least 128MB such as 2GB, 512MB or "
-                        "4GiB (none: DuckDB's own limit, 80 % of RAM)")
 
 
 @dataclass(frozen=True)
@@ -144,7 +90,7 @@ class AwsSettings:
             access_key_id=env.get("AWS_ACCESS_KEY_ID") or default_key,
             secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or default_key,
             account_id=env.get("LIFECYCLE_AWS_ACCOUNT_ID") or "123456789012",
-            max_attempts=max(1, _env_int(env, "LIFECYCLE_AWS_MAX_ATTEMPTS", 8)),
+            max_attempts=max(1, env_int(env, "LIFECYCLE_AWS_MAX_ATTEMPTS", 8)),
             athena_workgroup=env.get("LIFECYCLE_ATHENA_WORKGROUP") or "primary",
             athena_output=env.get("LIFECYCLE_ATHENA_OUTPUT") or None,
             mwaa_bucket=env.get("LIFECYCLE_MWAA_BUCKET") or None,
@@ -198,13 +144,13 @@ class PostgresSettings:
             raise SettingsError("LIFECYCLE_TARGET=aws needs LIFECYCLE_PG_HOST (the RDS endpoint)")
         return cls(
             host=host,
-            port=_env_int(env, "LIFECYCLE_PG_PORT", EMBEDDED_PG_PORT if target == "embedded" else 5432),
+            port=env_int(env, "LIFECYCLE_PG_PORT", EMBEDDED_PG_PORT if target == "embedded" else 5432),
             user=env.get("LIFECYCLE_PG_USER") or "postgres",
             password=env.get("LIFECYCLE_PG_PASSWORD") or "postgres",
             sales_db=env.get("LIFECYCLE_SALES_DB") or "sales",
             warehouse_db=env.get("LIFECYCLE_WAREHOUSE_DB") or "warehouse",
             airflow_db=env.get("LIFECYCLE_AIRFLOW_DB") or "airflow",
-            sales_port=_env_int(env, "LIFECYCLE_SALES_PG_PORT", 0) or None,
+            sales_port=env_int(env, "LIFECYCLE_SALES_PG_PORT", 0) or None,
             **{f"sales_{part}": env.get(f"LIFECYCLE_SALES_PG_{part.upper()}") or None
                for part in ("host", "user", "password")},
             bi_reader_user=env.get("LIFECYCLE_BI_READER_USER") or "bi_reader",
@@ -304,11 +250,11 @@ class Engines:
 
     @classmethod
     def from_env(cls, env: dict[str, str], target: str) -> Engines:
-        jobs = _env_choice(env, "LIFECYCLE_JOBS_ENGINE", ("local", "glue"))
+        jobs = env_choice(env, "LIFECYCLE_JOBS_ENGINE", ("local", "glue"))
         if jobs == "glue" and target != "aws":
             raise SettingsError("LIFECYCLE_JOBS_ENGINE=glue needs LIFECYCLE_TARGET=aws (AWS Glue runs the jobs); "
                                 "use local elsewhere")
-        warehouse = _env_choice(env, "LIFECYCLE_WAREHOUSE_ENGINE", ("postgres", "redshift"))
+        warehouse = env_choice(env, "LIFECYCLE_WAREHOUSE_ENGINE", ("postgres", "redshift"))
         if warehouse == "redshift" and target != "aws":
             raise SettingsError("LIFECYCLE_WAREHOUSE_ENGINE=redshift needs LIFECYCLE_TARGET=aws; use postgres elsewhere")
         if warehouse == "redshift" and not env.get("LIFECYCLE_REDSHIFT_COPY_ROLE_ARN"):
@@ -318,15 +264,15 @@ class Engines:
             jobs=jobs,
             warehouse=warehouse,
             redshift_copy_role_arn=env.get("LIFECYCLE_REDSHIFT_COPY_ROLE_ARN") or None,
-            load_method=_env_choice(env, "LIFECYCLE_LOAD_METHOD", ("binary", "pipe", "file")),
+            load_method=env_choice(env, "LIFECYCLE_LOAD_METHOD", ("binary", "pipe", "file")),
             duckdb_memory_limit=parse_memory_limit(env.get("LIFECYCLE_DUCKDB_MEMORY_LIMIT"),
                                                    "LIFECYCLE_DUCKDB_MEMORY_LIMIT"),
-            job_bookmark_option=_env_choice(env, "LIFECYCLE_JOB_BOOKMARK_OPTION", (
+            job_bookmark_option=env_choice(env, "LIFECYCLE_JOB_BOOKMARK_OPTION", (
                 "job-bookmark-enable", "job-bookmark-disable", "job-bookmark-pause")),
             glue_version=env.get("LIFECYCLE_GLUE_VERSION") or "5.0",
             glue_worker_type=env.get("LIFECYCLE_GLUE_WORKER_TYPE") or "G.1X",
-            glue_workers=_env_int(env, "LIFECYCLE_GLUE_WORKERS", 2),
-            firehose_compression=_env_choice(env, "LIFECYCLE_FIREHOSE_COMPRESSION", ("none", "gzip")),
+            glue_workers=env_int(env, "LIFECYCLE_GLUE_WORKERS", 2),
+            firehose_compression=env_choice(env, "LIFECYCLE_FIREHOSE_COMPRESSION", ("none", "gzip")),
         )
 
 
@@ -341,9 +287,9 @@ class Thresholds:
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Thresholds:
         return cls(
-            cdc_lag_alert_seconds=_env_int(env, "LIFECYCLE_CDC_LAG_ALERT_SECONDS", 7200),
-            quarantine_alert_rate=_env_rate(env, "LIFECYCLE_QUARANTINE_ALERT_RATE", 0.2),
-            run_deadline_minutes=_env_int(env, "LIFECYCLE_RUN_DEADLINE_MINUTES", 120),
+            cdc_lag_alert_seconds=env_int(env, "LIFECYCLE_CDC_LAG_ALERT_SECONDS", 7200),
+            quarantine_alert_rate=env_rate(env, "LIFECYCLE_QUARANTINE_ALERT_RATE", 0.2),
+            run_deadline_minutes=env_int(env, "LIFECYCLE_RUN_DEADLINE_MINUTES", 120),
         )
 
 
@@ -362,10 +308,10 @@ class Maintenance:
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Maintenance:
         return cls(
-            max_files_per_partition=max(1, _env_int(env, "LIFECYCLE_LAKE_MAX_FILES_PER_PARTITION", 8)),
-            snapshots_kept=max(1, _env_int(env, "LIFECYCLE_LAKE_SNAPSHOTS_KEPT", 20)),
-            snapshot_max_age_hours=_env_int(env, "LIFECYCLE_LAKE_SNAPSHOT_MAX_AGE_HOURS", 120),
-            orphan_min_age_hours=_env_int(env, "LIFECYCLE_LAKE_ORPHAN_MIN_AGE_HOURS", 72),
+            max_files_per_partition=max(1, env_int(env, "LIFECYCLE_LAKE_MAX_FILES_PER_PARTITION", 8)),
+            snapshots_kept=max(1, env_int(env, "LIFECYCLE_LAKE_SNAPSHOTS_KEPT", 20)),
+            snapshot_max_age_hours=env_int(env, "LIFECYCLE_LAKE_SNAPSHOT_MAX_AGE_HOURS", 120),
+            orphan_min_age_hours=env_int(env, "LIFECYCLE_LAKE_ORPHAN_MIN_AGE_HOURS", 72),
         )
 
 
@@ -385,8 +331,8 @@ class Services:
     @classmethod
     def from_env(cls, env: dict[str, str], target: str) -> Services:
         return cls(
-            moto_port=_env_int(env, "LIFECYCLE_MOTO_PORT", EMBEDDED_MOTO_PORT),
-            airflow_port=_env_int(env, "LIFECYCLE_AIRFLOW_PORT", 8080),
+            moto_port=env_int(env, "LIFECYCLE_MOTO_PORT", EMBEDDED_MOTO_PORT),
+            airflow_port=env_int(env, "LIFECYCLE_AIRFLOW_PORT", 8080),
             metabase_url=(env.get("LIFECYCLE_METABASE_URL")
                           or ("http://metabase:3000" if target == "compose" else "http://localhost:3000")),
             metabase_admin_email=env.get("LIFECYCLE_METABASE_ADMIN_EMAIL") or "admin@lifecycle.local",
@@ -432,7 +378,7 @@ class Settings:
         return cls(
             target=target,
             home=Path(env.get("LIFECYCLE_HOME") or REPO_ROOT / ".lifecycle").resolve(),
-            stage_roles=_env_choice(env, "LIFECYCLE_STAGE_ROLES",
+            stage_roles=env_choice(env, "LIFECYCLE_STAGE_ROLES",
                                     ("true", "false") if target == "aws" else ("false", "true")) == "true",
             aws=AwsSettings.from_env(env, target, services.moto_port),
             pg=PostgresSettings.from_env(env, target),

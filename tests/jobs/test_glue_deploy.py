@@ -88,7 +88,7 @@ def test_deploy_uploads_and_defines_every_job(settings):
     assert body == package(), "the package is reproducible"
     names = zipfile.ZipFile(io.BytesIO(body)).namelist()
     assert {"lifecycle/jobs/engine/spark_context.py", "lifecycle/jobs/clean_sales.py", "lifecycle/lake/catalog.py",
-            "lifecycle/settings.py", "lifecycle/clients.py"} <= set(names)
+            "lifecycle/settings.py", "lifecycle/settings_env.py", "lifecycle/clients.py"} <= set(names)
     assert not any("/bench/" in n or "__pycache__" in n for n in names)
 
 

@@ -47,10 +47,10 @@ def files_per_partition(table) -> Counter:
     return Counter(f.partition for f in iceberg.data_file_entries(table))
 
 
-def compact(table, spec: TableSpec, max_files: int) -> list[str]:
-    """Rewrite each partition holding more than ``max_files`` data files as few files (one
-    commit for the table); returns the partitions rewritten."""
-    counts = files_per_partition(table)
+def compact(table, spec: TableSpec, counts: Counter, max_files: int) -> list[str]:
+    """Rewrite each partition holding more than ``max_files`` data files (``counts``:
+    ``files_per_partition`` of the current snapshot) as few files, in one commit for the
+    table; returns the partitions rewritten."""
     crowded = sorted(p for p, n in counts.items() if n > max_files)
     if not crowded:
         return []
@@ -64,15 +64,15 @@ def compact(table, spec: TableSpec, max_files: int) -> list[str]:
 def expire(table, kept: int, max_age: timedelta, now: datetime) -> list[int]:
     """Expire the snapshots older than ``max_age`` that are not among the newest ``kept`` of
     the current snapshot's history (nor any branch or tag head); returns their ids."""
+    from itertools import islice
+
+    from pyiceberg.table.snapshots import ancestors_of
+
     current = table.current_snapshot()
     if current is None:
         return []
-    history = []
-    snapshot = current
-    while snapshot is not None:
-        history.append(snapshot.snapshot_id)
-        snapshot = table.snapshot_by_id(snapshot.parent_snapshot_id) if snapshot.parent_snapshot_id else None
-    protected = set(history[:kept]) | {ref.snapshot_id for ref in table.metadata.refs.values()}
+    newest = islice(ancestors_of(current, table.metadata), kept)
+    protected = {s.snapshot_id for s in newest} | {ref.snapshot_id for ref in table.metadata.refs.values()}
     cutoff = (now - max_age).timestamp() * 1000
     old = [s.snapshot_id for s in table.metadata.snapshots
            if s.timestamp_ms < cutoff and s.snapshot_id not in protected]
@@ -120,10 +120,12 @@ def maintain_table(settings: Settings, spec: TableSpec, now: datetime) -> dict |
     if table is None or table.current_snapshot() is None:
         return None
     cfg = settings.maintenance
-    compacted = compact(table, spec, cfg.max_files_per_partition)
+    counts = files_per_partition(table)
+    compacted = compact(table, spec, counts, cfg.max_files_per_partition)
+    if compacted:
+        counts = files_per_partition(table)
     expired = expire(table, cfg.snapshots_kept, timedelta(hours=cfg.snapshot_max_age_hours), now)
     deleted = delete_unreferenced(settings, table, timedelta(hours=cfg.orphan_min_age_hours), now)
-    counts = files_per_partition(table)
     return {"compacted": compacted, "snapshots_expired": len(expired), "files_deleted": deleted,
             "snapshots": len(table.metadata.snapshots), "files": sum(counts.values()),
             "files_per_partition_max": max(counts.values(), default=0)}

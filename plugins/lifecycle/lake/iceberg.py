@@ -420,18 +420,25 @@ def metadata_location(settings: Settings, spec: TableSpec) -> str | None:
     return table.get("Parameters", {}).get("metadata_location")
 
 
-def scan_of(metadata_location: str, as_of: str | None = None) -> str:
-    """DuckDB's ``iceberg_scan`` of a metadata file, as of ``as_of``: a snapshot id (digits) or
-    an ISO 8601 timestamp (UTC when it has no offset); ``ValueError`` for anything else."""
-    travel = ""
-    if as_of is not None and as_of.strip().isdigit():
-        travel = f", snapshot_from_id => {int(as_of)}"
-    elif as_of is not None:
-        from datetime import UTC, datetime
+def parse_as_of(text: str):
+    """A snapshot named by ``text``: its id (``int``, digits) or a time (an aware UTC
+    ``datetime`` from ISO 8601, UTC when it has no offset); ``ValueError`` for anything else."""
+    from datetime import UTC, datetime
 
-        when = datetime.fromisoformat(as_of.strip())
-        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-        travel = f", snapshot_from_timestamp => TIMESTAMPTZ {literal(when.isoformat())}"
+    if text.strip().isdigit():
+        return int(text)
+    when = datetime.fromisoformat(text.strip())
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def scan_of(metadata_location: str, as_of: str | None = None) -> str:
+    """DuckDB's ``iceberg_scan`` of a metadata file, as of ``as_of`` (``parse_as_of``)."""
+    travel = ""
+    point = parse_as_of(as_of) if as_of is not None else None
+    if isinstance(point, int):
+        travel = f", snapshot_from_id => {point}"
+    elif point is not None:
+        travel = f", snapshot_from_timestamp => TIMESTAMPTZ {literal(point.isoformat())}"
     return f"iceberg_scan({literal(metadata_location)}{travel})"
 
 

@@ -51,11 +51,9 @@ def rebuild_lake(settings: Settings) -> dict:
 
 
 def rollback_table(settings: Settings, table: str, snapshot: str) -> dict:
-    """Make ``snapshot`` (digits: a snapshot id; else an ISO 8601 time, UTC without an offset)
-    the current snapshot of the lake table ``table``; ``ValueError`` when it is not in the
-    table's history."""
-    from datetime import UTC, datetime
-
+    """Make ``snapshot`` (``iceberg.parse_as_of``: a snapshot id, or the newest snapshot at or
+    before a time) the current snapshot of the lake table ``table``; ``ValueError`` when it
+    is not in the table's history."""
     from lifecycle.jobs.engine.runner import lake_lock
     from lifecycle.lake import iceberg
     from lifecycle.lake.catalog import lake_table
@@ -67,13 +65,12 @@ def rollback_table(settings: Settings, table: str, snapshot: str) -> dict:
         if tbl is None or tbl.current_snapshot() is None:
             raise ValueError(f"lake table {table!r} has no snapshot to roll back")
         before = tbl.current_snapshot().snapshot_id
-        if snapshot.strip().isdigit():
-            tbl.manage_snapshots().rollback_to_snapshot(int(snapshot)).commit()
+        point = iceberg.parse_as_of(snapshot)
+        if isinstance(point, int):
+            tbl.manage_snapshots().rollback_to_snapshot(point).commit()
         else:
-            when = datetime.fromisoformat(snapshot.strip())
-            when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
             # "at or before": pyiceberg's rollback_to_timestamp takes the newest strictly before
-            tbl.manage_snapshots().rollback_to_timestamp(int(when.timestamp() * 1000) + 1).commit()
+            tbl.manage_snapshots().rollback_to_timestamp(int(point.timestamp() * 1000) + 1).commit()
         after = tbl.current_snapshot()
     return {"table": table, "from_snapshot": before, "to_snapshot": after.snapshot_id,
             "rows": int((after.summary or {}).get("total-records", 0))}
