@@ -148,6 +148,32 @@ def load_extension(con, name: str) -> None:
     con.execute(f"LOAD {name}")
 
 
+def attach_postgres(con, settings: Settings, database: str, alias: str, role: str = "admin",
+                    isolation: str | None = None) -> None:
+    """Attach Postgres ``database`` to DuckDB ``con`` as ``alias`` (postgres extension), logged
+    in as ``role``; a DuckDB secret carries the login, so the password is in no DSN, log or
+    error message. ``isolation``: the extension's ISOLATION_LEVEL (its default is REPEATABLE
+    READ). Attaching an alias that is attached already does nothing."""
+    if con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [alias]).fetchone()[0]:
+        return
+    load_extension(con, "postgres")
+    host, port = settings.pg.server(database)[:2]
+    user, password = settings.pg_login(role, database)
+    # HOST is a name, an address or a Unix socket directory (libpq decides)
+    parts = [f"HOST {literal(str(host))}", f"PORT {int(port)}", f"DATABASE {literal(database)}",
+             f"USER {literal(user)}"]
+    if password:
+        parts.append(f"PASSWORD {literal(password)}")
+    secret = f"lifecycle_pg_{alias}"
+    options = ["TYPE postgres", f"SECRET {secret}"] + ([f"ISOLATION_LEVEL {literal(isolation)}"] if isolation else [])
+    try:
+        con.execute(f"CREATE OR REPLACE SECRET {secret} (TYPE postgres, {', '.join(parts)})")
+        con.execute(f"ATTACH '' AS {alias} ({', '.join(options)})")
+    except Exception as exc:
+        message = str(exc).replace(password, "***") if password else str(exc)
+        raise RuntimeError(f"attaching {database} to DuckDB failed: {message}") from None
+
+
 def configure_s3(con, settings: Settings) -> None:
     """(Re)create the connection's S3 secret from the settings."""
     host_port, use_ssl = settings.aws.s3_host_port()

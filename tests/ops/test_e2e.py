@@ -2,9 +2,12 @@
 
 1. A fresh environment; one simulated day with 10 % bad event records.
 2. `lifecycle run` (every DAG once, in order, with Airflow's dag.test) in a child process.
-3. Reconciliation: orders, items, revenue from `sales` = serving; good events per type from
-   the simulator's ledger = clean zone = landing = funnel; every Kinesis record is a clean
-   event or a quarantined one; the Glue Catalog lists every clean table and partition.
+3. Reconciliation at values: every table source = clean zone = landing on every contract
+   column (reviews from DynamoDB, events from the stream's records), serving recomputed from
+   the sources; good events per type from the simulator's ledger = clean zone = landing =
+   funnel; every Kinesis record is a clean event or a quarantined one; the Glue Catalog lists
+   every clean table and partition. A reverted update, a lost order line, a wrong serving
+   figure and a stale Iceberg commit each fail it, naming the table and key.
 4. serve_publish published the recommendations (pgvector) and the dashboard's charts.
    CloudWatch holds the tasks' metrics with the run's values (per task and per dataset); a
    forced failure that retries twice puts exactly one alert, with every field, in the SQS
@@ -74,6 +77,68 @@ def test_serving_reconciles_with_the_sources(settings, first_run):
     assert "Kinesis records = clean events + quarantined + error prefix" in names
     assert report["stream_records"] == first_run["events_sent"]
     assert report["lake"]["quarantined_events"] == sum(first_run["events_bad"].values()) > 0
+
+
+def _value_failures(settings) -> list[str]:
+    from lifecycle.clients import connect_duckdb
+    from lifecycle.dataops.values import serving_value_checks, value_checks
+
+    with connect_duckdb(settings) as con:
+        checks = value_checks(settings, con) + serving_value_checks(settings, con)
+    return [f"{c['name']}: {c['actual']}" for c in checks if not c["ok"]]
+
+
+def test_value_reconciliation_names_a_lost_or_reverted_update(settings, first_run):
+    """A reverted update, a dropped row and a stale lake commit, each made on purpose in one
+    layer (and undone after), fail the value reconciliation with the table, the key and the
+    column; keys and counts alone would not see the first and the third."""
+    import pyarrow as pa
+    from pyiceberg.expressions import EqualTo
+
+    from lifecycle.lake.catalog import lake_table
+    from lifecycle.lake.iceberg import load_table
+    from lifecycle.ops.recovery import rollback_table
+
+    assert _value_failures(settings) == []
+    with pg(settings, settings.pg.warehouse_db, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT order_id, status FROM landing.orders WHERE status <> 'placed' ORDER BY order_id LIMIT 1")
+        order_id, status = cur.fetchone()
+        cur.execute("SELECT order_id, line_no FROM landing.order_items ORDER BY order_id DESC, line_no LIMIT 1")
+        line = cur.fetchone()
+        cur.execute("SELECT order_date FROM serving.daily_sales ORDER BY order_date LIMIT 1")
+        (day,) = cur.fetchone()
+        cur.execute("CREATE TEMP TABLE dropped AS SELECT * FROM landing.order_items "
+                    "WHERE (order_id, line_no) = (%s, %s)", line)
+        try:
+            cur.execute("UPDATE landing.orders SET status = 'placed' WHERE order_id = %s", (order_id,))
+            cur.execute("DELETE FROM landing.order_items WHERE (order_id, line_no) = (%s, %s)", line)
+            cur.execute("UPDATE serving.daily_sales SET revenue = revenue + 1 WHERE order_date = %s", (day,))
+            failures = _value_failures(settings)
+        finally:
+            cur.execute("UPDATE landing.orders SET status = %s WHERE order_id = %s", (status, order_id))
+            cur.execute("INSERT INTO landing.order_items SELECT * FROM dropped")
+            cur.execute("UPDATE serving.daily_sales SET revenue = revenue - 1 WHERE order_date = %s", (day,))
+    assert any(f.startswith("orders: clean = landing") and f"changed order_id={order_id} (status" in f
+               for f in failures), failures
+    assert any(f.startswith("order_items: clean = landing") and f"missing order_id={line[0]}, line_no={line[1]}" in f
+               for f in failures), failures
+    assert any(f.startswith("serving.daily_sales") and f"changed order_date={day} (revenue" in f
+               for f in failures), failures
+    assert len(failures) == 3, failures
+
+    # a stale row committed to the lake: the source and landing both disagree with it
+    table = load_table(settings.for_stage("transform"), lake_table("orders"))
+    good = table.current_snapshot().snapshot_id
+    rows = table.scan(row_filter=EqualTo("order_id", order_id)).to_arrow()
+    stale = rows.set_column(rows.schema.get_field_index("status"), "status", pa.array(["placed"] * rows.num_rows))
+    table.overwrite(stale, overwrite_filter=EqualTo("order_id", order_id))
+    try:
+        failures = _value_failures(settings)
+    finally:
+        rollback_table(settings, "orders", str(good))
+    assert any(f.startswith("orders: source = clean") and f"changed order_id={order_id} (status '{status}'" in f
+               for f in failures), failures
+    assert _value_failures(settings) == []
 
 
 def test_glue_catalog_lists_clean_tables_with_partitions(settings, first_run):
@@ -263,7 +328,8 @@ def test_next_day_and_foreign_writes_flow_through(settings, first_run):
         cur.execute("SELECT count(*) FROM marts.fct_order_status_changes WHERE NOT is_current")
         assert cur.fetchone()[0] > 0
     names = {c["name"] for c in report["checks"]}
-    assert "order_items: sales = landing, row for row" in names
+    assert "order_items: source = clean, value for value (6 columns)" in names
+    assert "order_items: clean = landing, value for value (6 columns)" in names
 
 
 def test_no_raw_pii_in_the_lake_the_warehouse_or_serving(settings, first_run):

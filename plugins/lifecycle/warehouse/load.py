@@ -252,30 +252,14 @@ class _DuckSession:
 
 
 def attach_warehouse(settings: Settings, duck) -> None:
-    """Attach the warehouse database to ``duck`` as ``PG_ALIAS``, logged in as the loader (a
-    DuckDB secret carries the login: the password is in no DSN, log or error message)."""
-    if duck.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [PG_ALIAS]).fetchone()[0]:
-        return
-    from lifecycle.clients import load_extension
+    """Attach the warehouse database to ``duck`` as ``PG_ALIAS``, logged in as the loader."""
+    from lifecycle.clients import attach_postgres
 
-    load_extension(duck, "postgres")
-    host, port = settings.pg.server(settings.pg.warehouse_db)[:2]
-    user, password = settings.pg_login("loader", settings.pg.warehouse_db)
-    # HOST is a name, an address or a Unix socket directory (libpq decides)
-    parts = [f"HOST {literal(str(host))}", f"PORT {int(port)}",
-             f"DATABASE {literal(settings.pg.warehouse_db)}", f"USER {literal(user)}"]
-    if password:
-        parts.append(f"PASSWORD {literal(password)}")
-    try:
-        duck.execute(f"CREATE OR REPLACE SECRET lifecycle_warehouse_loader (TYPE postgres, {', '.join(parts)})")
-        # READ COMMITTED as psycopg2's transactions: the statement after the advisory lock sees
-        # what the load that held it committed (the extension's default, REPEATABLE READ,
-        # would keep the snapshot taken before the wait)
-        duck.execute(f"ATTACH '' AS {PG_ALIAS} (TYPE postgres, SECRET lifecycle_warehouse_loader, "
-                     "ISOLATION_LEVEL 'READ COMMITTED')")
-    except Exception as exc:
-        message = str(exc).replace(password, "***") if password else str(exc)
-        raise RuntimeError(f"attaching the warehouse to DuckDB failed: {message}") from None
+    # READ COMMITTED as psycopg2's transactions: the statement after the advisory lock sees
+    # what the load that held it committed (the extension's default, REPEATABLE READ, would
+    # keep the snapshot taken before the wait)
+    attach_postgres(duck, settings, settings.pg.warehouse_db, PG_ALIAS, role="loader",
+                    isolation="READ COMMITTED")
     duck.execute("SET pg_use_binary_copy = true")
 
 
