@@ -22,7 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 VENV_BIN = Path(sys.executable).parent
-JOBS = {"lint", "unit", "dag-integrity", "e2e-embedded", "dbt-build", "compose", "airflow-image"}
+JOBS = {"lint", "unit", "dag-integrity", "e2e-embedded", "dbt-build", "chaos", "compose", "airflow-image"}
 
 
 def _workflow() -> dict:

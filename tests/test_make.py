@@ -87,7 +87,9 @@ def test_nothing_is_written_outside_the_project(tmp_path):
         cli("simulate", "--scale", "5", "--date", "2026-11-20")
         cli("cdc", "resnapshot", "--yes")  # the sales database into the raw zone (DMS full load)
         cli("jobs", "run", "all")
-        assert "orders" in cli("query", "--lake", "select count(*) as orders from lake_clean.orders")
+        out = cli("query", "--lake", "-o", str(tmp_path / "orders.csv"),
+                  "select count(*) as orders from lake_clean.orders")
+        assert int((tmp_path / "orders.csv").read_text().splitlines()[1]) > 0, out
     finally:
         subprocess.run([sys.executable, "-m", "lifecycle.cli", "services", "down"], env=env, cwd=REPO,
                        capture_output=True, timeout=120)

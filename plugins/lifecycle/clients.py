@@ -61,11 +61,16 @@ def _account(region: str, key_id: str | None, secret: str | None, sts_endpoint: 
     return _session(region, key_id, secret).client("sts", endpoint_url=sts_endpoint).get_caller_identity()["Account"]
 
 
-def _role_arn(settings: Settings) -> str:
-    """ARN of the settings' stage role, in the account of the base credentials."""
+def role_arn(settings: Settings, role: str) -> str:
+    """ARN of the IAM role ``role`` of ``infra/iam`` (``analyst``, a stage's), in the account of
+    the base credentials."""
     account = _account(settings.aws.region, settings.aws.access_key_id, settings.aws.secret_access_key,
                        settings.aws.endpoint_for("sts"))
-    return f"arn:aws:iam::{account}:role/{settings.names.role(settings.stage)}"
+    return f"arn:aws:iam::{account}:role/{settings.names.role(role)}"
+
+
+def _role_arn(settings: Settings) -> str:
+    return role_arn(settings, settings.stage)
 
 
 def forget_clients() -> None:

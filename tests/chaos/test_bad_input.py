@@ -8,10 +8,12 @@ delivered (clean zone and warehouse, per event type), the parser never raises.
 from __future__ import annotations
 
 import json
+import os
+import random
 import unicodedata
 
 import pytest
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, given, seed
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
@@ -33,6 +35,11 @@ def test_bad_records_quarantined_good_delivered(settings, chaos_case):
 
 
 # ---- the parser under fuzzing ------------------------------------------------------------------
+
+# A fresh seed every run (new examples each time), printed in the case's outcome and in a
+# failure's message; LIFECYCLE_FUZZ_SEED=<seed> replays a run's examples exactly.
+FUZZ_SEED = int(os.environ.get("LIFECYCLE_FUZZ_SEED") or random.SystemRandom().randrange(2**32))
+REPLAY = f"fuzz seed {FUZZ_SEED} (LIFECYCLE_FUZZ_SEED={FUZZ_SEED} replays it)"
 
 EVENT_TYPES = ["page_view", "add_to_cart", "checkout", "purchase"]
 json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
@@ -112,8 +119,8 @@ def test_fuzzed_payloads_never_crash_the_parser(parser, chaos_case):
     chaos_case.fault = "hypothesis: random event payloads into the event parser"
     seen: dict[str, int] = {"examples": 0, "lines": 0, "valid": 0}
 
-    @hsettings(max_examples=150, derandomize=True, deadline=None, database=None,
-               suppress_health_check=list(HealthCheck))
+    @seed(FUZZ_SEED)
+    @hsettings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(st.lists(payload, min_size=1, max_size=25))
     def check(lines):
         rows = parser(lines)
@@ -142,15 +149,21 @@ def test_fuzzed_payloads_never_crash_the_parser(parser, chaos_case):
         seen["lines"] += len(rows)
         seen["valid"] += len(valid_ids)
 
-    check()
+    chaos_case.fault += f", {REPLAY}"
+    try:
+        check()
+    except Exception as exc:
+        raise AssertionError(f"{REPLAY}: {exc}") from exc
     chaos_case.outcome = (f"{seen['examples']} fuzzed batches, {seen['lines']} payloads, "
                           f"{seen['valid']} accepted; parser never raised")
 
 
-@hsettings(max_examples=200, derandomize=True, deadline=None, database=None)
+@seed(FUZZ_SEED)
+@hsettings(max_examples=200, deadline=None, database=None)
 @given(st.lists(st.binary(max_size=80), min_size=1, max_size=20))
 def test_fuzzed_records_frame_or_go_to_the_error_prefix(records):
-    """The stream consumer's framing: every record is a line or an error record, never lost."""
+    """The stream consumer's framing: every record is a line or an error record, never lost
+    (hypothesis prints the seed of a failing run: LIFECYCLE_FUZZ_SEED replays it)."""
     from datetime import UTC, datetime
 
     from lifecycle.ingest.user_activity import frame_records

@@ -5,7 +5,10 @@ is taken down and brought back; moto keeps its state (stopping moto would reset 
 
 - A short outage in the middle of a stage's write: the AWS calls retry with backoff
   (botocore's adaptive mode, ``LIFECYCLE_AWS_MAX_ATTEMPTS``) and the stage succeeds when the
-  endpoint returns; the data reconciles.
+  endpoint returns; the data reconciles. The same 3 s in every later stage that calls AWS
+  (CDC, the review stream, the lake's commit, the warehouse load, the serving swap), on day 2
+  over a published day 1: the stage rides it out or fails cleanly, its retry succeeds, and
+  every layer reconciles at values through serving.
 - An outage that outlasts every retry: the task fails; its failure alert, which cannot
   reach SNS either, is kept and sent once AWS is back (one alert, even if the failure is
   reported twice); the next run catches up and the data reconciles.
@@ -87,3 +90,51 @@ def test_long_outage_one_alert_then_catch_up(settings, chaos_case, outage, monke
     report = reconcile(settings, chaos_case)
     assert_reconciled(report)
     chaos_case.outcome = "3 tries failed; 1 alert (kept while AWS was down, sent after); next run caught up"
+
+
+# stage -> its pause point mid-write; the stages before it run first, the ones after it later
+# (dbt talks to Postgres only: an AWS outage cannot reach it)
+OUTAGE_CASES = {"ingest_sales": "sales_cdc.write", "ingest_reviews": "review_stream.write",
+                "lake": "lake.staged", "warehouse": "warehouse.before_commit", "serve": "serve.before_commit"}
+
+
+@pytest.mark.chaos_slow
+@pytest.mark.parametrize("stage", list(OUTAGE_CASES))
+def test_short_outage_in_the_later_stages(settings, chaos_case, outage, tmp_path, stage):
+    """The endpoint refused for 3 s in the middle of the CDC's and the review stream's writes,
+    the lake's commit, the warehouse load and the serving swap (day 2, over a published day 1;
+    ingest_events is the case above). Each stage
+    either rides it out on its retries or fails cleanly; then its retry succeeds and every
+    layer reconciles at values."""
+    from datetime import date
+
+    from chaos.harness import ok
+    from lifecycle.pipeline.stages import STAGES
+    from lifecycle.sources.simulator import simulate_day
+
+    point = OUTAGE_CASES[stage]
+    chaos_case.fault = f"AWS endpoint refused for 3 s while {stage} is at {point} (day 2)"
+    fresh(settings, scale=15, bad_rate=0.05)
+    run_in_process(settings, *STAGES)
+    simulate_day(settings, date(2026, 11, 21), scale=15, bad_rate=0.05)
+    run_in_process(settings, *STAGES[:STAGES.index(stage)])
+    proc = child_popen(settings, stage, fault=f"{point}:pause",
+                       env={"AWS_ENDPOINT_URL": outage.url, "LIFECYCLE_FAULT_DIR": str(tmp_path),
+                            "LIFECYCLE_AWS_MAX_ATTEMPTS": "15"})
+    marker = tmp_path / f"{point}.paused"
+    wait_for(marker, proc)
+    outage.down()
+    marker.unlink()
+    time.sleep(3)
+    outage.up()
+    out, err = proc.communicate(timeout=600)
+    if proc.returncode:
+        assert proc.returncode > 0, f"exit {proc.returncode}: not a clean failure\n{err[-3000:]}"
+        ok(child(settings, stage))  # the task's retry
+        first = f"failed cleanly ({err.strip().splitlines()[-1][:120] if err.strip() else 'no message'}), retried"
+    else:
+        first = "rode it out on its retries"
+    run_in_process(settings, *STAGES[STAGES.index(stage) + 1:])
+    report = reconcile(settings, chaos_case, serving=True)
+    assert_reconciled(report)
+    chaos_case.outcome = f"the stage {first}; reconciled at values through serving"

@@ -1,11 +1,12 @@
-"""Case 6: Postgres restarted during CDC and during the warehouse load.
+"""Case 6: Postgres restarted during CDC, the lake jobs, the warehouse load, dbt and serve.
 
 In a dedicated environment (its own Postgres and moto: restarting the session's Postgres
 would break the other tests). The stage runs in a child process and pauses at a fault point
 in the middle of its write; Postgres is then restarted (``pg_ctl restart -m immediate``: a
 crash, no shutdown checkpoint; the replication slot comes back at its last persisted
-position); the stage goes on, fails on its broken connection, and is retried. Nothing lost,
-nothing doubled.
+position); the stage goes on, fails on its broken connection (or, where it holds none at that
+moment, goes on), and is retried. Nothing lost, nothing doubled; dbt's and serve's cases (day 2
+over a published day 1) reconcile through serving.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import date
 import pytest
 
 from chaos.harness import assert_reconciled, child, child_popen, ok, reconcile, run_in_process, wait_for
-from lifecycle.pipeline.stages import TO_LANDING
+from lifecycle.pipeline.stages import STAGES, TO_LANDING
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,8 @@ def _crash_restart(settings) -> None:
     start_postgres(settings)
 
 
-CASES = [("ingest_sales", "sales_cdc.write"), ("warehouse", "warehouse.before_commit@2")]
+CASES = [("ingest_sales", "sales_cdc.write"), ("lake", "lake.staged"), ("warehouse", "warehouse.before_commit@2"),
+         ("dbt", "dbt.built"), ("serve", "serve.before_commit")]
 
 
 @pytest.mark.chaos_slow
@@ -47,11 +49,13 @@ def test_postgres_restarted_mid_stage(pg_env, chaos_case, tmp_path, stage, point
 
     chaos_case.fault = f"Postgres crash-restarted while {stage} writes ({point})"
     settings = pg_env
+    serving = stage in ("dbt", "serve")
+    through = STAGES if serving else TO_LANDING
     reset_environment(settings)
     simulate_day(settings, date(2026, 11, 20), scale=15)
-    run_in_process(settings, *TO_LANDING)
+    run_in_process(settings, *through)
     simulate_day(settings, date(2026, 11, 21), scale=15)
-    run_in_process(settings, *TO_LANDING[:TO_LANDING.index(stage)])
+    run_in_process(settings, *through[:through.index(stage)])
     proc = child_popen(settings, stage, fault=f"{point}:pause", env={"LIFECYCLE_FAULT_DIR": str(tmp_path)})
     marker = tmp_path / f"{point.split('@')[0]}.paused"
     wait_for(marker, proc)
@@ -60,7 +64,7 @@ def test_postgres_restarted_mid_stage(pg_env, chaos_case, tmp_path, stage, point
     out, err = proc.communicate(timeout=600)
     first = "failed (connection lost), retried" if proc.returncode else "went on after the restart"
     ok(child(settings, stage))  # the retry (or a rerun: it must change nothing)
-    run_in_process(settings, *TO_LANDING[TO_LANDING.index(stage) + 1:])
-    report = reconcile(settings, chaos_case)
+    run_in_process(settings, *through[through.index(stage) + 1:])
+    report = reconcile(settings, chaos_case, serving=serving)
     assert_reconciled(report)
     chaos_case.outcome = f"the stage {first}; reconciled"

@@ -101,3 +101,36 @@ def _history_duplicates(settings) -> int:
         rows = con.execute(f"SELECT order_id, valid_from FROM "
                            f"{iceberg.scan_sql(settings, CLEAN_TABLES['order_status_history'])}").fetchall()
     return sum(n - 1 for n in Counter(rows).values())
+
+
+@pytest.mark.chaos_slow
+def test_dynamodb_stream_records_delivered_twice(settings, chaos_case):
+    """The reviews stream's leases lost after a day of edits and deletes was applied: the
+    consumer re-reads every record from the start of the stream (inserts, then the updates and
+    deletes of the same reviews). The clean zone must keep each review's last image, and the
+    deleted ones deleted: DynamoDB = clean = landing, value for value."""
+    from lifecycle.ingest.review_stream import STREAM_PREFIX, lease_key
+    from lifecycle.sources.simulator import change_reviews, simulate_day
+
+    chaos_case.fault = "DynamoDB stream: the review leases lost after edits and deletes were applied (all re-read)"
+    fresh(settings, scale=15)
+    run_in_process(settings, *TO_LANDING)
+    changed = change_reviews(settings, date(2026, 11, 21), 42, n_updates=3, n_deletes=2)
+    simulate_day(settings, date(2026, 11, 21), scale=15)
+    run_in_process(settings, *TO_LANDING)
+    stream_objects = {k for k in s3_snapshot(settings, ("raw",)) if k.startswith(f"raw/{STREAM_PREFIX}/")}
+    ddb, prefix = aws(settings, "dynamodb"), lease_key(settings, "")
+    leases = [i["lease_key"] for i in ddb.scan(TableName=settings.names.checkpoint_table)["Items"]
+              if i["lease_key"]["S"].startswith(prefix)]
+    assert leases
+    for key in leases:
+        ddb.delete_item(TableName=settings.names.checkpoint_table, Key={"lease_key": key})
+    again = run_in_process(settings, "ingest_reviews")["ingest_reviews"]
+    assert again["stream_records"] > 0, again  # everything read a second time
+    run_in_process(settings, "lake", "warehouse")
+    report = reconcile(settings, chaos_case)
+    assert_reconciled(report)
+    after = {k for k in s3_snapshot(settings, ("raw",)) if k.startswith(f"raw/{STREAM_PREFIX}/")}
+    chaos_case.outcome = (f"{again['records']} stream records read again ({len(after - stream_objects)} new raw "
+                          f"objects beside {len(stream_objects)}); {len(changed.get('updated', []))} edits and "
+                          f"{len(changed.get('deleted', []))} deletes kept; reconciled at values")

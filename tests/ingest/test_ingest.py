@@ -148,6 +148,32 @@ def test_simulator_is_deterministic_consistent_and_idempotent(env):
     assert sum(s1["events_bad"].values()) > 0
 
 
+def test_an_earlier_day_than_one_simulated_is_refused_in_one_line(env):
+    import subprocess
+    import sys
+
+    from conftest import lifecycle_env
+
+    from lifecycle.sources.simulator import SimulationRefused, simulate_day
+
+    reset_environment(env)
+    simulate_day(env, date(2026, 6, 2), scale=5)
+    with pg(env, env.pg.sales_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM orders")
+        before = cur.fetchone()
+    with pytest.raises(SimulationRefused, match="cannot simulate 2026-06-01: 2026-06-02 is already simulated"):
+        simulate_day(env, date(2026, 6, 1), scale=5)
+    proc = subprocess.run([sys.executable, "-m", "lifecycle.cli", "simulate", "--date", "2026-06-01", "--scale", "5"],
+                          env=lifecycle_env(env), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "cannot simulate 2026-06-01: 2026-06-02 is already simulated here and days are simulated in order "
+        "(simulate a later day, or `lifecycle reset` to start over)"]
+    with pg(env, env.pg.sales_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM orders")
+        assert cur.fetchone() == before
+
+
 def _lake_lines(settings) -> list[str]:
     lines = []
     for key in _keys(settings, "events/"):

@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from conftest import reset_environment
+from conftest import reset_environment, tool_missing
 
 from lifecycle.clients import aws
 from lifecycle.lake.catalog import CLEAN_TABLES
@@ -42,7 +42,13 @@ def _spark_missing() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(_spark_missing() is not None, reason=str(_spark_missing()))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _spark():
+    """Java and pyspark, or a skip (a failure under CI=true: conftest.tool_missing)."""
+    if (missing := _spark_missing()) is not None:
+        tool_missing(missing)
 
 DAY1, DAY2 = date(2026, 3, 10), date(2026, 3, 11)
 START = datetime(2026, 3, 11, tzinfo=UTC)

@@ -124,3 +124,42 @@ def test_athena_path_on_the_aws_target(lake):
     # moto accepts the query and "succeeds" without running it: no rows (see lake_sql)
     assert result.engine == "athena" and result.rows == []
     assert aws_settings.athena_output_location == f"s3://{lake.names.bucket('serving')}/athena-results/"
+
+
+def test_an_analyst_reads_what_lake_formation_grants_and_nothing_else(lake):
+    """moto stores Lake Formation grants and enforces nothing; `lifecycle query --role` enforces
+    them as Athena would: PII columns absent and not nameable, an ungranted table refused, no
+    reading around the catalog."""
+    from lifecycle.clients import aws, role_arn
+    from lifecycle.infra import apply as infra
+    from lifecycle.lake.governance import list_grants
+    from lifecycle.lake.query import LakeSqlError, run_query
+
+    infra.apply(lake)  # the grants of infra/lakeformation.yaml
+    whole = run_query(lake, "SELECT * FROM lake_clean.customers ORDER BY customer_id")
+    mine = run_query(lake, "SELECT * FROM lake_clean.customers ORDER BY customer_id", role="analyst")
+    assert set(whole.columns) - set(mine.columns) == {"email_hash", "full_name_masked", "phone_masked"}
+    assert mine.columns == [c for c in whole.columns if c in mine.columns]
+    assert len(mine.rows) == len(whole.rows) > 0
+    with pytest.raises(LakeSqlError, match=r"^Lake Formation: analyst may not read lake_clean\.customers\.email_hash"):
+        run_query(lake, "SELECT count(DISTINCT email_hash) FROM lake_clean.customers", role="analyst")
+    with pytest.raises(LakeSqlError, match=r"analyst reads the catalog's tables only, not read_parquet\(\)"):
+        run_query(lake, f"SELECT * FROM read_parquet('s3://{lake.names.bucket('clean')}/customers/**/*.parquet')",
+                  role="analyst")
+    analyst = role_arn(lake, "analyst")
+    on_orders = [g for g in list_grants(lake) if g["Principal"]["DataLakePrincipalIdentifier"] == analyst
+                 and g["Resource"].get("Table", {}).get("Name") == "orders"]
+    assert on_orders
+    for g in on_orders:
+        aws(lake, "lakeformation").revoke_permissions(Principal=g["Principal"], Resource=g["Resource"],
+                                                      Permissions=g["Permissions"])
+    try:
+        with pytest.raises(LakeSqlError, match=r"analyst holds no SELECT on lake_clean\.orders"):
+            run_query(lake, "SELECT count(*) FROM lake_clean.orders", role="analyst")
+        assert run_query(lake, "SELECT count(*) FROM lake_clean.order_items", role="analyst").rows[0][0] > 0
+        assert run_query(lake, "SELECT count(*) FROM lake_clean.orders").rows == [(len(ORDERS),)]  # admin
+    finally:
+        infra.apply(lake)  # the declared grants back
+    out = _cli("--role", "analyst", "SELECT email_hash FROM lake_clean.customers")
+    assert out.exit_code == 2 and "analyst may not read lake_clean.customers.email_hash" in out.output
+    assert _cli("--role", "analyst", "--warehouse", "SELECT 1").exit_code == 2

@@ -16,7 +16,8 @@
    stored its results.
 5. A second run on the same data changes nothing; a second day, plus rows written straight
    into the source by "someone else" (a new product, an order, a PK-preserving update and a
-   delete), reconciles again after the next run.
+   delete) and events they put on the stream (two good, one bad), reconciles again after the
+   next run.
 """
 
 from __future__ import annotations
@@ -294,15 +295,30 @@ def test_next_day_and_foreign_writes_flow_through(settings, first_run):
         cur.execute("DELETE FROM order_items WHERE (order_id, line_no) = "
                     "(SELECT order_id, max(line_no) FROM order_items GROUP BY order_id HAVING max(line_no) > 1 "
                     "ORDER BY order_id DESC LIMIT 1)")
+    # events put on the stream by someone else (the contract lets anyone write): two good ones
+    # and one without its type; the reconciliation takes the stream, not the simulator, as truth
+    import json
+
+    from lifecycle.clients import aws
+
+    theirs = [{"event_id": f"00000000-0000-4000-8000-00000000000{i}", "event_type": etype,
+               "event_ts": f"2026-11-21T12:0{i}:00Z", "customer_id": 1, "product_id": 1,
+               "page": "/products/1", **extra}
+              for i, (etype, extra) in enumerate([("page_view", {}), ("add_to_cart", {"quantity": 1})])]
+    theirs.append({k: v for k, v in theirs[0].items() if k != "event_type"} | {"event_id": "00000000-0000-4000-8000-0000000000ff"})
+    aws(settings, "kinesis").put_records(StreamName=settings.names.stream, Records=[
+        {"Data": json.dumps(e).encode(), "PartitionKey": "someone-else"} for e in theirs])
     _run_or_fail(settings, "run")
     report = reconcile(settings)
     assert [c for c in report["checks"] if not c["ok"]] == []
+    by_name = {c["name"]: c for c in report["checks"]}
+    assert by_name["page_view: simulator = clean zone (events) (+ up to 3 records by others)"]["ok"]
+    quarantined = by_name["quarantine by reason ⊇ bad records sent by kind (+ up to 3 records by others)"]
+    assert quarantined["actual"]["missing_field"] == quarantined["expected"].get("missing_field", 0) + 1
     # reviews edited and deleted in DynamoDB (through its stream) are what serving shows
     assert changed
     from collections import defaultdict
     from decimal import ROUND_HALF_UP, Decimal
-
-    from lifecycle.clients import aws
 
     ratings = defaultdict(list)
     for page in aws(settings, "dynamodb").get_paginator("scan").paginate(TableName=settings.names.reviews_table):

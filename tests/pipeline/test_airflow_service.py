@@ -31,7 +31,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import reset_environment
+from conftest import reset_environment, tool_missing
 
 from lifecycle.ops.airflow import start_components, stop_components, wait_healthy
 from lifecycle.ops.services import free_port
@@ -124,10 +124,12 @@ def test_airflow_serves_the_ui_and_schedules_every_dag(airflow):
     assert dags["lake_maintenance"]["timetable_summary"] == "0 0 * * *"  # daily
     assert _request(f"{base}/api/v2/importErrors", token)["total_entries"] == 0
     page = urllib.request.urlopen(f"{base}/", timeout=10).read().decode()
-    assert "<html" in page.lower()
-    # without credentials, no token
-    with pytest.raises(urllib.error.HTTPError):
+    # the React UI's page, rendered (its base URL filled in, not the template's placeholder)
+    assert "<title>Airflow</title>" in page and "{{" not in page and 'id="root"' in page
+    # a wrong password gets no token: 401, not another error
+    with pytest.raises(urllib.error.HTTPError) as refused:
         _request(f"{base}/auth/token", body={"username": USER, "password": "wrong"})
+    assert refused.value.code == 401
 
 
 def test_dags_are_grouped_by_stage_tags(airflow):
@@ -151,7 +153,7 @@ def test_dags_are_grouped_by_stage_tags(airflow):
 @pytest.fixture(scope="module")
 def browser_page(airflow, tmp_path_factory):
     if not CHROMIUM.exists():
-        pytest.skip(f"Chromium is not installed at {CHROMIUM}: run `make browser` (apt-get install chromium) "
+        tool_missing(f"Chromium is not installed at {CHROMIUM}: run `make browser` (apt-get install chromium) "
                     "or set LIFECYCLE_CHROMIUM to a Chromium or Chrome binary")
     from playwright.sync_api import sync_playwright
 
@@ -203,6 +205,8 @@ def test_ui_dag_page_shows_its_stage_doc(airflow, browser_page):
     page.get_by_text("ingest_sales").first.wait_for()
     # the doc_md is behind the "Dag Docs" button
     page.get_by_role("button", name="Dag Docs").click()
+    # its own doc (every stage DAG's footer names a README section; the heading is this DAG's)
+    page.get_by_text("Ingest: RDS → S3 raw (DMS layout)").first.wait_for()
     page.get_by_text("README.md#ingestion").first.wait_for()
     _shot(page, "04-dag-docs-ingest_sales")
 

@@ -468,16 +468,33 @@ def test_no_secret_in_task_logs_xcom_rendered_templates_or_lineage(secret_run):
 
 
 def test_a_stage_entry_point_runs_with_its_role(settings, databases, stage_clients):
-    """``sales_cdc.run`` with stage roles on: every AWS call of the stage goes through the
-    ingest-sales role (its clients are the stage's), and the run works."""
+    """``sales_cdc.run`` with stage roles on, the whole stage under moto's IAM enforcement:
+    every AWS call of the stage goes through the ingest-sales role (its clients are the
+    stage's) and is authorized by its policy; the run works, and the same role is refused a
+    step outside its stage."""
     from lifecycle.clients import aws as client_for
     from lifecycle.ingest import sales_cdc
-    from lifecycle.security.enforcement import stage_settings
+    from lifecycle.security.enforcement import enforced, stage_settings
 
     st = stage_settings(settings, "ingest-sales")
-    assert client_for(st.for_stage("ingest-sales"), "s3") is stage_clients["ingest-sales"][1]
-    out = sales_cdc.run(st)
+    s3 = client_for(st.for_stage("ingest-sales"), "s3")
+    assert s3 is stage_clients["ingest-sales"][1]
+    # moto authorizes CloudWatch calls by their signing name (monitoring:PutMetricData), which
+    # no AWS policy names: the role's own cloudwatch:PutMetricData, spelt moto's way, for the test
+    iam, role = aws(settings, "iam"), settings.names.role("ingest-sales")
+    iam.put_role_policy(RoleName=role, PolicyName="moto-cloudwatch-signing-name", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "monitoring:PutMetricData",
+                                                "Resource": "*"}]}))
+    try:
+        with enforced(settings):
+            out = sales_cdc.run(st)
+            refused = _status(lambda: s3.put_object(Bucket=settings.names.bucket("clean"), Key=f"orders/{PROBE}-cdc",
+                                                    Body=b"not the ingest stage's zone"))
+    finally:
+        iam.delete_role_policy(RoleName=role, PolicyName="moto-cloudwatch-signing-name")
     assert set(out["full_load"]) | set(out["changes"]) or out["lag_after"]["exists"]
+    assert out["files"] or out["full_load"], out  # it wrote the raw zone under enforcement
+    assert refused == 403
     assert client_for(st, "sts").get_caller_identity()["Arn"].split("/")[1] == settings.names.role("ingest-sales")
 
 

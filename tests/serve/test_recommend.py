@@ -198,3 +198,27 @@ def test_cli_recommend_says_what_is_wrong(settings, published):
 
 def test_nothing_to_build_after_the_swap(settings, published):
     assert "skipped" in recommend.build(settings)
+
+
+def test_a_partial_build_is_refused_and_serving_keeps_every_table(settings, published):
+    """Two overlapping runs, replayed in their order: run A's publish took ``serving_next``
+    while run B's dbt was building into it; B's dbt then re-created ``serving_next`` with only
+    the models it had left (here: the embeddings). B's publish must not replace ``serving``."""
+    from datetime import UTC, datetime
+
+    from lifecycle.pipeline.stages import publish as publish_stage
+
+    before = publish.serving_counts(settings)
+    assert "product_embeddings" in before
+    with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
+        cur.execute("CREATE SCHEMA serving_next; CREATE TABLE serving_next.product_embeddings AS "
+                    "SELECT * FROM serving.product_embeddings")
+    try:
+        day = datetime(2026, 11, 20, tzinfo=UTC)
+        with pytest.raises(publish.PublishRefused, match=r"serving_next lacks daily_sales, funnel_daily, "
+                           r"product_performance, product_recommendations: not published, serving is unchanged"):
+            publish_stage(settings, day, day)
+        assert publish.serving_counts(settings) == before
+    finally:
+        with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
+            cur.execute("DROP SCHEMA IF EXISTS serving_next CASCADE")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from conftest import reset_environment
+from conftest import reset_environment, tool_missing
 
 from lifecycle.clients import pg
 from lifecycle.serve import publish, recommend
@@ -135,8 +135,9 @@ def test_bi_reader_is_refused_everywhere_else(settings, served, statement):
 def test_bi_reader_cannot_read_the_sales_database(settings, served):
     try:
         conn = _as_reader(settings, settings.pg.sales_db)
-    except psycopg2.OperationalError:
-        return  # not even allowed to connect: refused
+    except psycopg2.OperationalError as refused:  # not even allowed to connect (and not down)
+        assert "permission denied for database" in str(refused), refused
+        return
     try:
         with conn.cursor() as cur, pytest.raises(psycopg2.Error) as err:
             cur.execute("SELECT * FROM public.orders")
@@ -151,7 +152,7 @@ def test_bi_reader_cannot_read_the_sales_database(settings, served):
 @pytest.fixture(scope="module")
 def page(settings, served):
     if not CHROMIUM.exists():
-        pytest.skip(f"Chromium is not installed at {CHROMIUM}: run `make browser` (apt-get install chromium)")
+        tool_missing(f"Chromium is not installed at {CHROMIUM}: run `make browser` (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     assert settings.dashboard_path.exists()
@@ -233,7 +234,8 @@ def test_dashboard_is_also_in_the_serving_bucket(settings, served):
 
 
 def test_chromium_is_where_make_browser_puts_it():
-    """CI installs it (`make browser` in .ci/run); locally the dashboard tests skip without it."""
+    """CI installs it (`make browser` in .ci/run); locally the dashboard tests skip without it
+    (under CI=true they fail instead, conftest.tool_missing)."""
     if shutil.which("apt-get") and CHROMIUM.exists():
         assert CHROMIUM.stat().st_mode & 0o111
 

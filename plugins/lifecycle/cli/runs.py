@@ -38,12 +38,15 @@ def simulate(
     Example:
       lifecycle simulate --date 2026-11-25 --bad-rate 0.05
     """
-    from lifecycle.sources.simulator import simulate_day
+    from lifecycle.sources.simulator import SimulationRefused, simulate_day
 
     d = parse_date(day) if day else default_date()
     s = load_settings(services=True)
-    with progress(f"simulating {d} ({scale} orders)"):
-        result = simulate_day(s, d, seed=seed, scale=scale, bad_rate=bad_rate, late_rate=late_rate)
+    try:
+        with progress(f"simulating {d} ({scale} orders)"):
+            result = simulate_day(s, d, seed=seed, scale=scale, bad_rate=bad_rate, late_rate=late_rate)
+    except SimulationRefused as exc:
+        fail(str(exc), USAGE)
     echo_json(result)
 
 

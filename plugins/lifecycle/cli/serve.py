@@ -20,6 +20,8 @@ def query(
     warehouse: bool = typer.Option(False, "--warehouse", help="run on the warehouse (Postgres / Redshift)"),
     as_of: str = typer.Option(None, "--as-of", help="read the lake's Iceberg tables as of a snapshot id "
                               "or a timestamp (time travel)"),
+    role: str = typer.Option(None, "--role", help="query the lake as this IAM role of infra/iam (e.g. analyst), "
+                             "its Lake Formation grants enforced"),
 ):
     """Ad hoc SQL on the lake (Athena-style, through the Glue Catalog) or the warehouse.
 
@@ -32,6 +34,7 @@ def query(
       lifecycle query "select status, count(*) from lake_clean.orders group by 1"
       lifecycle query "select * from serving.daily_sales" --output daily.csv
       lifecycle query "select count(*) from lake_curated.product_features" --as-of 2026-12-03T10:00:00
+      lifecycle query --role analyst "select country, count(*) from lake_clean.customers group by 1"
     """
     from lifecycle.lake import query as lake_sql
 
@@ -39,9 +42,12 @@ def query(
         fail("use --lake or --warehouse, not both", USAGE)
     s = load_settings(services=True)
     try:
-        engine = "lake" if lake else "warehouse" if warehouse else lake_sql.route(s, sql)
+        if role and warehouse:
+            fail("--role applies Lake Formation grants on the lake; the warehouse has its own roles "
+                 "(serving: bi_reader)", USAGE)
+        engine = "lake" if lake or role else "warehouse" if warehouse else lake_sql.route(s, sql)
         if engine == "lake":
-            result = lake_sql.run_query(s, sql, output, as_of)
+            result = lake_sql.run_query(s, sql, output, as_of, role)
             cols, rows = result.columns, result.rows
         elif as_of is not None:
             fail("--as-of reads the lake's Iceberg tables; this SQL runs on the warehouse", USAGE)

@@ -33,6 +33,7 @@ import json
 import yaml
 
 from lifecycle.clients import aws
+from lifecycle.lake.governance import list_grants
 from lifecycle.settings import REPO_ROOT, Settings
 
 SPEC_FILE = REPO_ROOT / "infra" / "lakeformation.yaml"
@@ -129,15 +130,8 @@ def managed_principals(settings: Settings, account: str) -> set[str]:
 
 
 def current_grants(settings: Settings) -> list[dict]:
-    """Every grant Lake Formation lists (``list_permissions``, all pages)."""
-    lf = aws(settings, "lakeformation")
-    out, token = [], None
-    while True:
-        page = lf.list_permissions(**({"NextToken": token} if token else {}))
-        out.extend(page.get("PrincipalResourcePermissions", []))
-        token = page.get("NextToken")
-        if not token:
-            return out
+    """Every grant Lake Formation lists (``lifecycle.lake.governance.list_grants``)."""
+    return list_grants(settings)
 
 
 def _register_locations(settings: Settings, spec: dict) -> list[str]:

@@ -18,6 +18,10 @@ How a query runs:
   table (``Parameters.table_type = ICEBERG``) is ``iceberg_scan`` of the metadata file the
   catalog names (``Parameters.metadata_location``, never a guess from a listing); with
   ``as_of`` (``lifecycle query --as-of <snapshot id | timestamp>``) as it was then.
+- ``role`` (``lifecycle query --role analyst``): the query runs as that IAM role, and its Lake
+  Formation grants are enforced (``lifecycle.lake.governance``): a table it holds no SELECT on
+  fails, the columns it is not granted are left out of the views (naming one fails), table
+  functions (``read_parquet`` of a path) are refused. Athena does the same on ``aws``.
 - ``aws``: the SQL goes to Athena as it is (``start_query_execution`` in the workgroup
   ``settings.aws.athena_workgroup``, results in ``settings.athena_output_location``, default
   database ``settings.names.clean_database``), polled until it ends, then ``get_query_results``.
@@ -63,6 +67,15 @@ def referenced_tables(sql: str) -> set[str]:
     """Table names the SQL reads (``db.table`` or ``table``; CTE names excluded), from DuckDB's
     own parser (``json_serialize_sql``: parsed, not bound, so the tables need not exist yet).
     Raises ``LakeSqlError`` with the parser's message on bad SQL; only SELECTs are parsed."""
+    return _parsed(sql)[0]
+
+
+def table_functions(sql: str) -> set[str]:
+    """Table functions the SQL calls in its FROM clauses (``read_parquet``, ``iceberg_scan``…)."""
+    return _parsed(sql)[1]
+
+
+def _parsed(sql: str) -> tuple[set[str], set[str]]:
     import json
 
     import duckdb
@@ -79,9 +92,12 @@ def referenced_tables(sql: str) -> set[str]:
         raise LakeSqlError(f"only a SELECT runs on the lake (Athena-style, read only): {message}")
     tables: set[str] = set()
     ctes: set[str] = set()
+    functions: set[str] = set()
 
     def walk(node) -> None:
         if isinstance(node, dict):
+            if node.get("type") == "TABLE_FUNCTION":
+                functions.add((node.get("function") or {}).get("function_name", "?"))
             if node.get("type") == "BASE_TABLE" and node.get("table_name"):
                 schema = node.get("schema_name")
                 tables.add(f"{schema}.{node['table_name']}" if schema else node["table_name"])
@@ -94,7 +110,7 @@ def referenced_tables(sql: str) -> set[str]:
                 walk(value)
 
     walk(tree["statements"])
-    return {t for t in tables if "." in t or t.lower() not in ctes}
+    return {t for t in tables if "." in t or t.lower() not in ctes}, functions
 
 
 def _split(name: str) -> tuple[str | None, str]:
@@ -197,23 +213,65 @@ def _resolve(settings: Settings, refs: set[str]) -> dict[tuple[str, str], dict]:
     return found
 
 
+def _as_role(settings: Settings, role: str | None) -> Settings:
+    """The settings whose AWS clients call as ``role`` (its IAM policy applies where enforced)."""
+    from dataclasses import replace
+
+    return replace(settings, stage=role) if role else settings
+
+
+def _granted_view(settings: Settings, con, role: str, db: str, name: str, select: str, grants: list[dict],
+                  hidden: dict[str, tuple[str, str]]) -> str:
+    """``select`` narrowed to the columns ``role`` may read (``lifecycle.lake.governance``);
+    the others go to ``hidden`` (column -> table) for the error message."""
+    from lifecycle.lake.governance import AccessDenied, granted_columns
+
+    columns = [r[0] for r in con.execute(f"DESCRIBE {select}").fetchall()]
+    try:
+        allowed = granted_columns(settings, role, db, name, columns, grants)
+    except AccessDenied as exc:
+        raise LakeSqlError(str(exc)) from exc
+    hidden.update({c.lower(): (db, name) for c in columns if c not in allowed})
+    return f"SELECT {', '.join(ident(c) for c in allowed)} FROM ({select})"
+
+
+def _denied_column(message: str, role: str, hidden: dict[str, tuple[str, str]]) -> str | None:
+    import re
+
+    match = re.search(r'Referenced column "([^"]+)" not found', message)
+    if match and match.group(1).lower() in hidden:
+        db, name = hidden[match.group(1).lower()]
+        return f"Lake Formation: {role} may not read {db}.{name}.{match.group(1)} (a column it is not granted)"
+    return None
+
+
 def run_duckdb(settings: Settings, sql: str, output: str | None = None,
-               as_of: str | None = None) -> QueryResult:
+               as_of: str | None = None, role: str | None = None) -> QueryResult:
+    """The query on DuckDB over the catalog's tables; with ``role``, as that IAM role with its
+    Lake Formation grants enforced (module docstring of ``lifecycle.lake.governance``)."""
     import duckdb
 
     from lifecycle.clients import connect_duckdb
+    from lifecycle.lake.governance import list_grants
 
+    if role and (functions := table_functions(sql)):
+        raise LakeSqlError(f"Lake Formation: {role} reads the catalog's tables only, not "
+                           f"{', '.join(sorted(functions))}()")
     try:
-        tables = _resolve(settings, referenced_tables(sql))
+        tables = _resolve(_as_role(settings, role), referenced_tables(sql))
+        grants = list_grants(settings) if role else []
     except (BotoCoreError, ClientError) as exc:
         raise LakeSqlError(f"Glue Catalog: {exc}") from exc
-    with connect_duckdb(settings) as con:
+    hidden: dict[str, tuple[str, str]] = {}
+    with connect_duckdb(_as_role(settings, role)) as con:
         locations = {}
         for (db, name), table in tables.items():
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(db)}")
             try:
-                con.execute(f"CREATE OR REPLACE VIEW {ident(db)}.{ident(name)} AS "
-                            f"{view_sql(settings, table, as_of)}")
+                select = view_sql(_as_role(settings, role), table, as_of)
+                if role:
+                    select = _granted_view(settings, con, role, db, name, select, grants, hidden)
+                con.execute(f"CREATE OR REPLACE VIEW {ident(db)}.{ident(name)} AS {select}")
             except duckdb.Error as exc:  # e.g. no snapshot at that time
                 raise LakeSqlError(f"{db}.{name}: {exc}") from exc
             locations[f"{db}.{name}"] = table.get("StorageDescriptor", {}).get("Location", "")
@@ -230,7 +288,7 @@ def run_duckdb(settings: Settings, sql: str, output: str | None = None,
             columns = [d[0] for d in cur.description] if cur.description else []
             return QueryResult(columns, cur.fetchall() if columns else [], locations)
         except duckdb.Error as exc:
-            raise LakeSqlError(str(exc)) from exc
+            raise LakeSqlError((role and _denied_column(str(exc), role, hidden)) or str(exc)) from exc
 
 
 def _format(output: str) -> str:
@@ -308,18 +366,20 @@ def write_rows(result: QueryResult, output: str) -> None:
 # ---- entry point ----------------------------------------------------------------------------
 
 def run_query(settings: Settings, sql: str, output: str | None = None,
-              as_of: str | None = None) -> QueryResult:
+              as_of: str | None = None, role: str | None = None) -> QueryResult:
     """The lake query on the settings' target: Athena on ``aws``, DuckDB elsewhere. ``as_of``
-    (a snapshot id or a timestamp) reads every Iceberg table the SQL names as it was then."""
+    (a snapshot id or a timestamp) reads every Iceberg table the SQL names as it was then.
+    ``role`` (an IAM role of infra/iam, e.g. ``analyst``): the query runs as that role, its
+    Lake Formation grants enforced (by Athena on ``aws``, by ``run_duckdb`` elsewhere)."""
     if settings.target == "aws":
         if as_of is not None:
             raise LakeSqlError("--as-of on Athena: write it in the SQL "
                                "(FROM t FOR TIMESTAMP AS OF TIMESTAMP '...' / FOR VERSION AS OF <id>)")
         try:
-            return run_athena(settings, sql, output)
+            return run_athena(_as_role(settings, role), sql, output)
         except (BotoCoreError, ClientError) as exc:
             raise LakeSqlError(f"Athena: {exc}") from exc
-    return run_duckdb(settings, sql, output, as_of)
+    return run_duckdb(settings, sql, output, as_of, role)
 
 
 def format_table(columns: list[str], rows: list[tuple]) -> str:

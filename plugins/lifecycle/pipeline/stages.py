@@ -91,11 +91,15 @@ def warehouse(settings: Settings, start: datetime, end: datetime, **_) -> dict:
 def dbt(settings: Settings, start: datetime | None = None, end: datetime | None = None, *,
         full_refresh: bool = False, **_) -> dict:
     """``dbt build`` of the whole project (what the Cosmos task group runs model by model)."""
+    from lifecycle import faults
     from lifecycle.pipeline.environment import airflow_env
-    from lifecycle.warehouse.dbt import dbt_command
+    from lifecycle.warehouse.dbt import build_lock, dbt_command
 
     env = {**os.environ, **airflow_env(settings), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    proc = subprocess.run(dbt_command("build", *(["--full-refresh"] if full_refresh else [])), env=env, capture_output=True, text=True)
+    with build_lock(settings):
+        proc = subprocess.run(dbt_command("build", *(["--full-refresh"] if full_refresh else [])), env=env,
+                              capture_output=True, text=True)
+        faults.point("dbt.built")  # chaos: a second build must wait for this one
     if proc.returncode != 0:
         raise RuntimeError(f"dbt build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
     return {"dbt": "ok"}
@@ -109,10 +113,13 @@ def recommend(settings: Settings, start: datetime, end: datetime, **_) -> dict:
 
 
 def publish(settings: Settings, start: datetime, end: datetime, **_) -> dict:
-    """``serving_next`` swapped in as ``serving``, the BI reader's grants."""
+    """``serving_next`` swapped in as ``serving``, the BI reader's grants; refused unless it holds
+    dbt's serving models and the recommendations."""
+    from lifecycle.serve import recommend
     from lifecycle.serve.publish import run
+    from lifecycle.warehouse.dbt import SERVING_MODELS
 
-    return run(settings)
+    return run(settings, required=(*SERVING_MODELS, *recommend.TABLES))
 
 
 def serve(settings: Settings, start: datetime, end: datetime, **_) -> dict:

@@ -7,7 +7,9 @@ self-contained HTML dashboard with inline SVG charts (``lifecycle.serve.dashboar
 ``settings.dashboard_path`` and in the serving bucket
 (``dashboard/index.html``), and row counts per serving table.
 
-Rerunning after a publish finds no ``serving_next`` and changes nothing.
+Rerunning after a publish finds no ``serving_next`` and changes nothing. A ``serving_next``
+without every table a publication holds (dbt's serving models and the recommendations, passed
+by the stage runner) is refused: ``serving`` is never replaced by a partial build.
 """
 
 from __future__ import annotations
@@ -29,12 +31,27 @@ def _schema_exists(cur, name: str) -> bool:
 
 
 
-def swap(settings: Settings) -> bool:
-    """Swap ``serving_next`` in as ``serving``. Returns False when there is nothing to publish."""
+class PublishRefused(RuntimeError):
+    """``serving_next`` lacks tables a publication must hold (the message names them)."""
+
+
+def swap(settings: Settings, required: tuple[str, ...] = ()) -> bool:
+    """Swap ``serving_next`` in as ``serving``. Returns False when there is nothing to publish;
+    raises ``PublishRefused`` (``serving`` untouched) when ``serving_next`` lacks a ``required``
+    table."""
     with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('lifecycle.serve_publish'))")
         if not _schema_exists(cur, NEXT):
             return False
+        # Two runs overlapping: run A's publish takes serving_next while run B's dbt is still
+        # building into it, and B's dbt then re-creates serving_next with only the models it
+        # had left. Publishing that would drop the others from serving: refuse instead.
+        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (NEXT,))
+        missing = sorted(set(required) - {r[0] for r in cur.fetchall()})
+        if missing:
+            raise PublishRefused(
+                f"{NEXT} lacks {', '.join(missing)}: not published, {LIVE} is unchanged (another run published "
+                f"the build this one was finishing, or its dbt build did not complete; the next build completes it)")
         ensure_reader(settings, cur)
         reader = ident(settings.pg.bi_reader_user)
         cur.execute(f"DROP SCHEMA IF EXISTS {OLD} CASCADE")
@@ -72,9 +89,11 @@ def publish_dashboard(settings: Settings) -> dict:
     return {"dashboard_file": file, "dashboard_s3": s3}
 
 
-def run(settings: Settings) -> dict:
+def run(settings: Settings, required: tuple[str, ...] = ()) -> dict:
+    """The swap (refused unless ``serving_next`` holds every ``required`` table), the counts and
+    the dashboard."""
     settings = settings.for_stage("serve")  # its IAM role when stage roles are on
-    swapped = swap(settings)
+    swapped = swap(settings, required)
     counts = serving_counts(settings)
     out = {"swapped": swapped, "tables": counts, "rows_out": sum(counts.values())}
     if {"daily_sales", "funnel_daily", "product_performance"} <= counts.keys():

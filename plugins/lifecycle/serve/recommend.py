@@ -42,6 +42,7 @@ SCHEMA = "serving_next"
 LIVE = "serving"
 DIM = 16
 TOP_K = 5
+TABLES = ("product_embeddings", "product_recommendations")  # what build writes into SCHEMA
 PURCHASE_WEIGHT = 1.0
 VIEW_WEIGHT = 0.5
 SMOOTHING = 0.75  # context-distribution smoothing of PMI (Levy, Goldberg & Dagan 2015)

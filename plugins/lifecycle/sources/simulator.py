@@ -117,6 +117,10 @@ def put_events(settings: Settings, payloads: list[bytes], partition_keys: list[s
     return sent
 
 
+class SimulationRefused(ValueError):
+    """A day the simulator cannot play here (the message says why and what to do)."""
+
+
 def simulate_day(settings: Settings, business_date: date, *, seed: int = 42, scale: int = 200,
                  bad_rate: float = 0.0, late_rate: float = 0.0) -> dict:
     ensure_schema(settings)
@@ -126,6 +130,13 @@ def simulate_day(settings: Settings, business_date: date, *, seed: int = 42, sca
         row = cur.fetchone()
         if row:
             return {**row[0], "already_simulated": True}
+        cur.execute("SELECT max(business_date) FROM simulator.runs")
+        (last,) = cur.fetchone()
+    if last is not None and business_date < last:
+        # a day's orders, statuses and ids follow from the days before it (the next ids, the
+        # orders still open): an earlier day played after a later one would contradict them
+        raise SimulationRefused(f"cannot simulate {business_date}: {last} is already simulated here and days "
+                                "are simulated in order (simulate a later day, or `lifecycle reset` to start over)")
 
     rng = random.Random(f"{seed}:{business_date.isoformat()}")
     from faker import Faker

@@ -13,7 +13,8 @@ never runs dbt nor touches the warehouse. Produce the manifest with
 whenever the dbt project changes. Credentials come from ``profiles.yml`` through
 ``env_var()``; nothing here reads a connection or a Variable.
 
-Importing this module does nothing but compute paths.
+``build_lock`` serialises whole-project builds. Importing this module does nothing but compute
+paths.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
-from lifecycle.settings import REPO_ROOT
+from lifecycle.settings import REPO_ROOT, Settings
 
 DBT_PROJECT_DIR = Path(os.environ.get("LIFECYCLE_DBT_PROJECT_DIR") or REPO_ROOT / "dbt_project")
 PROFILES_YML = DBT_PROJECT_DIR / "profiles.yml"
@@ -76,3 +78,16 @@ def dbt_command(*args: str, target: str | None = None, target_path: str | Path |
     if target_path is not None:
         cmd += ["--target-path", str(target_path)]
     return cmd
+
+
+@contextmanager
+def build_lock(settings: Settings):
+    """Held by a whole-project ``dbt build`` (the stage runner's, for the CLI, chaos and bench):
+    a second build started meanwhile waits on this session advisory lock (released when the
+    process ends, even by a kill) instead of dropping and re-creating the tables the first one
+    is writing. Under Airflow the Cosmos tasks are one DAG run at a time (``max_active_runs=1``)."""
+    from lifecycle.clients import pg
+
+    with pg(settings, settings.pg.warehouse_db, autocommit=True) as lock, lock.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(hashtext('lifecycle:dbt_build'))")
+        yield
