@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from conftest import lifecycle_env, reset_environment
@@ -21,6 +21,17 @@ def fresh(settings, scale: int = 20, bad_rate: float = 0.0, day: date = DAY) -> 
 
     reset_environment(settings)
     return simulate_day(settings, day, scale=scale, bad_rate=bad_rate)
+
+
+def up_to_day_two(settings, stage: str, through: tuple[str, ...], bad_rate: float = 0.0, scale: int = 15) -> None:
+    """A fresh environment; day 1 (``DAY``) run through the stages ``through``; day 2 simulated
+    and run up to ``stage``, which the case then runs (with its fault) itself."""
+    from lifecycle.sources.simulator import simulate_day
+
+    fresh(settings, scale=scale, bad_rate=bad_rate)
+    run_in_process(settings, *through)
+    simulate_day(settings, DAY + timedelta(days=1), scale=scale, bad_rate=bad_rate)
+    run_in_process(settings, *through[:through.index(stage)])
 
 
 def child(settings, *stages: str, fault: str | None = None, env: dict | None = None,

@@ -25,7 +25,6 @@ Either way the data reconcile at values afterwards: nothing lost, nothing twice.
 from __future__ import annotations
 
 import time
-from datetime import date
 
 import pytest
 
@@ -34,10 +33,10 @@ from chaos.harness import (
     child,
     child_popen,
     fault_dir,
-    fresh,
     ok,
     reconcile,
     run_in_process,
+    up_to_day_two,
     wait_for,
 )
 from lifecycle.clients import pg
@@ -75,15 +74,10 @@ def _last_line(text: str) -> str:
 
 
 def _day_two(settings, stage: str) -> tuple[tuple[str, ...], bool]:
-    """Day 1 through the stages the case reconciles, day 2 simulated and run up to ``stage``."""
-    from lifecycle.sources.simulator import simulate_day
-
+    """Day 2 up to ``stage``, over day 1 run through the stages the case reconciles."""
     serving = stage in ("dbt", "serve")
     through = STAGES if serving else TO_LANDING
-    fresh(settings, scale=15, bad_rate=0.05)
-    run_in_process(settings, *through)
-    simulate_day(settings, date(2026, 11, 21), scale=15, bad_rate=0.05)
-    run_in_process(settings, *through[:through.index(stage)])
+    up_to_day_two(settings, stage, through, bad_rate=0.05)
     return through, serving
 
 

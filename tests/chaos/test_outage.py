@@ -21,7 +21,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from chaos.harness import assert_reconciled, child, child_popen, fresh, reconcile, run_in_process, wait_for
+from chaos.harness import (
+    assert_reconciled,
+    child,
+    child_popen,
+    fresh,
+    reconcile,
+    run_in_process,
+    up_to_day_two,
+    wait_for,
+)
 from lifecycle.chaos.proxy import Outage
 
 
@@ -106,18 +115,12 @@ def test_short_outage_in_the_later_stages(settings, chaos_case, outage, tmp_path
     ingest_events is the case above). Each stage
     either rides it out on its retries or fails cleanly; then its retry succeeds and every
     layer reconciles at values."""
-    from datetime import date
-
     from chaos.harness import ok
     from lifecycle.pipeline.stages import STAGES
-    from lifecycle.sources.simulator import simulate_day
 
     point = OUTAGE_CASES[stage]
     chaos_case.fault = f"AWS endpoint refused for 3 s while {stage} is at {point} (day 2)"
-    fresh(settings, scale=15, bad_rate=0.05)
-    run_in_process(settings, *STAGES)
-    simulate_day(settings, date(2026, 11, 21), scale=15, bad_rate=0.05)
-    run_in_process(settings, *STAGES[:STAGES.index(stage)])
+    up_to_day_two(settings, stage, STAGES, bad_rate=0.05)
     proc = child_popen(settings, stage, fault=f"{point}:pause",
                        env={"AWS_ENDPOINT_URL": outage.url, "LIFECYCLE_FAULT_DIR": str(tmp_path),
                             "LIFECYCLE_AWS_MAX_ATTEMPTS": "15"})

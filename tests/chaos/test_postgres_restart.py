@@ -12,11 +12,19 @@ over a published day 1) reconcile through serving.
 from __future__ import annotations
 
 import subprocess
-from datetime import date
 
 import pytest
 
-from chaos.harness import assert_reconciled, child, child_popen, ok, reconcile, run_in_process, wait_for
+from chaos.harness import (
+    assert_reconciled,
+    child,
+    child_popen,
+    ok,
+    reconcile,
+    run_in_process,
+    up_to_day_two,
+    wait_for,
+)
 from lifecycle.pipeline.stages import STAGES, TO_LANDING
 
 
@@ -43,19 +51,11 @@ CASES = [("ingest_sales", "sales_cdc.write"), ("lake", "lake.staged"), ("warehou
 @pytest.mark.chaos_slow
 @pytest.mark.parametrize("stage,point", CASES, ids=[c[0] for c in CASES])
 def test_postgres_restarted_mid_stage(pg_env, chaos_case, tmp_path, stage, point):
-    from conftest import reset_environment
-
-    from lifecycle.sources.simulator import simulate_day
-
     chaos_case.fault = f"Postgres crash-restarted while {stage} writes ({point})"
     settings = pg_env
     serving = stage in ("dbt", "serve")
     through = STAGES if serving else TO_LANDING
-    reset_environment(settings)
-    simulate_day(settings, date(2026, 11, 20), scale=15)
-    run_in_process(settings, *through)
-    simulate_day(settings, date(2026, 11, 21), scale=15)
-    run_in_process(settings, *through[:through.index(stage)])
+    up_to_day_two(settings, stage, through)
     proc = child_popen(settings, stage, fault=f"{point}:pause", env={"LIFECYCLE_FAULT_DIR": str(tmp_path)})
     marker = tmp_path / f"{point.split('@')[0]}.paused"
     wait_for(marker, proc)

@@ -37,13 +37,6 @@ def _check(name: str, expected, actual) -> dict:
     return {"name": name, "expected": expected, "actual": actual, "ok": expected == actual}
 
 
-def count_stream_records(settings: Settings) -> int:
-    """Every record in the stream, read from TRIM_HORIZON (the raw baseline, no checkpoints)."""
-    from lifecycle.dataops.values import stream_payloads
-
-    return sum(1 for _ in stream_payloads(settings))
-
-
 def _warehouse(settings: Settings, sql: str):
     with pg(settings, settings.pg.warehouse_db) as conn, conn.cursor() as cur:
         cur.execute(sql)
@@ -137,7 +130,7 @@ def reconcile_layers(settings: Settings, serving: bool = False, bad_expected: di
     from collections import Counter
 
     from lifecycle.clients import connect_duckdb
-    from lifecycle.dataops.values import serving_value_checks, value_checks
+    from lifecycle.dataops.values import serving_value_checks, stream_payloads, value_checks
     from lifecycle.lake.counts import has_objects, lake_counts
     from lifecycle.sources.sales_db import source_truth
     from lifecycle.sources.simulator import ledger
@@ -146,11 +139,14 @@ def reconcile_layers(settings: Settings, serving: bool = False, bad_expected: di
     book = ledger(settings)
     lake = lake_counts(settings)
     with connect_duckdb(settings) as con:
-        checks += value_checks(settings, con)
+        # every record in the stream, read once from TRIM_HORIZON (a bare get_records loop, no
+        # checkpoints): the events' truth and the count below
+        stream = list(stream_payloads(settings))
+        checks += value_checks(settings, con, stream)
         if serving:
             checks += serving_value_checks(settings, con)
         landing = dict(_warehouse(settings, "SELECT event_type, count(*) FROM landing.events GROUP BY 1"))
-        in_stream = count_stream_records(settings)
+        in_stream = len(stream)
         # records on the stream the simulator did not put there (anyone may write to it)
         others = max(0, in_stream - int(book["events_sent"]))
         for etype in EVENT_COLUMNS:

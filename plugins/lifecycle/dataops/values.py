@@ -101,9 +101,10 @@ def _attach(con, settings: Settings) -> None:
     attach_postgres(con, settings, settings.pg.warehouse_db, WAREHOUSE)
 
 
-def value_checks(settings: Settings, con) -> list[dict]:
+def value_checks(settings: Settings, con, stream: list[bytes] | None = None) -> list[dict]:
     """Source = clean = landing, row by row and value by value, for every clean table a
-    source holds; clean = landing for the others (see the module docstring)."""
+    source holds; clean = landing for the others (see the module docstring). ``stream``: the
+    stream's records (``stream_payloads``), when the caller has read them already."""
     _attach(con, settings)
     checks: list[dict] = []
     for table, spec in CLEAN_TABLES.items():
@@ -123,7 +124,8 @@ def value_checks(settings: Settings, con) -> list[dict]:
             ddb = _layer(con, "dynamodb_reviews", _dynamodb_reviews(settings, con), spec.keys, cols)
             checks += compare(con, table, ("DynamoDB", ddb), ("clean", clean), spec.keys, names)
         elif table == "events":
-            checks.append(_events_on_stream(settings, con, clean, cols))
+            records = stream if stream is not None else list(stream_payloads(settings))
+            checks.append(_events_on_stream(con, records, clean, cols))
         checks += compare(con, table, ("clean", clean), ("landing", landing), spec.keys, names)
     return checks
 
@@ -132,13 +134,12 @@ def _dynamodb_reviews(settings: Settings, con) -> str:
     """The reviews in DynamoDB now, as a relation of text values (cast by ``_layer``)."""
     import pyarrow as pa
 
+    names = lake_table("reviews").column_names
     rows = []
     for page in aws(settings, "dynamodb").get_paginator("scan").paginate(
             TableName=settings.names.reviews_table, ConsistentRead=True):
         for item in page["Items"]:
-            rows.append({c: next(iter(item[c].values())) if c in item else None
-                         for c in lake_table("reviews").column_names})
-    names = lake_table("reviews").column_names
+            rows.append({c: next(iter(item[c].values())) if c in item else None for c in names})
     con.register("dynamodb_review_items", pa.table({c: pa.array([r[c] for r in rows], pa.string()) for c in names}))
     return "SELECT * FROM dynamodb_review_items"
 
@@ -159,11 +160,11 @@ def stream_payloads(settings: Settings):
                 break
 
 
-def _events_on_stream(settings: Settings, con, clean: str, cols: list[tuple[str, str]]) -> dict:
+def _events_on_stream(con, records: list[bytes], clean: str, cols: list[tuple[str, str]]) -> dict:
     """Every clean event equals, in every value, a record put on the stream with its id."""
     import pyarrow as pa
 
-    payloads = [bytes(d).decode("utf-8", "replace") for d in stream_payloads(settings)]
+    payloads = [bytes(d).decode("utf-8", "replace") for d in records]
     con.register("stream_records", pa.table({"payload": pa.array(payloads, pa.string())}))
     fields = ", ".join(
         f"TRY_CAST(json_extract_string(payload, {literal('$.' + c)}) AS {duckdb_type(t)}) AS {ident(c)}"
